@@ -1,0 +1,38 @@
+"""runplane: durable runs of AI-agent workflows whose stop button always works."""
+
+from runplane.app import Runplane
+from runplane.context import Context
+from runplane.errors import (
+    RunCancelled,
+    RunConflict,
+    RunFailed,
+    RunNotFound,
+    RunplaneError,
+    StepResultNotSerializable,
+    ThreadBusy,
+    ThreadNotFound,
+    UnknownWorkflow,
+)
+from runplane.hooks import Hooks
+from runplane.models import CancelResult, Event, Run, RunStatus, Step, Thread
+
+__all__ = [
+    "CancelResult",
+    "Context",
+    "Event",
+    "Hooks",
+    "Run",
+    "RunCancelled",
+    "RunConflict",
+    "RunFailed",
+    "RunNotFound",
+    "RunStatus",
+    "Runplane",
+    "RunplaneError",
+    "Step",
+    "StepResultNotSerializable",
+    "Thread",
+    "ThreadBusy",
+    "ThreadNotFound",
+    "UnknownWorkflow",
+]

@@ -1,0 +1,171 @@
+"""What a workflow sees of its run: durable steps, streamed events, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
+
+from runplane import metrics
+from runplane.clock import Clock
+from runplane.errors import NonDeterministicReplay, StepResultNotSerializable
+from runplane.hooks import Hooks
+from runplane.models import ClaimedRun, RunStatus, Step
+from runplane.store.base import Store
+
+log = logging.getLogger("runplane.worker")
+
+T = TypeVar("T")
+
+StopReason = Literal["cancelled", "lease_lost", "timeout", "shutdown"]
+
+
+class FenceRefused(asyncio.CancelledError):
+    """A worker write met the fence: the run was cancelled or its lease passed on."""
+
+
+async def uncancellable(awaitable: Awaitable[T]) -> T:
+    """Finish ``awaitable`` even if the caller is cancelled meanwhile, then honour the cancel.
+
+    Used for a write (or a test hook standing between two writes), so that
+    cancelling the task never leaves us unsure whether the write happened.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+async def classify_refusal(store: Store, run_id: str) -> StopReason:
+    """A fenced write was refused: was the run cancelled, or did another worker take it?"""
+    run = await store.get_run(run_id)
+    return "cancelled" if run is not None and run.status is RunStatus.INTERRUPTED else "lease_lost"
+
+
+def json_checked(value: Any) -> None:
+    json.dumps(value)
+
+
+class Context:
+    """Passed to every workflow as its first argument."""
+
+    def __init__(
+        self, claimed: ClaimedRun, *, store: Store, clock: Clock, hooks: Hooks
+    ) -> None:
+        run = claimed.run
+        self.run_id = run.run_id
+        self.thread_id = run.thread_id
+        self.assistant_id = run.assistant_id
+        self.attempt = run.attempt
+        self.metadata = run.metadata
+        self.lease = claimed.lease
+        self._replay: list[Step] = claimed.steps
+        self._next_index = 0
+        self._store = store
+        self._clock = clock
+        self._hooks = hooks
+        #: Why the worker stopped this run, once it did.
+        self.stop_reason: StopReason | None = None
+        #: The step whose function is running and whose result is not yet stored.
+        self.in_flight: tuple[int, str] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the worker learnt that this run was cancelled (or must stop)."""
+        return self.stop_reason is not None
+
+    @property
+    def replaying(self) -> bool:
+        return self._next_index < len(self._replay)
+
+    async def step(
+        self, name: str, fn: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        """Run ``fn`` once for this run and store its result; on resume return the stored result.
+
+        A result still in flight when the run is cancelled is discarded, never
+        stored as completed.
+        """
+        index = self._next_index
+        self._next_index += 1
+        if index < len(self._replay):
+            stored = self._replay[index]
+            if stored.name != name:
+                raise NonDeterministicReplay(index, stored.name, name)
+            return stored.result
+        self._raise_if_stopped()
+        await self._fenced("event", self._store.append_event(
+            self.run_id, "step:start", {"name": name, "index": index}, self._clock.now(),
+            lease=self.lease))
+        self.in_flight = (index, name)
+        try:
+            result = await self._call(fn, args, kwargs)
+            try:
+                json_checked(result)
+            except (TypeError, ValueError) as exc:
+                raise StepResultNotSerializable(name, exc) from exc
+        except Exception as exc:
+            self.in_flight = None
+            await self._fenced("event", self._store.append_event(
+                self.run_id, "step:fail",
+                {"name": name, "index": index, "error": f"{type(exc).__name__}: {exc}"},
+                self._clock.now(), lease=self.lease))
+            raise
+        cancelled_meanwhile = False
+        if self._hooks.after_step_fn is not None:
+            # A hook is a gap, not an await point of its own: a cancel arriving in it meets
+            # the fence of the write below, as it would in the instant it stands for.
+            try:
+                await uncancellable(self._hooks.after_step_fn(self.run_id, index, name))
+            except asyncio.CancelledError:
+                cancelled_meanwhile = True
+        await self._fenced("step", self._store.complete_step(
+            self.lease, index, name, result, self._clock.now()))
+        self.in_flight = None
+        if cancelled_meanwhile:
+            raise asyncio.CancelledError(f"run {self.run_id} stopped: {self.stop_reason}")
+        return result
+
+    async def emit(self, mode: str, data: Any) -> None:
+        """Append an event named ``mode`` to the run's log (``values`` also sets thread values).
+
+        While a resumed run replays its completed steps, emits are skipped: they
+        were written on the earlier attempt.
+        """
+        if self.replaying:
+            return
+        self._raise_if_stopped()
+        try:
+            json_checked(data)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"ctx.emit({mode!r}) data is not JSON-serialisable: {exc}") from exc
+        await self._fenced("event", self._store.append_event(
+            self.run_id, mode, data, self._clock.now(), lease=self.lease))
+
+    @staticmethod
+    async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if inspect.iscoroutinefunction(fn):
+            return await fn(*args, **kwargs)
+        result = await asyncio.to_thread(fn, *args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _raise_if_stopped(self) -> None:
+        if self.stop_reason is not None:
+            raise asyncio.CancelledError(f"run {self.run_id} stopped: {self.stop_reason}")
+
+    async def _fenced(self, kind: str, write: Awaitable[bool]) -> None:
+        if await uncancellable(write):
+            return
+        metrics.REFUSED_WRITES.labels(kind).inc()
+        reason = await classify_refusal(self._store, self.run_id)
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        log.info("run %s: %s write refused (%s)", self.run_id, kind, self.stop_reason)
+        raise FenceRefused(f"run {self.run_id} {self.stop_reason}")

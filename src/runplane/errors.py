@@ -1,0 +1,103 @@
+"""Typed errors of the public API; adapters map them to status codes in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runplane.models import Run
+
+
+class RunplaneError(Exception):
+    """Base class of every error runplane raises on purpose."""
+
+
+class NotFound(RunplaneError, LookupError):
+    """The thing named by an id does not exist (HTTP 404)."""
+
+
+class RunNotFound(NotFound):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id!r} not found")
+        self.run_id = run_id
+
+
+class ThreadNotFound(NotFound):
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"thread {thread_id!r} not found")
+        self.thread_id = thread_id
+
+
+class Conflict(RunplaneError):
+    """The request is valid but the current state forbids it (HTTP 409)."""
+
+
+class RunConflict(Conflict):
+    """The run's status does not allow the operation; ``status`` is its current status."""
+
+    def __init__(self, run_id: str, status: str, message: str | None = None) -> None:
+        super().__init__(message or f"run {run_id!r} is already {status}")
+        self.run_id = run_id
+        self.status = status
+
+
+class ThreadBusy(Conflict):
+    """``multitask_strategy='reject'`` and the thread already has an active run."""
+
+    def __init__(self, thread_id: str, active_run_ids: list[str]) -> None:
+        super().__init__(
+            f"thread {thread_id!r} already has an active run ({', '.join(active_run_ids)}); "
+            "multitask_strategy='reject' refuses a second one"
+        )
+        self.thread_id = thread_id
+        self.active_run_ids = active_run_ids
+
+
+class ThreadExists(Conflict):
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"thread {thread_id!r} already exists")
+        self.thread_id = thread_id
+
+
+class UnknownWorkflow(RunplaneError, ValueError):
+    """No workflow (assistant) is registered under this name."""
+
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        hint = f"; known workflows: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"unknown workflow {name!r}{hint}")
+        self.name = name
+
+
+class RunFailed(RunplaneError):
+    """``join`` of a run that ended ``error`` or ``timeout``."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(f"run {run.run_id} ended {run.status}: {run.error}")
+        self.run = run
+
+
+class RunCancelled(RunplaneError):
+    """``join`` of a run that ended ``interrupted``."""
+
+    def __init__(self, run: Run) -> None:
+        reason = f" ({run.cancel_reason})" if run.cancel_reason else ""
+        super().__init__(f"run {run.run_id} was interrupted{reason}")
+        self.run = run
+
+
+class StepResultNotSerializable(RunplaneError, TypeError):
+    """A step returned a value that cannot be stored as JSON."""
+
+    def __init__(self, step: str, cause: Exception) -> None:
+        super().__init__(f"step {step!r} returned a value that is not JSON-serialisable: {cause}")
+        self.step = step
+
+
+class NonDeterministicReplay(RunplaneError):
+    """On resume the workflow asked for a different step than the one stored at that index."""
+
+    def __init__(self, index: int, stored: str, requested: str) -> None:
+        super().__init__(
+            f"step #{index} was stored as {stored!r} but the workflow now calls {requested!r}; "
+            "workflow code must call its steps in the same order on every attempt"
+        )

@@ -1,0 +1,185 @@
+"""Value objects shared by the service, the worker, the stores and the adapters."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def active(self) -> bool:
+        return self in (RunStatus.PENDING, RunStatus.RUNNING)
+
+    @property
+    def terminal(self) -> bool:
+        return not self.active
+
+
+#: Terminal statuses that a cancel can never override (it answers a conflict instead).
+FINISHED = frozenset({RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.TIMEOUT})
+
+
+class CancelAction(StrEnum):
+    INTERRUPT = "interrupt"
+    ROLLBACK = "rollback"
+
+
+class MultitaskStrategy(StrEnum):
+    REJECT = "reject"
+    INTERRUPT = "interrupt"
+    ROLLBACK = "rollback"
+    ENQUEUE = "enqueue"
+
+
+class ThreadStatus(StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def parse_enum(enum: type[E], value: str | E, what: str) -> E:
+    """Turn a user-supplied string into ``enum`` or raise a ValueError naming the allowed values."""
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in enum)
+        raise ValueError(f"invalid {what} {value!r}; allowed values: {allowed}") from None
+
+
+def to_datetime(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    thread_id: str
+    created_at: datetime
+    updated_at: datetime
+    metadata: dict[str, Any]
+    values: Any
+    status: ThreadStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A run as stored. ``lease_generation`` is the fencing token: it only grows."""
+
+    run_id: str
+    thread_id: str | None
+    assistant_id: str
+    status: RunStatus
+    input: Any
+    output: Any
+    error: str | None
+    metadata: dict[str, Any]
+    multitask_strategy: MultitaskStrategy
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    attempt: int
+    max_attempts: int
+    timeout: float | None
+    deadline_at: datetime | None
+    lease_owner: str | None
+    lease_generation: int
+    lease_expires_at: datetime | None
+    step_index: int
+    cancel_requested_at: datetime | None
+    cancel_reason: str | None
+    cancel_action: CancelAction | None
+    cancel_requested_by: str | None
+    root_run_id: str
+    parent_run_id: str | None
+
+    def evolve(self, **changes: Any) -> Run:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    run_id: str
+    index: int
+    name: str
+    result: Any
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    run_id: str
+    seq: int
+    event: str
+    data: Any
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """What the service asks a store to insert; the store fills in the rest."""
+
+    run_id: str
+    thread_id: str | None
+    assistant_id: str
+    input: Any
+    metadata: dict[str, Any]
+    multitask_strategy: MultitaskStrategy
+    max_attempts: int
+    timeout: float | None
+    root_run_id: str
+    parent_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    action: CancelAction = CancelAction.INTERRUPT
+    reason: str | None = None
+    requested_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    """What ``cancel`` answers. ``outcome`` is ``cancelled`` when this call made the transition."""
+
+    outcome: str
+    run: Run
+    stopped: bool = False
+
+    @property
+    def status(self) -> RunStatus:
+        return self.run.status
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's claim on one run, as the worker remembers it."""
+
+    run_id: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """A run a worker now holds, with the steps it completed on earlier attempts."""
+
+    run: Run
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.run.run_id, self.run.lease_generation)

@@ -1,0 +1,97 @@
+"""Signals between the parts of one process: "runs are pending", "run X changed / was cancelled".
+
+A signal only shortens a wait. Changes made by other processes are found by
+one poller per process: while anyone waits on runs, it reads a cheap mark of
+each watched run (status, last event seq, lease owner) every poll interval and
+wakes the watchers of the runs whose mark moved. A lost or missing signal
+therefore delays an effect but never breaks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger("runplane.notifier")
+
+Marks = Callable[[list[str]], Awaitable[dict[str, Hashable]]]
+
+
+class LocalNotifier:
+    def __init__(self, marks: Marks, poll_interval: float) -> None:
+        self._marks = marks
+        self._poll_interval = poll_interval
+        self._run_watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._on_pending: list[Callable[[], None]] = []
+        self._on_cancel: list[Callable[[str], None]] = []
+        self._poller: asyncio.Task[None] | None = None
+
+    # producers
+    def runs_pending(self) -> None:
+        for callback in self._on_pending:
+            callback()
+
+    def run_cancelled(self, run_id: str) -> None:
+        for callback in self._on_cancel:
+            callback(run_id)
+        self.run_changed(run_id)
+
+    def run_changed(self, run_id: str) -> None:
+        for event in self._run_watchers.get(run_id, ()):
+            event.set()
+
+    # consumers
+    def subscribe(
+        self, *, on_pending: Callable[[], None], on_cancel: Callable[[str], None]
+    ) -> None:
+        self._on_pending.append(on_pending)
+        self._on_cancel.append(on_cancel)
+
+    @contextmanager
+    def watch(self, run_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever ``run_id`` changes; enter it before reading the run."""
+        event = asyncio.Event()
+        self._run_watchers[run_id].add(event)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll(), name="runplane-run-poller")
+        try:
+            yield event
+        finally:
+            watchers = self._run_watchers[run_id]
+            watchers.discard(event)
+            if not watchers:
+                del self._run_watchers[run_id]
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+    async def _poll(self) -> None:
+        seen: dict[str, Hashable] = {}
+        while self._run_watchers:
+            await asyncio.sleep(self._poll_interval)
+            try:
+                marks = await self._marks(list(self._run_watchers))
+            except Exception:
+                log.exception("polling watched runs failed; retrying")
+                continue
+            for run_id, mark in marks.items():
+                if seen.get(run_id) != mark:
+                    self.run_changed(run_id)
+            seen = marks
+
+
+async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
+    """Wait for ``event`` at most ``timeout`` seconds, then clear it."""
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        pass
+    event.clear()

@@ -1,0 +1,147 @@
+"""The narrow protocol every store implements.
+
+The store is the single source of truth: every state change is one conditional
+write (compare-and-set on ``status``, and on ``lease_generation`` for worker
+writes) or one transaction. Worker writes take a :class:`Lease` and answer
+``False`` when the fence refused them; nothing of a refused write is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from runplane.models import (
+    CancelRequest,
+    ClaimedRun,
+    Event,
+    Lease,
+    NewRun,
+    Run,
+    RunStatus,
+    Step,
+    Thread,
+)
+
+#: How ``create_run`` treats a thread that already has an active run.
+OnActive = Literal["enqueue", "reject"] | CancelRequest
+
+CancelOutcome = Literal["cancelled", "already_interrupted", "conflict"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """What one cancel write found and did."""
+
+    outcome: CancelOutcome
+    run: Run
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    run: Run
+    #: Active runs of the thread that this creation cancelled (strategies interrupt/rollback).
+    cancelled: list[Run]
+
+
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    """A run whose lease expired and what the reaper did with it."""
+
+    run_id: str
+    status: RunStatus
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def close(self) -> None: ...
+
+    # --- threads -----------------------------------------------------------
+    async def create_thread(
+        self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str
+    ) -> Thread:
+        """``if_exists``: ``raise`` (ThreadExists) or ``do_nothing`` (return the existing one)."""
+
+    async def get_thread(self, thread_id: str) -> Thread | None: ...
+
+    async def list_threads(self, *, limit: int, offset: int) -> list[Thread]: ...
+
+    # --- runs, service side -----------------------------------------------
+    async def create_run(
+        self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False
+    ) -> Created:
+        """Insert a pending run and apply the multitask rule in the same transaction.
+
+        ``create_thread`` creates a missing thread in that transaction too; otherwise
+        a missing thread raises ThreadNotFound. ThreadBusy (``reject``) writes nothing.
+        """
+
+    async def get_run(self, run_id: str) -> Run | None: ...
+
+    async def list_runs(
+        self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int
+    ) -> list[Run]: ...
+
+    async def cancel_run(self, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
+        """Move an active run to ``interrupted`` and bump its fence, in one write.
+
+        Returns None for an unknown run. A run already interrupted is left as it is.
+        """
+
+    async def resume_run(self, run_id: str, now: float) -> Run:
+        """``interrupted`` -> ``pending``; raises RunNotFound or RunConflict."""
+
+    async def run_marks(self, run_ids: list[str]) -> dict[str, tuple[Any, ...]]:
+        """A cheap fingerprint per run that changes whenever the run does (status, event
+        seq, lease owner): what waiters in other processes poll."""
+
+    async def get_steps(self, run_id: str) -> list[Step]: ...
+
+    async def get_events(self, run_id: str, *, after_seq: int = 0) -> list[Event]: ...
+
+    # --- runs, worker side ------------------------------------------------
+    async def claim_runs(
+        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float
+    ) -> list[ClaimedRun]:
+        """Claim up to ``limit`` pending runs in creation order, one per thread."""
+
+    async def renew_leases(
+        self, leases: list[Lease], lease_ttl: float, now: float
+    ) -> list[str]:
+        """Extend leases still held; returns the run ids whose fence refused the renewal."""
+
+    async def lost_leases(self, leases: list[Lease]) -> list[str]:
+        """Read-only: run ids of ``leases`` that are no longer running under that generation."""
+
+    async def release_lease(self, run_id: str, owner: str) -> None:
+        """Forget ``owner`` on a run it no longer runs: marks the task as really stopped."""
+
+    async def requeue_run(self, lease: Lease, reason: str, now: float) -> bool:
+        """Fenced ``running`` -> ``pending`` of a run this worker gives up (graceful shutdown);
+        the attempt does not count against ``max_attempts``."""
+
+    async def reap_expired(self, now: float) -> list[Reaped]:
+        """Re-queue running runs whose lease expired (or end them: attempts, deadline)."""
+
+    async def append_event(
+        self, run_id: str, event: str, data: Any, now: float, *, lease: Lease | None
+    ) -> bool:
+        """Append an event; with ``lease`` the write is fenced. ``values`` events also set
+        the thread's values."""
+
+    async def complete_step(
+        self, lease: Lease, index: int, name: str, result: Any, now: float
+    ) -> bool:
+        """Store a step's result, advance the step index and log ``step:complete``, atomically."""
+
+    async def record_step_cancel(
+        self, run_id: str, index: int, name: str, reason: str, now: float
+    ) -> None:
+        """Log ``step:cancel`` for a step in flight, unless that step was stored after all."""
+
+    async def finish_run(
+        self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float
+    ) -> bool:
+        """Fenced move to a terminal status; on success the output becomes the thread's values."""

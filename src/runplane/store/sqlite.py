@@ -1,0 +1,820 @@
+"""The embedded store: SQLite in WAL mode behind one connection thread.
+
+All statements of this process go through one thread that owns the
+connection. It drains its queue and runs what it found as one transaction,
+each operation inside its own savepoint (group commit): an operation that
+fails leaves nothing behind, and no caller learns of a result before the
+transaction holding it committed. Write batches open with ``BEGIN IMMEDIATE``
+so several processes sharing the file queue on SQLite's lock (busy timeout)
+instead of failing with "database is locked" half-way through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from runplane.errors import RunConflict, RunNotFound, ThreadBusy, ThreadExists, ThreadNotFound
+from runplane.models import (
+    CancelAction,
+    CancelRequest,
+    ClaimedRun,
+    Event,
+    Lease,
+    MultitaskStrategy,
+    NewRun,
+    Run,
+    RunStatus,
+    Step,
+    Thread,
+    ThreadStatus,
+    to_datetime,
+)
+from runplane.store.base import Cancelled, Created, OnActive, Reaped
+
+_MAX_BATCH = 512
+_FINISH_EVENTS = {
+    RunStatus.SUCCESS: "run:complete",
+    RunStatus.ERROR: "run:fail",
+    RunStatus.TIMEOUT: "run:timeout",
+}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///relative.db``, ``sqlite:////abs.db`` or ``sqlite:///:memory:`` -> path."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file.db)")
+    path = url[len(prefix) :]
+    if not path:
+        raise ValueError(f"SQLite URL {url!r} names no file")
+    return path
+
+
+# --------------------------------------------------------------------------- #
+# the connection thread                                                        #
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(slots=True)
+class _Op:
+    fn: Callable[[sqlite3.Connection], Any]
+    write: bool
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+def _deliver(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in items:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+class _ConnectionThread:
+    def __init__(self, path: str, busy_timeout: float) -> None:
+        self._path = path
+        self._busy_timeout = busy_timeout
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="runplane-sqlite", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    async def call(self, fn: Callable[[sqlite3.Connection], Any], *, write: bool) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Op(fn, write, loop, future))
+        return await future
+
+    async def stop(self) -> None:
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        if self._path != ":memory:":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _main(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:
+            self._startup_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            stopping = False
+            while not stopping:
+                first = self._queue.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < _MAX_BATCH:
+                    try:
+                        op = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if op is None:
+                        stopping = True
+                        break
+                    batch.append(op)
+                self._run_batch(conn, batch)
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE" if any(op.write for op in batch) else "BEGIN")
+            for op in batch:
+                if not op.write:  # reads change nothing: no savepoint to undo
+                    try:
+                        outcomes.append((op.fn(conn), None))
+                    except Exception as exc:
+                        outcomes.append((None, exc))
+                    continue
+                conn.execute("SAVEPOINT op")
+                try:
+                    outcomes.append((op.fn(conn), None))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    outcomes.append((None, exc))
+                conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(None, exc)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for op, (result, error) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(op.loop, []).append((op.future, result, error))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # the loop closed while we were working
+                pass
+
+
+# --------------------------------------------------------------------------- #
+# rows                                                                         #
+# --------------------------------------------------------------------------- #
+
+
+def _run(row: sqlite3.Row) -> Run:
+    action = row["cancel_action"]
+    return Run(
+        run_id=row["run_id"],
+        thread_id=row["thread_id"],
+        assistant_id=row["assistant_id"],
+        status=RunStatus(row["status"]),
+        input=_loads(row["input"]),
+        output=_loads(row["output"]),
+        error=row["error"],
+        metadata=_loads(row["metadata"]),
+        multitask_strategy=MultitaskStrategy(row["multitask_strategy"]),
+        created_at=to_datetime(row["created_at"]),
+        updated_at=to_datetime(row["updated_at"]),
+        started_at=to_datetime(row["started_at"]),
+        ended_at=to_datetime(row["ended_at"]),
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        timeout=row["timeout"],
+        deadline_at=to_datetime(row["deadline_at"]),
+        lease_owner=row["lease_owner"],
+        lease_generation=row["lease_generation"],
+        lease_expires_at=to_datetime(row["lease_expires_at"]),
+        step_index=row["step_index"],
+        cancel_requested_at=to_datetime(row["cancel_requested_at"]),
+        cancel_reason=row["cancel_reason"],
+        cancel_action=CancelAction(action) if action else None,
+        cancel_requested_by=row["cancel_requested_by"],
+        root_run_id=row["root_run_id"],
+        parent_run_id=row["parent_run_id"],
+    )
+
+
+def _thread_status(busy: int, last_status: str | None) -> ThreadStatus:
+    if busy:
+        return ThreadStatus.BUSY
+    if last_status == RunStatus.INTERRUPTED:
+        return ThreadStatus.INTERRUPTED
+    if last_status in (RunStatus.ERROR, RunStatus.TIMEOUT):
+        return ThreadStatus.ERROR
+    return ThreadStatus.IDLE
+
+
+def _thread(row: sqlite3.Row) -> Thread:
+    return Thread(
+        thread_id=row["thread_id"],
+        created_at=to_datetime(row["created_at"]),
+        updated_at=to_datetime(row["updated_at"]),
+        metadata=_loads(row["metadata"]),
+        values=_loads(row["values_json"]),
+        status=_thread_status(row["busy"], row["last_status"]),
+    )
+
+
+def _step(row: sqlite3.Row) -> Step:
+    return Step(
+        run_id=row["run_id"],
+        index=row["idx"],
+        name=row["name"],
+        result=_loads(row["result"]),
+        created_at=to_datetime(row["created_at"]),
+    )
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(
+        run_id=row["run_id"],
+        seq=row["seq"],
+        event=row["event"],
+        data=_loads(row["data"]),
+        created_at=to_datetime(row["created_at"]),
+    )
+
+
+# --------------------------------------------------------------------------- #
+# SQL                                                                          #
+# --------------------------------------------------------------------------- #
+
+_SELECT_THREAD = """
+SELECT t.*,
+       EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
+                AND r.status IN ('pending', 'running')) AS busy,
+       (SELECT r.status FROM runs r WHERE r.thread_id = t.thread_id AND r.ended_at IS NOT NULL
+         ORDER BY r.ended_at DESC, r.seq DESC LIMIT 1) AS last_status
+  FROM threads t
+"""
+
+_INSERT_EVENT = "INSERT INTO events (run_id, seq, event, data, created_at) VALUES (?, ?, ?, ?, ?)"
+
+_NEXT_SEQ_FENCED = """
+UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = ?
+ WHERE run_id = ? AND status = 'running' AND lease_generation = ?
+RETURNING last_event_seq, thread_id
+"""
+
+_NEXT_SEQ = """
+UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = ?
+ WHERE run_id = ?
+RETURNING last_event_seq, thread_id
+"""
+
+_INSERT_RUN = """
+INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
+                  created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
+                  last_event_seq)
+VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+RETURNING *
+"""
+
+_CANCEL = """
+UPDATE runs
+   SET status = 'interrupted',
+       lease_generation = lease_generation + 1,
+       cancel_requested_at = ?, cancel_reason = ?, cancel_action = ?, cancel_requested_by = ?,
+       step_index = CASE WHEN ? = 'rollback' THEN 0 ELSE step_index END,
+       ended_at = ?, updated_at = ?,
+       last_event_seq = last_event_seq + 1
+ WHERE run_id = ? AND status IN ('pending', 'running')
+RETURNING *
+"""
+
+_RESUME = """
+UPDATE runs
+   SET status = 'pending', attempt = 0, ended_at = NULL, deadline_at = NULL,
+       pre_run_values = NULL, lease_owner = NULL, lease_expires_at = NULL,
+       cancel_requested_at = NULL, cancel_reason = NULL, cancel_action = NULL,
+       cancel_requested_by = NULL, updated_at = ?, last_event_seq = last_event_seq + 1
+ WHERE run_id = ? AND status = 'interrupted'
+RETURNING *
+"""
+
+_CLAIMABLE = """
+SELECT r.run_id FROM runs r
+ WHERE r.status = 'pending'
+   AND r.assistant_id IN (SELECT value FROM json_each(?))
+   AND (r.thread_id IS NULL OR (
+        NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
+        AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.thread_id = r.thread_id
+                         AND y.status = 'pending' AND y.seq < r.seq)))
+ ORDER BY r.seq
+ LIMIT ?
+"""
+
+_CLAIM = """
+UPDATE runs
+   SET status = 'running', lease_owner = ?, lease_generation = lease_generation + 1,
+       lease_expires_at = ?, attempt = attempt + 1,
+       started_at = COALESCE(started_at, ?), deadline_at = COALESCE(deadline_at, ? + timeout),
+       pre_run_values = CASE
+           WHEN pre_run_values IS NULL AND thread_id IS NOT NULL
+           THEN (SELECT t.values_json FROM threads t WHERE t.thread_id = runs.thread_id)
+           ELSE pre_run_values END,
+       last_event_seq = last_event_seq + 1, updated_at = ?
+ WHERE run_id = ? AND status = 'pending'
+RETURNING *
+"""
+
+_RENEW = """
+UPDATE runs SET lease_expires_at = ?
+ WHERE run_id = ? AND status = 'running' AND lease_generation = ?
+"""
+
+_RELEASE = """
+UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
+ WHERE run_id = ? AND lease_owner = ? AND status <> 'running'
+"""
+
+_EXPIRED = """
+SELECT run_id, attempt, max_attempts, deadline_at, lease_owner FROM runs
+ WHERE status = 'running' AND lease_expires_at < ?
+"""
+
+_REAP = """
+UPDATE runs
+   SET status = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL,
+       lease_generation = lease_generation + 1,
+       ended_at = CASE WHEN ? = 'pending' THEN NULL ELSE ? END,
+       updated_at = ?, last_event_seq = last_event_seq + 1
+ WHERE run_id = ? AND status = 'running' AND lease_expires_at < ?
+RETURNING last_event_seq
+"""
+
+_COMPLETE_STEP = """
+UPDATE runs SET step_index = step_index + 1, last_event_seq = last_event_seq + 1, updated_at = ?
+ WHERE run_id = ? AND status = 'running' AND lease_generation = ? AND step_index = ?
+RETURNING last_event_seq
+"""
+
+_FINISH = """
+UPDATE runs
+   SET status = ?, output = ?, error = ?, ended_at = ?, updated_at = ?,
+       lease_owner = NULL, lease_expires_at = NULL, last_event_seq = last_event_seq + 1
+ WHERE run_id = ? AND status = 'running' AND lease_generation = ?
+RETURNING last_event_seq, thread_id
+"""
+
+_REQUEUE = """
+UPDATE runs
+   SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+       lease_generation = lease_generation + 1, attempt = MAX(attempt - 1, 0),
+       updated_at = ?, last_event_seq = last_event_seq + 1
+ WHERE run_id = ? AND status = 'running' AND lease_generation = ?
+RETURNING last_event_seq
+"""
+
+_SET_VALUES = "UPDATE threads SET values_json = ?, updated_at = ? WHERE thread_id = ?"
+
+
+# --------------------------------------------------------------------------- #
+# transactions (each runs inside one savepoint of the connection thread)       #
+# --------------------------------------------------------------------------- #
+
+
+def _append(
+    conn: sqlite3.Connection, run_id: str, seq: int, event: str, data: Any, now: float
+) -> None:
+    conn.execute(_INSERT_EVENT, (run_id, seq, event, _dumps(data), now))
+
+
+def _get_run(conn: sqlite3.Connection, run_id: str) -> Run | None:
+    row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else _run(row)
+
+
+def _insert_thread(
+    conn: sqlite3.Connection, thread_id: str, metadata: dict[str, Any], now: float
+) -> None:
+    conn.execute(
+        "INSERT INTO threads (thread_id, created_at, updated_at, metadata) VALUES (?, ?, ?, ?)",
+        (thread_id, now, now, _dumps(metadata)),
+    )
+
+
+def _cancel(
+    conn: sqlite3.Connection, run_id: str, request: CancelRequest, now: float
+) -> Cancelled | None:
+    current = _get_run(conn, run_id)
+    if current is None:
+        return None
+    if current.status is RunStatus.INTERRUPTED:
+        return Cancelled("already_interrupted", current)
+    if not current.status.active:
+        return Cancelled("conflict", current)
+    row = conn.execute(
+        _CANCEL,
+        (now, request.reason, request.action.value, request.requested_by, request.action.value,
+         now, now, run_id),
+    ).fetchone()
+    run = _run(row)
+    _append(conn, run_id, row["last_event_seq"], "run:cancel", {
+        "action": request.action.value,
+        "reason": request.reason,
+        "requested_by": request.requested_by,
+        "from_status": current.status.value,
+    }, now)
+    if request.action is CancelAction.ROLLBACK:
+        conn.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
+        if run.thread_id is not None and row["pre_run_values"] is not None:
+            conn.execute(_SET_VALUES, (row["pre_run_values"], now, run.thread_id))
+    return Cancelled("cancelled", run)
+
+
+def _create_run(
+    conn: sqlite3.Connection, new: NewRun, now: float, on_active: OnActive, create_thread: bool
+) -> Created:
+    cancelled: list[Run] = []
+    if new.thread_id is not None:
+        exists = conn.execute(
+            "SELECT 1 FROM threads WHERE thread_id = ?", (new.thread_id,)
+        ).fetchone()
+        if exists is None and not create_thread:
+            raise ThreadNotFound(new.thread_id)
+        if exists is None:
+            _insert_thread(conn, new.thread_id, {}, now)
+        active = [
+            r["run_id"]
+            for r in conn.execute(
+                "SELECT run_id FROM runs WHERE thread_id = ? AND status IN ('pending', 'running') "
+                "ORDER BY seq",
+                (new.thread_id,),
+            )
+        ]
+        if active and on_active == "reject":
+            raise ThreadBusy(new.thread_id, active)
+        if active and isinstance(on_active, CancelRequest):
+            for run_id in active:
+                done = _cancel(conn, run_id, on_active, now)
+                if done is not None and done.outcome == "cancelled":
+                    cancelled.append(done.run)
+    row = conn.execute(
+        _INSERT_RUN,
+        (new.run_id, new.thread_id, new.assistant_id, _dumps(new.input), _dumps(new.metadata),
+         new.multitask_strategy.value, now, now, new.max_attempts, new.timeout, new.root_run_id,
+         new.parent_run_id),
+    ).fetchone()
+    _append(conn, new.run_id, 1, "run:created",
+            {"assistant_id": new.assistant_id, "thread_id": new.thread_id}, now)
+    return Created(_run(row), cancelled)
+
+
+def _claim(
+    conn: sqlite3.Connection, owner: str, workflows: list[str], limit: int, ttl: float, now: float
+) -> list[ClaimedRun]:
+    ids = [r[0] for r in conn.execute(_CLAIMABLE, (_dumps(workflows), limit))]
+    claimed = []
+    for run_id in ids:
+        row = conn.execute(_CLAIM, (owner, now + ttl, now, now, now, run_id)).fetchone()
+        run = _run(row)
+        _append(conn, run_id, row["last_event_seq"], "run:start",
+                {"attempt": run.attempt, "worker": owner}, now)
+        steps = _get_steps(conn, run_id) if run.step_index else []
+        claimed.append(ClaimedRun(run, steps))
+    return claimed
+
+
+def _get_steps(conn: sqlite3.Connection, run_id: str) -> list[Step]:
+    return [
+        _step(r)
+        for r in conn.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,))
+    ]
+
+
+def _reap(conn: sqlite3.Connection, now: float) -> list[Reaped]:
+    reaped = []
+    for r in conn.execute(_EXPIRED, (now,)).fetchall():
+        if r["deadline_at"] is not None and r["deadline_at"] <= now:
+            status, error, event = RunStatus.TIMEOUT, "run timed out while its worker was lost", \
+                "run:timeout"
+        elif r["attempt"] >= r["max_attempts"]:
+            status, event = RunStatus.ERROR, "run:fail"
+            error = f"worker lease expired on attempt {r['attempt']} of {r['max_attempts']}"
+        else:
+            status, error, event = RunStatus.PENDING, None, "run:resume"
+        row = conn.execute(
+            _REAP, (status.value, error, status.value, now, now, r["run_id"], now)
+        ).fetchone()
+        if row is None:
+            continue
+        data = {"reason": "lease_expired", "attempt": r["attempt"], "worker": r["lease_owner"]}
+        if error:
+            data["error"] = error
+        _append(conn, r["run_id"], row["last_event_seq"], event, data, now)
+        reaped.append(Reaped(r["run_id"], status))
+    return reaped
+
+
+def _append_event(
+    conn: sqlite3.Connection, run_id: str, event: str, data: Any, now: float, lease: Lease | None
+) -> bool:
+    if lease is None:
+        row = conn.execute(_NEXT_SEQ, (now, run_id)).fetchone()
+    else:
+        row = conn.execute(_NEXT_SEQ_FENCED, (now, run_id, lease.generation)).fetchone()
+    if row is None:
+        return False
+    _append(conn, run_id, row["last_event_seq"], event, data, now)
+    if event == "values" and row["thread_id"] is not None:
+        conn.execute(_SET_VALUES, (_dumps(data), now, row["thread_id"]))
+    return True
+
+
+def _complete_step(
+    conn: sqlite3.Connection, lease: Lease, index: int, name: str, result: Any, now: float
+) -> bool:
+    row = conn.execute(_COMPLETE_STEP, (now, lease.run_id, lease.generation, index)).fetchone()
+    if row is None:
+        return False
+    encoded = _dumps(result)
+    conn.execute(
+        "INSERT INTO steps (run_id, idx, name, result, created_at) VALUES (?, ?, ?, ?, ?)",
+        (lease.run_id, index, name, encoded, now),
+    )
+    conn.execute(
+        _INSERT_EVENT,
+        (lease.run_id, row["last_event_seq"], "step:complete",
+         f'{{"name":{_dumps(name)},"index":{index},"result":{encoded}}}', now),
+    )
+    return True
+
+
+def _record_step_cancel(
+    conn: sqlite3.Connection, run_id: str, index: int, name: str, reason: str, now: float
+) -> None:
+    stored = conn.execute(
+        "SELECT 1 FROM steps WHERE run_id = ? AND idx = ?", (run_id, index)
+    ).fetchone()
+    if stored is None:
+        _append_event(conn, run_id, "step:cancel",
+                      {"name": name, "index": index, "reason": reason}, now, None)
+
+
+def _finish(
+    conn: sqlite3.Connection, lease: Lease, status: RunStatus, output: Any, error: str | None,
+    now: float,
+) -> bool:
+    encoded = None if status is not RunStatus.SUCCESS else _dumps(output)
+    row = conn.execute(
+        _FINISH, (status.value, encoded, error, now, now, lease.run_id, lease.generation)
+    ).fetchone()
+    if row is None:
+        return False
+    data = {"output": output} if status is RunStatus.SUCCESS else {"error": error}
+    _append(conn, lease.run_id, row["last_event_seq"], _FINISH_EVENTS[status], data, now)
+    if status is RunStatus.SUCCESS and output is not None and row["thread_id"] is not None:
+        conn.execute(_SET_VALUES, (encoded, now, row["thread_id"]))
+    return True
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, "
+                 "applied_at REAL NOT NULL)")
+    applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    folder = resources.files("runplane.store") / "migrations" / "sqlite"
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not item.name.endswith(".sql") or item.name in applied:
+            continue
+        for statement in _statements(item.read_text()):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, julianday('now'))", (item.name,))
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (``executescript`` would commit on its own)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {current.strip()[:80]!r}")
+    return statements
+
+
+# --------------------------------------------------------------------------- #
+# the store                                                                    #
+# --------------------------------------------------------------------------- #
+
+
+class SQLiteStore:
+    """:class:`runplane.store.base.Store` on one SQLite file (or ``:memory:``)."""
+
+    def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self._conn = _ConnectionThread(self.path, busy_timeout)
+        self._opened = False
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        return await self._conn.call(fn, write=True)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        return await self._conn.call(fn, write=False)
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._conn.start)
+        self._opened = True
+        await self._write(_migrate)
+
+    async def close(self) -> None:
+        if self._opened:
+            self._opened = False
+            await self._conn.stop()
+
+    # threads
+    async def create_thread(
+        self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str
+    ) -> Thread:
+        def tx(conn: sqlite3.Connection) -> Thread:
+            existing = conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?",
+                                    (thread_id,)).fetchone()
+            if existing is not None:
+                if if_exists == "raise":
+                    raise ThreadExists(thread_id)
+                return _thread(existing)
+            _insert_thread(conn, thread_id, metadata, now)
+            return _thread(conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?",
+                                        (thread_id,)).fetchone())
+
+        return await self._write(tx)
+
+    async def get_thread(self, thread_id: str) -> Thread | None:
+        def tx(conn: sqlite3.Connection) -> Thread | None:
+            row = conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?", (thread_id,)).fetchone()
+            return None if row is None else _thread(row)
+
+        return await self._read(tx)
+
+    async def list_threads(self, *, limit: int, offset: int) -> list[Thread]:
+        def tx(conn: sqlite3.Connection) -> list[Thread]:
+            rows = conn.execute(_SELECT_THREAD + " ORDER BY t.created_at DESC LIMIT ? OFFSET ?",
+                                (limit, offset))
+            return [_thread(r) for r in rows]
+
+        return await self._read(tx)
+
+    # runs, service side
+    async def create_run(
+        self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False
+    ) -> Created:
+        return await self._write(
+            lambda conn: _create_run(conn, new, now, on_active, create_thread)
+        )
+
+    async def get_run(self, run_id: str) -> Run | None:
+        return await self._read(lambda conn: _get_run(conn, run_id))
+
+    async def list_runs(
+        self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int
+    ) -> list[Run]:
+        def tx(conn: sqlite3.Connection) -> list[Run]:
+            rows = conn.execute(
+                "SELECT * FROM runs WHERE (?1 IS NULL OR thread_id = ?1) "
+                "AND (?2 IS NULL OR status = ?2) ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
+                (thread_id, status.value if status else None, limit, offset),
+            )
+            return [_run(r) for r in rows]
+
+        return await self._read(tx)
+
+    async def cancel_run(self, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
+        return await self._write(lambda conn: _cancel(conn, run_id, request, now))
+
+    async def resume_run(self, run_id: str, now: float) -> Run:
+        def tx(conn: sqlite3.Connection) -> Run:
+            row = conn.execute(_RESUME, (now, run_id)).fetchone()
+            if row is None:
+                current = _get_run(conn, run_id)
+                if current is None:
+                    raise RunNotFound(run_id)
+                raise RunConflict(run_id, current.status.value,
+                                  f"run {run_id!r} is {current.status.value}; "
+                                  "only an interrupted run can be resumed")
+            _append(conn, run_id, row["last_event_seq"], "run:resume",
+                    {"reason": "resumed", "step_index": row["step_index"]}, now)
+            return _run(row)
+
+        return await self._write(tx)
+
+    async def run_marks(self, run_ids: list[str]) -> dict[str, tuple[Any, ...]]:
+        def tx(conn: sqlite3.Connection) -> dict[str, tuple[Any, ...]]:
+            rows = conn.execute(
+                "SELECT run_id, status, last_event_seq, lease_owner FROM runs "
+                "WHERE run_id IN (SELECT value FROM json_each(?))",
+                (_dumps(run_ids),),
+            )
+            return {r[0]: tuple(r[1:]) for r in rows}
+
+        return await self._read(tx)
+
+    async def get_steps(self, run_id: str) -> list[Step]:
+        return await self._read(lambda conn: _get_steps(conn, run_id))
+
+    async def get_events(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
+        def tx(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                "SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
+                (run_id, after_seq),
+            )
+            return [_event(r) for r in rows]
+
+        return await self._read(tx)
+
+    # runs, worker side
+    async def claim_runs(
+        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float
+    ) -> list[ClaimedRun]:
+        return await self._write(lambda conn: _claim(conn, owner, workflows, limit, lease_ttl, now))
+
+    async def renew_leases(self, leases: list[Lease], lease_ttl: float, now: float) -> list[str]:
+        def tx(conn: sqlite3.Connection) -> list[str]:
+            return [
+                lease.run_id
+                for lease in leases
+                if conn.execute(_RENEW, (now + lease_ttl, lease.run_id, lease.generation)).rowcount
+                == 0
+            ]
+
+        return await self._write(tx)
+
+    async def lost_leases(self, leases: list[Lease]) -> list[str]:
+        def tx(conn: sqlite3.Connection) -> list[str]:
+            held = dict(conn.execute(
+                "SELECT run_id, lease_generation FROM runs "
+                "WHERE run_id IN (SELECT value FROM json_each(?)) AND status = 'running'",
+                (_dumps([lease.run_id for lease in leases]),),
+            ).fetchall())
+            return [lease.run_id for lease in leases if held.get(lease.run_id) != lease.generation]
+
+        return await self._read(tx)
+
+    async def release_lease(self, run_id: str, owner: str) -> None:
+        await self._write(lambda conn: conn.execute(_RELEASE, (run_id, owner)))
+
+    async def requeue_run(self, lease: Lease, reason: str, now: float) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(_REQUEUE, (now, lease.run_id, lease.generation)).fetchone()
+            if row is None:
+                return False
+            _append(conn, lease.run_id, row["last_event_seq"], "run:resume",
+                    {"reason": reason}, now)
+            return True
+
+        return await self._write(tx)
+
+    async def reap_expired(self, now: float) -> list[Reaped]:
+        return await self._write(lambda conn: _reap(conn, now))
+
+    async def append_event(
+        self, run_id: str, event: str, data: Any, now: float, *, lease: Lease | None
+    ) -> bool:
+        return await self._write(lambda conn: _append_event(conn, run_id, event, data, now, lease))
+
+    async def complete_step(
+        self, lease: Lease, index: int, name: str, result: Any, now: float
+    ) -> bool:
+        return await self._write(lambda conn: _complete_step(conn, lease, index, name, result, now))
+
+    async def record_step_cancel(
+        self, run_id: str, index: int, name: str, reason: str, now: float
+    ) -> None:
+        await self._write(lambda conn: _record_step_cancel(conn, run_id, index, name, reason, now))
+
+    async def finish_run(
+        self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float
+    ) -> bool:
+        return await self._write(lambda conn: _finish(conn, lease, status, output, error, now))

@@ -1,0 +1,285 @@
+"""The worker: claims pending runs, keeps their leases, runs workflows, stops them when told.
+
+Every decision about a run's state is a fenced store write; what the worker
+keeps in memory (tasks, leases) is only what it needs to act on its own runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from runplane import metrics
+from runplane.clock import Clock
+from runplane.config import Settings
+from runplane.context import (
+    Context,
+    StopReason,
+    classify_refusal,
+    json_checked,
+    uncancellable,
+)
+from runplane.hooks import Hooks
+from runplane.models import ClaimedRun, Lease, RunStatus
+from runplane.notifier import LocalNotifier, wait_event
+from runplane.store.base import Store
+
+log = logging.getLogger("runplane.worker")
+
+Workflow = Callable[[Context, Any], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class _Held:
+    ctx: Context
+    task: asyncio.Task[Any] | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        workflows: dict[str, Workflow],
+        settings: Settings,
+        *,
+        clock: Clock,
+        notifier: LocalNotifier,
+        hooks: Hooks,
+    ) -> None:
+        self._store = store
+        self._workflows = workflows
+        self._settings = settings
+        self._clock = clock
+        self._notifier = notifier
+        self._hooks = hooks
+        self._held: dict[str, _Held] = {}
+        self._supervisors: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._claim_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+
+    @property
+    def worker_id(self) -> str:
+        return self._settings.worker_id
+
+    @property
+    def active_runs(self) -> list[str]:
+        return list(self._held)
+
+    async def start(self) -> None:
+        self._notifier.subscribe(on_pending=self._wake.set, on_cancel=self._on_cancel)
+        self._claim_task = asyncio.create_task(self._claim_loop(), name="runplane-claim")
+        self._watch_task = asyncio.create_task(self._watch_loop(), name="runplane-watch")
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; give running runs ``grace`` seconds, then hand the rest back."""
+        if self._claim_task is None:
+            return
+        self._claim_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._claim_task
+        if self._supervisors and grace > 0:
+            await asyncio.wait(set(self._supervisors), timeout=grace)
+        for handle in list(self._held.values()):
+            self._stop(handle, "shutdown")
+        if self._supervisors:
+            await asyncio.wait(set(self._supervisors))
+        assert self._watch_task is not None
+        self._watch_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._watch_task
+        self._claim_task = None
+
+    # --- claiming ----------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        names = sorted(self._workflows)
+        s = self._settings
+        while True:
+            self._wake.clear()
+            free = s.concurrency - len(self._held)
+            if free > 0 and names:
+                try:
+                    claimed = await self._store.claim_runs(
+                        s.worker_id, names, free, s.lease_ttl, self._clock.now()
+                    )
+                except Exception:
+                    log.exception("claiming runs failed; retrying")
+                    claimed = []
+                for item in claimed:
+                    self._spawn(item)
+            await wait_event(self._wake, s.poll_interval)
+
+    def _spawn(self, claimed: ClaimedRun) -> None:
+        handle = _Held(Context(claimed, store=self._store, clock=self._clock, hooks=self._hooks))
+        self._held[claimed.run.run_id] = handle
+        task = asyncio.create_task(self._supervise(claimed, handle))
+        self._supervisors.add(task)
+        task.add_done_callback(self._supervisors.discard)
+
+    # --- noticing cancels, heartbeats, crash recovery -------------------------
+    def _on_cancel(self, run_id: str) -> None:
+        handle = self._held.get(run_id)
+        if handle is not None:
+            self._stop(handle, "cancelled")
+
+    def _stop(self, handle: _Held, reason: StopReason) -> None:
+        if handle.ctx.stop_reason is None:
+            handle.ctx.stop_reason = reason
+        if handle.task is not None and not handle.task.done():
+            handle.task.cancel()
+
+    async def _stop_lost(self, run_ids: list[str]) -> None:
+        """The store says these runs are no longer ours: tell cancel from lease loss."""
+        for run_id in run_ids:
+            handle = self._held.get(run_id)
+            if handle is None or handle.ctx.stop_reason is not None:
+                continue
+            self._stop(handle, await self._classify(run_id))
+
+    def _live_leases(self) -> list[Lease]:
+        return [h.ctx.lease for h in self._held.values() if h.ctx.stop_reason is None]
+
+    async def _watch_loop(self) -> None:
+        """Three periodic duties: notice runs no longer ours (cancel written by another
+        process), renew leases, and reap runs of dead workers."""
+        s = self._settings
+        duties = [
+            (s.poll_interval, self._poll_lost),
+            (s.heartbeat_interval, self._heartbeat),
+            (s.reap_interval, self.reap),
+        ]
+        due = [time.monotonic() + interval for interval, _ in duties]
+        while True:
+            await asyncio.sleep(max(0.0, min(due) - time.monotonic()))
+            for k, (interval, duty) in enumerate(duties):
+                if time.monotonic() < due[k]:
+                    continue
+                due[k] = time.monotonic() + interval
+                try:
+                    await duty()
+                except Exception:
+                    log.exception("worker duty %s failed; retrying", duty.__name__)
+
+    async def _poll_lost(self) -> None:
+        leases = self._live_leases()
+        if leases:
+            await self._stop_lost(await self._store.lost_leases(leases))
+
+    async def _heartbeat(self) -> None:
+        leases = self._live_leases()
+        if leases:
+            refused = await self._store.renew_leases(leases, self._settings.lease_ttl,
+                                                     self._clock.now())
+            metrics.REFUSED_WRITES.labels("heartbeat").inc(len(refused))
+            await self._stop_lost(refused)
+
+    async def reap(self) -> None:
+        """Re-queue runs whose worker stopped renewing its lease."""
+        reaped = await self._store.reap_expired(self._clock.now())
+        for item in reaped:
+            log.warning("run %s: lease expired, now %s", item.run_id, item.status)
+            self._notifier.run_changed(item.run_id)
+        if any(item.status is RunStatus.PENDING for item in reaped):
+            self._wake.set()
+
+    # --- running one run ---------------------------------------------------
+    async def _supervise(self, claimed: ClaimedRun, handle: _Held) -> None:
+        run = claimed.run
+        ctx = handle.ctx
+        try:
+            if self._hooks.after_claim is not None:
+                await uncancellable(self._hooks.after_claim(run.run_id))
+            workflow = self._workflows[run.assistant_id]
+            handle.task = asyncio.create_task(workflow(ctx, run.input), name=f"run-{run.run_id}")
+            if ctx.stop_reason is not None:
+                handle.task.cancel()
+            timeout = None
+            if run.deadline_at is not None:
+                timeout = max(0.0, run.deadline_at.timestamp() - self._clock.now())
+            done, _ = await asyncio.wait({handle.task}, timeout=timeout)
+            if not done:
+                self._stop(handle, "timeout")
+                await asyncio.wait({handle.task})
+            await self._settle(handle, run.timeout)
+        except Exception:
+            log.exception("run %s: worker failed while settling the run", run.run_id)
+        finally:
+            if self._held.get(run.run_id) is handle:
+                del self._held[run.run_id]
+            self._wake.set()
+            self._notifier.run_changed(run.run_id)
+
+    async def _settle(self, handle: _Held, timeout: float | None) -> None:
+        ctx, task = handle.ctx, handle.task
+        assert task is not None
+        if ctx.stop_reason in ("cancelled", "lease_lost"):
+            await self._abandon(ctx, ctx.stop_reason)
+            return
+        if ctx.stop_reason == "shutdown":
+            await self._hand_back(ctx)
+            return
+        output: Any = None
+        error: str | None = None
+        if ctx.stop_reason == "timeout":
+            status, error = RunStatus.TIMEOUT, f"run exceeded its timeout of {timeout}s"
+        elif task.cancelled():
+            status, error = RunStatus.ERROR, "the workflow cancelled itself (CancelledError)"
+        elif (exc := task.exception()) is not None:
+            status, error = RunStatus.ERROR, _describe(exc)
+        else:
+            status, output = RunStatus.SUCCESS, task.result()
+            try:
+                json_checked(output)
+            except (TypeError, ValueError) as exc:
+                status, output = RunStatus.ERROR, None
+                error = f"the workflow's output is not JSON-serialisable: {exc}"
+        if self._hooks.before_finish is not None:
+            await self._hooks.before_finish(ctx.run_id, status)
+        if await self._store.finish_run(ctx.lease, status, output, error, self._clock.now()):
+            metrics.RUNS_FINISHED.labels(status.value).inc()
+            return
+        metrics.REFUSED_WRITES.labels("finish").inc()
+        await self._abandon(ctx, await self._classify(ctx.run_id))
+
+    async def _classify(self, run_id: str) -> StopReason:
+        return await classify_refusal(self._store, run_id)
+
+    async def _abandon(self, ctx: Context, reason: StopReason) -> None:
+        """The run is no longer ours to write: record why the in-flight step was dropped."""
+        ctx.stop_reason = reason
+        now = self._clock.now()
+        if reason == "cancelled":
+            if ctx.in_flight is not None:
+                index, name = ctx.in_flight
+                await self._store.record_step_cancel(ctx.run_id, index, name, "cancelled", now)
+            await self._store.release_lease(ctx.run_id, self.worker_id)
+            run = await self._store.get_run(ctx.run_id)
+            if run is not None and run.cancel_requested_at is not None:
+                metrics.CANCEL_LATENCY.observe(max(0.0, now - run.cancel_requested_at.timestamp()))
+            return
+        metrics.LEASE_LOST.inc()
+        log.warning("run %s: lease generation %s lost; work discarded", ctx.run_id,
+                    ctx.lease.generation)
+        await self._store.append_event(ctx.run_id, "lease:lost", {
+            "worker": self.worker_id,
+            "generation": ctx.lease.generation,
+            "step": None if ctx.in_flight is None else
+                    {"index": ctx.in_flight[0], "name": ctx.in_flight[1]},
+        }, now, lease=None)
+
+    async def _hand_back(self, ctx: Context) -> None:
+        now = self._clock.now()
+        if ctx.in_flight is not None:
+            index, name = ctx.in_flight
+            await self._store.record_step_cancel(ctx.run_id, index, name, "worker_shutdown", now)
+        if not await self._store.requeue_run(ctx.lease, "worker_shutdown", now):
+            await self._abandon(ctx, await self._classify(ctx.run_id))

@@ -1,0 +1,73 @@
+"""Helpers shared by the tests: app factories, barriers, condition waits, subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from runplane import Runplane
+
+TESTS = Path(__file__).parent
+
+AppFactory = Callable[..., Runplane]
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.01
+) -> Any:
+    """Re-evaluate ``check`` until it returns something truthy (a condition, not a delay)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not reached within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def python_process(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``python -c code`` with the tests folder importable."""
+    full_env = {**os.environ, "PYTHONPATH": str(TESTS), **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_python(code: str, *args: str, timeout: float = 60.0) -> str:
+    """Run ``python -c code`` to completion and return its stdout; fail loudly otherwise."""
+    proc = python_process(code, *args)
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"subprocess failed ({proc.returncode}):\n{err}"
+    return out
+
+
+class Gate:
+    """A barrier a workflow or hook parks on: ``reached`` is set on arrival, it leaves on
+    ``open()``."""
+
+    def __init__(self) -> None:
+        self.reached = asyncio.Event()
+        self._released = asyncio.Event()
+        self.arrivals = 0
+
+    async def __call__(self, *args: Any) -> None:
+        self.arrivals += 1
+        self.reached.set()
+        await self._released.wait()
+
+    async def wait_reached(self, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            await self.reached.wait()
+
+    def open(self) -> None:
+        self._released.set()
