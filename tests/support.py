@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import subprocess
 import sys
@@ -18,12 +19,14 @@ AppFactory = Callable[..., Runplane]
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.01
+    check: Callable[[], Awaitable[Any] | Any], *, timeout: float = 10.0, interval: float = 0.01
 ) -> Any:
     """Re-evaluate ``check`` until it returns something truthy (a condition, not a delay)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        value = await check()
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:

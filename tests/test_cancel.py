@@ -206,7 +206,7 @@ async def test_concurrent_cancels_from_other_processes_have_one_winner(
         assert outcomes.count("already_interrupted") == 29
         assert len(await cancel_events(app, run_id)) == 1
         # the cancel was written by another process: this worker notices it by polling
-        await eventually(lambda: asyncio.sleep(0, seen["finally"] == 1))
+        await eventually(lambda: seen["finally"] == 1)
         assert seen["cancelled_in_finally"] is True
         assert not seen["second_returned"]
 

@@ -13,7 +13,7 @@ from runplane import metrics
 from runplane.clock import Clock
 from runplane.errors import NonDeterministicReplay, StepResultNotSerializable
 from runplane.hooks import Hooks
-from runplane.models import ClaimedRun, RunStatus, Step
+from runplane.models import ClaimedRun, Lease, RunStatus, Step
 from runplane.store.base import Store
 
 log = logging.getLogger("runplane.worker")
@@ -41,10 +41,18 @@ async def uncancellable(awaitable: Awaitable[T]) -> T:
         raise
 
 
-async def classify_refusal(store: Store, run_id: str) -> StopReason:
-    """A fenced write was refused: was the run cancelled, or did another worker take it?"""
-    run = await store.get_run(run_id)
-    return "cancelled" if run is not None and run.status is RunStatus.INTERRUPTED else "lease_lost"
+async def classify_refusal(store: Store, lease: Lease) -> StopReason | None:
+    """A fenced write was refused: was the run cancelled, or did another worker take it?
+
+    ``None`` means the store says this lease still holds: the refusal had another cause.
+    """
+    run = await store.get_run(lease.run_id)
+    if run is not None and run.status is RunStatus.INTERRUPTED:
+        return "cancelled"
+    if run is not None and run.status is RunStatus.RUNNING \
+            and run.lease_generation == lease.generation:
+        return None
+    return "lease_lost"
 
 
 def json_checked(value: Any) -> None:
@@ -110,7 +118,9 @@ class Context:
             except (TypeError, ValueError) as exc:
                 raise StepResultNotSerializable(name, exc) from exc
         except Exception as exc:
+            # Only completed steps take an index: a failed one runs again on resume.
             self.in_flight = None
+            self._next_index = index
             await self._fenced("event", self._store.append_event(
                 self.run_id, "step:fail",
                 {"name": name, "index": index, "error": f"{type(exc).__name__}: {exc}"},
@@ -135,7 +145,9 @@ class Context:
         """Append an event named ``mode`` to the run's log (``values`` also sets thread values).
 
         While a resumed run replays its completed steps, emits are skipped: they
-        were written on the earlier attempt.
+        were written on the earlier attempt. Emits after the last completed step
+        are written again (at least once: the earlier attempt may have stopped
+        before them).
         """
         if self.replaying:
             return
@@ -164,7 +176,11 @@ class Context:
         if await uncancellable(write):
             return
         metrics.REFUSED_WRITES.labels(kind).inc()
-        reason = await classify_refusal(self._store, self.run_id)
+        reason = await classify_refusal(self._store, self.lease)
+        if reason is None:
+            raise RuntimeError(
+                f"run {self.run_id}: {kind} write refused while this worker holds the run"
+            )
         if self.stop_reason is None:
             self.stop_reason = reason
         log.info("run %s: %s write refused (%s)", self.run_id, kind, self.stop_reason)

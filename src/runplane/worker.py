@@ -143,7 +143,9 @@ class Worker:
             handle = self._held.get(run_id)
             if handle is None or handle.ctx.stop_reason is not None:
                 continue
-            self._stop(handle, await self._classify(run_id))
+            reason = await classify_refusal(self._store, handle.ctx.lease)
+            if reason is not None:
+                self._stop(handle, reason)
 
     def _live_leases(self) -> list[Lease]:
         return [h.ctx.lease for h in self._held.values() if h.ctx.stop_reason is None]
@@ -248,10 +250,10 @@ class Worker:
             metrics.RUNS_FINISHED.labels(status.value).inc()
             return
         metrics.REFUSED_WRITES.labels("finish").inc()
-        await self._abandon(ctx, await self._classify(ctx.run_id))
+        await self._abandon(ctx, await self._classify(ctx))
 
-    async def _classify(self, run_id: str) -> StopReason:
-        return await classify_refusal(self._store, run_id)
+    async def _classify(self, ctx: Context) -> StopReason:
+        return await classify_refusal(self._store, ctx.lease) or "lease_lost"
 
     async def _abandon(self, ctx: Context, reason: StopReason) -> None:
         """The run is no longer ours to write: record why the in-flight step was dropped."""
@@ -282,4 +284,4 @@ class Worker:
             index, name = ctx.in_flight
             await self._store.record_step_cancel(ctx.run_id, index, name, "worker_shutdown", now)
         if not await self._store.requeue_run(ctx.lease, "worker_shutdown", now):
-            await self._abandon(ctx, await self._classify(ctx.run_id))
+            await self._abandon(ctx, await self._classify(ctx))
