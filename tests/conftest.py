@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from runplane import Runplane
+from runplane.store import Store, open_store
 
 from support import AppFactory
 
@@ -38,3 +39,11 @@ async def make_app(database_url: str) -> AsyncIterator[AppFactory]:
     yield factory
     for app in reversed(apps):
         await app.close()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    s = open_store(database_url)
+    await s.open()
+    yield s
+    await s.close()

@@ -35,8 +35,13 @@ class Settings:
             if overrides.get(f.name) is not None:
                 values[f.name] = overrides[f.name]
             elif env:
-                values[f.name] = type(getattr(cls, f.name))(env) if f.name != "database_url" \
-                    else env
+                kind = type(f.default)
+                try:
+                    values[f.name] = kind(env)
+                except ValueError:
+                    raise ValueError(
+                        f"RUNPLANE_{f.name.upper()}={env!r} is not a valid {kind.__name__}"
+                    ) from None
         settings = cls(**values)
         if not settings.worker_id:
             worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -16,6 +16,7 @@ import json
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -120,10 +121,23 @@ class _ConnectionThread:
         )
         conn.row_factory = sqlite3.Row
         if self._path != ":memory:":
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switching a new file to WAL takes an exclusive lock that SQLite's busy handler
+        does not wait for; processes opening one file together retry here."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
 
     def _main(self) -> None:
         try:

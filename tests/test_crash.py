@@ -1,0 +1,60 @@
+"""Contract line 9 across processes: a worker killed with SIGKILL at any point loses no
+completed step and runs none twice; another worker resumes the run."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import pytest
+
+import crash_worker
+from runplane.models import RunStatus
+
+from support import eventually, python_process
+
+WORKER = "import crash_worker; crash_worker.main()"
+
+
+@pytest.mark.parametrize(
+    ("hang_at", "completed_before_kill"),
+    [("one", []), ("two", ["one"]), ("three", ["one", "two"])],
+)
+async def test_sigkilled_worker_run_is_resumed_elsewhere_without_rerunning_steps(
+    database_url: str, tmp_path, hang_at: str, completed_before_kill: list[str]
+):
+    log = str(tmp_path / "executions.log")
+    client = crash_worker.build(database_url, log, worker=False)
+    async with client:
+        run = await client.runs.create(None, "crashy", input={})
+        proc = python_process(WORKER, database_url, log, hang_at)
+        try:
+            await eventually(lambda: f"{hang_at}:1" in crash_worker.executions(log),
+                             timeout=30)
+            stored = [s.name for s in await client.runs.steps(run.run_id)]
+            assert stored == completed_before_kill
+            proc.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(proc.wait, 10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+        assert (await client.runs.get(run.run_id)).status is RunStatus.RUNNING
+
+        rescuer = crash_worker.build(database_url, log, lease_ttl=1.0, heartbeat_interval=0.2,
+                                     reap_interval=0.1, poll_interval=0.01)
+        async with rescuer:
+            assert await rescuer.runs.join(run.run_id) == ["one", "two", "three"]
+        runs = await client.runs.get(run.run_id)
+        assert runs.status is RunStatus.SUCCESS and runs.attempt == 2
+
+    executed = crash_worker.executions(log)
+    for name in completed_before_kill:
+        assert executed.count(f"{name}:1") == 1, executed
+        assert f"{name}:2" not in executed, executed  # replayed, not executed again
+    assert executed.count(f"{hang_at}:1") == 1 and executed.count(f"{hang_at}:2") == 1
+    async with crash_worker.build(database_url, log, worker=False) as reader:
+        events = [e.event for e in await reader.runs.events(run.run_id)]
+    assert [e for e in events if e.startswith("run:")] == [
+        "run:created", "run:start", "run:resume", "run:start", "run:complete"]
+    assert events.count("step:complete") == 3

@@ -1,0 +1,254 @@
+"""Store conformance: the guarantees every store gives, through the Store protocol only."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from runplane.errors import RunConflict, RunNotFound, ThreadBusy, ThreadExists, ThreadNotFound
+from runplane.models import CancelAction, CancelRequest, Lease, MultitaskStrategy, NewRun, RunStatus
+from runplane.store import Store, open_store
+
+T0 = 1_800_000_000.0
+
+
+def new_run(run_id: str, thread_id: str | None = None, workflow: str = "wf", *,
+            max_attempts: int = 3, timeout: float | None = None) -> NewRun:
+    return NewRun(run_id=run_id, thread_id=thread_id, assistant_id=workflow, input={"i": run_id},
+                  metadata={}, multitask_strategy=MultitaskStrategy.ENQUEUE,
+                  max_attempts=max_attempts, timeout=timeout, root_run_id=run_id)
+
+
+async def claim_one(store: Store, owner: str = "w1", now: float = T0, ttl: float = 10.0):
+    claimed = await store.claim_runs(owner, ["wf"], 1, ttl, now)
+    assert len(claimed) == 1
+    return claimed[0]
+
+
+async def test_threads_create_get_and_if_exists(store: Store):
+    t = await store.create_thread("t1", {"a": 1}, T0, if_exists="raise")
+    assert t.thread_id == "t1" and t.metadata == {"a": 1} and t.values is None
+    with pytest.raises(ThreadExists):
+        await store.create_thread("t1", {}, T0, if_exists="raise")
+    again = await store.create_thread("t1", {"b": 2}, T0, if_exists="do_nothing")
+    assert again.metadata == {"a": 1}
+    assert await store.get_thread("nope") is None
+    assert [x.thread_id for x in await store.list_threads(limit=10, offset=0)] == ["t1"]
+
+
+async def test_create_run_on_missing_thread_writes_nothing(store: Store):
+    with pytest.raises(ThreadNotFound):
+        await store.create_run(new_run("r1", "missing"), T0, on_active="enqueue")
+    assert await store.get_run("r1") is None
+    created = await store.create_run(new_run("r2", "auto"), T0, on_active="enqueue",
+                                     create_thread=True)
+    assert created.run.status is RunStatus.PENDING
+    assert await store.get_thread("auto") is not None
+
+
+async def test_claims_follow_creation_order_one_run_per_thread(store: Store):
+    for t in ("a", "b"):
+        await store.create_thread(t, {}, T0, if_exists="raise")
+    order = [("r1", "a"), ("r2", "a"), ("r3", None), ("r4", "b"), ("r5", "b")]
+    for run_id, thread in order:
+        await store.create_run(new_run(run_id, thread), T0, on_active="enqueue")
+    claimed = await store.claim_runs("w1", ["wf"], 10, 10.0, T0)
+    assert [c.run.run_id for c in claimed] == ["r1", "r3", "r4"]
+    assert all(c.run.status is RunStatus.RUNNING and c.run.attempt == 1 for c in claimed)
+    assert await store.claim_runs("w2", ["wf"], 10, 10.0, T0) == []
+    assert await store.finish_run(claimed[0].lease, RunStatus.SUCCESS, 1, None, T0)
+    assert [c.run.run_id for c in await store.claim_runs("w2", ["wf"], 10, 10.0, T0)] == ["r2"]
+
+
+async def test_claims_skip_other_workflows_but_keep_thread_order(store: Store):
+    await store.create_thread("t", {}, T0, if_exists="raise")
+    await store.create_run(new_run("first", "t", workflow="other"), T0, on_active="enqueue")
+    await store.create_run(new_run("second", "t"), T0, on_active="enqueue")
+    # "second" waits behind "first" although this worker cannot run "first"
+    assert await store.claim_runs("w1", ["wf"], 10, 10.0, T0) == []
+
+
+async def test_concurrent_claims_never_give_one_run_or_one_thread_twice(database_url: str):
+    stores = [open_store(database_url) for _ in range(4)]
+    for s in stores:
+        await s.open()
+    try:
+        await stores[0].create_thread("t", {}, T0, if_exists="raise")
+        for i in range(20):
+            await stores[0].create_run(new_run(f"r{i:02}", "t" if i % 2 else None), T0,
+                                       on_active="enqueue")
+        results = await asyncio.gather(
+            *(s.claim_runs(f"w{k}", ["wf"], 20, 10.0, T0) for k, s in enumerate(stores))
+        )
+        ids = [c.run.run_id for batch in results for c in batch]
+        assert len(ids) == len(set(ids))
+        on_thread = [c for batch in results for c in batch if c.run.thread_id == "t"]
+        assert len(on_thread) == 1 and on_thread[0].run.run_id == "r01"
+        assert len(ids) == 11  # ten thread-less runs and the thread's oldest run
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_fenced_writes_are_refused_for_a_stale_generation(store: Store):
+    await store.create_thread("t", {}, T0, if_exists="raise")
+    await store.create_run(new_run("r", "t"), T0, on_active="enqueue")
+    held = await claim_one(store)
+    stale = Lease("r", held.lease.generation - 1)
+    assert not await store.complete_step(stale, 0, "s", 1, T0)
+    assert not await store.append_event("r", "values", {"v": 1}, T0, lease=stale)
+    assert not await store.finish_run(stale, RunStatus.SUCCESS, {"v": 1}, None, T0)
+    assert await store.renew_leases([stale], 10.0, T0) == ["r"]
+    run = await store.get_run("r")
+    assert run.status is RunStatus.RUNNING and run.step_index == 0
+    assert await store.get_steps("r") == []
+    assert (await store.get_thread("t")).values is None
+    # a step write for an index already taken is refused too
+    assert await store.complete_step(held.lease, 0, "s", 1, T0)
+    assert not await store.complete_step(held.lease, 0, "s", 2, T0)
+    assert [s.result for s in await store.get_steps("r")] == [1]
+
+
+async def test_cancel_bumps_the_fence_and_is_idempotent(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    held = await claim_one(store)
+    request = CancelRequest(CancelAction.INTERRUPT, "stop", "alice")
+    first = await store.cancel_run("r", request, T0 + 1)
+    assert first.outcome == "cancelled"
+    assert first.run.lease_generation == held.lease.generation + 1
+    assert first.run.cancel_requested_at.timestamp() == T0 + 1
+    assert not await store.complete_step(held.lease, 0, "s", 1, T0 + 2)
+    assert not await store.finish_run(held.lease, RunStatus.SUCCESS, 1, None, T0 + 2)
+    second = await store.cancel_run("r", CancelRequest(reason="again"), T0 + 3)
+    assert second.outcome == "already_interrupted"
+    assert second.run.cancel_reason == "stop" and second.run.lease_generation == \
+        first.run.lease_generation
+    events = [e.event for e in await store.get_events("r")]
+    assert events.count("run:cancel") == 1 and "run:complete" not in events
+    assert await store.cancel_run("missing", request, T0) is None
+
+
+async def test_cancel_of_a_finished_run_is_a_conflict_and_changes_nothing(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    held = await claim_one(store)
+    assert await store.finish_run(held.lease, RunStatus.ERROR, None, "boom", T0)
+    result = await store.cancel_run("r", CancelRequest(), T0)
+    assert result.outcome == "conflict" and result.run.status is RunStatus.ERROR
+    assert (await store.get_run("r")).cancel_requested_at is None
+
+
+async def test_rollback_restores_the_snapshot_taken_at_claim(store: Store):
+    await store.create_thread("t", {}, T0, if_exists="raise")
+    await store.create_run(new_run("a", "t"), T0, on_active="enqueue")
+    a = await claim_one(store)
+    assert await store.finish_run(a.lease, RunStatus.SUCCESS, {"v": "a"}, None, T0)
+    await store.create_run(new_run("b", "t"), T0, on_active="enqueue")
+    b = await claim_one(store)
+    assert await store.complete_step(b.lease, 0, "s", 1, T0)
+    assert await store.append_event("b", "values", {"v": "b-partial"}, T0, lease=b.lease)
+    assert (await store.get_thread("t")).values == {"v": "b-partial"}
+    done = await store.cancel_run("b", CancelRequest(CancelAction.ROLLBACK), T0)
+    assert done.run.step_index == 0 and done.run.cancel_action is CancelAction.ROLLBACK
+    assert (await store.get_thread("t")).values == {"v": "a"}
+    assert await store.get_steps("b") == []
+
+
+async def test_multitask_rules_are_atomic_with_creation(store: Store):
+    await store.create_thread("t", {}, T0, if_exists="raise")
+    await store.create_run(new_run("a", "t"), T0, on_active="enqueue")
+    with pytest.raises(ThreadBusy):
+        await store.create_run(new_run("b", "t"), T0, on_active="reject")
+    assert await store.get_run("b") is None
+    created = await store.create_run(new_run("c", "t"), T0,
+                                     on_active=CancelRequest(CancelAction.INTERRUPT, "new"))
+    assert [r.run_id for r in created.cancelled] == ["a"]
+    assert (await store.get_run("a")).status is RunStatus.INTERRUPTED
+    assert [c.run.run_id for c in await store.claim_runs("w", ["wf"], 5, 10.0, T0)] == ["c"]
+
+
+async def test_reaper_requeues_expired_leases_and_bumps_the_fence(store: Store):
+    await store.create_run(new_run("r", max_attempts=2), T0, on_active="enqueue")
+    first = await claim_one(store, ttl=10.0)
+    assert await store.reap_expired(T0 + 5) == []
+    reaped = await store.reap_expired(T0 + 11)
+    assert [(x.run_id, x.status) for x in reaped] == [("r", RunStatus.PENDING)]
+    assert not await store.complete_step(first.lease, 0, "s", 1, T0 + 12)
+    second = await claim_one(store, owner="w2", now=T0 + 12)
+    assert second.run.attempt == 2
+    assert second.run.lease_generation > first.lease.generation + 1
+    reaped = await store.reap_expired(T0 + 100)
+    assert [(x.run_id, x.status) for x in reaped] == [("r", RunStatus.ERROR)]
+    run = await store.get_run("r")
+    assert run.status is RunStatus.ERROR and "attempt 2 of 2" in run.error
+
+
+async def test_reaper_times_out_runs_past_their_deadline(store: Store):
+    await store.create_run(new_run("r", timeout=5.0), T0, on_active="enqueue")
+    held = await claim_one(store, ttl=10.0)
+    assert held.run.deadline_at.timestamp() == T0 + 5.0
+    reaped = await store.reap_expired(T0 + 11)
+    assert [(x.run_id, x.status) for x in reaped] == [("r", RunStatus.TIMEOUT)]
+
+
+async def test_renewed_lease_is_not_reaped(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    held = await claim_one(store, ttl=10.0)
+    assert await store.renew_leases([held.lease], 10.0, T0 + 8) == []
+    assert await store.reap_expired(T0 + 12) == []
+    assert await store.lost_leases([held.lease]) == []
+    await store.cancel_run("r", CancelRequest(), T0 + 13)
+    assert await store.lost_leases([held.lease]) == ["r"]
+
+
+async def test_release_only_forgets_an_owner_that_no_longer_runs_the_run(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    held = await claim_one(store, owner="w1")
+    await store.release_lease("r", "w1")
+    assert (await store.get_run("r")).lease_owner == "w1"  # still running: kept
+    await store.cancel_run("r", CancelRequest(), T0)
+    assert (await store.get_run("r")).lease_owner == "w1"  # task may still be running
+    await store.release_lease("r", "w2")
+    assert (await store.get_run("r")).lease_owner == "w1"
+    await store.release_lease("r", "w1")
+    assert (await store.get_run("r")).lease_owner is None
+    assert held.run.lease_owner == "w1"
+
+
+async def test_resume_requeues_only_interrupted_runs(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    held = await claim_one(store)
+    assert await store.complete_step(held.lease, 0, "s", "kept", T0)
+    with pytest.raises(RunConflict):
+        await store.resume_run("r", T0)
+    await store.cancel_run("r", CancelRequest(), T0)
+    resumed = await store.resume_run("r", T0)
+    assert resumed.status is RunStatus.PENDING and resumed.step_index == 1
+    again = await claim_one(store)
+    assert [s.result for s in again.steps] == ["kept"]
+    with pytest.raises(RunNotFound):
+        await store.resume_run("missing", T0)
+
+
+async def test_step_cancel_is_logged_only_for_a_step_not_stored(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    held = await claim_one(store)
+    assert await store.complete_step(held.lease, 0, "stored", 1, T0)
+    await store.record_step_cancel("r", 0, "stored", "cancelled", T0)
+    await store.record_step_cancel("r", 1, "in_flight", "cancelled", T0)
+    cancels = [e.data for e in await store.get_events("r") if e.event == "step:cancel"]
+    assert cancels == [{"name": "in_flight", "index": 1, "reason": "cancelled"}]
+
+
+async def test_run_marks_move_with_every_change(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    before = await store.run_marks(["r", "missing"])
+    assert set(before) == {"r"}
+    held = await claim_one(store)
+    after_claim = await store.run_marks(["r"])
+    assert after_claim != before
+    await store.cancel_run("r", CancelRequest(), T0)
+    after_cancel = await store.run_marks(["r"])
+    assert after_cancel != after_claim
+    await store.release_lease("r", held.run.lease_owner)
+    assert await store.run_marks(["r"]) != after_cancel
