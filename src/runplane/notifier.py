@@ -2,7 +2,7 @@
 
 A signal only shortens a wait. Changes made by other processes are found by
 one poller per process: while anyone waits on runs, it reads a cheap mark of
-each watched run (status, last event seq, lease owner) every poll interval and
+each watched run (status, lease owner) every poll interval and
 wakes the watchers of the runs whose mark moved. A lost or missing signal
 therefore delays an effect but never breaks it.
 """

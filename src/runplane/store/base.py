@@ -8,6 +8,7 @@ writes) or one transaction. Worker writes take a :class:`Lease` and answer
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -94,8 +95,8 @@ class Store(Protocol):
         """``interrupted`` -> ``pending``; raises RunNotFound or RunConflict."""
 
     async def run_marks(self, run_ids: list[str]) -> dict[str, tuple[Any, ...]]:
-        """A cheap fingerprint per run that changes whenever the run does (status, event
-        seq, lease owner): what waiters in other processes poll."""
+        """A cheap fingerprint per run that changes when its status or lease owner does:
+        what waiters for another process's changes poll."""
 
     async def get_steps(self, run_id: str) -> list[Step]: ...
 
@@ -125,15 +126,16 @@ class Store(Protocol):
     async def reap_expired(self, now: float) -> list[Reaped]:
         """Re-queue running runs whose lease expired (or end them: attempts, deadline)."""
 
-    async def append_event(
+    def append_event(
         self, run_id: str, event: str, data: Any, now: float, *, lease: Lease | None
-    ) -> bool:
+    ) -> Awaitable[bool]:
         """Append an event; with ``lease`` the write is fenced. ``values`` events also set
-        the thread's values."""
+        the thread's values. (May return a future: workflows' writes are awaited through
+        cancellation, and a future needs no task for that.)"""
 
-    async def complete_step(
+    def complete_step(
         self, lease: Lease, index: int, name: str, result: Any, now: float
-    ) -> bool:
+    ) -> Awaitable[bool]:
         """Store a step's result, advance the step index and log ``step:complete``, atomically."""
 
     async def record_step_cancel(

@@ -105,11 +105,12 @@ class _ConnectionThread:
         if self._startup_error is not None:
             raise self._startup_error
 
-    async def call(self, fn: Callable[[sqlite3.Connection], Any], *, write: bool) -> Any:
+    def submit(self, fn: Callable[[sqlite3.Connection], Any], *, write: bool) -> asyncio.Future:
+        """Queue ``fn``; it runs even if the returned future is cancelled."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.put(_Op(fn, write, loop, future))
-        return await future
+        return future
 
     async def stop(self) -> None:
         self._queue.put(None)
@@ -653,11 +654,11 @@ class SQLiteStore:
         self._conn = _ConnectionThread(self.path, busy_timeout)
         self._opened = False
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        return await self._conn.call(fn, write=True)
+    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
+        return self._conn.submit(fn, write=True)
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        return await self._conn.call(fn, write=False)
+    def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
+        return self._conn.submit(fn, write=False)
 
     async def open(self) -> None:
         await asyncio.to_thread(self._conn.start)
@@ -747,7 +748,7 @@ class SQLiteStore:
     async def run_marks(self, run_ids: list[str]) -> dict[str, tuple[Any, ...]]:
         def tx(conn: sqlite3.Connection) -> dict[str, tuple[Any, ...]]:
             rows = conn.execute(
-                "SELECT run_id, status, last_event_seq, lease_owner FROM runs "
+                "SELECT run_id, status, lease_owner FROM runs "
                 "WHERE run_id IN (SELECT value FROM json_each(?))",
                 (_dumps(run_ids),),
             )
@@ -813,15 +814,17 @@ class SQLiteStore:
     async def reap_expired(self, now: float) -> list[Reaped]:
         return await self._write(lambda conn: _reap(conn, now))
 
-    async def append_event(
+    # The two writes a workflow makes are futures, not coroutines, so that the worker can
+    # see them through a cancellation without wrapping each in a task.
+    def append_event(
         self, run_id: str, event: str, data: Any, now: float, *, lease: Lease | None
-    ) -> bool:
-        return await self._write(lambda conn: _append_event(conn, run_id, event, data, now, lease))
+    ) -> asyncio.Future:
+        return self._write(lambda conn: _append_event(conn, run_id, event, data, now, lease))
 
-    async def complete_step(
+    def complete_step(
         self, lease: Lease, index: int, name: str, result: Any, now: float
-    ) -> bool:
-        return await self._write(lambda conn: _complete_step(conn, lease, index, name, result, now))
+    ) -> asyncio.Future:
+        return self._write(lambda conn: _complete_step(conn, lease, index, name, result, now))
 
     async def record_step_cancel(
         self, run_id: str, index: int, name: str, reason: str, now: float
