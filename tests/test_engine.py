@@ -359,3 +359,24 @@ async def test_sync_step_functions_run_off_the_event_loop(make_app: AppFactory):
 def _blocking_sleep(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
+
+
+async def test_emit_refuses_lifecycle_names_and_non_json_data(make_app: AppFactory):
+    app = make_app()
+    errors: list[str] = []
+
+    @app.workflow("emitter")
+    async def emitter(ctx: Context, input: dict) -> None:
+        for mode, data in (("run:complete", {}), ("", {}), ("custom", {1, 2})):
+            try:
+                await ctx.emit(mode, data)
+            except (ValueError, TypeError) as exc:
+                errors.append(str(exc))
+
+    async with app:
+        run = await app.runs.create(None, "emitter")
+        await app.runs.join(run.run_id)
+        assert len(errors) == 3
+        assert "lifecycle events" in errors[0] and "not JSON-serialisable" in errors[2]
+        assert [e.event for e in await app.runs.events(run.run_id)] == [
+            "run:created", "run:start", "run:complete"]

@@ -20,6 +20,8 @@ log = logging.getLogger("runplane.worker")
 
 T = TypeVar("T")
 
+_RESERVED_PREFIXES = ("run:", "step:", "lease:")
+
 StopReason = Literal["cancelled", "lease_lost", "timeout", "shutdown"]
 
 
@@ -149,6 +151,11 @@ class Context:
         are written again (at least once: the earlier attempt may have stopped
         before them).
         """
+        if not isinstance(mode, str) or not mode or mode.startswith(_RESERVED_PREFIXES):
+            raise ValueError(
+                f"invalid emit mode {mode!r}: a non-empty name not starting with "
+                f"{', '.join(_RESERVED_PREFIXES)} (those are lifecycle events)"
+            )
         if self.replaying:
             return
         self._raise_if_stopped()
