@@ -193,7 +193,8 @@ async def test_concurrent_cancels_from_other_processes_have_one_winner(
     make_app: AppFactory, database_url: str
 ):
     gate = Gate()
-    app, seen = blocking_app(make_app, gate)
+    # no heartbeat in the test's time: only the poll can tell the worker of the cancel
+    app, seen = blocking_app(make_app, gate, heartbeat_interval=3600.0, lease_ttl=7200.0)
     async with app:
         run_id = await start_blocked(app, gate)
         outputs = await asyncio.gather(*(

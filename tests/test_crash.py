@@ -9,6 +9,7 @@ import signal
 import pytest
 
 import crash_worker
+from runplane.errors import RunCancelled
 from runplane.models import RunStatus
 
 from support import eventually, python_process
@@ -58,3 +59,27 @@ async def test_sigkilled_worker_run_is_resumed_elsewhere_without_rerunning_steps
     assert [e for e in events if e.startswith("run:")] == [
         "run:created", "run:start", "run:resume", "run:start", "run:complete"]
     assert events.count("step:complete") == 3
+
+
+async def test_cancel_wait_on_a_run_whose_worker_died_returns_when_its_lease_expires(
+    database_url: str, tmp_path
+):
+    """Nobody releases a dead worker's lease: wait=True answers once the lease ran out."""
+    log = str(tmp_path / "executions.log")
+    client = crash_worker.build(database_url, log, worker=False, poll_interval=0.01)
+    async with client:
+        run = await client.runs.create(None, "crashy", input={})
+        proc = python_process(WORKER, database_url, log, "two")
+        try:
+            await eventually(lambda: "two:1" in crash_worker.executions(log), timeout=30)
+            proc.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(proc.wait, 10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+        result = await asyncio.wait_for(client.runs.cancel(run.run_id, wait=True), 10)
+        assert result.outcome == "cancelled" and result.stopped
+        assert result.run.lease_owner is not None  # still named, but its lease has expired
+        with pytest.raises(RunCancelled):
+            await asyncio.wait_for(client.runs.join(run.run_id), 10)

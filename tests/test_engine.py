@@ -4,7 +4,7 @@ bad input, and what a worker claims."""
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 
 import pytest
 
@@ -285,11 +285,13 @@ async def test_graceful_shutdown_hands_running_runs_back(make_app: AppFactory):
     run = await first.runs.create(None, "two")
     await gate.wait_reached()
     await first.close()  # shutdown_grace=0: the run goes back to pending at once
+    reader = make_app(worker=False)
+    async with reader:
+        after = await reader.runs.get(run.run_id)
+        assert after.status is RunStatus.PENDING and after.lease_owner is None
     second = make_app()
     second.workflow("two")(two_steps)
     async with second:
-        after = await second.runs.get(run.run_id)
-        assert after.status in (RunStatus.PENDING, RunStatus.RUNNING)
         gate.open()
         assert await second.runs.join(run.run_id) == "ok"
         assert done == ["a"]
@@ -341,42 +343,141 @@ async def test_resume_only_for_interrupted_runs(make_app: AppFactory):
 
 async def test_sync_step_functions_run_off_the_event_loop(make_app: AppFactory):
     app = make_app()
+    started, release = threading.Event(), threading.Event()
+
+    def blocking(seconds: float) -> bool:
+        started.set()
+        return release.wait(seconds)  # only the event loop can set it: deadlock if inline
 
     @app.workflow("blocking_io")
-    async def blocking_io(ctx: Context, input: dict) -> float:
-        return await ctx.step("sleep", _blocking_sleep, 0.05)
+    async def blocking_io(ctx: Context, input: dict) -> bool:
+        return await ctx.step("wait", blocking, 10)
 
     async with app:
         run = await app.runs.create(None, "blocking_io")
-        ticks = 0
-        while (await app.runs.get(run.run_id)).status.active:
-            ticks += 1
-            await asyncio.sleep(0.005)
-        assert ticks > 1  # the loop kept running while the step blocked its thread
-        assert await app.runs.join(run.run_id) == 0.05
+        await eventually(started.is_set)
+        release.set()
+        assert await app.runs.join(run.run_id) is True
 
 
-def _blocking_sleep(seconds: float) -> float:
-    time.sleep(seconds)
-    return seconds
-
-
-async def test_emit_refuses_lifecycle_names_and_non_json_data(make_app: AppFactory):
+async def test_overlapping_steps_are_refused_clearly(make_app: AppFactory):
     app = make_app()
-    errors: list[str] = []
 
-    @app.workflow("emitter")
-    async def emitter(ctx: Context, input: dict) -> None:
-        for mode, data in (("run:complete", {}), ("", {}), ("custom", {1, 2})):
-            try:
-                await ctx.emit(mode, data)
-            except (ValueError, TypeError) as exc:
-                errors.append(str(exc))
+    @app.workflow("parallel")
+    async def parallel(ctx: Context, input: dict) -> list:
+        return await asyncio.gather(ctx.step("a", asyncio.sleep, 0.01),
+                                    ctx.step("b", asyncio.sleep, 0.01))
 
     async with app:
-        run = await app.runs.create(None, "emitter")
-        await app.runs.join(run.run_id)
-        assert len(errors) == 3
-        assert "lifecycle events" in errors[0] and "not JSON-serialisable" in errors[2]
-        assert [e.event for e in await app.runs.events(run.run_id)] == [
-            "run:created", "run:start", "run:complete"]
+        run = await app.runs.create(None, "parallel")
+        with pytest.raises(RunFailed) as err:
+            await app.runs.join(run.run_id)
+        assert "must not overlap" in err.value.run.error
+
+
+async def test_shutdown_after_an_unnoticed_cancel_logs_one_step_cancel(make_app: AppFactory):
+    gate = Gate()
+    app = make_app(poll_interval=3600.0)
+    client = make_app(worker=False)
+
+    async def parks(ctx: Context, input: dict) -> None:
+        await ctx.step("park", gate)
+
+    app.workflow("parks")(parks)
+    client.workflow("parks")(parks)
+    async with client:
+        await app.open()
+        run = await app.runs.create(None, "parks")
+        await gate.wait_reached()
+        await client.runs.cancel(run.run_id)  # the worker is not told
+        await app.close()  # hands back what it runs: the fence says it was cancelled
+        events = await client.runs.events(run.run_id)
+        assert [(e.event, e.data.get("reason")) for e in events][-2:] == [
+            ("run:cancel", None), ("step:cancel", "cancelled")]
+        final = await client.runs.get(run.run_id)
+        assert final.status is RunStatus.INTERRUPTED and final.lease_owner is None
+
+
+async def test_a_claim_in_flight_at_shutdown_is_handed_back(make_app: AppFactory):
+    app = make_app()
+    app.workflow("known")(_noop)
+    await app.open()
+    store = app.store
+    blocked, release = threading.Event(), threading.Event()
+
+    def block(conn) -> None:
+        blocked.set()
+        release.wait(10)
+
+    client = make_app(worker=False)
+    client.workflow("known")(_noop)
+    async with client:
+        holder = store._read(block)  # the connection thread is busy: the next claim queues
+        await eventually(blocked.is_set)
+        run = await client.runs.create(None, "known")
+        await eventually(lambda: store._conn._queue.qsize() >= 1)  # the worker's claim
+        closing = asyncio.create_task(app.close())
+        await asyncio.sleep(0.05)
+        release.set()
+        await holder
+        await asyncio.wait_for(closing, 10)
+        final = await client.runs.get(run.run_id)
+        assert final.status is RunStatus.PENDING and final.lease_owner is None
+        assert [e.event for e in await client.runs.events(run.run_id)] == [
+            "run:created", "run:start", "run:resume"]
+
+
+async def test_waiters_and_calls_fail_instead_of_hanging_when_the_app_closes(
+    make_app: AppFactory,
+):
+    from runplane import StoreClosed
+
+    app = make_app(worker=False)
+    app.workflow("known")(_noop)
+    await app.open()
+    run = await app.runs.create(None, "known")
+    joining = asyncio.create_task(app.runs.join(run.run_id))
+    await asyncio.sleep(0.05)
+    store = app.store
+    await app.close()
+    with pytest.raises(StoreClosed):
+        await asyncio.wait_for(joining, 10)
+    with pytest.raises(StoreClosed):
+        await store.get_run(run.run_id)
+
+
+async def test_a_run_shutting_down_keeps_its_lease_until_its_task_stopped(
+    make_app: AppFactory,
+):
+    clock = ManualClock()
+    parked, cleanup = Gate(), Gate()
+    app = make_app(clock=clock, lease_ttl=100.0, heartbeat_interval=0.02, max_attempts=1)
+
+    @app.workflow("slow_cleanup")
+    async def slow_cleanup(ctx: Context, input: dict) -> None:
+        try:
+            await ctx.step("park", parked)
+        finally:
+            await asyncio.shield(cleanup())
+
+    reaper = make_app(worker=False, clock=clock)
+    async with reaper:
+        await app.open()
+        run = await app.runs.create(None, "slow_cleanup")
+        await parked.wait_reached()
+        closing = asyncio.create_task(app.close())
+        await cleanup.wait_reached()  # shutting down, cleanup still running
+        before = (await reaper.runs.get(run.run_id)).lease_expires_at
+        clock.advance(60)
+        await eventually(lambda: _renewed_after(reaper, run.run_id, before))
+        clock.advance(60)  # past the lease as it was when the shutdown began
+        assert await reaper.store.reap_expired(clock.now()) == []
+        cleanup.open()
+        await asyncio.wait_for(closing, 10)
+        final = await reaper.runs.get(run.run_id)
+        assert final.status is RunStatus.PENDING and final.attempt == 0
+        parked.open()
+
+
+async def _renewed_after(app, run_id: str, before) -> bool:
+    return (await app.runs.get(run_id)).lease_expires_at > before

@@ -195,7 +195,7 @@ async def test_lease_takeover_fences_the_old_worker_and_resumes_after_last_step(
             await eventually(lambda: _has_event(new, run.run_id, "lease:lost"))
         final = await old.runs.get(run.run_id)
         assert final.status is RunStatus.SUCCESS
-        assert final.lease_generation > first.lease_generation
+        assert final.lease_generation == first.lease_generation + 2  # reaped, claimed again
         # "one" was completed once and replayed, never re-run; "two" ran in both workers
         # but is stored once, from the new holder.
         assert executed.count("one") == 1 and executed.count("two") == 2
@@ -235,3 +235,81 @@ async def test_heartbeat_refused_after_cancel_stops_the_task(make_app: AppFactor
         # the watch loop's first tick happens after poll_interval; use the heartbeat path
         await asyncio.wait_for(stopped.wait(), timeout=10)
         await eventually(lambda: _lease_released(app, run.run_id))
+
+
+CANCEL_AND_RESUME = """
+import asyncio, sys
+from runplane import Runplane
+async def main():
+    async with Runplane(sys.argv[1], worker=False) as client:
+        await client.runs.cancel(sys.argv[2], reason="stop")
+        await client.runs.resume(sys.argv[2])
+asyncio.run(main())
+"""
+
+
+async def test_cancel_then_quick_resume_is_still_reported_as_cancel(
+    make_app: AppFactory, database_url: str
+):
+    """The worker learns of the cancel only at its write, after the run was resumed."""
+    gate = Gate()
+    executed: list[str] = []
+    hooks = Hooks(after_step_fn=lambda r, i, name: gate() if name == "two" else _noop())
+    app = three_step_app(make_app, executed, hooks=hooks, poll_interval=3600.0)
+    lost = counter(LEASE_LOST)
+    async with app:
+        run = await app.runs.create(None, "three", input={})
+        await gate.wait_reached()
+        await asyncio.to_thread(run_python, CANCEL_AND_RESUME, database_url, run.run_id)
+        gate.open()  # the old attempt's end wakes this worker's claim loop for the resumed run
+        assert await app.runs.join(run.run_id) == {"one": "ONE", "two": "TWO", "three": "THREE"}
+        events = await app.runs.events(run.run_id)
+        assert [(e.data["name"], e.data["reason"]) for e in events if e.event == "step:cancel"] \
+            == [("two", "cancelled")]
+        assert not [e for e in events if e.event == "lease:lost"]
+        assert counter(LEASE_LOST) == lost
+        assert executed == ["one", "two", "two", "three"]
+
+
+async def test_wait_covers_an_older_attempt_still_unwinding_on_the_same_worker(
+    make_app: AppFactory,
+):
+    """cancel, resume and a re-claim by the same worker while the first attempt's cleanup
+    still runs: the attempts never overlap, and cancel(wait=True) waits for both."""
+    parked, cleanup = Gate(), Gate()
+    app = make_app()
+    live = {"tasks": 0, "most": 0}
+
+    starts: list[int] = []
+
+    @app.workflow("slow_cleanup")
+    async def slow_cleanup(ctx: Context, input: dict) -> None:
+        starts.append(ctx.lease.generation)
+        first = len(starts) == 1
+        live["tasks"] += 1
+        live["most"] = max(live["most"], live["tasks"])
+        try:
+            await ctx.step("park", parked)
+        finally:
+            if first:
+                await asyncio.shield(cleanup())
+            live["tasks"] -= 1
+
+    async with app:
+        run = await app.runs.create(None, "slow_cleanup")
+        await parked.wait_reached()
+        await app.runs.cancel(run.run_id)
+        await cleanup.wait_reached()
+        await app.runs.resume(run.run_id)
+        await eventually(lambda: _status(app, run.run_id, RunStatus.RUNNING))  # claimed again
+        waiter = asyncio.create_task(app.runs.cancel(run.run_id, wait=True))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()  # the first attempt is still cleaning up
+        cleanup.open()
+        result = await asyncio.wait_for(waiter, 10)
+        assert result.stopped and live["tasks"] == 0 and live["most"] == 1
+        parked.open()
+
+
+async def _status(app, run_id: str, status: RunStatus) -> bool:
+    return (await app.runs.get(run_id)).status is status

@@ -207,3 +207,26 @@ async def test_two_workers_never_run_two_runs_of_one_thread(make_app: AppFactory
     for run in runs:
         await workers[0].runs.join(run.run_id)
     assert active["most"] == 1
+
+
+@pytest.mark.parametrize(("strategy", "expected"), [
+    ("rollback", {"last": "base-2", "by": "base"}),
+    ("interrupt", {"last": "old-1", "by": "old"}),
+])
+async def test_the_multitask_cancel_applies_its_action_to_thread_values(
+    make_app: AppFactory, strategy: str, expected: dict
+):
+    gate, log = Gate(), []
+    app = staged_app(make_app, gate, log)
+    client = make_app(worker=False)
+    client.workflow("unclaimed")(_noop_workflow)  # no worker runs it: values stay visible
+    async with app, client:
+        thread = await app.threads.create()
+        await app.runs.join((await app.runs.create(
+            thread.thread_id, "staged", input={"tag": "base"})).run_id)
+        old = await app.runs.create(thread.thread_id, "staged", input={"tag": "old", "block": 1})
+        await gate.wait_reached()
+        await client.runs.create(thread.thread_id, "unclaimed", multitask_strategy=strategy)
+        assert (await client.threads.get(thread.thread_id)).values == expected
+        assert (await client.runs.get(old.run_id)).status is RunStatus.INTERRUPTED
+        gate.open()

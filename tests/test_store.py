@@ -154,6 +154,49 @@ async def test_rollback_restores_the_snapshot_taken_at_claim(store: Store):
     assert await store.get_steps("b") == []
 
 
+async def test_rollback_after_resume_restores_the_values_from_before_the_first_start(
+    store: Store,
+):
+    await store.create_thread("t", {}, T0, if_exists="raise")
+    await store.create_run(new_run("a", "t"), T0, on_active="enqueue")
+    first = await claim_one(store)
+    assert await store.append_event("a", "values", {"v": "a-1"}, T0, lease=first.lease)
+    await store.cancel_run("a", CancelRequest(), T0)
+    await store.resume_run("a", T0)
+    second = await claim_one(store)
+    assert await store.append_event("a", "values", {"v": "a-2"}, T0, lease=second.lease)
+    await store.cancel_run("a", CancelRequest(CancelAction.ROLLBACK), T0)
+    assert (await store.get_thread("t")).values is None
+
+
+async def test_rollback_never_overwrites_values_a_newer_run_wrote(store: Store):
+    await store.create_thread("t", {}, T0, if_exists="raise")
+    await store.create_run(new_run("a", "t"), T0, on_active="enqueue")
+    a = await claim_one(store)
+    assert await store.append_event("a", "values", {"v": "a"}, T0, lease=a.lease)
+    await store.cancel_run("a", CancelRequest(), T0)
+    await store.create_run(new_run("b", "t"), T0, on_active="enqueue")
+    b = await claim_one(store)
+    assert await store.finish_run(b.lease, RunStatus.SUCCESS, {"v": "b"}, None, T0)
+    # "a" resumes on top of b's values; rolling it back restores b's values, not a's start
+    await store.resume_run("a", T0)
+    a2 = await claim_one(store)
+    assert await store.append_event("a", "values", {"v": "a-again"}, T0, lease=a2.lease)
+    await store.cancel_run("a", CancelRequest(CancelAction.ROLLBACK), T0)
+    assert (await store.get_thread("t")).values == {"v": "b"}
+
+
+async def test_rollback_of_a_run_that_wrote_nothing_leaves_values_alone(store: Store):
+    await store.create_thread("t", {}, T0, if_exists="raise")
+    await store.create_run(new_run("a", "t"), T0, on_active="enqueue")
+    a = await claim_one(store)
+    assert await store.finish_run(a.lease, RunStatus.SUCCESS, {"v": "a"}, None, T0)
+    await store.create_run(new_run("b", "t"), T0, on_active="enqueue")
+    await claim_one(store)
+    await store.cancel_run("b", CancelRequest(CancelAction.ROLLBACK), T0)
+    assert (await store.get_thread("t")).values == {"v": "a"}
+
+
 async def test_multitask_rules_are_atomic_with_creation(store: Store):
     await store.create_thread("t", {}, T0, if_exists="raise")
     await store.create_run(new_run("a", "t"), T0, on_active="enqueue")
@@ -201,18 +244,22 @@ async def test_renewed_lease_is_not_reaped(store: Store):
     assert await store.lost_leases([held.lease]) == ["r"]
 
 
-async def test_release_only_forgets_an_owner_that_no_longer_runs_the_run(store: Store):
+async def test_release_forgets_the_owner_only_of_the_cancelled_attempt(store: Store):
     await store.create_run(new_run("r"), T0, on_active="enqueue")
     held = await claim_one(store, owner="w1")
-    await store.release_lease("r", "w1")
+    await store.release_lease(held.lease)
     assert (await store.get_run("r")).lease_owner == "w1"  # still running: kept
     await store.cancel_run("r", CancelRequest(), T0)
-    assert (await store.get_run("r")).lease_owner == "w1"  # task may still be running
-    await store.release_lease("r", "w2")
+    assert (await store.get_run("r")).lease_owner == "w1"  # its task may still be running
+    # cancelled, resumed and claimed again (by the same worker id) before the old task
+    # stopped: the old attempt's release must not clear the new attempt's lease
+    await store.resume_run("r", T0)
+    again = await claim_one(store, owner="w1")
+    await store.release_lease(held.lease)
     assert (await store.get_run("r")).lease_owner == "w1"
-    await store.release_lease("r", "w1")
+    await store.cancel_run("r", CancelRequest(), T0)
+    await store.release_lease(again.lease)
     assert (await store.get_run("r")).lease_owner is None
-    assert held.run.lease_owner == "w1"
 
 
 async def test_resume_requeues_only_interrupted_runs(store: Store):
@@ -234,10 +281,45 @@ async def test_step_cancel_is_logged_only_for_a_step_not_stored(store: Store):
     await store.create_run(new_run("r"), T0, on_active="enqueue")
     held = await claim_one(store)
     assert await store.complete_step(held.lease, 0, "stored", 1, T0)
-    await store.record_step_cancel("r", 0, "stored", "cancelled", T0)
-    await store.record_step_cancel("r", 1, "in_flight", "cancelled", T0)
+    await store.cancel_run("r", CancelRequest(), T0)
+    await store.record_step_cancel(held.lease, 0, "stored", "cancelled", T0)
+    await store.record_step_cancel(held.lease, 1, "in_flight", "cancelled", T0)
     cancels = [e.data for e in await store.get_events("r") if e.event == "step:cancel"]
     assert cancels == [{"name": "in_flight", "index": 1, "reason": "cancelled"}]
+
+
+async def test_step_cancel_is_not_logged_into_a_later_attempt(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    held = await claim_one(store)
+    await store.cancel_run("r", CancelRequest(), T0)
+    await store.resume_run("r", T0)
+    await claim_one(store)
+    await store.record_step_cancel(held.lease, 0, "late", "cancelled", T0)
+    assert not [e for e in await store.get_events("r") if e.event == "step:cancel"]
+
+
+async def test_cancel_remembers_the_generation_it_revoked_across_resume(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    assert (await store.cancel_run("r", CancelRequest(), T0)).run.cancelled_generation is None
+    await store.resume_run("r", T0)
+    held = await claim_one(store)
+    await store.cancel_run("r", CancelRequest(), T0)
+    resumed = await store.resume_run("r", T0)
+    assert resumed.cancelled_generation == held.lease.generation
+
+
+async def test_requeue_logs_the_step_in_flight_with_the_resume(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    held = await claim_one(store)
+    assert await store.requeue_run(held.lease, "worker_shutdown", T0, in_flight=(0, "s"))
+    assert not await store.requeue_run(held.lease, "worker_shutdown", T0, in_flight=(0, "s"))
+    run = await store.get_run("r")
+    assert run.status is RunStatus.PENDING and run.attempt == 0
+    tail = [(e.event, e.data) for e in await store.get_events("r")][-2:]
+    assert tail == [
+        ("step:cancel", {"index": 0, "name": "s", "reason": "worker_shutdown"}),
+        ("run:resume", {"reason": "worker_shutdown"}),
+    ]
 
 
 async def test_run_marks_move_with_every_change(store: Store):
@@ -250,5 +332,5 @@ async def test_run_marks_move_with_every_change(store: Store):
     await store.cancel_run("r", CancelRequest(), T0)
     after_cancel = await store.run_marks(["r"])
     assert after_cancel != after_claim
-    await store.release_lease("r", held.run.lease_owner)
+    await store.release_lease(held.lease)
     assert await store.run_marks(["r"]) != after_cancel

@@ -189,7 +189,11 @@ class Runplane:
         if self._store is not None:
             return
         store = open_store(self.settings.database_url)
-        await store.open()
+        try:
+            await store.open()
+        except BaseException:
+            await store.close()
+            raise
         notifier = LocalNotifier(store.run_marks, self.settings.poll_interval)
         self._notifier = notifier
         self._store = store
@@ -209,13 +213,13 @@ class Runplane:
         if self._worker is not None:
             await self._worker.stop(self.shutdown_grace)
             self._worker = None
-        if self._notifier is not None:
-            await self._notifier.close()
-            self._notifier = None
         if self._store is not None:
             await self._store.close()
             self._store = None
             self._service = None
+        if self._notifier is not None:  # wakes waiters, which now meet StoreClosed
+            await self._notifier.close()
+            self._notifier = None
 
     async def __aenter__(self) -> Runplane:
         await self.open()

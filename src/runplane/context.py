@@ -44,15 +44,14 @@ async def uncancellable(awaitable: Awaitable[T]) -> T:
 
 
 async def classify_refusal(store: Store, lease: Lease) -> StopReason | None:
-    """A fenced write was refused: was the run cancelled, or did another worker take it?
-
-    ``None`` means the store says this lease still holds: the refusal had another cause.
-    """
+    """A fenced write was refused: was this lease revoked by a cancel, or did another
+    worker take the run? ``None``: the store says this lease still holds."""
     run = await store.get_run(lease.run_id)
-    if run is not None and run.status is RunStatus.INTERRUPTED:
+    if run is None:
+        return "lease_lost"
+    if run.cancelled_generation == lease.generation:
         return "cancelled"
-    if run is not None and run.status is RunStatus.RUNNING \
-            and run.lease_generation == lease.generation:
+    if run.status is RunStatus.RUNNING and run.lease_generation == lease.generation:
         return None
     return "lease_lost"
 
@@ -101,6 +100,11 @@ class Context:
         A result still in flight when the run is cancelled is discarded, never
         stored as completed.
         """
+        if self.in_flight is not None:
+            raise RuntimeError(
+                f"ctx.step({name!r}) called while step {self.in_flight[1]!r} is still running: "
+                "the steps of one run are a sequence and must not overlap"
+            )
         index = self._next_index
         self._next_index += 1
         if index < len(self._replay):
@@ -109,10 +113,10 @@ class Context:
                 raise NonDeterministicReplay(index, stored.name, name)
             return stored.result
         self._raise_if_stopped()
+        self.in_flight = (index, name)
         await self._fenced("event", self._store.append_event(
             self.run_id, "step:start", {"name": name, "index": index}, self._clock.now(),
             lease=self.lease))
-        self.in_flight = (index, name)
         try:
             result = await self._call(fn, args, kwargs)
             try:

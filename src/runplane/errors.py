@@ -12,6 +12,10 @@ class RunplaneError(Exception):
     """Base class of every error runplane raises on purpose."""
 
 
+class StoreClosed(RunplaneError):
+    """The app (or store) was closed while, or before, this call used it."""
+
+
 class NotFound(RunplaneError, LookupError):
     """The thing named by an id does not exist (HTTP 404)."""
 

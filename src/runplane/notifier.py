@@ -16,6 +16,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
 
+from runplane.errors import StoreClosed
+
 log = logging.getLogger("runplane.notifier")
 
 Marks = Callable[[list[str]], Awaitable[dict[str, Hashable]]]
@@ -67,6 +69,10 @@ class LocalNotifier:
                 del self._run_watchers[run_id]
 
     async def close(self) -> None:
+        """Stop polling and wake every waiter, so that it re-reads (and meets a closed store)."""
+        for watchers in self._run_watchers.values():
+            for event in watchers:
+                event.set()
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -78,6 +84,8 @@ class LocalNotifier:
             await asyncio.sleep(self._poll_interval)
             try:
                 marks = await self._marks(list(self._run_watchers))
+            except StoreClosed:
+                return
             except Exception:
                 log.exception("polling watched runs failed; retrying")
                 continue

@@ -37,7 +37,7 @@ from runplane.models import (
     Thread,
     parse_enum,
 )
-from runplane.notifier import LocalNotifier
+from runplane.notifier import LocalNotifier, wait_event
 from runplane.store.base import OnActive, Store
 
 
@@ -255,9 +255,13 @@ class RunService:
             while True:
                 changed.clear()
                 run = await self.get_run(run_id)
-                if until(run, self._clock.now()):
+                now = self._clock.now()
+                if until(run, now):
                     return run
-                await changed.wait()
+                # Nobody writes when a dead worker's lease runs out: wake up then by ourselves.
+                expiry = None if run.lease_expires_at is None else \
+                    max(0.0, run.lease_expires_at.timestamp() - now) + self._settings.poll_interval
+                await wait_event(changed, expiry)
 
     @staticmethod
     def _metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:

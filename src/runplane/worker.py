@@ -38,6 +38,7 @@ Workflow = Callable[[Context, Any], Awaitable[Any]]
 class _Held:
     ctx: Context
     task: asyncio.Task[Any] | None = None
+    supervisor: asyncio.Task[None] | None = None
 
 
 def _describe(exc: BaseException) -> str:
@@ -65,6 +66,7 @@ class Worker:
         self._supervisors: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._claim_task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._watch_task: asyncio.Task[None] | None = None
 
     @property
@@ -84,9 +86,9 @@ class Worker:
         """Stop claiming; give running runs ``grace`` seconds, then hand the rest back."""
         if self._claim_task is None:
             return
-        self._claim_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._claim_task
+        self._stopping = True  # a claim in flight completes: its runs are handed back below
+        self._wake.set()
+        await self._claim_task
         if self._supervisors and grace > 0:
             await asyncio.wait(set(self._supervisors), timeout=grace)
         for handle in list(self._held.values()):
@@ -103,7 +105,7 @@ class Worker:
     async def _claim_loop(self) -> None:
         names = sorted(self._workflows)
         s = self._settings
-        while True:
+        while not self._stopping:
             self._wake.clear()
             free = s.concurrency - len(self._held)
             if free > 0 and names:
@@ -115,15 +117,25 @@ class Worker:
                     log.exception("claiming runs failed; retrying")
                     claimed = []
                 for item in claimed:
-                    self._spawn(item)
+                    if self._stopping:  # the claim was in flight when stop() began
+                        await self._store.requeue_run(
+                            item.lease, "worker_shutdown", self._clock.now()
+                        )
+                    else:
+                        self._spawn(item)
             await wait_event(self._wake, s.poll_interval)
 
     def _spawn(self, claimed: ClaimedRun) -> None:
         handle = _Held(Context(claimed, store=self._store, clock=self._clock, hooks=self._hooks))
+        # A run cancelled, resumed and claimed again by this worker may still be unwinding
+        # its previous attempt here: the new attempt starts once that one is over.
+        previous = self._held.get(claimed.run.run_id)
         self._held[claimed.run.run_id] = handle
-        task = asyncio.create_task(self._supervise(claimed, handle))
-        self._supervisors.add(task)
-        task.add_done_callback(self._supervisors.discard)
+        handle.supervisor = asyncio.create_task(
+            self._supervise(claimed, handle, None if previous is None else previous.supervisor)
+        )
+        self._supervisors.add(handle.supervisor)
+        handle.supervisor.add_done_callback(self._supervisors.discard)
 
     # --- noticing cancels, heartbeats, crash recovery -------------------------
     def _on_cancel(self, run_id: str) -> None:
@@ -148,7 +160,13 @@ class Worker:
                 self._stop(handle, reason)
 
     def _live_leases(self) -> list[Lease]:
-        return [h.ctx.lease for h in self._held.values() if h.ctx.stop_reason is None]
+        """Leases still ours: runs stopping for a timeout or a shutdown keep theirs (and their
+        heartbeat) until the task is over."""
+        return [
+            h.ctx.lease
+            for h in self._held.values()
+            if h.ctx.stop_reason in (None, "timeout", "shutdown")
+        ]
 
     async def _watch_loop(self) -> None:
         """Three periodic duties: notice runs no longer ours (cancel written by another
@@ -194,10 +212,14 @@ class Worker:
             self._wake.set()
 
     # --- running one run ---------------------------------------------------
-    async def _supervise(self, claimed: ClaimedRun, handle: _Held) -> None:
+    async def _supervise(
+        self, claimed: ClaimedRun, handle: _Held, previous: asyncio.Task[None] | None
+    ) -> None:
         run = claimed.run
         ctx = handle.ctx
         try:
+            if previous is not None:
+                await asyncio.wait({previous})
             if self._hooks.after_claim is not None:
                 await uncancellable(self._hooks.after_claim(run.run_id))
             workflow = self._workflows[run.assistant_id]
@@ -223,6 +245,9 @@ class Worker:
     async def _settle(self, handle: _Held, timeout: float | None) -> None:
         ctx, task = handle.ctx, handle.task
         assert task is not None
+        if ctx.stop_reason is not None and not task.cancelled() and task.exception():
+            log.warning("run %s: workflow raised while stopping (%s): %s", ctx.run_id,
+                        ctx.stop_reason, _describe(task.exception()))
         if ctx.stop_reason in ("cancelled", "lease_lost"):
             await self._abandon(ctx, ctx.stop_reason)
             return
@@ -262,8 +287,8 @@ class Worker:
         if reason == "cancelled":
             if ctx.in_flight is not None:
                 index, name = ctx.in_flight
-                await self._store.record_step_cancel(ctx.run_id, index, name, "cancelled", now)
-            await self._store.release_lease(ctx.run_id, self.worker_id)
+                await self._store.record_step_cancel(ctx.lease, index, name, "cancelled", now)
+            await self._store.release_lease(ctx.lease)
             run = await self._store.get_run(ctx.run_id)
             if run is not None and run.cancel_requested_at is not None:
                 metrics.CANCEL_LATENCY.observe(max(0.0, now - run.cancel_requested_at.timestamp()))
@@ -279,9 +304,7 @@ class Worker:
         }, now, lease=None)
 
     async def _hand_back(self, ctx: Context) -> None:
-        now = self._clock.now()
-        if ctx.in_flight is not None:
-            index, name = ctx.in_flight
-            await self._store.record_step_cancel(ctx.run_id, index, name, "worker_shutdown", now)
-        if not await self._store.requeue_run(ctx.lease, "worker_shutdown", now):
+        if not await self._store.requeue_run(
+            ctx.lease, "worker_shutdown", self._clock.now(), in_flight=ctx.in_flight
+        ):
             await self._abandon(ctx, await self._classify(ctx))

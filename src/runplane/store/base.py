@@ -116,12 +116,16 @@ class Store(Protocol):
     async def lost_leases(self, leases: list[Lease]) -> list[str]:
         """Read-only: run ids of ``leases`` that are no longer running under that generation."""
 
-    async def release_lease(self, run_id: str, owner: str) -> None:
-        """Forget ``owner`` on a run it no longer runs: marks the task as really stopped."""
+    async def release_lease(self, lease: Lease) -> None:
+        """The task of a cancelled run has stopped: forget its owner, unless the run was
+        claimed again since (then the lease is the new holder's)."""
 
-    async def requeue_run(self, lease: Lease, reason: str, now: float) -> bool:
-        """Fenced ``running`` -> ``pending`` of a run this worker gives up (graceful shutdown);
-        the attempt does not count against ``max_attempts``."""
+    async def requeue_run(
+        self, lease: Lease, reason: str, now: float, *, in_flight: tuple[int, str] | None = None
+    ) -> bool:
+        """Fenced ``running`` -> ``pending`` of a run this worker gives up (graceful shutdown),
+        logging ``step:cancel`` for the step in flight in the same transaction; the attempt
+        does not count against ``max_attempts``."""
 
     async def reap_expired(self, now: float) -> list[Reaped]:
         """Re-queue running runs whose lease expired (or end them: attempts, deadline)."""
@@ -139,9 +143,10 @@ class Store(Protocol):
         """Store a step's result, advance the step index and log ``step:complete``, atomically."""
 
     async def record_step_cancel(
-        self, run_id: str, index: int, name: str, reason: str, now: float
+        self, lease: Lease, index: int, name: str, reason: str, now: float
     ) -> None:
-        """Log ``step:cancel`` for a step in flight, unless that step was stored after all."""
+        """Log ``step:cancel`` for the step in flight when ``lease`` was revoked, unless that
+        step was stored after all or the run was claimed again since."""
 
     async def finish_run(
         self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float

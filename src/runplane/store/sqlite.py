@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from runplane.errors import RunConflict, RunNotFound, ThreadBusy, ThreadExists, ThreadNotFound
+from runplane.errors import (
+    RunConflict,
+    RunNotFound,
+    StoreClosed,
+    ThreadBusy,
+    ThreadExists,
+    ThreadNotFound,
+)
 from runplane.models import (
     CancelAction,
     CancelRequest,
@@ -97,6 +104,7 @@ class _ConnectionThread:
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
+        self._closed = False
         self._thread = threading.Thread(target=self._main, name="runplane-sqlite", daemon=True)
 
     def start(self) -> None:
@@ -109,12 +117,26 @@ class _ConnectionThread:
         """Queue ``fn``; it runs even if the returned future is cancelled."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Op(fn, write, loop, future))
+        if self._closed:
+            future.set_exception(StoreClosed("the SQLite store is closed"))
+        else:
+            self._queue.put(_Op(fn, write, loop, future))
         return future
 
     async def stop(self) -> None:
+        self._closed = True
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
+        # what was queued behind the stop will never run: say so instead of hanging
+        while True:
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if op is not None:
+                op.loop.call_soon_threadsafe(
+                    _deliver, [(op.future, None, StoreClosed("the SQLite store is closed"))]
+                )
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -234,6 +256,7 @@ def _run(row: sqlite3.Row) -> Run:
         cancel_reason=row["cancel_reason"],
         cancel_action=CancelAction(action) if action else None,
         cancel_requested_by=row["cancel_requested_by"],
+        cancelled_generation=row["cancelled_generation"],
         root_run_id=row["root_run_id"],
         parent_run_id=row["parent_run_id"],
     )
@@ -318,6 +341,8 @@ RETURNING *
 _CANCEL = """
 UPDATE runs
    SET status = 'interrupted',
+       cancelled_generation = CASE WHEN status = 'running' THEN lease_generation
+                                   ELSE cancelled_generation END,
        lease_generation = lease_generation + 1,
        cancel_requested_at = ?, cancel_reason = ?, cancel_action = ?, cancel_requested_by = ?,
        step_index = CASE WHEN ? = 'rollback' THEN 0 ELSE step_index END,
@@ -330,7 +355,7 @@ RETURNING *
 _RESUME = """
 UPDATE runs
    SET status = 'pending', attempt = 0, ended_at = NULL, deadline_at = NULL,
-       pre_run_values = NULL, lease_owner = NULL, lease_expires_at = NULL,
+       lease_owner = NULL, lease_expires_at = NULL,
        cancel_requested_at = NULL, cancel_reason = NULL, cancel_action = NULL,
        cancel_requested_by = NULL, updated_at = ?, last_event_seq = last_event_seq + 1
  WHERE run_id = ? AND status = 'interrupted'
@@ -354,10 +379,10 @@ UPDATE runs
    SET status = 'running', lease_owner = ?, lease_generation = lease_generation + 1,
        lease_expires_at = ?, attempt = attempt + 1,
        started_at = COALESCE(started_at, ?), deadline_at = COALESCE(deadline_at, ? + timeout),
-       pre_run_values = CASE
-           WHEN pre_run_values IS NULL AND thread_id IS NOT NULL
-           THEN (SELECT t.values_json FROM threads t WHERE t.thread_id = runs.thread_id)
-           ELSE pre_run_values END,
+       pre_run_values = (
+           SELECT CASE WHEN runs.pre_run_values IS NOT NULL AND t.values_run_id = runs.run_id
+                       THEN runs.pre_run_values ELSE t.values_json END
+             FROM threads t WHERE t.thread_id = runs.thread_id),
        last_event_seq = last_event_seq + 1, updated_at = ?
  WHERE run_id = ? AND status = 'pending'
 RETURNING *
@@ -368,9 +393,11 @@ UPDATE runs SET lease_expires_at = ?
  WHERE run_id = ? AND status = 'running' AND lease_generation = ?
 """
 
+# The cancel that stopped generation G left the run at G + 1; a later claim moves it on, and
+# then the lease is someone else's to release.
 _RELEASE = """
 UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
- WHERE run_id = ? AND lease_owner = ? AND status <> 'running'
+ WHERE run_id = ? AND lease_generation = ? + 1 AND status <> 'running'
 """
 
 _EXPIRED = """
@@ -411,7 +438,16 @@ UPDATE runs
 RETURNING last_event_seq
 """
 
-_SET_VALUES = "UPDATE threads SET values_json = ?, updated_at = ? WHERE thread_id = ?"
+_SET_VALUES = """
+UPDATE threads SET values_json = ?, values_run_id = ?, updated_at = ? WHERE thread_id = ?
+"""
+
+# Rollback restores the snapshot only while the thread's values are still this run's own
+# writes: values a newer run wrote since are never overwritten with an older snapshot.
+_ROLLBACK_VALUES = """
+UPDATE threads SET values_json = ?, values_run_id = NULL, updated_at = ?
+ WHERE thread_id = ? AND values_run_id = ?
+"""
 
 
 # --------------------------------------------------------------------------- #
@@ -464,7 +500,7 @@ def _cancel(
     if request.action is CancelAction.ROLLBACK:
         conn.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
         if run.thread_id is not None and row["pre_run_values"] is not None:
-            conn.execute(_SET_VALUES, (row["pre_run_values"], now, run.thread_id))
+            conn.execute(_ROLLBACK_VALUES, (row["pre_run_values"], now, run.thread_id, run_id))
     return Cancelled("cancelled", run)
 
 
@@ -563,7 +599,7 @@ def _append_event(
         return False
     _append(conn, run_id, row["last_event_seq"], event, data, now)
     if event == "values" and row["thread_id"] is not None:
-        conn.execute(_SET_VALUES, (_dumps(data), now, row["thread_id"]))
+        conn.execute(_SET_VALUES, (_dumps(data), run_id, now, row["thread_id"]))
     return True
 
 
@@ -587,14 +623,18 @@ def _complete_step(
 
 
 def _record_step_cancel(
-    conn: sqlite3.Connection, run_id: str, index: int, name: str, reason: str, now: float
+    conn: sqlite3.Connection, lease: Lease, index: int, name: str, reason: str, now: float
 ) -> None:
-    stored = conn.execute(
-        "SELECT 1 FROM steps WHERE run_id = ? AND idx = ?", (run_id, index)
+    row = conn.execute(
+        "UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = ? "
+        "WHERE run_id = ? AND lease_generation = ? + 1 AND status <> 'running' "
+        "AND NOT EXISTS (SELECT 1 FROM steps s WHERE s.run_id = runs.run_id AND s.idx = ?) "
+        "RETURNING last_event_seq",
+        (now, lease.run_id, lease.generation, index),
     ).fetchone()
-    if stored is None:
-        _append_event(conn, run_id, "step:cancel",
-                      {"name": name, "index": index, "reason": reason}, now, None)
+    if row is not None:
+        _append(conn, lease.run_id, row["last_event_seq"], "step:cancel",
+                {"name": name, "index": index, "reason": reason}, now)
 
 
 def _finish(
@@ -610,7 +650,7 @@ def _finish(
     data = {"output": output} if status is RunStatus.SUCCESS else {"error": error}
     _append(conn, lease.run_id, row["last_event_seq"], _FINISH_EVENTS[status], data, now)
     if status is RunStatus.SUCCESS and output is not None and row["thread_id"] is not None:
-        conn.execute(_SET_VALUES, (encoded, now, row["thread_id"]))
+        conn.execute(_SET_VALUES, (encoded, lease.run_id, now, row["thread_id"]))
     return True
 
 
@@ -797,16 +837,24 @@ class SQLiteStore:
 
         return await self._read(tx)
 
-    async def release_lease(self, run_id: str, owner: str) -> None:
-        await self._write(lambda conn: conn.execute(_RELEASE, (run_id, owner)))
+    async def release_lease(self, lease: Lease) -> None:
+        await self._write(lambda conn: conn.execute(_RELEASE, (lease.run_id, lease.generation)))
 
-    async def requeue_run(self, lease: Lease, reason: str, now: float) -> bool:
+    async def requeue_run(
+        self, lease: Lease, reason: str, now: float, *, in_flight: tuple[int, str] | None = None
+    ) -> bool:
         def tx(conn: sqlite3.Connection) -> bool:
             row = conn.execute(_REQUEUE, (now, lease.run_id, lease.generation)).fetchone()
             if row is None:
                 return False
-            _append(conn, lease.run_id, row["last_event_seq"], "run:resume",
-                    {"reason": reason}, now)
+            seq = row["last_event_seq"]
+            if in_flight is not None:
+                conn.execute("UPDATE runs SET last_event_seq = ? WHERE run_id = ?",
+                             (seq + 1, lease.run_id))
+                _append(conn, lease.run_id, seq, "step:cancel",
+                        {"index": in_flight[0], "name": in_flight[1], "reason": reason}, now)
+                seq += 1
+            _append(conn, lease.run_id, seq, "run:resume", {"reason": reason}, now)
             return True
 
         return await self._write(tx)
@@ -827,9 +875,9 @@ class SQLiteStore:
         return self._write(lambda conn: _complete_step(conn, lease, index, name, result, now))
 
     async def record_step_cancel(
-        self, run_id: str, index: int, name: str, reason: str, now: float
+        self, lease: Lease, index: int, name: str, reason: str, now: float
     ) -> None:
-        await self._write(lambda conn: _record_step_cancel(conn, run_id, index, name, reason, now))
+        await self._write(lambda conn: _record_step_cancel(conn, lease, index, name, reason, now))
 
     async def finish_run(
         self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float

@@ -3,7 +3,9 @@ CREATE TABLE threads (
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL,
     metadata    TEXT NOT NULL DEFAULT '{}',
-    values_json TEXT NOT NULL DEFAULT 'null'
+    values_json TEXT NOT NULL DEFAULT 'null',
+    -- the run whose write produced values_json: rollback restores only its own changes
+    values_run_id TEXT
 );
 
 CREATE TABLE runs (
@@ -36,6 +38,8 @@ CREATE TABLE runs (
     cancel_reason       TEXT,
     cancel_action       TEXT,
     cancel_requested_by TEXT,
+    -- the lease generation the last cancel revoked (kept across resume)
+    cancelled_generation INTEGER,
     root_run_id         TEXT NOT NULL,
     parent_run_id       TEXT
 );
