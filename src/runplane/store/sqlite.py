@@ -228,7 +228,8 @@ class _ConnectionThread:
 # --------------------------------------------------------------------------- #
 
 
-def _run(row: sqlite3.Row) -> Run:
+def _run(sqlite_row: sqlite3.Row) -> Run:
+    row = dict(zip(sqlite_row.keys(), sqlite_row, strict=True))  # name lookups: dict is faster
     action = row["cancel_action"]
     return Run(
         run_id=row["run_id"],
