@@ -12,7 +12,6 @@ instead of failing with "database is locked" half-way through.
 from __future__ import annotations
 
 import asyncio
-import json
 import queue
 import sqlite3
 import threading
@@ -36,31 +35,40 @@ from runplane.models import (
     ClaimedRun,
     Event,
     Lease,
-    MultitaskStrategy,
     NewRun,
     Run,
     RunStatus,
     Step,
     Thread,
-    ThreadStatus,
-    to_datetime,
 )
 from runplane.store.base import Cancelled, Created, OnActive, Reaped
+from runplane.store.rows import (
+    FINISH_EVENTS,
+    cancel_event,
+    dumps,
+    event_from_row,
+    reap_decision,
+    run_from_row,
+    step_from_row,
+    thread_from_row,
+)
 
 _MAX_BATCH = 512
-_FINISH_EVENTS = {
-    RunStatus.SUCCESS: "run:complete",
-    RunStatus.ERROR: "run:fail",
-    RunStatus.TIMEOUT: "run:timeout",
-}
+
+def _run(row: sqlite3.Row) -> Run:
+    return run_from_row(dict(zip(row.keys(), row, strict=True)))
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+def _thread(row: sqlite3.Row) -> Thread:
+    return thread_from_row(row)
 
 
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+def _step(row: sqlite3.Row) -> Step:
+    return step_from_row(row)
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return event_from_row(row)
 
 
 def sqlite_path(url: str) -> str:
@@ -224,87 +232,6 @@ class _ConnectionThread:
 
 
 # --------------------------------------------------------------------------- #
-# rows                                                                         #
-# --------------------------------------------------------------------------- #
-
-
-def _run(sqlite_row: sqlite3.Row) -> Run:
-    row = dict(zip(sqlite_row.keys(), sqlite_row, strict=True))  # name lookups: dict is faster
-    action = row["cancel_action"]
-    return Run(
-        run_id=row["run_id"],
-        thread_id=row["thread_id"],
-        assistant_id=row["assistant_id"],
-        status=RunStatus(row["status"]),
-        input=_loads(row["input"]),
-        output=_loads(row["output"]),
-        error=row["error"],
-        metadata=_loads(row["metadata"]),
-        multitask_strategy=MultitaskStrategy(row["multitask_strategy"]),
-        created_at=to_datetime(row["created_at"]),
-        updated_at=to_datetime(row["updated_at"]),
-        started_at=to_datetime(row["started_at"]),
-        ended_at=to_datetime(row["ended_at"]),
-        attempt=row["attempt"],
-        max_attempts=row["max_attempts"],
-        timeout=row["timeout"],
-        deadline_at=to_datetime(row["deadline_at"]),
-        lease_owner=row["lease_owner"],
-        lease_generation=row["lease_generation"],
-        lease_expires_at=to_datetime(row["lease_expires_at"]),
-        step_index=row["step_index"],
-        cancel_requested_at=to_datetime(row["cancel_requested_at"]),
-        cancel_reason=row["cancel_reason"],
-        cancel_action=CancelAction(action) if action else None,
-        cancel_requested_by=row["cancel_requested_by"],
-        cancelled_generation=row["cancelled_generation"],
-        root_run_id=row["root_run_id"],
-        parent_run_id=row["parent_run_id"],
-    )
-
-
-def _thread_status(busy: int, last_status: str | None) -> ThreadStatus:
-    if busy:
-        return ThreadStatus.BUSY
-    if last_status == RunStatus.INTERRUPTED:
-        return ThreadStatus.INTERRUPTED
-    if last_status in (RunStatus.ERROR, RunStatus.TIMEOUT):
-        return ThreadStatus.ERROR
-    return ThreadStatus.IDLE
-
-
-def _thread(row: sqlite3.Row) -> Thread:
-    return Thread(
-        thread_id=row["thread_id"],
-        created_at=to_datetime(row["created_at"]),
-        updated_at=to_datetime(row["updated_at"]),
-        metadata=_loads(row["metadata"]),
-        values=_loads(row["values_json"]),
-        status=_thread_status(row["busy"], row["last_status"]),
-    )
-
-
-def _step(row: sqlite3.Row) -> Step:
-    return Step(
-        run_id=row["run_id"],
-        index=row["idx"],
-        name=row["name"],
-        result=_loads(row["result"]),
-        created_at=to_datetime(row["created_at"]),
-    )
-
-
-def _event(row: sqlite3.Row) -> Event:
-    return Event(
-        run_id=row["run_id"],
-        seq=row["seq"],
-        event=row["event"],
-        data=_loads(row["data"]),
-        created_at=to_datetime(row["created_at"]),
-    )
-
-
-# --------------------------------------------------------------------------- #
 # SQL                                                                          #
 # --------------------------------------------------------------------------- #
 
@@ -459,7 +386,7 @@ UPDATE threads SET values_json = ?, values_run_id = NULL, updated_at = ?
 def _append(
     conn: sqlite3.Connection, run_id: str, seq: int, event: str, data: Any, now: float
 ) -> None:
-    conn.execute(_INSERT_EVENT, (run_id, seq, event, _dumps(data), now))
+    conn.execute(_INSERT_EVENT, (run_id, seq, event, dumps(data), now))
 
 
 def _get_run(conn: sqlite3.Connection, run_id: str) -> Run | None:
@@ -472,7 +399,7 @@ def _insert_thread(
 ) -> None:
     conn.execute(
         "INSERT INTO threads (thread_id, created_at, updated_at, metadata) VALUES (?, ?, ?, ?)",
-        (thread_id, now, now, _dumps(metadata)),
+        (thread_id, now, now, dumps(metadata)),
     )
 
 
@@ -492,12 +419,8 @@ def _cancel(
          now, now, run_id),
     ).fetchone()
     run = _run(row)
-    _append(conn, run_id, row["last_event_seq"], "run:cancel", {
-        "action": request.action.value,
-        "reason": request.reason,
-        "requested_by": request.requested_by,
-        "from_status": current.status.value,
-    }, now)
+    _append(conn, run_id, row["last_event_seq"], "run:cancel",
+            cancel_event(request, current.status), now)
     if request.action is CancelAction.ROLLBACK:
         conn.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
         if run.thread_id is not None and row["pre_run_values"] is not None:
@@ -534,7 +457,7 @@ def _create_run(
                     cancelled.append(done.run)
     row = conn.execute(
         _INSERT_RUN,
-        (new.run_id, new.thread_id, new.assistant_id, _dumps(new.input), _dumps(new.metadata),
+        (new.run_id, new.thread_id, new.assistant_id, dumps(new.input), dumps(new.metadata),
          new.multitask_strategy.value, now, now, new.max_attempts, new.timeout, new.root_run_id,
          new.parent_run_id),
     ).fetchone()
@@ -546,7 +469,7 @@ def _create_run(
 def _claim(
     conn: sqlite3.Connection, owner: str, workflows: list[str], limit: int, ttl: float, now: float
 ) -> list[ClaimedRun]:
-    ids = [r[0] for r in conn.execute(_CLAIMABLE, (_dumps(workflows), limit))]
+    ids = [r[0] for r in conn.execute(_CLAIMABLE, (dumps(workflows), limit))]
     claimed = []
     for run_id in ids:
         row = conn.execute(_CLAIM, (owner, now + ttl, now, now, now, run_id)).fetchone()
@@ -568,14 +491,7 @@ def _get_steps(conn: sqlite3.Connection, run_id: str) -> list[Step]:
 def _reap(conn: sqlite3.Connection, now: float) -> list[Reaped]:
     reaped = []
     for r in conn.execute(_EXPIRED, (now,)).fetchall():
-        if r["deadline_at"] is not None and r["deadline_at"] <= now:
-            status, error, event = RunStatus.TIMEOUT, "run timed out while its worker was lost", \
-                "run:timeout"
-        elif r["attempt"] >= r["max_attempts"]:
-            status, event = RunStatus.ERROR, "run:fail"
-            error = f"worker lease expired on attempt {r['attempt']} of {r['max_attempts']}"
-        else:
-            status, error, event = RunStatus.PENDING, None, "run:resume"
+        status, error, event = reap_decision(r["attempt"], r["max_attempts"], r["deadline_at"], now)
         row = conn.execute(
             _REAP, (status.value, error, status.value, now, now, r["run_id"], now)
         ).fetchone()
@@ -600,7 +516,7 @@ def _append_event(
         return False
     _append(conn, run_id, row["last_event_seq"], event, data, now)
     if event == "values" and row["thread_id"] is not None:
-        conn.execute(_SET_VALUES, (_dumps(data), run_id, now, row["thread_id"]))
+        conn.execute(_SET_VALUES, (dumps(data), run_id, now, row["thread_id"]))
     return True
 
 
@@ -610,7 +526,7 @@ def _complete_step(
     row = conn.execute(_COMPLETE_STEP, (now, lease.run_id, lease.generation, index)).fetchone()
     if row is None:
         return False
-    encoded = _dumps(result)
+    encoded = dumps(result)
     conn.execute(
         "INSERT INTO steps (run_id, idx, name, result, created_at) VALUES (?, ?, ?, ?, ?)",
         (lease.run_id, index, name, encoded, now),
@@ -618,7 +534,7 @@ def _complete_step(
     conn.execute(
         _INSERT_EVENT,
         (lease.run_id, row["last_event_seq"], "step:complete",
-         f'{{"name":{_dumps(name)},"index":{index},"result":{encoded}}}', now),
+         f'{{"name":{dumps(name)},"index":{index},"result":{encoded}}}', now),
     )
     return True
 
@@ -642,14 +558,14 @@ def _finish(
     conn: sqlite3.Connection, lease: Lease, status: RunStatus, output: Any, error: str | None,
     now: float,
 ) -> bool:
-    encoded = None if status is not RunStatus.SUCCESS else _dumps(output)
+    encoded = None if status is not RunStatus.SUCCESS else dumps(output)
     row = conn.execute(
         _FINISH, (status.value, encoded, error, now, now, lease.run_id, lease.generation)
     ).fetchone()
     if row is None:
         return False
     data = {"output": output} if status is RunStatus.SUCCESS else {"error": error}
-    _append(conn, lease.run_id, row["last_event_seq"], _FINISH_EVENTS[status], data, now)
+    _append(conn, lease.run_id, row["last_event_seq"], FINISH_EVENTS[status], data, now)
     if status is RunStatus.SUCCESS and output is not None and row["thread_id"] is not None:
         conn.execute(_SET_VALUES, (encoded, lease.run_id, now, row["thread_id"]))
     return True
@@ -791,7 +707,7 @@ class SQLiteStore:
             rows = conn.execute(
                 "SELECT run_id, status, lease_owner FROM runs "
                 "WHERE run_id IN (SELECT value FROM json_each(?))",
-                (_dumps(run_ids),),
+                (dumps(run_ids),),
             )
             return {r[0]: tuple(r[1:]) for r in rows}
 
@@ -832,7 +748,7 @@ class SQLiteStore:
             held = dict(conn.execute(
                 "SELECT run_id, lease_generation FROM runs "
                 "WHERE run_id IN (SELECT value FROM json_each(?)) AND status = 'running'",
-                (_dumps([lease.run_id for lease in leases]),),
+                (dumps([lease.run_id for lease in leases]),),
             ).fetchall())
             return [lease.run_id for lease in leases if held.get(lease.run_id) != lease.generation]
 

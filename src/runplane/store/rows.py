@@ -1,0 +1,134 @@
+"""Row decoding and the decisions both stores make inside their transactions.
+
+Both stores keep JSON as text and time as epoch seconds, so one decoder serves
+both; any mapping from column name to value will do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from runplane.models import (
+    CancelAction,
+    CancelRequest,
+    Event,
+    MultitaskStrategy,
+    Run,
+    RunStatus,
+    Step,
+    Thread,
+    ThreadStatus,
+    to_datetime,
+)
+
+FINISH_EVENTS = {
+    RunStatus.SUCCESS: "run:complete",
+    RunStatus.ERROR: "run:fail",
+    RunStatus.TIMEOUT: "run:timeout",
+}
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def cancel_event(request: CancelRequest, from_status: RunStatus) -> dict[str, Any]:
+    return {
+        "action": request.action.value,
+        "reason": request.reason,
+        "requested_by": request.requested_by,
+        "from_status": from_status.value,
+    }
+
+
+def reap_decision(
+    attempt: int, max_attempts: int, deadline_at: float | None, now: float
+) -> tuple[RunStatus, str | None, str]:
+    """What becomes of a running run whose lease expired: (status, error, event name)."""
+    if deadline_at is not None and deadline_at <= now:
+        return RunStatus.TIMEOUT, "run timed out while its worker was lost", "run:timeout"
+    if attempt >= max_attempts:
+        error = f"worker lease expired on attempt {attempt} of {max_attempts}"
+        return RunStatus.ERROR, error, "run:fail"
+    return RunStatus.PENDING, None, "run:resume"
+
+
+def run_from_row(row: Mapping[str, Any]) -> Run:
+    action = row["cancel_action"]
+    return Run(
+        run_id=row["run_id"],
+        thread_id=row["thread_id"],
+        assistant_id=row["assistant_id"],
+        status=RunStatus(row["status"]),
+        input=loads(row["input"]),
+        output=loads(row["output"]),
+        error=row["error"],
+        metadata=loads(row["metadata"]),
+        multitask_strategy=MultitaskStrategy(row["multitask_strategy"]),
+        created_at=to_datetime(row["created_at"]),
+        updated_at=to_datetime(row["updated_at"]),
+        started_at=to_datetime(row["started_at"]),
+        ended_at=to_datetime(row["ended_at"]),
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        timeout=row["timeout"],
+        deadline_at=to_datetime(row["deadline_at"]),
+        lease_owner=row["lease_owner"],
+        lease_generation=row["lease_generation"],
+        lease_expires_at=to_datetime(row["lease_expires_at"]),
+        step_index=row["step_index"],
+        cancel_requested_at=to_datetime(row["cancel_requested_at"]),
+        cancel_reason=row["cancel_reason"],
+        cancel_action=CancelAction(action) if action else None,
+        cancel_requested_by=row["cancel_requested_by"],
+        cancelled_generation=row["cancelled_generation"],
+        root_run_id=row["root_run_id"],
+        parent_run_id=row["parent_run_id"],
+    )
+
+
+def thread_status(busy: int, last_status: str | None) -> ThreadStatus:
+    if busy:
+        return ThreadStatus.BUSY
+    if last_status == RunStatus.INTERRUPTED:
+        return ThreadStatus.INTERRUPTED
+    if last_status in (RunStatus.ERROR, RunStatus.TIMEOUT):
+        return ThreadStatus.ERROR
+    return ThreadStatus.IDLE
+
+
+def thread_from_row(row: Mapping[str, Any]) -> Thread:
+    return Thread(
+        thread_id=row["thread_id"],
+        created_at=to_datetime(row["created_at"]),
+        updated_at=to_datetime(row["updated_at"]),
+        metadata=loads(row["metadata"]),
+        values=loads(row["values_json"]),
+        status=thread_status(row["busy"], row["last_status"]),
+    )
+
+
+def step_from_row(row: Mapping[str, Any]) -> Step:
+    return Step(
+        run_id=row["run_id"],
+        index=row["idx"],
+        name=row["name"],
+        result=loads(row["result"]),
+        created_at=to_datetime(row["created_at"]),
+    )
+
+
+def event_from_row(row: Mapping[str, Any]) -> Event:
+    return Event(
+        run_id=row["run_id"],
+        seq=row["seq"],
+        event=row["event"],
+        data=loads(row["data"]),
+        created_at=to_datetime(row["created_at"]),
+    )
