@@ -1,11 +1,21 @@
-"""Shared fixtures. Every engine test runs once per store back end (``database_url``)."""
+"""Shared fixtures. Every store and engine test runs once per store back end (``database_url``).
+
+PostgreSQL comes from ``RUNPLANE_TEST_POSTGRES_URL`` (default: the local server). Each
+test gets its own schema, dropped afterwards. Where PostgreSQL cannot be reached, its
+tests are skipped with the reason, except in CI (``CI`` set), where that is a failure.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from runplane import Runplane
@@ -13,12 +23,43 @@ from runplane.store import Store, open_store
 
 from support import AppFactory
 
-STORES = ["sqlite"]
+POSTGRES_URL = os.environ.get(
+    "RUNPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+STORES = ["sqlite", "postgres"]
+_RUN = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    async def probe() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
+        await conn.close()
+
+    try:  # in a thread of its own: the caller may be inside a running event loop
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, probe()).result()
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        reason = f"PostgreSQL unreachable at {POSTGRES_URL} ({exc}); set RUNPLANE_TEST_POSTGRES_URL"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return POSTGRES_URL
 
 
 @pytest.fixture(params=STORES)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/runplane.db"
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/runplane.db"
+        return
+    server = request.getfixturevalue("postgres_server")
+    schema = f"rp_{_RUN}_{uuid.uuid4().hex[:10]}"
+    yield f"{server}?schema={schema}"
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

@@ -402,24 +402,25 @@ async def test_a_claim_in_flight_at_shutdown_is_handed_back(make_app: AppFactory
     app = make_app()
     app.workflow("known")(_noop)
     await app.open()
-    store = app.store
-    blocked, release = threading.Event(), threading.Event()
+    gate = Gate()
+    claim = app.store.claim_runs
 
-    def block(conn) -> None:
-        blocked.set()
-        release.wait(10)
+    async def claim_then_pause(*args, **kwargs):
+        claimed = await claim(*args, **kwargs)  # committed; the worker has not seen it yet
+        if claimed:
+            await gate()
+        return claimed
 
+    app.store.claim_runs = claim_then_pause
     client = make_app(worker=False)
     client.workflow("known")(_noop)
     async with client:
-        holder = store._read(block)  # the connection thread is busy: the next claim queues
-        await eventually(blocked.is_set)
         run = await client.runs.create(None, "known")
-        await eventually(lambda: store._conn._queue.qsize() >= 1)  # the worker's claim
+        await gate.wait_reached()
         closing = asyncio.create_task(app.close())
-        await asyncio.sleep(0.05)
-        release.set()
-        await holder
+        await asyncio.sleep(0.05)  # close() is now waiting for the claim in flight
+        assert not closing.done()
+        gate.open()
         await asyncio.wait_for(closing, 10)
         final = await client.runs.get(run.run_id)
         assert final.status is RunStatus.PENDING and final.lease_owner is None

@@ -11,7 +11,14 @@ def open_store(url: str) -> Store:
         from runplane.store.sqlite import SQLiteStore
 
         return SQLiteStore(url)
-    raise ValueError(f"unsupported database URL {url!r}; expected sqlite:///path/to/file.db")
+    if url.startswith(("postgresql:", "postgres:")):
+        from runplane.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(
+        f"unsupported database URL {url!r}; expected sqlite:///path/to/file.db or "
+        "postgresql://user@host:5432/db"
+    )
 
 
 __all__ = ["Store", "open_store"]

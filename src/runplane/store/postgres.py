@@ -1,0 +1,587 @@
+"""The scale-out store: PostgreSQL through an asyncpg pool.
+
+Same semantics as the SQLite store, made safe for many processes on many
+hosts: claims lock with ``FOR UPDATE SKIP LOCKED``, multitask decisions lock
+the thread row, and the partial unique index "one running run per thread" is
+the last word. A workflow's writes (step result, event, completion) are each
+one statement whose common table expressions fence, write and log together:
+one round trip, one transaction.
+
+The URL may carry ``?schema=NAME``: runplane then keeps its tables in that
+schema (created if missing), so several deployments or test runs share a
+database without colliding.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from runplane.errors import (
+    RunConflict,
+    RunNotFound,
+    StoreClosed,
+    ThreadBusy,
+    ThreadExists,
+    ThreadNotFound,
+)
+from runplane.models import (
+    CancelAction,
+    CancelRequest,
+    ClaimedRun,
+    Event,
+    Lease,
+    NewRun,
+    Run,
+    RunStatus,
+    Step,
+    Thread,
+)
+from runplane.store.base import Cancelled, Created, OnActive, Reaped
+from runplane.store.rows import (
+    FINISH_EVENTS,
+    cancel_event,
+    dumps,
+    event_from_row,
+    reap_decision,
+    run_from_row,
+    step_from_row,
+    thread_from_row,
+)
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def postgres_dsn(url: str) -> tuple[str, str | None]:
+    """Split ``?schema=`` off a PostgreSQL URL: (dsn for asyncpg, schema or None)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"not a PostgreSQL URL: {url!r}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    if schema is not None and not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}: use lower-case letters, digits, _")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+# --------------------------------------------------------------------------- #
+# SQL                                                                          #
+# --------------------------------------------------------------------------- #
+
+_SELECT_THREAD = """
+SELECT t.thread_id, t.created_at, t.updated_at, t.metadata::text AS metadata,
+       t.values_json::text AS values_json,
+       EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
+                AND r.status IN ('pending', 'running')) AS busy,
+       (SELECT r.status FROM runs r WHERE r.thread_id = t.thread_id AND r.ended_at IS NOT NULL
+         ORDER BY r.ended_at DESC, r.seq DESC LIMIT 1) AS last_status
+  FROM threads t
+"""
+
+# jsonb comes back as text (asyncpg's default), decoded by store.rows like SQLite's.
+_RUN_COLUMNS = """
+run_id, thread_id, assistant_id, status, input::text AS input, output::text AS output, error,
+metadata::text AS metadata, multitask_strategy, created_at, updated_at, started_at, ended_at,
+attempt, max_attempts, timeout, deadline_at, lease_owner, lease_generation, lease_expires_at,
+step_index, last_event_seq, pre_run_values::text AS pre_run_values, cancel_requested_at,
+cancel_reason, cancel_action, cancel_requested_by, cancelled_generation, root_run_id,
+parent_run_id
+"""
+
+_INSERT_EVENT = """
+INSERT INTO events (run_id, seq, event, data, created_at) VALUES ($1, $2, $3, $4::jsonb, $5)
+"""
+
+_INSERT_RUN = f"""
+INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
+                  created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
+                  last_event_seq)
+VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, $7, $7, $8, $9, $10, $11, 1)
+RETURNING {_RUN_COLUMNS}
+"""
+
+_CANCEL = f"""
+UPDATE runs
+   SET status = 'interrupted',
+       cancelled_generation = CASE WHEN status = 'running' THEN lease_generation
+                                   ELSE cancelled_generation END,
+       lease_generation = lease_generation + 1,
+       cancel_requested_at = $2, cancel_reason = $3, cancel_action = $4,
+       cancel_requested_by = $5,
+       step_index = CASE WHEN $4 = 'rollback' THEN 0 ELSE step_index END,
+       ended_at = $2, updated_at = $2,
+       last_event_seq = last_event_seq + 1
+ WHERE run_id = $1 AND status IN ('pending', 'running')
+RETURNING {_RUN_COLUMNS}
+"""
+
+# Rollback restores the snapshot only while the thread's values are still this run's own
+# writes: values a newer run wrote since are never overwritten with an older snapshot.
+_ROLLBACK_VALUES = """
+UPDATE threads SET values_json = $2::jsonb, values_run_id = NULL, updated_at = $3
+ WHERE thread_id = $1 AND values_run_id = $4
+"""
+
+_RESUME = f"""
+UPDATE runs
+   SET status = 'pending', attempt = 0, ended_at = NULL, deadline_at = NULL,
+       lease_owner = NULL, lease_expires_at = NULL,
+       cancel_requested_at = NULL, cancel_reason = NULL, cancel_action = NULL,
+       cancel_requested_by = NULL, updated_at = $2, last_event_seq = last_event_seq + 1
+ WHERE run_id = $1 AND status = 'interrupted'
+RETURNING {_RUN_COLUMNS}
+"""
+
+_CLAIMABLE = """
+SELECT r.run_id FROM runs r
+ WHERE r.status = 'pending'
+   AND r.assistant_id = ANY($1::text[])
+   AND (r.thread_id IS NULL OR (
+        NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
+        AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.thread_id = r.thread_id
+                         AND y.status = 'pending' AND y.seq < r.seq)))
+ ORDER BY r.seq
+ LIMIT $2
+   FOR UPDATE SKIP LOCKED
+"""
+
+_CLAIM = f"""
+UPDATE runs
+   SET status = 'running', lease_owner = $2, lease_generation = lease_generation + 1,
+       lease_expires_at = $3, attempt = attempt + 1,
+       started_at = COALESCE(started_at, $4), deadline_at = COALESCE(deadline_at, $4 + timeout),
+       pre_run_values = (
+           SELECT CASE WHEN runs.pre_run_values IS NOT NULL AND t.values_run_id = runs.run_id
+                       THEN runs.pre_run_values ELSE t.values_json END
+             FROM threads t WHERE t.thread_id = runs.thread_id),
+       last_event_seq = last_event_seq + 1, updated_at = $4
+ WHERE run_id = $1 AND status = 'pending'
+RETURNING {_RUN_COLUMNS}
+"""
+
+_RENEW = """
+UPDATE runs r SET lease_expires_at = $1
+  FROM unnest($2::text[], $3::bigint[]) AS l(run_id, generation)
+ WHERE r.run_id = l.run_id AND r.status = 'running' AND r.lease_generation = l.generation
+RETURNING r.run_id
+"""
+
+# The cancel that stopped generation G left the run at G + 1; a later claim moves it on, and
+# then the lease is someone else's to release.
+_RELEASE = """
+UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
+ WHERE run_id = $1 AND lease_generation = $2 + 1 AND status <> 'running'
+"""
+
+_EXPIRED = """
+SELECT run_id, attempt, max_attempts, deadline_at, lease_owner FROM runs
+ WHERE status = 'running' AND lease_expires_at < $1
+   FOR UPDATE SKIP LOCKED
+"""
+
+_REAP = """
+UPDATE runs
+   SET status = $2, error = $3, lease_owner = NULL, lease_expires_at = NULL,
+       lease_generation = lease_generation + 1,
+       ended_at = CASE WHEN $2 = 'pending' THEN NULL ELSE $4 END,
+       updated_at = $4, last_event_seq = last_event_seq + 1
+ WHERE run_id = $1 AND status = 'running' AND lease_expires_at < $4
+RETURNING last_event_seq
+"""
+
+_REQUEUE = """
+UPDATE runs
+   SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+       lease_generation = lease_generation + 1, attempt = GREATEST(attempt - 1, 0),
+       updated_at = $3, last_event_seq = last_event_seq + $4
+ WHERE run_id = $1 AND status = 'running' AND lease_generation = $2
+RETURNING last_event_seq
+"""
+
+# One statement per workflow write: fence, write and log in one round trip.
+_APPEND_EVENT = """
+WITH r AS (
+    UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = $3
+     WHERE run_id = $1 AND ($2::bigint IS NULL OR (status = 'running' AND lease_generation = $2))
+    RETURNING run_id, thread_id, last_event_seq
+), e AS (
+    INSERT INTO events (run_id, seq, event, data, created_at)
+    SELECT run_id, last_event_seq, $4, $5::jsonb, $3 FROM r
+), t AS (
+    UPDATE threads SET values_json = $5::jsonb, values_run_id = r.run_id, updated_at = $3
+      FROM r WHERE $4 = 'values' AND threads.thread_id = r.thread_id
+)
+SELECT count(*) FROM r
+"""
+
+_COMPLETE_STEP = """
+WITH r AS (
+    UPDATE runs SET step_index = step_index + 1, last_event_seq = last_event_seq + 1,
+                    updated_at = $5
+     WHERE run_id = $1 AND status = 'running' AND lease_generation = $2 AND step_index = $3
+    RETURNING run_id, last_event_seq
+), s AS (
+    INSERT INTO steps (run_id, idx, name, result, created_at)
+    SELECT run_id, $3, $4, $6::jsonb, $5 FROM r
+), e AS (
+    INSERT INTO events (run_id, seq, event, data, created_at)
+    SELECT run_id, last_event_seq, 'step:complete',
+           jsonb_build_object('name', $4::text, 'index', $3::int, 'result', $6::jsonb), $5
+      FROM r
+)
+SELECT count(*) FROM r
+"""
+
+_RECORD_STEP_CANCEL = """
+WITH r AS (
+    UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = $5
+     WHERE run_id = $1 AND lease_generation = $2 + 1 AND status <> 'running'
+       AND NOT EXISTS (SELECT 1 FROM steps s WHERE s.run_id = runs.run_id AND s.idx = $3)
+    RETURNING run_id, last_event_seq
+)
+INSERT INTO events (run_id, seq, event, data, created_at)
+SELECT run_id, last_event_seq, 'step:cancel',
+       jsonb_build_object('name', $4::text, 'index', $3::int, 'reason', $6::text), $5
+  FROM r
+"""
+
+_FINISH = """
+WITH r AS (
+    UPDATE runs
+       SET status = $3, output = $4::jsonb, error = $5, ended_at = $6, updated_at = $6,
+           lease_owner = NULL, lease_expires_at = NULL, last_event_seq = last_event_seq + 1
+     WHERE run_id = $1 AND status = 'running' AND lease_generation = $2
+    RETURNING run_id, thread_id, last_event_seq
+), e AS (
+    INSERT INTO events (run_id, seq, event, data, created_at)
+    SELECT run_id, last_event_seq, $7, $8::jsonb, $6 FROM r
+), t AS (
+    UPDATE threads SET values_json = $4::jsonb, values_run_id = r.run_id, updated_at = $6
+      FROM r
+     WHERE $3 = 'success' AND $4::jsonb <> 'null'::jsonb AND threads.thread_id = r.thread_id
+)
+SELECT count(*) FROM r
+"""
+
+
+# --------------------------------------------------------------------------- #
+# transactions                                                                 #
+# --------------------------------------------------------------------------- #
+
+
+async def _get_run(conn: asyncpg.Connection, run_id: str, *, lock: bool = False) -> Run | None:
+    row = await conn.fetchrow(
+        f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = $1" + (" FOR UPDATE" if lock else ""),
+        run_id,
+    )
+    return None if row is None else run_from_row(row)
+
+
+async def _cancel(
+    conn: asyncpg.Connection, run_id: str, request: CancelRequest, now: float
+) -> Cancelled | None:
+    current = await _get_run(conn, run_id, lock=True)
+    if current is None:
+        return None
+    if current.status is RunStatus.INTERRUPTED:
+        return Cancelled("already_interrupted", current)
+    if not current.status.active:
+        return Cancelled("conflict", current)
+    row = await conn.fetchrow(
+        _CANCEL, run_id, now, request.reason, request.action.value, request.requested_by
+    )
+    run = run_from_row(row)
+    await conn.execute(_INSERT_EVENT, run_id, row["last_event_seq"], "run:cancel",
+                       dumps(cancel_event(request, current.status)), now)
+    if request.action is CancelAction.ROLLBACK:
+        await conn.execute("DELETE FROM steps WHERE run_id = $1", run_id)
+        if run.thread_id is not None and row["pre_run_values"] is not None:
+            await conn.execute(_ROLLBACK_VALUES, run.thread_id, row["pre_run_values"], now, run_id)
+    return Cancelled("cancelled", run)
+
+
+async def _insert_thread(
+    conn: asyncpg.Connection, thread_id: str, metadata: dict[str, Any], now: float
+) -> bool:
+    inserted = await conn.fetchval(
+        "INSERT INTO threads (thread_id, created_at, updated_at, metadata) "
+        "VALUES ($1, $2, $2, $3::jsonb) ON CONFLICT (thread_id) DO NOTHING RETURNING true",
+        thread_id, now, dumps(metadata),
+    )
+    return bool(inserted)
+
+
+async def _get_steps(conn: asyncpg.Connection, run_id: str) -> list[Step]:
+    rows = await conn.fetch(
+        "SELECT run_id, idx, name, result::text AS result, created_at FROM steps "
+        "WHERE run_id = $1 ORDER BY idx",
+        run_id,
+    )
+    return [step_from_row(r) for r in rows]
+
+
+class PostgresStore:
+    """:class:`runplane.store.base.Store` on PostgreSQL (many API nodes and workers)."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self._dsn, self.schema = postgres_dsn(url)
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreClosed("the PostgreSQL store is closed")
+        return self._pool
+
+    async def open(self) -> None:
+        settings = {"search_path": self.schema} if self.schema else {}
+        if self.schema:
+            conn = await asyncpg.connect(self._dsn)
+            try:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            except asyncpg.UniqueViolationError:  # created by a concurrent process
+                pass
+            finally:
+                await conn.close()
+        self._pool = await asyncpg.create_pool(
+            self._dsn, min_size=self._min_size, max_size=self._max_size,
+            server_settings=settings,
+        )
+        try:
+            await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def _migrate(self) -> None:
+        folder = resources.files("runplane.store") / "migrations" / "postgres"
+        async with self.pool.acquire() as conn, conn.transaction():
+            # One process migrates at a time; the others then find nothing left to do.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
+                               f"runplane-migrate:{self.schema or ''}")
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                               "(version text PRIMARY KEY, applied_at timestamptz NOT NULL)")
+            applied = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for item in sorted(folder.iterdir(), key=lambda p: p.name):
+                if item.name.endswith(".sql") and item.name not in applied:
+                    await conn.execute(item.read_text())
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, now())",
+                                       item.name)
+
+    # threads
+    async def create_thread(
+        self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str
+    ) -> Thread:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await _insert_thread(conn, thread_id, metadata, now) and if_exists == "raise":
+                raise ThreadExists(thread_id)
+            row = await conn.fetchrow(_SELECT_THREAD + " WHERE t.thread_id = $1", thread_id)
+            return thread_from_row(row)
+
+    async def get_thread(self, thread_id: str) -> Thread | None:
+        row = await self.pool.fetchrow(_SELECT_THREAD + " WHERE t.thread_id = $1", thread_id)
+        return None if row is None else thread_from_row(row)
+
+    async def list_threads(self, *, limit: int, offset: int) -> list[Thread]:
+        rows = await self.pool.fetch(
+            _SELECT_THREAD + " ORDER BY t.created_at DESC LIMIT $1 OFFSET $2", limit, offset
+        )
+        return [thread_from_row(r) for r in rows]
+
+    # runs, service side
+    async def create_run(
+        self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False
+    ) -> Created:
+        cancelled: list[Run] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            if new.thread_id is not None:
+                if create_thread:
+                    await _insert_thread(conn, new.thread_id, {}, now)
+                # the thread's row lock serialises multitask decisions on that thread
+                locked = await conn.fetchval(
+                    "SELECT true FROM threads WHERE thread_id = $1 FOR UPDATE", new.thread_id
+                )
+                if not locked:
+                    raise ThreadNotFound(new.thread_id)
+                active = [r[0] for r in await conn.fetch(
+                    "SELECT run_id FROM runs WHERE thread_id = $1 "
+                    "AND status IN ('pending', 'running') ORDER BY seq", new.thread_id)]
+                if active and on_active == "reject":
+                    raise ThreadBusy(new.thread_id, active)
+                if active and isinstance(on_active, CancelRequest):
+                    for run_id in active:
+                        done = await _cancel(conn, run_id, on_active, now)
+                        if done is not None and done.outcome == "cancelled":
+                            cancelled.append(done.run)
+            row = await conn.fetchrow(
+                _INSERT_RUN, new.run_id, new.thread_id, new.assistant_id, dumps(new.input),
+                dumps(new.metadata), new.multitask_strategy.value, now, new.max_attempts,
+                new.timeout, new.root_run_id, new.parent_run_id,
+            )
+            await conn.execute(_INSERT_EVENT, new.run_id, 1, "run:created",
+                               dumps({"assistant_id": new.assistant_id,
+                                      "thread_id": new.thread_id}), now)
+        return Created(run_from_row(row), cancelled)
+
+    async def get_run(self, run_id: str) -> Run | None:
+        async with self.pool.acquire() as conn:
+            return await _get_run(conn, run_id)
+
+    async def list_runs(
+        self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int
+    ) -> list[Run]:
+        rows = await self.pool.fetch(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE ($1::text IS NULL OR thread_id = $1) "
+            "AND ($2::text IS NULL OR status = $2) ORDER BY seq DESC LIMIT $3 OFFSET $4",
+            thread_id, status.value if status else None, limit, offset,
+        )
+        return [run_from_row(r) for r in rows]
+
+    async def cancel_run(self, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await _cancel(conn, run_id, request, now)
+
+    async def resume_run(self, run_id: str, now: float) -> Run:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(_RESUME, run_id, now)
+            if row is None:
+                current = await _get_run(conn, run_id)
+                if current is None:
+                    raise RunNotFound(run_id)
+                raise RunConflict(run_id, current.status.value,
+                                  f"run {run_id!r} is {current.status.value}; "
+                                  "only an interrupted run can be resumed")
+            await conn.execute(_INSERT_EVENT, run_id, row["last_event_seq"], "run:resume",
+                               dumps({"reason": "resumed", "step_index": row["step_index"]}), now)
+            return run_from_row(row)
+
+    async def run_marks(self, run_ids: list[str]) -> dict[str, tuple[Any, ...]]:
+        rows = await self.pool.fetch(
+            "SELECT run_id, status, lease_owner FROM runs WHERE run_id = ANY($1::text[])", run_ids
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    async def get_steps(self, run_id: str) -> list[Step]:
+        async with self.pool.acquire() as conn:
+            return await _get_steps(conn, run_id)
+
+    async def get_events(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
+        rows = await self.pool.fetch(
+            "SELECT run_id, seq, event, data::text AS data, created_at FROM events "
+            "WHERE run_id = $1 AND seq > $2 ORDER BY seq",
+            run_id, after_seq,
+        )
+        return [event_from_row(r) for r in rows]
+
+    # runs, worker side
+    async def claim_runs(
+        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float
+    ) -> list[ClaimedRun]:
+        claimed = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            for record in await conn.fetch(_CLAIMABLE, workflows, limit):
+                try:
+                    async with conn.transaction():  # a savepoint per run
+                        row = await conn.fetchrow(_CLAIM, record[0], owner, now + lease_ttl, now)
+                except asyncpg.UniqueViolationError:
+                    continue  # another worker started a run of this thread meanwhile
+                run = run_from_row(row)
+                await conn.execute(_INSERT_EVENT, run.run_id, row["last_event_seq"], "run:start",
+                                   dumps({"attempt": run.attempt, "worker": owner}), now)
+                steps = await _get_steps(conn, run.run_id) if run.step_index else []
+                claimed.append(ClaimedRun(run, steps))
+        return claimed
+
+    async def renew_leases(self, leases: list[Lease], lease_ttl: float, now: float) -> list[str]:
+        rows = await self.pool.fetch(
+            _RENEW, now + lease_ttl, [x.run_id for x in leases], [x.generation for x in leases]
+        )
+        renewed = {r[0] for r in rows}
+        return [x.run_id for x in leases if x.run_id not in renewed]
+
+    async def lost_leases(self, leases: list[Lease]) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT run_id, lease_generation FROM runs "
+            "WHERE run_id = ANY($1::text[]) AND status = 'running'",
+            [x.run_id for x in leases],
+        )
+        held = {r[0]: r[1] for r in rows}
+        return [x.run_id for x in leases if held.get(x.run_id) != x.generation]
+
+    async def release_lease(self, lease: Lease) -> None:
+        await self.pool.execute(_RELEASE, lease.run_id, lease.generation)
+
+    async def requeue_run(
+        self, lease: Lease, reason: str, now: float, *, in_flight: tuple[int, str] | None = None
+    ) -> bool:
+        events = 1 if in_flight is None else 2
+        async with self.pool.acquire() as conn, conn.transaction():
+            seq = await conn.fetchval(_REQUEUE, lease.run_id, lease.generation, now, events)
+            if seq is None:
+                return False
+            if in_flight is not None:
+                await conn.execute(_INSERT_EVENT, lease.run_id, seq - 1, "step:cancel", dumps(
+                    {"index": in_flight[0], "name": in_flight[1], "reason": reason}), now)
+            await conn.execute(_INSERT_EVENT, lease.run_id, seq, "run:resume",
+                               dumps({"reason": reason}), now)
+            return True
+
+    async def reap_expired(self, now: float) -> list[Reaped]:
+        reaped = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            for r in await conn.fetch(_EXPIRED, now):
+                status, error, event = reap_decision(
+                    r["attempt"], r["max_attempts"], r["deadline_at"], now
+                )
+                seq = await conn.fetchval(_REAP, r["run_id"], status.value, error, now)
+                if seq is None:
+                    continue
+                data = {"reason": "lease_expired", "attempt": r["attempt"],
+                        "worker": r["lease_owner"]}
+                if error:
+                    data["error"] = error
+                await conn.execute(_INSERT_EVENT, r["run_id"], seq, event, dumps(data), now)
+                reaped.append(Reaped(r["run_id"], status))
+        return reaped
+
+    async def append_event(
+        self, run_id: str, event: str, data: Any, now: float, *, lease: Lease | None
+    ) -> bool:
+        generation = None if lease is None else lease.generation
+        return bool(await self.pool.fetchval(
+            _APPEND_EVENT, run_id, generation, now, event, dumps(data)))
+
+    async def complete_step(
+        self, lease: Lease, index: int, name: str, result: Any, now: float
+    ) -> bool:
+        return bool(await self.pool.fetchval(
+            _COMPLETE_STEP, lease.run_id, lease.generation, index, name, now, dumps(result)))
+
+    async def record_step_cancel(
+        self, lease: Lease, index: int, name: str, reason: str, now: float
+    ) -> None:
+        await self.pool.execute(
+            _RECORD_STEP_CANCEL, lease.run_id, lease.generation, index, name, now, reason
+        )
+
+    async def finish_run(
+        self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float
+    ) -> bool:
+        success = status is RunStatus.SUCCESS
+        data = {"output": output} if success else {"error": error}
+        return bool(await self.pool.fetchval(
+            _FINISH, lease.run_id, lease.generation, status.value,
+            dumps(output) if success else None, error, now, FINISH_EVENTS[status], dumps(data)))
