@@ -105,3 +105,12 @@ def test_bad_environment_values_are_named(monkeypatch):
     monkeypatch.setenv("RUNPLANE_POLL_INTERVAL", "fast")
     with pytest.raises(ValueError, match="RUNPLANE_POLL_INTERVAL='fast' is not a valid float"):
         Runplane()
+
+
+def test_reconfigure_overrides_settings_before_open():
+    app = Runplane("sqlite:///:memory:")
+    app.reconfigure(database_url="sqlite:///other.db", concurrency=3, shutdown_grace=1.5)
+    assert app.settings.database_url == "sqlite:///other.db"
+    assert app.settings.concurrency == 3 and app.shutdown_grace == 1.5
+    with pytest.raises(TypeError, match="unknown setting"):
+        app.reconfigure(bogus=1)

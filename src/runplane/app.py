@@ -155,6 +155,18 @@ class Runplane:
         self._worker: Worker | None = None
         self._notifier: LocalNotifier | None = None
 
+    def reconfigure(self, **overrides: Any) -> None:
+        """Override settings (e.g. ``database_url``, ``concurrency``) before ``open()``: how
+        the CLI applies ``--database`` and friends to an app it imported."""
+        if self._store is not None:
+            raise RuntimeError("reconfigure() must be called before the app is opened")
+        if "shutdown_grace" in overrides:
+            self.shutdown_grace = overrides.pop("shutdown_grace")
+        if "worker" in overrides:
+            self.run_worker = overrides.pop("worker")
+        current = {f: getattr(self.settings, f) for f in self.settings.__slots__}
+        self.settings = Settings.load(**{**current, **overrides})
+
     def workflow(self, name: str) -> Callable[[Workflow], Workflow]:
         """Register ``async def fn(ctx, input) -> output`` under ``name`` (its assistant_id)."""
         if not name or not isinstance(name, str):

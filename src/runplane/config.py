@@ -29,6 +29,9 @@ class Settings:
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {}
         for f in fields(cls):
             env = os.environ.get(f"RUNPLANE_{f.name.upper()}")
