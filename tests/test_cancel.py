@@ -244,3 +244,30 @@ async def test_cancel_wait_from_a_client_returns_once_the_worker_stopped(make_ap
         assert result.outcome == "cancelled" and result.stopped
         assert seen["finally"] == 1
         assert (await client.runs.get(run_id)).lease_owner is None
+
+
+async def test_a_repeated_cancel_signal_does_not_interrupt_cleanup(make_app: AppFactory):
+    """The same cancel can reach a worker twice (its own process and the database's
+    notification): the task is cancelled once, so its cleanup runs to the end."""
+    app = make_app()
+    parked, cleanup = Gate(), Gate()
+    cleaned: list[str] = []
+
+    @app.workflow("careful")
+    async def careful(ctx: Context, input: dict) -> None:
+        try:
+            await ctx.step("park", parked)
+        finally:
+            await cleanup()  # not shielded: a second task.cancel() would cut it short
+            cleaned.append(ctx.run_id)
+
+    async with app:
+        run = await app.runs.create(None, "careful")
+        await parked.wait_reached()
+        result = await app.runs.cancel(run.run_id)
+        await cleanup.wait_reached()
+        app._notifier.run_cancelled(run.run_id, result.run.cancelled_generation)
+        cleanup.open()
+        with pytest.raises(RunCancelled):
+            await app.runs.join(run.run_id)
+        assert cleaned == [run.run_id]

@@ -179,7 +179,8 @@ async def test_lease_takeover_fences_the_old_worker_and_resumes_after_last_step(
     executed: list[str] = []
     hooks = Hooks(after_step_fn=lambda r, i, name: gate() if name == "two" else _noop())
     slow = dict(lease_ttl=100.0, heartbeat_interval=50.0, clock=clock)
-    old = three_step_app(make_app, executed, hooks=hooks, **slow)
+    # concurrency=1: the old worker, busy with its stale attempt, cannot claim the run again
+    old = three_step_app(make_app, executed, hooks=hooks, concurrency=1, **slow)
     lost = counter(LEASE_LOST)
     async with old:
         run = await old.runs.create(None, "three", input={})
@@ -271,27 +272,27 @@ async def test_cancel_then_quick_resume_is_still_reported_as_cancel(
         assert executed == ["one", "two", "two", "three"]
 
 
-async def test_wait_covers_an_older_attempt_still_unwinding_on_the_same_worker(
+async def test_a_worker_does_not_claim_again_a_run_it_is_still_unwinding(
     make_app: AppFactory,
 ):
-    """cancel, resume and a re-claim by the same worker while the first attempt's cleanup
-    still runs: the attempts never overlap, and cancel(wait=True) waits for both."""
+    """cancel, then resume while the first attempt's cleanup still runs on this worker:
+    the second attempt starts only once the first is over; they never overlap."""
     parked, cleanup = Gate(), Gate()
     app = make_app()
     live = {"tasks": 0, "most": 0}
-
     starts: list[int] = []
 
     @app.workflow("slow_cleanup")
-    async def slow_cleanup(ctx: Context, input: dict) -> None:
+    async def slow_cleanup(ctx: Context, input: dict) -> str:
         starts.append(ctx.lease.generation)
-        first = len(starts) == 1
         live["tasks"] += 1
         live["most"] = max(live["most"], live["tasks"])
         try:
-            await ctx.step("park", parked)
+            if len(starts) == 1:
+                await ctx.step("park", parked)
+            return "done"
         finally:
-            if first:
+            if len(starts) == 1:
                 await asyncio.shield(cleanup())
             live["tasks"] -= 1
 
@@ -301,14 +302,20 @@ async def test_wait_covers_an_older_attempt_still_unwinding_on_the_same_worker(
         await app.runs.cancel(run.run_id)
         await cleanup.wait_reached()
         await app.runs.resume(run.run_id)
-        await eventually(lambda: _status(app, run.run_id, RunStatus.RUNNING))  # claimed again
-        waiter = asyncio.create_task(app.runs.cancel(run.run_id, wait=True))
-        await asyncio.sleep(0.05)
-        assert not waiter.done()  # the first attempt is still cleaning up
+        claims = app.store.claim_runs
+        seen: list[list[str]] = []
+
+        async def watched(*args, **kwargs):
+            seen.append(kwargs.get("exclude") or [])
+            return await claims(*args, **kwargs)
+
+        app.store.claim_runs = watched
+        await eventually(lambda: len(seen) >= 3)  # the worker polled for runs meanwhile
+        assert all(run.run_id in exclude for exclude in seen)
+        assert await _status(app, run.run_id, RunStatus.PENDING)
         cleanup.open()
-        result = await asyncio.wait_for(waiter, 10)
-        assert result.stopped and live["tasks"] == 0 and live["most"] == 1
-        parked.open()
+        assert await app.runs.join(run.run_id) == "done"
+        assert live["most"] == 1 and len(starts) == 2
 
 
 async def _status(app, run_id: str, status: RunStatus) -> bool:

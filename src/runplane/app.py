@@ -201,12 +201,13 @@ class Runplane:
         if self._store is not None:
             return
         store = open_store(self.settings.database_url)
+        notifier = LocalNotifier(store.run_marks, self.settings.poll_interval)
         try:
             await store.open()
+            await store.listen(notifier.runs_pending, notifier.run_cancelled)
         except BaseException:
             await store.close()
             raise
-        notifier = LocalNotifier(store.run_marks, self.settings.poll_interval)
         self._notifier = notifier
         self._store = store
         self._service = RunService(

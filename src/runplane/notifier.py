@@ -29,7 +29,7 @@ class LocalNotifier:
         self._poll_interval = poll_interval
         self._run_watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._on_pending: list[Callable[[], None]] = []
-        self._on_cancel: list[Callable[[str], None]] = []
+        self._on_cancel: list[Callable[[str, int | None], None]] = []
         self._poller: asyncio.Task[None] | None = None
 
     # producers
@@ -37,9 +37,10 @@ class LocalNotifier:
         for callback in self._on_pending:
             callback()
 
-    def run_cancelled(self, run_id: str) -> None:
+    def run_cancelled(self, run_id: str, generation: int | None) -> None:
+        """``generation``: the lease generation the cancel revoked (None: it was pending)."""
         for callback in self._on_cancel:
-            callback(run_id)
+            callback(run_id, generation)
         self.run_changed(run_id)
 
     def run_changed(self, run_id: str) -> None:
@@ -48,7 +49,10 @@ class LocalNotifier:
 
     # consumers
     def subscribe(
-        self, *, on_pending: Callable[[], None], on_cancel: Callable[[str], None]
+        self,
+        *,
+        on_pending: Callable[[], None],
+        on_cancel: Callable[[str, int | None], None],
     ) -> None:
         self._on_pending.append(on_pending)
         self._on_cancel.append(on_cancel)

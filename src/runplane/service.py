@@ -161,7 +161,7 @@ class RunService:
         )
         for cancelled in created.cancelled:
             metrics.CANCEL_REQUESTS.labels("cancelled").inc()
-            self._notifier.run_cancelled(cancelled.run_id)
+            self._notifier.run_cancelled(cancelled.run_id, cancelled.cancelled_generation)
         self._notifier.runs_pending()
         return created.run
 
@@ -228,7 +228,7 @@ class RunService:
                 "only pending or running runs can be cancelled",
             )
         if result.outcome == "cancelled":
-            self._notifier.run_cancelled(run_id)
+            self._notifier.run_cancelled(run_id, result.run.cancelled_generation)
         run = result.run
         if wait:
             run = await self.wait(run_id, _settled)

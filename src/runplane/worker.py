@@ -38,7 +38,6 @@ Workflow = Callable[[Context, Any], Awaitable[Any]]
 class _Held:
     ctx: Context
     task: asyncio.Task[Any] | None = None
-    supervisor: asyncio.Task[None] | None = None
 
 
 def _describe(exc: BaseException) -> str:
@@ -110,8 +109,10 @@ class Worker:
             free = s.concurrency - len(self._held)
             if free > 0 and names:
                 try:
+                    # a run whose earlier attempt still unwinds here waits for it to end
                     claimed = await self._store.claim_runs(
-                        s.worker_id, names, free, s.lease_ttl, self._clock.now()
+                        s.worker_id, names, free, s.lease_ttl, self._clock.now(),
+                        exclude=list(self._held),
                     )
                 except Exception:
                     log.exception("claiming runs failed; retrying")
@@ -127,25 +128,23 @@ class Worker:
 
     def _spawn(self, claimed: ClaimedRun) -> None:
         handle = _Held(Context(claimed, store=self._store, clock=self._clock, hooks=self._hooks))
-        # A run cancelled, resumed and claimed again by this worker may still be unwinding
-        # its previous attempt here: the new attempt starts once that one is over.
-        previous = self._held.get(claimed.run.run_id)
         self._held[claimed.run.run_id] = handle
-        handle.supervisor = asyncio.create_task(
-            self._supervise(claimed, handle, None if previous is None else previous.supervisor)
-        )
-        self._supervisors.add(handle.supervisor)
-        handle.supervisor.add_done_callback(self._supervisors.discard)
+        supervisor = asyncio.create_task(self._supervise(claimed, handle))
+        self._supervisors.add(supervisor)
+        supervisor.add_done_callback(self._supervisors.discard)
 
     # --- noticing cancels, heartbeats, crash recovery -------------------------
-    def _on_cancel(self, run_id: str) -> None:
+    def _on_cancel(self, run_id: str, generation: int | None) -> None:
         handle = self._held.get(run_id)
-        if handle is not None:
+        # A late signal about an earlier attempt must not stop the attempt running now.
+        if handle is not None and handle.ctx.lease.generation == generation:
             self._stop(handle, "cancelled")
 
     def _stop(self, handle: _Held, reason: StopReason) -> None:
-        if handle.ctx.stop_reason is None:
-            handle.ctx.stop_reason = reason
+        """Cancel the run's task once: a second cancel would interrupt its cleanup code."""
+        if handle.ctx.stop_reason is not None:
+            return
+        handle.ctx.stop_reason = reason
         if handle.task is not None and not handle.task.done():
             handle.task.cancel()
 
@@ -212,14 +211,10 @@ class Worker:
             self._wake.set()
 
     # --- running one run ---------------------------------------------------
-    async def _supervise(
-        self, claimed: ClaimedRun, handle: _Held, previous: asyncio.Task[None] | None
-    ) -> None:
+    async def _supervise(self, claimed: ClaimedRun, handle: _Held) -> None:
         run = claimed.run
         ctx = handle.ctx
         try:
-            if previous is not None:
-                await asyncio.wait({previous})
             if self._hooks.after_claim is not None:
                 await uncancellable(self._hooks.after_claim(run.run_id))
             workflow = self._workflows[run.assistant_id]
@@ -237,8 +232,7 @@ class Worker:
         except Exception:
             log.exception("run %s: worker failed while settling the run", run.run_id)
         finally:
-            if self._held.get(run.run_id) is handle:
-                del self._held[run.run_id]
+            del self._held[run.run_id]
             self._wake.set()
             self._notifier.run_changed(run.run_id)
 

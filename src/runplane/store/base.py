@@ -8,7 +8,7 @@ writes) or one transaction. Worker writes take a :class:`Lease` and answer
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -59,6 +59,12 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def listen(
+        self, on_pending: Callable[[], None], on_cancel: Callable[[str, int | None], None]
+    ) -> None:
+        """Deliver other processes' "runs pending" and "run X cancelled (generation G)"
+        signals, where the database can push them; a store that cannot relies on polling."""
+
     # --- threads -----------------------------------------------------------
     async def create_thread(
         self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str
@@ -104,9 +110,11 @@ class Store(Protocol):
 
     # --- runs, worker side ------------------------------------------------
     async def claim_runs(
-        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float
+        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float,
+        *, exclude: list[str] | None = None,
     ) -> list[ClaimedRun]:
-        """Claim up to ``limit`` pending runs in creation order, one per thread."""
+        """Claim up to ``limit`` pending runs in creation order, one per thread, none of
+        ``exclude`` (runs whose earlier attempt this worker is still unwinding)."""
 
     async def renew_leases(
         self, leases: list[Lease], lease_ttl: float, now: float

@@ -14,7 +14,11 @@ database without colliding.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -53,7 +57,11 @@ from runplane.store.rows import (
     thread_from_row,
 )
 
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+log = logging.getLogger("runplane.store.postgres")
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+#: How often an idle listener connection proves it is still alive.
+_LISTEN_HEALTH_INTERVAL = 5.0
 
 
 def postgres_dsn(url: str) -> tuple[str, str | None]:
@@ -64,7 +72,9 @@ def postgres_dsn(url: str) -> tuple[str, str | None]:
     query = parse_qsl(parts.query, keep_blank_values=True)
     schema = next((v for k, v in query if k == "schema"), None)
     if schema is not None and not _SCHEMA_NAME.match(schema):
-        raise ValueError(f"invalid schema name {schema!r}: use lower-case letters, digits, _")
+        raise ValueError(
+            f"invalid schema name {schema!r}: up to 41 lower-case letters, digits or _"
+        )
     rest = urlencode([(k, v) for k, v in query if k != "schema"])
     return urlunsplit(parts._replace(query=rest)), schema
 
@@ -141,6 +151,7 @@ _CLAIMABLE = """
 SELECT r.run_id FROM runs r
  WHERE r.status = 'pending'
    AND r.assistant_id = ANY($1::text[])
+   AND r.run_id <> ALL($3::text[])
    AND (r.thread_id IS NULL OR (
         NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
         AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.thread_id = r.thread_id
@@ -283,7 +294,7 @@ async def _get_run(conn: asyncpg.Connection, run_id: str, *, lock: bool = False)
 
 
 async def _cancel(
-    conn: asyncpg.Connection, run_id: str, request: CancelRequest, now: float
+    conn: asyncpg.Connection, run_id: str, request: CancelRequest, now: float, channel: str
 ) -> Cancelled | None:
     current = await _get_run(conn, run_id, lock=True)
     if current is None:
@@ -302,7 +313,13 @@ async def _cancel(
         await conn.execute("DELETE FROM steps WHERE run_id = $1", run_id)
         if run.thread_id is not None and row["pre_run_values"] is not None:
             await conn.execute(_ROLLBACK_VALUES, run.thread_id, row["pre_run_values"], now, run_id)
+    # delivered on commit, to the worker holding the revoked generation
+    await _notify(conn, channel, f"{run_id} {run.cancelled_generation or ''}".rstrip())
     return Cancelled("cancelled", run)
+
+
+async def _notify(conn: asyncpg.Connection, channel: str, payload: str = "") -> None:
+    await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
 
 
 async def _insert_thread(
@@ -334,6 +351,10 @@ class PostgresStore:
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        suffix = f"_{self.schema}" if self.schema else ""
+        self.pending_channel = f"runplane_pending{suffix}"
+        self.cancel_channel = f"runplane_cancel{suffix}"
+        self._listener: asyncio.Task[None] | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -362,6 +383,11 @@ class PostgresStore:
             raise
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -380,6 +406,61 @@ class PostgresStore:
                     await conn.execute(item.read_text())
                     await conn.execute("INSERT INTO schema_migrations VALUES ($1, now())",
                                        item.name)
+
+    async def listen(
+        self, on_pending: Callable[[], None], on_cancel: Callable[[str, int | None], None]
+    ) -> None:
+        """LISTEN on a connection of its own, reconnecting by itself when it drops."""
+
+        def cancelled(payload: str) -> None:
+            run_id, _, generation = payload.partition(" ")
+            on_cancel(run_id, int(generation) if generation else None)
+
+        ready = asyncio.get_running_loop().create_future()
+        self._listener = asyncio.create_task(
+            self._listen(on_pending, cancelled, ready), name="runplane-pg-listener"
+        )
+        await ready
+
+    async def _listen(
+        self, on_pending: Callable[[], None], on_cancel: Callable[[str], None],
+        ready: asyncio.Future[None],
+    ) -> None:
+        backoff = 0.1
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(
+                    self._dsn, server_settings={"application_name": self._listener_name}
+                )
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await conn.add_listener(self.pending_channel, lambda *_: on_pending())
+                await conn.add_listener(self.cancel_channel, lambda *a: on_cancel(a[3]))
+                if not ready.done():
+                    ready.set_result(None)
+                on_pending()  # runs created while nobody listened
+                backoff = 0.1
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(_LISTEN_HEALTH_INTERVAL):
+                            await lost.wait()
+                    if not lost.is_set():
+                        await conn.fetchval("SELECT 1", timeout=_LISTEN_HEALTH_INTERVAL)
+                log.warning("PostgreSQL listener connection lost; reconnecting")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("PostgreSQL listener failed (%s); retrying in %.1fs", exc, backoff)
+                if not ready.done():
+                    ready.set_result(None)  # polling covers us until the listener is back
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+
+    @property
+    def _listener_name(self) -> str:
+        return f"runplane-listen:{self.schema or 'public'}"
 
     # threads
     async def create_thread(
@@ -423,7 +504,8 @@ class PostgresStore:
                     raise ThreadBusy(new.thread_id, active)
                 if active and isinstance(on_active, CancelRequest):
                     for run_id in active:
-                        done = await _cancel(conn, run_id, on_active, now)
+                        done = await _cancel(conn, run_id, on_active, now,
+                                             self.cancel_channel)
                         if done is not None and done.outcome == "cancelled":
                             cancelled.append(done.run)
             row = await conn.fetchrow(
@@ -434,6 +516,7 @@ class PostgresStore:
             await conn.execute(_INSERT_EVENT, new.run_id, 1, "run:created",
                                dumps({"assistant_id": new.assistant_id,
                                       "thread_id": new.thread_id}), now)
+            await _notify(conn, self.pending_channel)
         return Created(run_from_row(row), cancelled)
 
     async def get_run(self, run_id: str) -> Run | None:
@@ -452,7 +535,7 @@ class PostgresStore:
 
     async def cancel_run(self, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
         async with self.pool.acquire() as conn, conn.transaction():
-            return await _cancel(conn, run_id, request, now)
+            return await _cancel(conn, run_id, request, now, self.cancel_channel)
 
     async def resume_run(self, run_id: str, now: float) -> Run:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -466,6 +549,7 @@ class PostgresStore:
                                   "only an interrupted run can be resumed")
             await conn.execute(_INSERT_EVENT, run_id, row["last_event_seq"], "run:resume",
                                dumps({"reason": "resumed", "step_index": row["step_index"]}), now)
+            await _notify(conn, self.pending_channel)
             return run_from_row(row)
 
     async def run_marks(self, run_ids: list[str]) -> dict[str, tuple[Any, ...]]:
@@ -488,11 +572,12 @@ class PostgresStore:
 
     # runs, worker side
     async def claim_runs(
-        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float
+        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float,
+        *, exclude: list[str] | None = None,
     ) -> list[ClaimedRun]:
         claimed = []
         async with self.pool.acquire() as conn, conn.transaction():
-            for record in await conn.fetch(_CLAIMABLE, workflows, limit):
+            for record in await conn.fetch(_CLAIMABLE, workflows, limit, exclude or []):
                 try:
                     async with conn.transaction():  # a savepoint per run
                         row = await conn.fetchrow(_CLAIM, record[0], owner, now + lease_ttl, now)
@@ -537,6 +622,7 @@ class PostgresStore:
                     {"index": in_flight[0], "name": in_flight[1], "reason": reason}), now)
             await conn.execute(_INSERT_EVENT, lease.run_id, seq, "run:resume",
                                dumps({"reason": reason}), now)
+            await _notify(conn, self.pending_channel)
             return True
 
     async def reap_expired(self, now: float) -> list[Reaped]:
@@ -555,6 +641,8 @@ class PostgresStore:
                     data["error"] = error
                 await conn.execute(_INSERT_EVENT, r["run_id"], seq, event, dumps(data), now)
                 reaped.append(Reaped(r["run_id"], status))
+            if any(x.status is RunStatus.PENDING for x in reaped):
+                await _notify(conn, self.pending_channel)
         return reaped
 
     async def append_event(

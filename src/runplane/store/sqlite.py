@@ -294,6 +294,7 @@ _CLAIMABLE = """
 SELECT r.run_id FROM runs r
  WHERE r.status = 'pending'
    AND r.assistant_id IN (SELECT value FROM json_each(?))
+   AND r.run_id NOT IN (SELECT value FROM json_each(?))
    AND (r.thread_id IS NULL OR (
         NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
         AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.thread_id = r.thread_id
@@ -467,9 +468,10 @@ def _create_run(
 
 
 def _claim(
-    conn: sqlite3.Connection, owner: str, workflows: list[str], limit: int, ttl: float, now: float
+    conn: sqlite3.Connection, owner: str, workflows: list[str], limit: int, ttl: float,
+    now: float, exclude: list[str],
 ) -> list[ClaimedRun]:
-    ids = [r[0] for r in conn.execute(_CLAIMABLE, (dumps(workflows), limit))]
+    ids = [r[0] for r in conn.execute(_CLAIMABLE, (dumps(workflows), dumps(exclude), limit))]
     claimed = []
     for run_id in ids:
         row = conn.execute(_CLAIM, (owner, now + ttl, now, now, now, run_id)).fetchone()
@@ -627,6 +629,11 @@ class SQLiteStore:
             self._opened = False
             await self._conn.stop()
 
+    async def listen(
+        self, on_pending: Callable[[], None], on_cancel: Callable[[str, int | None], None]
+    ) -> None:
+        """SQLite cannot push between processes: workers and waiters poll."""
+
     # threads
     async def create_thread(
         self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str
@@ -728,9 +735,12 @@ class SQLiteStore:
 
     # runs, worker side
     async def claim_runs(
-        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float
+        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float,
+        *, exclude: list[str] | None = None,
     ) -> list[ClaimedRun]:
-        return await self._write(lambda conn: _claim(conn, owner, workflows, limit, lease_ttl, now))
+        return await self._write(
+            lambda conn: _claim(conn, owner, workflows, limit, lease_ttl, now, exclude or [])
+        )
 
     async def renew_leases(self, leases: list[Lease], lease_ttl: float, now: float) -> list[str]:
         def tx(conn: sqlite3.Connection) -> list[str]:
