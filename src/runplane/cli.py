@@ -7,12 +7,24 @@ Each command is one ``@app.command()`` function, so ``serve``, ``worker`` and
 from __future__ import annotations
 
 import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from runplane.app import Runplane
+
+log = logging.getLogger("runplane.cli")
 
 app = typer.Typer(
     name="runplane",
@@ -50,6 +62,219 @@ def demo(
     url = database or _fresh_sqlite_url()
     console.print(f"database: {url}", soft_wrap=True, highlight=False)
     asyncio.run(run_demo(url, console))
+
+
+class _UsageError(Exception):
+    """A mistake on the command line: reported on stderr, exit code 2."""
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password (in the user info or a ``password=`` parameter) hidden;
+    otherwise character for character the same."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a parsable URL: show only its scheme
+        return url.split(":", 1)[0] + ":***" if ":" in url else "***"
+    shown = url
+    if password is not None:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        shown = shown.replace(parts.netloc, f"{user}:***@{host}", 1)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k.lower() == "password" for k, _ in pairs):
+        query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs],
+                          safe="*")
+        shown = shown.replace(f"?{parts.query}", f"?{query}", 1)
+    return shown
+
+
+def _scrub(message: str, url: str) -> str:
+    """``message`` with ``url`` (which library errors quote) replaced by its redacted form."""
+    shown = redact_url(url)
+    return message.replace(url, shown) if shown != url else message
+
+
+def load_app(target: str) -> Runplane:
+    """Import ``MODULE:APP`` the way uvicorn does: the working directory is importable, APP is
+    an attribute (dotted for nested ones) of MODULE and must be a ``Runplane``."""
+    from runplane.app import Runplane
+
+    module_name, sep, attrs = target.partition(":")
+    if not sep or not module_name or not attrs:
+        raise _UsageError(f"expected MODULE:APP (e.g. myproject.workflows:app), got {target!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only a missing MODULE (or a package above it) is a usage error; a module that
+        # itself fails to import something shows its own traceback.
+        if exc.name is None or not (module_name == exc.name
+                                    or module_name.startswith(exc.name + ".")):
+            raise
+        raise _UsageError(f"could not import module {module_name!r} "
+                          f"(looked in {cwd} and sys.path): {exc}") from None
+    found: object = module
+    for attr in attrs.split("."):
+        try:
+            found = getattr(found, attr)
+        except AttributeError:
+            raise _UsageError(f"module {module_name!r} has no attribute {attrs!r}") from None
+    if not isinstance(found, Runplane):
+        raise _UsageError(f"{target} is a {type(found).__name__}, not a runplane.Runplane app")
+    return found
+
+
+async def _serve(rp: Runplane) -> int:
+    """Run the worker until SIGTERM or SIGINT, then stop it gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        if stop.is_set():
+            log.info("%s received: already stopping (up to %ss of grace)", sig.name,
+                     rp.shutdown_grace)
+        stop.set()
+
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:  # before opening: a signal during start-up stops right after it
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await rp.open()
+        worker = rp.worker
+        worker_id = worker.worker_id if worker is not None else rp.settings.worker_id
+        log.info("worker %s started: database %s, workflows %s, concurrency %d",
+                 worker_id, redact_url(rp.settings.database_url),
+                 ", ".join(sorted(rp.workflows)), rp.settings.concurrency)
+        await stop.wait()
+        in_flight = len(worker.active_runs) if worker is not None else 0
+        # Logged in the same step as close() begins: no run makes progress between them.
+        log.info("%s received: stopping; %d run(s) in flight get %ss, then go back to the "
+                 "queue", received[0], in_flight, rp.shutdown_grace)
+        await rp.close()
+        log.info("worker %s stopped", worker_id)
+        return 0
+    finally:
+        await rp.close()  # a no-op after a graceful stop
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+@app.command()
+def worker(
+    target: Annotated[
+        str, typer.Argument(metavar="MODULE:APP", help="The app to run, e.g. myapp.flows:app.")
+    ],
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="Database URL (default: the app's own setting)."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", help="Runs this worker executes at once.")
+    ] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option("--grace", min=0.0,
+                     help="Seconds running runs get to finish on SIGTERM/SIGINT before they "
+                          "go back to the queue."),
+    ] = None,
+    poll_interval: Annotated[
+        float | None,
+        typer.Option("--poll-interval", help="Seconds between checks for new runs and cancels."),
+    ] = None,
+    lease_ttl: Annotated[
+        float | None,
+        typer.Option("--lease-ttl",
+                     help="Seconds a lease lasts without a heartbeat (longer than "
+                          "--heartbeat-interval)."),
+    ] = None,
+    heartbeat_interval: Annotated[
+        float | None,
+        typer.Option("--heartbeat-interval", help="Seconds between lease renewals."),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning or error.")
+    ] = "info",
+) -> None:
+    """Run the workflows of MODULE:APP until SIGTERM or SIGINT, then stop gracefully."""
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise _fail(f"unknown log level {log_level!r}")
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    given = {
+        "database_url": database,
+        "concurrency": concurrency,
+        "shutdown_grace": grace,
+        "poll_interval": poll_interval,
+        "lease_ttl": lease_ttl,
+        "heartbeat_interval": heartbeat_interval,
+    }
+    try:
+        rp = load_app(target)
+        if not rp.workflows:
+            raise _UsageError(f"{target} registers no workflows: this worker would run nothing")
+        rp.reconfigure(**{k: v for k, v in given.items() if v is not None}, worker=True)
+    except (_UsageError, ValueError, TypeError, RuntimeError) as exc:
+        message = _scrub(str(exc), database or "")
+        if "heartbeat_interval" in message and heartbeat_interval is None:
+            message += " (set --heartbeat-interval too)"
+        raise _fail(message) from None
+    url = rp.settings.database_url
+    try:
+        code = asyncio.run(_serve(rp))
+    except ValueError as exc:  # e.g. an unsupported database URL
+        raise _fail(_scrub(str(exc), url)) from None
+    except Exception as exc:  # the database cannot be reached, opened or closed
+        raise _fail(f"cannot run the worker on {redact_url(url)}: "
+                    + _scrub(f"{type(exc).__name__}: {exc}", url), 1) from None
+    raise typer.Exit(code)
+
+
+def _migration_names(url: str) -> list[str]:
+    backend = "sqlite" if url.startswith("sqlite:") else "postgres"
+    folder = resources.files("runplane.store") / "migrations" / backend
+    return sorted(item.name for item in folder.iterdir() if item.name.endswith(".sql"))
+
+
+@app.command()
+def migrate(
+    database: Annotated[
+        str, typer.Option("--database", help="Database URL, e.g. sqlite:///./runplane.db.")
+    ],
+) -> None:
+    """Apply the numbered schema migrations to DATABASE (a no-op when it is up to date)."""
+    from runplane.store import open_store
+
+    shown = redact_url(database)
+    try:
+        store = open_store(database)
+    except ValueError as exc:
+        raise _fail(_scrub(str(exc), database)) from None
+
+    async def run() -> None:
+        try:
+            await store.open()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(run())
+    except ValueError as exc:
+        raise _fail(_scrub(str(exc), database)) from None
+    except Exception as exc:  # the database cannot be reached or opened
+        raise _fail(f"cannot migrate {shown}: " + _scrub(f"{type(exc).__name__}: {exc}", database),
+                    1) from None
+    typer.echo(f"migrations applied to {shown}: {', '.join(_migration_names(database))}")
 
 
 def main() -> None:

@@ -1,0 +1,311 @@
+"""``runplane worker MODULE:APP`` and ``runplane migrate`` as real processes.
+
+A worker process imports ``cli_app:app`` from its working directory (this folder), runs
+what the test process creates through a ``worker=False`` client, and on SIGTERM/SIGINT
+stops gracefully: runs still going after ``--grace`` go back to the queue, to be resumed
+after their last completed step by the next worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+import cli_app
+from runplane import Runplane, RunStatus
+from runplane.cli import redact_url
+from runplane.store.postgres import postgres_dsn
+from runplane.store.sqlite import sqlite_path
+
+from support import TESTS, eventually
+
+CLI = [sys.executable, "-m", "runplane.cli"]
+#: Fast polling for the worker processes; everything else keeps its default.
+FAST = ("--poll-interval", "0.01")
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The test's environment, without the tests folder on PYTHONPATH: the worker must find
+    ``cli_app`` through its working directory, as uvicorn finds an app."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return {**env, **(extra or {})}
+
+
+class WorkerProcess:
+    """A ``runplane worker`` subprocess whose output (stderr and stdout) is read as it comes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    async def line_containing(self, text: str, timeout: float = 10.0) -> str:
+        def find() -> str | None:
+            found = next((line for line in self.lines if text in line), None)
+            if found is None and self._reader.done():  # output over: the process ended
+                raise AssertionError(f"worker ended without printing {text!r}:\n{self.output}")
+            return found
+
+        return await eventually(find, timeout=timeout)
+
+    async def wait(self, timeout: float) -> int:
+        try:
+            code = await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"worker still running after {timeout}s:\n{self.output}") from None
+        await self._reader
+        return code
+
+    async def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 5.0) -> int:
+        self.proc.send_signal(sig)
+        return await self.wait(timeout)
+
+
+@contextlib.asynccontextmanager
+async def worker_process(
+    url: str, *options: str, env: dict[str, str] | None = None
+) -> AsyncIterator[WorkerProcess]:
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "worker", "cli_app:app", "--database", url, *FAST, *options,
+        cwd=TESTS, env=_env(env),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    worker = WorkerProcess(proc)
+    try:
+        yield worker
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        await worker._reader
+        print(f"--- worker {proc.pid} (exit {proc.returncode}) ---\n{worker.output}")
+
+
+def run_cli(*args: str, cwd: Path = TESTS, command: list[str] = CLI) -> subprocess.CompletedProcess:
+    return subprocess.run([*command, *args], cwd=cwd, env=_env(), capture_output=True,
+                          text=True, timeout=30, check=False)
+
+
+def client(url: str) -> Runplane:
+    return cli_app.build(url, worker=False, poll_interval=0.01)
+
+
+def staged_input(tmp_path: Path) -> dict[str, str]:
+    return {"log": str(tmp_path / "steps.log"), "gate": str(tmp_path / "gate")}
+
+
+# --- worker ------------------------------------------------------------------------------
+
+
+async def test_worker_process_runs_runs_created_by_another_process(database_url: str) -> None:
+    worker_id = f"cli-test-{uuid.uuid4().hex[:8]}"
+    async with client(database_url) as rp:
+        before = [await rp.runs.create(None, "echo", input={"n": n}) for n in range(3)]
+        async with worker_process(database_url, "--concurrency", "2",
+                                  env={"RUNPLANE_WORKER_ID": worker_id}) as worker:
+            started = await worker.line_containing("started")
+            after = [await rp.runs.create(None, "echo", input={"n": n}) for n in range(3, 6)]
+            outputs = [await asyncio.wait_for(rp.runs.join(run.run_id), 10)
+                       for run in before + after]
+            assert outputs == [{"n": n} for n in range(6)]
+            assert await worker.stop(signal.SIGINT) == 0
+        assert f"worker {worker_id} started" in started
+        assert f"database {database_url}," in started  # no password to hide here
+        assert "workflows echo, staged" in started
+        assert "concurrency 2" in started
+        assert f"worker {worker_id} stopped" in worker.output
+        for run in before + after:
+            done = await rp.runs.get(run.run_id)
+            assert done.status is RunStatus.SUCCESS and done.attempt == 1
+            assert done.lease_owner is None
+
+
+async def test_sigterm_hands_an_unfinished_run_back_and_the_next_worker_resumes_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    input = staged_input(tmp_path)
+    async with client(database_url) as rp:
+        run = await rp.runs.create(None, "staged", input=input)
+        async with worker_process(database_url, "--grace", "0") as first:
+            await eventually(lambda: [n for n, _ in cli_app.executions(input["log"])]
+                             == ["one", "two"])
+            assert [s.name for s in await rp.runs.steps(run.run_id)] == ["one"]
+            assert (await rp.runs.get(run.run_id)).status is RunStatus.RUNNING
+            loop = asyncio.get_running_loop()
+            signalled = loop.time()
+            assert await first.stop(signal.SIGTERM, timeout=5) == 0
+            assert loop.time() - signalled < 5
+            assert "1 run(s) in flight" in await first.line_containing("SIGTERM received")
+
+        handed_back = await rp.runs.get(run.run_id)
+        assert handed_back.status is RunStatus.PENDING
+        assert handed_back.lease_owner is None and handed_back.step_index == 1
+        events = await rp.runs.events(run.run_id)
+        resumes = [e for e in events if e.event == "run:resume"]
+        assert [e.data["reason"] for e in resumes] == ["worker_shutdown"]
+        [dropped] = [e for e in events if e.event == "step:cancel"]
+        assert dropped.data == {"index": 1, "name": "two", "reason": "worker_shutdown"}
+
+        cli_app.open_gate(input["gate"])
+        async with worker_process(database_url) as second:
+            assert await asyncio.wait_for(rp.runs.join(run.run_id), 10) == list(cli_app.STAGES)
+            assert await second.stop() == 0
+
+        assert cli_app.executions(input["log"]) == [
+            ("one", first.pid), ("two", first.pid), ("two", second.pid), ("three", second.pid)]
+        done = await rp.runs.get(run.run_id)
+        assert done.status is RunStatus.SUCCESS
+        assert done.attempt == 1  # a graceful hand-back does not count as an attempt
+        assert [s.name for s in await rp.runs.steps(run.run_id)] == list(cli_app.STAGES)
+        events = await rp.runs.events(run.run_id)
+        assert [e.event for e in events if e.event.startswith("run:")] == [
+            "run:created", "run:start", "run:resume", "run:start", "run:complete"]
+        assert [e.data["name"] for e in events if e.event == "step:complete"] == list(
+            cli_app.STAGES)
+
+
+async def test_sigterm_lets_a_run_finish_within_the_grace_period(
+    database_url: str, tmp_path: Path
+) -> None:
+    input = staged_input(tmp_path)
+    async with client(database_url) as rp:
+        run = await rp.runs.create(None, "staged", input=input)
+        async with worker_process(database_url, "--grace", "10") as worker:
+            await eventually(lambda: [n for n, _ in cli_app.executions(input["log"])]
+                             == ["one", "two"])
+            worker.proc.send_signal(signal.SIGTERM)
+            # Logged as the worker stops claiming: from here on the run is in its grace period.
+            await worker.line_containing("SIGTERM received")
+            late = await rp.runs.create(None, "echo", input={})
+            cli_app.open_gate(input["gate"])
+            assert await worker.wait(timeout=8) == 0
+
+        done = await rp.runs.get(run.run_id)
+        assert done.status is RunStatus.SUCCESS and done.output == list(cli_app.STAGES)
+        assert cli_app.executions(input["log"]) == [(n, worker.pid) for n in cli_app.STAGES]
+        events = [e.event for e in await rp.runs.events(run.run_id)]
+        assert "run:resume" not in events and "step:cancel" not in events
+        # A run created once the worker stopped claiming waits for the next worker. (A claim
+        # already in flight when the stop began may still take it: it is handed straight back.)
+        waiting = await rp.runs.get(late.run_id)
+        assert waiting.status is RunStatus.PENDING and waiting.attempt == 0
+        late_events = await rp.runs.events(late.run_id)
+        assert [e.event for e in late_events] in (
+            ["run:created"], ["run:created", "run:start", "run:resume"])
+        assert all(e.data["reason"] == "worker_shutdown"
+                   for e in late_events if e.event == "run:resume")
+
+
+# --- migrate ------------------------------------------------------------------------------
+
+
+async def _applied_migrations(url: str) -> list[tuple[str, str]]:
+    if url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(sqlite_path(url))) as conn:
+            rows = conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
+        return sorted((str(v), str(at)) for v, at in rows)
+    dsn, schema = postgres_dsn(url)
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": schema or "public"})
+    try:
+        rows = await conn.fetch("SELECT version, applied_at FROM schema_migrations")
+    finally:
+        await conn.close()
+    return sorted((r["version"], str(r["applied_at"])) for r in rows)
+
+
+async def test_migrate_applies_the_migrations_once(database_url: str) -> None:
+    # Two processes migrating a fresh database at the same moment both succeed.
+    together = await asyncio.gather(*(
+        asyncio.to_thread(run_cli, "migrate", "--database", database_url) for _ in range(2)))
+    for result in together:
+        assert result.returncode == 0, result.stderr
+        assert f"migrations applied to {redact_url(database_url)}" in result.stdout
+        assert "0001_initial.sql" in result.stdout
+    applied = await _applied_migrations(database_url)
+    assert [version for version, _ in applied] == ["0001_initial.sql"]
+
+    again = await asyncio.to_thread(run_cli, "migrate", "--database", database_url)
+    assert again.returncode == 0, again.stderr
+    assert await _applied_migrations(database_url) == applied  # nothing re-applied
+
+    async with client(database_url) as rp:  # the migrated database is ready to use
+        assert await rp.runs.list() == []
+
+
+@pytest.mark.parametrize("command", ["migrate", "worker"])
+def test_an_unsupported_database_url_exits_2_without_showing_the_password(command: str) -> None:
+    target = ["cli_app:app"] if command == "worker" else []
+    result = run_cli(command, *target, "--database", "mysql://me:s3cret@db.example/x")
+    assert result.returncode == 2, result.stderr
+    assert "unsupported database URL" in result.stderr
+    assert "mysql://me:***@db.example/x" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+
+
+# --- importing the app ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_module:app", "could not import module 'no_such_module'"),
+        ("cli_app:no_such_app", "module 'cli_app' has no attribute 'no_such_app'"),
+        ("cli_app:build", "cli_app:build is a function, not a runplane.Runplane app"),
+        ("cli_app", "expected MODULE:APP"),
+    ],
+)
+def test_a_bad_app_path_exits_2_with_a_message(tmp_path: Path, target: str, message: str) -> None:
+    result = run_cli("worker", target, "--database", f"sqlite:///{tmp_path}/never.db")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_the_console_script_imports_apps_from_the_working_directory(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "runplane"
+    if not script.exists():
+        pytest.skip(f"no console script at {script}")
+    # Found cli_app in its working directory (only then can it miss the attribute).
+    result = run_cli("worker", "cli_app:no_such_app", "--database",
+                     f"sqlite:///{tmp_path}/never.db", command=[str(script)])
+    assert result.returncode == 2, result.stderr
+    assert "module 'cli_app' has no attribute 'no_such_app'" in result.stderr
+    elsewhere = run_cli("worker", "cli_app:app", cwd=tmp_path, command=[str(script)])
+    assert elsewhere.returncode == 2
+    assert "could not import module 'cli_app'" in elsewhere.stderr
+
+
+def test_redact_url_hides_passwords() -> None:
+    assert redact_url("postgresql://u:pw@h:5432/db?schema=s") == (
+        "postgresql://u:***@h:5432/db?schema=s")
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_url("postgresql://h/db?user=u&password=pw") == (
+        "postgresql://h/db?user=u&password=***")
+    for unchanged in ("sqlite:////tmp/x.db", "sqlite:///./rel.db", "sqlite:///:memory:"):
+        assert redact_url(unchanged) == unchanged
