@@ -309,3 +309,21 @@ def test_redact_url_hides_passwords() -> None:
         "postgresql://h/db?user=u&password=***")
     for unchanged in ("sqlite:////tmp/x.db", "sqlite:///./rel.db", "sqlite:///:memory:"):
         assert redact_url(unchanged) == unchanged
+
+
+async def test_worker_serves_the_contract_metrics(database_url: str, unused_tcp_port: int) -> None:
+    """Contract line 12 on a worker host: cancel outcomes on ``/metrics``."""
+    import httpx
+
+    async with client(database_url) as rp:
+        async with worker_process(database_url, "--metrics-port", str(unused_tcp_port)) as worker:
+            await worker.line_containing("started")
+            run = await rp.runs.create(None, "echo", input={"n": 1})
+            await asyncio.wait_for(rp.runs.join(run.run_id), 10)
+            async with httpx.AsyncClient() as http:
+                body = (await http.get(f"http://127.0.0.1:{unused_tcp_port}/metrics")).text
+            assert worker.proc.returncode is None
+        for name in ("runplane_cancel_requests_total", "runplane_refused_writes_total",
+                     "runplane_lease_lost_total", "runplane_cancel_latency_seconds_bucket",
+                     'runplane_runs_finished_total{status="success"} 1.0'):
+            assert name in body

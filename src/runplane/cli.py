@@ -204,6 +204,14 @@ def worker(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port",
+                     help="Serve Prometheus metrics on this port (http://HOST:PORT/metrics)."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address the metrics server binds.")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the workflows of MODULE:APP until SIGTERM or SIGINT, then stop gracefully."""
     level = logging.getLevelName(log_level.upper())
@@ -230,6 +238,14 @@ def worker(
             message += " (set --heartbeat-interval too)"
         raise _fail(message) from None
     url = rp.settings.database_url
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(metrics_port, addr=metrics_host)
+        except OSError as exc:
+            raise _fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}") from None
+        log.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
     try:
         code = asyncio.run(_serve(rp))
     except ValueError as exc:  # e.g. an unsupported database URL
