@@ -318,6 +318,11 @@ async def _cancel(
     return Cancelled("cancelled", run)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool connections hold no session state to undo (no LISTEN, no SET, advisory locks
+    are transaction-scoped), so skip asyncpg's reset round trip on every release."""
+
+
 async def _notify(conn: asyncpg.Connection, channel: str, payload: str = "") -> None:
     await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
 
@@ -374,7 +379,7 @@ class PostgresStore:
                 await conn.close()
         self._pool = await asyncpg.create_pool(
             self._dsn, min_size=self._min_size, max_size=self._max_size,
-            server_settings=settings,
+            server_settings=settings, reset=_keep_session,
         )
         try:
             await self._migrate()
