@@ -334,3 +334,11 @@ async def test_run_marks_move_with_every_change(store: Store):
     assert after_cancel != after_claim
     await store.release_lease(held.lease)
     assert await store.run_marks(["r"]) != after_cancel
+
+
+async def test_renewal_judges_each_lease_by_its_generation(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    held = await claim_one(store)
+    stale = Lease("r", held.lease.generation - 1)
+    assert await store.renew_leases([held.lease, stale], 10.0, T0) == ["r"]  # the stale one
+    assert await store.lost_leases([held.lease, stale]) == ["r"]

@@ -30,11 +30,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -48,6 +51,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from conftest import POSTGRES_URL
 from runplane.errors import RunConflict, RunNotFound, ThreadBusy
 from runplane.models import (
     FINISHED,
@@ -132,9 +136,28 @@ def _sqlite_database() -> tuple[str, Callable[[], None]]:
     return f"sqlite:///{folder}/runplane.db", lambda: shutil.rmtree(folder, ignore_errors=True)
 
 
+def _postgres_database() -> tuple[str, Callable[[], None]]:
+    schema = f"rp_props_{uuid.uuid4().hex[:12]}"
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    def dispose() -> None:
+        with ThreadPoolExecutor(1) as pool:  # the caller may be inside an event loop
+            pool.submit(asyncio.run, drop()).result()
+
+    return f"{POSTGRES_URL}?schema={schema}", dispose
+
+
 #: One factory per back end: a fresh, empty database URL and how to dispose of it.
-#: (A PostgreSQL entry would create a scratch database or schema and drop it.)
-STORE_FACTORIES = [pytest.param(_sqlite_database, id="sqlite")]
+STORE_FACTORIES = [
+    pytest.param(_sqlite_database, id="sqlite"),
+    pytest.param(_postgres_database, id="postgres"),
+]
 
 
 # --------------------------------------------------------------------------- #
@@ -826,5 +849,9 @@ SETTINGS = settings(
 # caps at five minutes: give it that time rather than cut it off half-way.
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("database", STORE_FACTORIES)
-def test_store_state_machine(database: Callable[[], tuple[str, Callable[[], None]]]) -> None:
+def test_store_state_machine(
+    database: Callable[[], tuple[str, Callable[[], None]]], request: pytest.FixtureRequest
+) -> None:
+    if database is _postgres_database:
+        request.getfixturevalue("postgres_server")  # skipped (or failed in CI) if unreachable
     run_state_machine_as_test(lambda: StoreMachine(database), settings=SETTINGS)

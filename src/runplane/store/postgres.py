@@ -179,7 +179,7 @@ _RENEW = """
 UPDATE runs r SET lease_expires_at = $1
   FROM unnest($2::text[], $3::bigint[]) AS l(run_id, generation)
  WHERE r.run_id = l.run_id AND r.status = 'running' AND r.lease_generation = l.generation
-RETURNING r.run_id
+RETURNING r.run_id, r.lease_generation
 """
 
 # The cancel that stopped generation G left the run at G + 1; a later claim moves it on, and
@@ -599,8 +599,8 @@ class PostgresStore:
         rows = await self.pool.fetch(
             _RENEW, now + lease_ttl, [x.run_id for x in leases], [x.generation for x in leases]
         )
-        renewed = {r[0] for r in rows}
-        return [x.run_id for x in leases if x.run_id not in renewed]
+        renewed = {(r[0], r[1]) for r in rows}
+        return [x.run_id for x in leases if (x.run_id, x.generation) not in renewed]
 
     async def lost_leases(self, leases: list[Lease]) -> list[str]:
         rows = await self.pool.fetch(
