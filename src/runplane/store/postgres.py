@@ -115,6 +115,21 @@ VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, $7, $7, $8, $9, $10, $1
 RETURNING {_RUN_COLUMNS}
 """
 
+# A thread-less run has no multitask rule to apply: insert, log and signal in one statement.
+_CREATE_THREADLESS = f"""
+WITH r AS (
+    INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata,
+                      multitask_strategy, created_at, updated_at, max_attempts, timeout,
+                      root_run_id, parent_run_id, last_event_seq)
+    VALUES ($1, NULL, $2, 'pending', $3::jsonb, $4::jsonb, $5, $6, $6, $7, $8, $9, $10, 1)
+    RETURNING {_RUN_COLUMNS}
+), e AS (
+    INSERT INTO events (run_id, seq, event, data, created_at)
+    SELECT run_id, 1, 'run:created', $11::jsonb, $6 FROM r
+)
+SELECT r.* FROM r, (SELECT pg_notify($12, '')) AS signal
+"""
+
 _CANCEL = f"""
 UPDATE runs
    SET status = 'interrupted',
@@ -491,6 +506,15 @@ class PostgresStore:
     async def create_run(
         self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False
     ) -> Created:
+        created_event = dumps({"assistant_id": new.assistant_id, "thread_id": new.thread_id})
+        if new.thread_id is None:
+            row = await self.pool.fetchrow(
+                _CREATE_THREADLESS, new.run_id, new.assistant_id, dumps(new.input),
+                dumps(new.metadata), new.multitask_strategy.value, now, new.max_attempts,
+                new.timeout, new.root_run_id, new.parent_run_id, created_event,
+                self.pending_channel,
+            )
+            return Created(run_from_row(row), [])
         cancelled: list[Run] = []
         async with self.pool.acquire() as conn, conn.transaction():
             if new.thread_id is not None:
@@ -518,9 +542,7 @@ class PostgresStore:
                 dumps(new.metadata), new.multitask_strategy.value, now, new.max_attempts,
                 new.timeout, new.root_run_id, new.parent_run_id,
             )
-            await conn.execute(_INSERT_EVENT, new.run_id, 1, "run:created",
-                               dumps({"assistant_id": new.assistant_id,
-                                      "thread_id": new.thread_id}), now)
+            await conn.execute(_INSERT_EVENT, new.run_id, 1, "run:created", created_event, now)
             await _notify(conn, self.pending_channel)
         return Created(run_from_row(row), cancelled)
 
