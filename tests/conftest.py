@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/runplane.db"
         return
-    server = request.getfixturevalue("postgres_server")
-    schema = f"rp_{_RUN}_{uuid.uuid4().hex[:10]}"
+    async with postgres_schema(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
+@asynccontextmanager
+async def postgres_schema(server: str, prefix: str = "rp") -> AsyncIterator[str]:
+    """A URL on ``server`` whose tables live in a fresh schema, dropped afterwards."""
+    schema = f"{prefix}_{_RUN}_{uuid.uuid4().hex[:10]}"
     yield f"{server}?schema={schema}"
     conn = await asyncpg.connect(server)
     try:

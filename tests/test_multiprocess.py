@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import sys
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +25,7 @@ import asyncpg
 import pytest
 
 import mp_app
+from conftest import postgres_schema
 from runplane import Event, Run, RunStatus
 from runplane.store.postgres import postgres_dsn
 
@@ -47,13 +47,8 @@ TERMINAL = ("run:complete", "run:fail", "run:timeout", "run:cancel")
 
 @pytest.fixture
 async def mp_url(postgres_server: str) -> AsyncIterator[str]:
-    schema = f"rp_mp_{uuid.uuid4().hex[:10]}"
-    yield f"{postgres_server}?schema={schema}"
-    conn = await asyncpg.connect(postgres_server)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    async with postgres_schema(postgres_server, "rp_mp") as url:
+        yield url
 
 
 class Process:

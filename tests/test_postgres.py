@@ -4,12 +4,12 @@ processes at once, and the listener comes back by itself when its connection dro
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
+from conftest import postgres_schema
 from runplane import Context, Runplane
 from runplane.models import RunStatus
 from runplane.store.postgres import postgres_dsn
@@ -21,13 +21,8 @@ NO_POLLING = dict(poll_interval=3600.0, heartbeat_interval=3600.0, lease_ttl=720
 
 @pytest.fixture
 async def pg_url(postgres_server: str) -> AsyncIterator[str]:
-    schema = f"rp_notify_{uuid.uuid4().hex[:10]}"
-    yield f"{postgres_server}?schema={schema}"
-    conn = await asyncpg.connect(postgres_server)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    async with postgres_schema(postgres_server, "rp_notify") as url:
+        yield url
 
 
 @pytest.fixture

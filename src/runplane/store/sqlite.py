@@ -59,18 +59,6 @@ def _run(row: sqlite3.Row) -> Run:
     return run_from_row(dict(zip(row.keys(), row, strict=True)))
 
 
-def _thread(row: sqlite3.Row) -> Thread:
-    return thread_from_row(row)
-
-
-def _step(row: sqlite3.Row) -> Step:
-    return step_from_row(row)
-
-
-def _event(row: sqlite3.Row) -> Event:
-    return event_from_row(row)
-
-
 def sqlite_path(url: str) -> str:
     """``sqlite:///relative.db``, ``sqlite:////abs.db`` or ``sqlite:///:memory:`` -> path."""
     prefix = "sqlite:///"
@@ -485,7 +473,7 @@ def _claim(
 
 def _get_steps(conn: sqlite3.Connection, run_id: str) -> list[Step]:
     return [
-        _step(r)
+        step_from_row(r)
         for r in conn.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,))
     ]
 
@@ -644,9 +632,9 @@ class SQLiteStore:
             if existing is not None:
                 if if_exists == "raise":
                     raise ThreadExists(thread_id)
-                return _thread(existing)
+                return thread_from_row(existing)
             _insert_thread(conn, thread_id, metadata, now)
-            return _thread(conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?",
+            return thread_from_row(conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?",
                                         (thread_id,)).fetchone())
 
         return await self._write(tx)
@@ -654,7 +642,7 @@ class SQLiteStore:
     async def get_thread(self, thread_id: str) -> Thread | None:
         def tx(conn: sqlite3.Connection) -> Thread | None:
             row = conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?", (thread_id,)).fetchone()
-            return None if row is None else _thread(row)
+            return None if row is None else thread_from_row(row)
 
         return await self._read(tx)
 
@@ -662,7 +650,7 @@ class SQLiteStore:
         def tx(conn: sqlite3.Connection) -> list[Thread]:
             rows = conn.execute(_SELECT_THREAD + " ORDER BY t.created_at DESC LIMIT ? OFFSET ?",
                                 (limit, offset))
-            return [_thread(r) for r in rows]
+            return [thread_from_row(r) for r in rows]
 
         return await self._read(tx)
 
@@ -729,7 +717,7 @@ class SQLiteStore:
                 "SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
                 (run_id, after_seq),
             )
-            return [_event(r) for r in rows]
+            return [event_from_row(r) for r in rows]
 
         return await self._read(tx)
 
