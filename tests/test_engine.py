@@ -189,8 +189,11 @@ async def test_expired_lease_is_requeued_then_fails_after_max_attempts(make_app:
 
 
 async def _running_attempt(app, run_id: str, attempt: int) -> bool:
+    """Attempt ``attempt`` parks in its step: its writes are over (a reap skips a row that
+    a write holds locked, as it should: the run is alive)."""
     run = await app.runs.get(run_id)
-    return run.status is RunStatus.RUNNING and run.attempt == attempt
+    starts = [e for e in await app.runs.events(run_id) if e.event == "step:start"]
+    return run.status is RunStatus.RUNNING and run.attempt == attempt and len(starts) == attempt
 
 
 async def test_unknown_workflow_is_rejected_before_anything_is_written(make_app: AppFactory):

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -46,6 +46,7 @@ from runplane.models import (
     Thread,
 )
 from runplane.store.base import Cancelled, Created, OnActive, Reaped
+from runplane.store.batch import WriteBatcher
 from runplane.store.rows import (
     FINISH_EVENTS,
     cancel_event,
@@ -162,22 +163,22 @@ UPDATE runs
 RETURNING {_RUN_COLUMNS}
 """
 
-_CLAIMABLE = """
-SELECT r.run_id FROM runs r
+_CLAIMABLE_FROM = """
+  FROM runs r
  WHERE r.status = 'pending'
-   AND r.assistant_id = ANY($1::text[])
-   AND r.run_id <> ALL($3::text[])
+   AND r.assistant_id = ANY({workflows}::text[])
+   AND r.run_id <> ALL({exclude}::text[])
    AND (r.thread_id IS NULL OR (
         NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
         AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.thread_id = r.thread_id
                          AND y.status = 'pending' AND y.seq < r.seq)))
  ORDER BY r.seq
- LIMIT $2
+ LIMIT {limit}
    FOR UPDATE SKIP LOCKED
 """
+_CLAIMABLE = "SELECT r.run_id" + _CLAIMABLE_FROM.format(workflows="$1", limit="$2", exclude="$3")
 
-_CLAIM = f"""
-UPDATE runs
+_CLAIM_SET = """
    SET status = 'running', lease_owner = $2, lease_generation = lease_generation + 1,
        lease_expires_at = $3, attempt = attempt + 1,
        started_at = COALESCE(started_at, $4), deadline_at = COALESCE(deadline_at, $4 + timeout),
@@ -186,8 +187,32 @@ UPDATE runs
                        THEN runs.pre_run_values ELSE t.values_json END
              FROM threads t WHERE t.thread_id = runs.thread_id),
        last_event_seq = last_event_seq + 1, updated_at = $4
+"""
+
+_CLAIM = f"""
+UPDATE runs {_CLAIM_SET}
  WHERE run_id = $1 AND status = 'pending'
 RETURNING {_RUN_COLUMNS}
+"""
+
+# The whole claim in one statement: lock, lease and log ``run:start``. Two runs of one thread
+# never qualify together, but a concurrent claim can still meet the "one running run per
+# thread" index: the statement then fails whole and claim_runs goes run by run.
+_CLAIM_BATCH = f"""
+WITH c AS (
+    SELECT r.run_id AS c_run, r.seq AS c_seq
+    {_CLAIMABLE_FROM.format(workflows="$1", limit="$5", exclude="$6")}
+), u AS (
+    UPDATE runs {_CLAIM_SET}
+      FROM c WHERE runs.run_id = c.c_run
+    RETURNING c.c_seq, {_RUN_COLUMNS.replace("run_id,", "runs.run_id,", 1)}
+), e AS (
+    INSERT INTO events (run_id, seq, event, data, created_at)
+    SELECT run_id, last_event_seq, 'run:start',
+           jsonb_build_object('attempt', attempt, 'worker', $2::text), $4
+      FROM u
+)
+SELECT * FROM u ORDER BY c_seq
 """
 
 _RENEW = """
@@ -229,38 +254,51 @@ UPDATE runs
 RETURNING last_event_seq
 """
 
-# One statement per workflow write: fence, write and log in one round trip.
-_APPEND_EVENT = """
-WITH r AS (
-    UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = $3
-     WHERE run_id = $1 AND ($2::bigint IS NULL OR (status = 'running' AND lease_generation = $2))
-    RETURNING run_id, thread_id, last_event_seq
+# Workflow writes arrive in batches (store.batch): one statement fences, writes and logs
+# every write of a batch, one row of ``unnest`` per write and at most one per run; it
+# answers the run ids whose write the fence let through.
+_APPEND_EVENTS = """
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::text[], $5::text[])
+        AS i(w_run, w_gen, w_now, w_event, w_data)
+), r AS (
+    UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = i.w_now
+      FROM i
+     WHERE runs.run_id = i.w_run
+       AND (i.w_gen IS NULL OR (runs.status = 'running' AND runs.lease_generation = i.w_gen))
+    RETURNING runs.run_id, runs.thread_id, runs.last_event_seq, i.*
 ), e AS (
     INSERT INTO events (run_id, seq, event, data, created_at)
-    SELECT run_id, last_event_seq, $4, $5::jsonb, $3 FROM r
+    SELECT run_id, last_event_seq, w_event, w_data::jsonb, w_now FROM r
 ), t AS (
-    UPDATE threads SET values_json = $5::jsonb, values_run_id = r.run_id, updated_at = $3
-      FROM r WHERE $4 = 'values' AND threads.thread_id = r.thread_id
+    UPDATE threads SET values_json = r.w_data::jsonb, values_run_id = r.run_id,
+                       updated_at = r.w_now
+      FROM r WHERE r.w_event = 'values' AND threads.thread_id = r.thread_id
 )
-SELECT count(*) FROM r
+SELECT run_id FROM r
 """
 
-_COMPLETE_STEP = """
-WITH r AS (
+_COMPLETE_STEPS = """
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[], $5::float8[],
+                         $6::text[]) AS i(w_run, w_gen, w_idx, w_name, w_now, w_result)
+), r AS (
     UPDATE runs SET step_index = step_index + 1, last_event_seq = last_event_seq + 1,
-                    updated_at = $5
-     WHERE run_id = $1 AND status = 'running' AND lease_generation = $2 AND step_index = $3
-    RETURNING run_id, last_event_seq
+                    updated_at = i.w_now
+      FROM i
+     WHERE runs.run_id = i.w_run AND runs.status = 'running'
+       AND runs.lease_generation = i.w_gen AND runs.step_index = i.w_idx
+    RETURNING runs.run_id, runs.last_event_seq, i.*
 ), s AS (
     INSERT INTO steps (run_id, idx, name, result, created_at)
-    SELECT run_id, $3, $4, $6::jsonb, $5 FROM r
+    SELECT run_id, w_idx, w_name, w_result::jsonb, w_now FROM r
 ), e AS (
     INSERT INTO events (run_id, seq, event, data, created_at)
     SELECT run_id, last_event_seq, 'step:complete',
-           jsonb_build_object('name', $4::text, 'index', $3::int, 'result', $6::jsonb), $5
+           jsonb_build_object('name', w_name, 'index', w_idx, 'result', w_result::jsonb), w_now
       FROM r
 )
-SELECT count(*) FROM r
+SELECT run_id FROM r
 """
 
 _RECORD_STEP_CANCEL = """
@@ -276,22 +314,30 @@ SELECT run_id, last_event_seq, 'step:cancel',
   FROM r
 """
 
-_FINISH = """
-WITH r AS (
+_FINISH_RUNS = """
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                         $6::float8[], $7::text[], $8::text[])
+        AS i(w_run, w_gen, w_status, w_output, w_error, w_now, w_event, w_data)
+), r AS (
     UPDATE runs
-       SET status = $3, output = $4::jsonb, error = $5, ended_at = $6, updated_at = $6,
-           lease_owner = NULL, lease_expires_at = NULL, last_event_seq = last_event_seq + 1
-     WHERE run_id = $1 AND status = 'running' AND lease_generation = $2
-    RETURNING run_id, thread_id, last_event_seq
+       SET status = i.w_status, output = i.w_output::jsonb, error = i.w_error,
+           ended_at = i.w_now, updated_at = i.w_now, lease_owner = NULL,
+           lease_expires_at = NULL, last_event_seq = last_event_seq + 1
+      FROM i
+     WHERE runs.run_id = i.w_run AND runs.status = 'running' AND runs.lease_generation = i.w_gen
+    RETURNING runs.run_id, runs.thread_id, runs.last_event_seq, i.*
 ), e AS (
     INSERT INTO events (run_id, seq, event, data, created_at)
-    SELECT run_id, last_event_seq, $7, $8::jsonb, $6 FROM r
+    SELECT run_id, last_event_seq, w_event, w_data::jsonb, w_now FROM r
 ), t AS (
-    UPDATE threads SET values_json = $4::jsonb, values_run_id = r.run_id, updated_at = $6
+    UPDATE threads SET values_json = r.w_output::jsonb, values_run_id = r.run_id,
+                       updated_at = r.w_now
       FROM r
-     WHERE $3 = 'success' AND $4::jsonb <> 'null'::jsonb AND threads.thread_id = r.thread_id
+     WHERE r.w_status = 'success' AND r.w_output::jsonb <> 'null'::jsonb
+       AND threads.thread_id = r.thread_id
 )
-SELECT count(*) FROM r
+SELECT run_id FROM r
 """
 
 
@@ -353,12 +399,11 @@ async def _insert_thread(
     return bool(inserted)
 
 
+_SELECT_STEPS = "SELECT run_id, idx, name, result::text AS result, created_at FROM steps"
+
+
 async def _get_steps(conn: asyncpg.Connection, run_id: str) -> list[Step]:
-    rows = await conn.fetch(
-        "SELECT run_id, idx, name, result::text AS result, created_at FROM steps "
-        "WHERE run_id = $1 ORDER BY idx",
-        run_id,
-    )
+    rows = await conn.fetch(f"{_SELECT_STEPS} WHERE run_id = $1 ORDER BY idx", run_id)
     return [step_from_row(r) for r in rows]
 
 
@@ -375,6 +420,25 @@ class PostgresStore:
         self.pending_channel = f"runplane_pending{suffix}"
         self.cancel_channel = f"runplane_cancel{suffix}"
         self._listener: asyncio.Task[None] | None = None
+        self._new_batchers()
+
+    def _new_batchers(self) -> None:
+        self._events = self._batcher("events", _APPEND_EVENTS)
+        self._steps = self._batcher("steps", _COMPLETE_STEPS)
+        self._finishes = self._batcher("finishes", _FINISH_RUNS)
+
+    def _batcher(self, name: str, sql: str) -> WriteBatcher[tuple[Any, ...], bool]:
+        """Group commit of one kind of workflow write: each item is one row of ``sql``'s
+        ``unnest``, its run id first; the answer is whether the fence let it through."""
+
+        async def flush(items: list[tuple[Any, ...]]) -> list[bool]:
+            columns = [list(column) for column in zip(*items, strict=True)]
+            accepted = {r[0] for r in await self.pool.fetch(sql, *columns)}
+            return [item[0] in accepted for item in items]
+
+        # a deadlock aborts the whole statement, so sending it again is safe
+        return WriteBatcher(name, flush, key=lambda item: item[0],
+                            retryable=(asyncpg.DeadlockDetectedError,))
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -383,6 +447,7 @@ class PostgresStore:
         return self._pool
 
     async def open(self) -> None:
+        self._new_batchers()
         settings = {"search_path": self.schema} if self.schema else {}
         if self.schema:
             conn = await asyncpg.connect(self._dsn)
@@ -403,6 +468,8 @@ class PostgresStore:
             raise
 
     async def close(self) -> None:
+        for batcher in (self._events, self._steps, self._finishes):
+            await batcher.close()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -602,19 +669,38 @@ class PostgresStore:
         self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float,
         *, exclude: list[str] | None = None,
     ) -> list[ClaimedRun]:
+        try:
+            rows = await self.pool.fetch(
+                _CLAIM_BATCH, workflows, owner, now + lease_ttl, now, limit, exclude or [])
+        except asyncpg.UniqueViolationError:
+            rows = await self._claim_one_by_one(owner, workflows, limit, lease_ttl, now,
+                                                exclude or [])
+        runs = [run_from_row(row) for row in rows]
+        resumed = [run.run_id for run in runs if run.step_index]
+        steps: dict[str, list[Step]] = {run_id: [] for run_id in resumed}
+        if resumed:  # steps of earlier attempts; only this lease writes them now
+            for row in await self.pool.fetch(
+                f"{_SELECT_STEPS} WHERE run_id = ANY($1::text[]) ORDER BY run_id, idx", resumed
+            ):
+                steps[row["run_id"]].append(step_from_row(row))
+        return [ClaimedRun(run, steps.get(run.run_id, [])) for run in runs]
+
+    async def _claim_one_by_one(
+        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float,
+        exclude: list[str],
+    ) -> list[asyncpg.Record]:
         claimed = []
         async with self.pool.acquire() as conn, conn.transaction():
-            for record in await conn.fetch(_CLAIMABLE, workflows, limit, exclude or []):
+            for record in await conn.fetch(_CLAIMABLE, workflows, limit, exclude):
                 try:
                     async with conn.transaction():  # a savepoint per run
                         row = await conn.fetchrow(_CLAIM, record[0], owner, now + lease_ttl, now)
                 except asyncpg.UniqueViolationError:
                     continue  # another worker started a run of this thread meanwhile
-                run = run_from_row(row)
-                await conn.execute(_INSERT_EVENT, run.run_id, row["last_event_seq"], "run:start",
-                                   dumps({"attempt": run.attempt, "worker": owner}), now)
-                steps = await _get_steps(conn, run.run_id) if run.step_index else []
-                claimed.append(ClaimedRun(run, steps))
+                await conn.execute(_INSERT_EVENT, row["run_id"], row["last_event_seq"],
+                                   "run:start", dumps({"attempt": row["attempt"],
+                                                       "worker": owner}), now)
+                claimed.append(row)
         return claimed
 
     async def renew_leases(self, leases: list[Lease], lease_ttl: float, now: float) -> list[str]:
@@ -672,18 +758,17 @@ class PostgresStore:
                 await _notify(conn, self.pending_channel)
         return reaped
 
-    async def append_event(
+    def append_event(
         self, run_id: str, event: str, data: Any, now: float, *, lease: Lease | None
-    ) -> bool:
+    ) -> Awaitable[bool]:
         generation = None if lease is None else lease.generation
-        return bool(await self.pool.fetchval(
-            _APPEND_EVENT, run_id, generation, now, event, dumps(data)))
+        return self._events.submit((run_id, generation, now, event, dumps(data)))
 
-    async def complete_step(
+    def complete_step(
         self, lease: Lease, index: int, name: str, result: Any, now: float
-    ) -> bool:
-        return bool(await self.pool.fetchval(
-            _COMPLETE_STEP, lease.run_id, lease.generation, index, name, now, dumps(result)))
+    ) -> Awaitable[bool]:
+        return self._steps.submit(
+            (lease.run_id, lease.generation, index, name, now, dumps(result)))
 
     async def record_step_cancel(
         self, lease: Lease, index: int, name: str, reason: str, now: float
@@ -697,6 +782,6 @@ class PostgresStore:
     ) -> bool:
         success = status is RunStatus.SUCCESS
         data = {"output": output} if success else {"error": error}
-        return bool(await self.pool.fetchval(
-            _FINISH, lease.run_id, lease.generation, status.value,
-            dumps(output) if success else None, error, now, FINISH_EVENTS[status], dumps(data)))
+        return await self._finishes.submit((
+            lease.run_id, lease.generation, status.value, dumps(output) if success else None,
+            error, now, FINISH_EVENTS[status], dumps(data)))

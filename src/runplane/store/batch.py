@@ -1,0 +1,128 @@
+"""Group commit for worker writes on a server database.
+
+A worker runs many workflows at once, and each of their writes (a step result,
+an event, a completion) is small. Sent one by one, each costs a round trip, a
+statement and a commit, and the database server's CPU, not the data, becomes
+the limit. A :class:`WriteBatcher` sends the writes that arrived while the
+previous batch was in flight as one statement: a write alone is sent at once,
+writes under load share one commit.
+
+A batch holds at most one write per run, so a run's writes keep their order and
+each statement changes a run's row once; a second write of the same run waits
+for the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+from runplane.errors import StoreClosed
+
+log = logging.getLogger("runplane.store.batch")
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+#: A batch statement that failed with one of these is sent again (it changed nothing).
+Retryable = tuple[type[BaseException], ...]
+
+
+class WriteBatcher(Generic[A, R]):
+    """Queue ``submit(item)`` calls and send them through ``flush(items) -> results``."""
+
+    def __init__(
+        self,
+        name: str,
+        flush: Callable[[list[A]], Awaitable[list[R]]],
+        key: Callable[[A], Hashable],
+        *,
+        max_batch: int = 500,
+        retryable: Retryable = (),
+        retries: int = 5,
+    ) -> None:
+        self.name = name
+        self._flush = flush
+        self._key = key
+        self._max_batch = max_batch
+        self._retryable = retryable
+        self._retries = retries
+        self._queue: list[tuple[A, asyncio.Future[R]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def submit(self, item: A) -> asyncio.Future[R]:
+        """The future resolves once the batch holding ``item`` committed (or failed)."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"runplane-batch-{self.name}")
+        self._wake.set()
+        return future
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        queued, self._queue = self._queue, []
+        for _, future in queued:
+            if not future.done():
+                future.set_exception(StoreClosed("the store closed before this write was sent"))
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch = self._take()
+                try:
+                    results = await self._send([item for item, _ in batch])
+                except asyncio.CancelledError:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(StoreClosed("the store closed mid-write"))
+                    raise
+                except Exception as exc:  # each writer learns that its write failed
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+
+    def _take(self) -> list[tuple[A, asyncio.Future[R]]]:
+        batch: list[tuple[A, asyncio.Future[R]]] = []
+        later: list[tuple[A, asyncio.Future[R]]] = []
+        keys: set[Hashable] = set()
+        for entry in self._queue:
+            key = self._key(entry[0])
+            if len(batch) < self._max_batch and key not in keys:
+                keys.add(key)
+                batch.append(entry)
+            else:
+                later.append(entry)
+        self._queue = later
+        return batch
+
+    async def _send(self, items: list[A]) -> list[R]:
+        for attempt in range(self._retries + 1):
+            try:
+                return await self._flush(items)
+            except self._retryable as exc:
+                if attempt == self._retries:
+                    raise
+                log.info("%s batch of %d failed (%s); sending it again",
+                         self.name, len(items), exc)
+                await asyncio.sleep(0.001 * 2 ** attempt)
+        raise AssertionError("unreachable")
