@@ -86,20 +86,24 @@ class WriteBatcher(Generic[A, R]):
             while self._queue:
                 batch = self._take()
                 try:
-                    results = await self._send([item for item, _ in batch])
+                    await self._deliver(batch)
                 except asyncio.CancelledError:
                     for _, future in batch:
-                        if not future.done():
-                            future.set_exception(StoreClosed("the store closed mid-write"))
+                        _settle(future, exc=StoreClosed("the store closed mid-write"))
                     raise
-                except Exception as exc:  # each writer learns that its write failed
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
+
+    async def _deliver(self, batch: list[tuple[A, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._send([item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc=exc)
+                return
+            for entry in batch:  # one write's error must not fail its neighbours
+                await self._deliver([entry])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result)
 
     def _take(self) -> list[tuple[A, asyncio.Future[R]]]:
         batch: list[tuple[A, asyncio.Future[R]]] = []
@@ -126,3 +130,14 @@ class WriteBatcher(Generic[A, R]):
                          self.name, len(items), exc)
                 await asyncio.sleep(0.001 * 2 ** attempt)
         raise AssertionError("unreachable")
+
+
+def _settle(future: asyncio.Future[R], result: R | None = None, *,
+            exc: BaseException | None = None) -> None:
+    """Resolve ``future`` unless its writer gave up on it (then nobody reads it)."""
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]

@@ -116,17 +116,27 @@ VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, $7, $7, $8, $9, $10, $1
 RETURNING {_RUN_COLUMNS}
 """
 
-# A thread-less run has no multitask rule to apply: insert, log and signal in one statement.
+# Thread-less runs have no multitask rule to apply: a batch of them is inserted, logged and
+# signalled (one NOTIFY for all) in one statement.
 _CREATE_THREADLESS = f"""
-WITH r AS (
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::float8[], $7::int[], $8::float8[], $9::text[], $10::text[],
+                         $11::text[])
+        WITH ORDINALITY AS i(w_run, w_assistant, w_input, w_metadata, w_strategy, w_now,
+                             w_max_attempts, w_timeout, w_root, w_parent, w_created, w_order)
+), r AS (
     INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata,
                       multitask_strategy, created_at, updated_at, max_attempts, timeout,
                       root_run_id, parent_run_id, last_event_seq)
-    VALUES ($1, NULL, $2, 'pending', $3::jsonb, $4::jsonb, $5, $6, $6, $7, $8, $9, $10, 1)
+    SELECT w_run, NULL, w_assistant, 'pending', w_input::jsonb, w_metadata::jsonb, w_strategy,
+           w_now, w_now, w_max_attempts, w_timeout, w_root, w_parent, 1
+      FROM i ORDER BY w_order
     RETURNING {_RUN_COLUMNS}
 ), e AS (
     INSERT INTO events (run_id, seq, event, data, created_at)
-    SELECT run_id, 1, 'run:created', $11::jsonb, $6 FROM r
+    SELECT r.run_id, 1, 'run:created', i.w_created::jsonb, i.w_now
+      FROM r JOIN i ON i.w_run = r.run_id
 )
 SELECT r.* FROM r, (SELECT pg_notify($12, '')) AS signal
 """
@@ -426,6 +436,8 @@ class PostgresStore:
         self._events = self._batcher("events", _APPEND_EVENTS)
         self._steps = self._batcher("steps", _COMPLETE_STEPS)
         self._finishes = self._batcher("finishes", _FINISH_RUNS)
+        self._creates = WriteBatcher("creates", self._create_threadless,
+                                     key=lambda item: item[0])
 
     def _batcher(self, name: str, sql: str) -> WriteBatcher[tuple[Any, ...], bool]:
         """Group commit of one kind of workflow write: each item is one row of ``sql``'s
@@ -439,6 +451,12 @@ class PostgresStore:
         # a deadlock aborts the whole statement, so sending it again is safe
         return WriteBatcher(name, flush, key=lambda item: item[0],
                             retryable=(asyncpg.DeadlockDetectedError,))
+
+    async def _create_threadless(self, items: list[tuple[Any, ...]]) -> list[Run]:
+        columns = [list(column) for column in zip(*items, strict=True)]
+        rows = await self.pool.fetch(_CREATE_THREADLESS, *columns, self.pending_channel)
+        runs = {row["run_id"]: run_from_row(row) for row in rows}
+        return [runs[item[0]] for item in items]
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -468,7 +486,7 @@ class PostgresStore:
             raise
 
     async def close(self) -> None:
-        for batcher in (self._events, self._steps, self._finishes):
+        for batcher in (self._creates, self._events, self._steps, self._finishes):
             await batcher.close()
         if self._listener is not None:
             self._listener.cancel()
@@ -575,13 +593,11 @@ class PostgresStore:
     ) -> Created:
         created_event = dumps({"assistant_id": new.assistant_id, "thread_id": new.thread_id})
         if new.thread_id is None:
-            row = await self.pool.fetchrow(
-                _CREATE_THREADLESS, new.run_id, new.assistant_id, dumps(new.input),
-                dumps(new.metadata), new.multitask_strategy.value, now, new.max_attempts,
-                new.timeout, new.root_run_id, new.parent_run_id, created_event,
-                self.pending_channel,
-            )
-            return Created(run_from_row(row), [])
+            run = await self._creates.submit((
+                new.run_id, new.assistant_id, dumps(new.input), dumps(new.metadata),
+                new.multitask_strategy.value, now, new.max_attempts, new.timeout,
+                new.root_run_id, new.parent_run_id, created_event))
+            return Created(run, [])
         cancelled: list[Run] = []
         async with self.pool.acquire() as conn, conn.transaction():
             if new.thread_id is not None:
