@@ -262,8 +262,7 @@ def test_an_unsupported_database_url_exits_2_without_showing_the_password(comman
     target = ["cli_app:app"] if command == "worker" else []
     result = run_cli(command, *target, "--database", "mysql://me:s3cret@db.example/x")
     assert result.returncode == 2, result.stderr
-    assert "unsupported database URL" in result.stderr
-    assert "mysql://me:***@db.example/x" in result.stderr
+    assert "unsupported database URL scheme 'mysql'" in result.stderr
     assert "s3cret" not in result.stderr + result.stdout
 
 

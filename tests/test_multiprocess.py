@@ -38,10 +38,8 @@ RUNS_PER_CLIENT = 100
 STORM_SIZE = 50
 WORKER_OPTIONS = (
     "--concurrency", "16", "--lease-ttl", "2", "--heartbeat-interval", "0.5",
-    "--poll-interval", "0.05", "--grace", "1",
+    "--poll-interval", "0.05", "--grace", "1", "--reap-interval", "0.5",
 )
-#: The reaper's interval has no CLI option; without this it is 5 s.
-REAP_INTERVAL = "0.5"
 TERMINAL = ("run:complete", "run:fail", "run:timeout", "run:cancel")
 
 
@@ -157,8 +155,7 @@ async def test_workers_and_clients_in_many_processes_keep_the_cancellation_contr
 ) -> None:
     executions_dir = tmp_path / "executions"
     executions_dir.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(TESTS), mp_app.EXECUTIONS_DIR: str(executions_dir),
-           "RUNPLANE_REAP_INTERVAL": REAP_INTERVAL}
+    env = {**os.environ, "PYTHONPATH": str(TESTS), mp_app.EXECUTIONS_DIR: str(executions_dir)}
     dsn, schema = postgres_dsn(mp_url)
     processes: list[Process] = []
     conn: asyncpg.Connection | None = None

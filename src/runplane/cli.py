@@ -201,6 +201,11 @@ def worker(
         float | None,
         typer.Option("--heartbeat-interval", help="Seconds between lease renewals."),
     ] = None,
+    reap_interval: Annotated[
+        float | None,
+        typer.Option("--reap-interval",
+                     help="Seconds between looks for runs whose worker stopped renewing."),
+    ] = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
@@ -226,6 +231,7 @@ def worker(
         "poll_interval": poll_interval,
         "lease_ttl": lease_ttl,
         "heartbeat_interval": heartbeat_interval,
+        "reap_interval": reap_interval,
     }
     try:
         rp = load_app(target)

@@ -15,9 +15,10 @@ def open_store(url: str) -> Store:
         from runplane.store.postgres import PostgresStore
 
         return PostgresStore(url)
+    # the scheme only: the rest of a URL may hold a password
     raise ValueError(
-        f"unsupported database URL {url!r}; expected sqlite:///path/to/file.db or "
-        "postgresql://user@host:5432/db"
+        f"unsupported database URL scheme {url.partition(':')[0]!r}; expected "
+        "sqlite:///path/to/file.db or postgresql://user@host:5432/db"
     )
 
 

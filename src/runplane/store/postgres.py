@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -60,7 +60,11 @@ from runplane.store.rows import (
 
 log = logging.getLogger("runplane.store.postgres")
 
+T = TypeVar("T")
+
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+#: How often a transaction aborted by the deadlock detector is run again.
+_DEADLOCK_RETRIES = 5
 #: How often an idle listener connection proves it is still alive.
 _LISTEN_HEALTH_INTERVAL = 5.0
 
@@ -450,13 +454,31 @@ class PostgresStore:
 
         # a deadlock aborts the whole statement, so sending it again is safe
         return WriteBatcher(name, flush, key=lambda item: item[0],
-                            retryable=(asyncpg.DeadlockDetectedError,))
+                            retryable=(asyncpg.DeadlockDetectedError,),
+                            retries=_DEADLOCK_RETRIES)
 
     async def _create_threadless(self, items: list[tuple[Any, ...]]) -> list[Run]:
         columns = [list(column) for column in zip(*items, strict=True)]
         rows = await self.pool.fetch(_CREATE_THREADLESS, *columns, self.pending_channel)
         runs = {row["run_id"]: run_from_row(row) for row in rows}
         return [runs[item[0]] for item in items]
+
+    async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``work`` in a transaction, again if PostgreSQL broke a deadlock by aborting it.
+
+        Multitask creation locks a thread, then its runs; a worker's completion locks a
+        run, then its thread. When the two cross, the server aborts one of them whole.
+        """
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    return await work(conn)
+            except asyncpg.DeadlockDetectedError:
+                if attempt == _DEADLOCK_RETRIES:
+                    raise
+                log.info("transaction aborted to break a deadlock; running it again")
+                await asyncio.sleep(0.001 * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -598,36 +620,38 @@ class PostgresStore:
                 new.multitask_strategy.value, now, new.max_attempts, new.timeout,
                 new.root_run_id, new.parent_run_id, created_event))
             return Created(run, [])
-        cancelled: list[Run] = []
-        async with self.pool.acquire() as conn, conn.transaction():
-            if new.thread_id is not None:
-                if create_thread:
-                    await _insert_thread(conn, new.thread_id, {}, now)
-                # the thread's row lock serialises multitask decisions on that thread
-                locked = await conn.fetchval(
-                    "SELECT true FROM threads WHERE thread_id = $1 FOR UPDATE", new.thread_id
-                )
-                if not locked:
-                    raise ThreadNotFound(new.thread_id)
-                active = [r[0] for r in await conn.fetch(
-                    "SELECT run_id FROM runs WHERE thread_id = $1 "
-                    "AND status IN ('pending', 'running') ORDER BY seq", new.thread_id)]
-                if active and on_active == "reject":
-                    raise ThreadBusy(new.thread_id, active)
-                if active and isinstance(on_active, CancelRequest):
-                    for run_id in active:
-                        done = await _cancel(conn, run_id, on_active, now,
-                                             self.cancel_channel)
-                        if done is not None and done.outcome == "cancelled":
-                            cancelled.append(done.run)
+        thread_id = new.thread_id
+
+        async def create(conn: asyncpg.Connection) -> Created:
+            cancelled: list[Run] = []
+            if create_thread:
+                await _insert_thread(conn, thread_id, {}, now)
+            # the thread's row lock serialises multitask decisions on that thread
+            locked = await conn.fetchval(
+                "SELECT true FROM threads WHERE thread_id = $1 FOR UPDATE", thread_id
+            )
+            if not locked:
+                raise ThreadNotFound(thread_id)
+            active = [r[0] for r in await conn.fetch(
+                "SELECT run_id FROM runs WHERE thread_id = $1 "
+                "AND status IN ('pending', 'running') ORDER BY seq", thread_id)]
+            if active and on_active == "reject":
+                raise ThreadBusy(thread_id, active)
+            if active and isinstance(on_active, CancelRequest):
+                for run_id in active:
+                    done = await _cancel(conn, run_id, on_active, now, self.cancel_channel)
+                    if done is not None and done.outcome == "cancelled":
+                        cancelled.append(done.run)
             row = await conn.fetchrow(
-                _INSERT_RUN, new.run_id, new.thread_id, new.assistant_id, dumps(new.input),
+                _INSERT_RUN, new.run_id, thread_id, new.assistant_id, dumps(new.input),
                 dumps(new.metadata), new.multitask_strategy.value, now, new.max_attempts,
                 new.timeout, new.root_run_id, new.parent_run_id,
             )
             await conn.execute(_INSERT_EVENT, new.run_id, 1, "run:created", created_event, now)
             await _notify(conn, self.pending_channel)
-        return Created(run_from_row(row), cancelled)
+            return Created(run_from_row(row), cancelled)
+
+        return await self._transaction(create)
 
     async def get_run(self, run_id: str) -> Run | None:
         async with self.pool.acquire() as conn:
@@ -644,8 +668,8 @@ class PostgresStore:
         return [run_from_row(r) for r in rows]
 
     async def cancel_run(self, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            return await _cancel(conn, run_id, request, now, self.cancel_channel)
+        return await self._transaction(
+            lambda conn: _cancel(conn, run_id, request, now, self.cancel_channel))
 
     async def resume_run(self, run_id: str, now: float) -> Run:
         async with self.pool.acquire() as conn, conn.transaction():
