@@ -63,13 +63,24 @@ async def test_max_batch_splits_a_large_queue():
     await b.close()
 
 
-async def test_a_failing_write_fails_alone():
+async def test_a_refused_write_fails_alone():
     flush = Recorder(fail={"bad"})
-    b = batcher(flush)
+    b = batcher(flush, refused=(ValueError,))
     futures = [b.submit(item) for item in [("a", 1), ("bad", 2), ("c", 3)]]
     results = await asyncio.gather(*futures, return_exceptions=True)
     assert results[0] == 10 and results[2] == 30
     assert isinstance(results[1], ValueError)
+    await b.close()
+
+
+async def test_an_error_that_may_follow_the_commit_fails_the_batch_without_resending():
+    """A lost connection may come after the commit: sending again could store twice."""
+    flush = Recorder(fail={"bad"})
+    b = batcher(flush, refused=(KeyError,))  # ValueError is not "refused"
+    futures = [b.submit(item) for item in [("a", 1), ("bad", 2), ("c", 3)]]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert all(isinstance(r, ValueError) for r in results)
+    assert len(flush.batches) == 1
     await b.close()
 
 
@@ -100,16 +111,41 @@ async def test_a_writer_that_gave_up_does_not_break_the_others():
     await b.close()
 
 
-async def test_close_fails_queued_and_in_flight_writes_and_refuses_new_ones():
+async def test_close_sends_what_is_queued_then_refuses_new_writes():
     flush = Recorder()
     flush.gate.clear()
     b = batcher(flush)
     in_flight = b.submit(("a", 1))
     await asyncio.sleep(0)
     queued = b.submit(("a", 2))
-    await b.close()
-    for future in (in_flight, queued):
-        with pytest.raises(StoreClosed):
-            await future
+    closing = asyncio.ensure_future(b.close())
+    await asyncio.sleep(0)
     with pytest.raises(StoreClosed):
         b.submit(("c", 3))
+    flush.gate.set()
+    await closing
+    assert (await in_flight, await queued) == (10, 20)
+
+
+async def test_close_gives_up_on_a_stuck_batch_saying_the_outcome_is_unknown():
+    flush = Recorder()
+    flush.gate.clear()
+    b = batcher(flush, drain_timeout=0.05)
+    in_flight = b.submit(("a", 1))
+    await asyncio.sleep(0)
+    queued = b.submit(("a", 2))
+    await b.close()
+    with pytest.raises(StoreClosed, match="may or may not"):
+        await in_flight
+    with pytest.raises(StoreClosed, match="before this write was sent"):
+        await queued
+
+
+async def test_a_batcher_whose_task_died_starts_a_new_one():
+    flush = Recorder()
+    b = batcher(flush)
+    assert await b.submit(("a", 1)) == 10
+    b._task.cancel()  # e.g. torn down with its event loop's other tasks
+    await asyncio.sleep(0)
+    assert await asyncio.wait_for(b.submit(("a", 2)), 1) == 20
+    await b.close()

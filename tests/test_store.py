@@ -7,7 +7,16 @@ import asyncio
 import pytest
 
 from runplane.errors import RunConflict, RunNotFound, ThreadBusy, ThreadExists, ThreadNotFound
-from runplane.models import CancelAction, CancelRequest, Lease, MultitaskStrategy, NewRun, RunStatus
+from runplane.models import (
+    CancelAction,
+    CancelRequest,
+    Lease,
+    MultitaskStrategy,
+    NewRun,
+    RunStatus,
+    ThreadQuery,
+    ThreadStatus,
+)
 from runplane.store import Store, open_store
 
 T0 = 1_800_000_000.0
@@ -34,7 +43,7 @@ async def test_threads_create_get_and_if_exists(store: Store):
     again = await store.create_thread("t1", {"b": 2}, T0, if_exists="do_nothing")
     assert again.metadata == {"a": 1}
     assert await store.get_thread("nope") is None
-    assert [x.thread_id for x in await store.list_threads(limit=10, offset=0)] == ["t1"]
+    assert [x.thread_id for x in await store.search_threads(ThreadQuery())] == ["t1"]
 
 
 async def test_create_run_on_missing_thread_writes_nothing(store: Store):
@@ -393,3 +402,69 @@ async def test_concurrent_thread_less_creates_keep_their_order(store: Store):
     for c in claimed:
         assert [e.event for e in await store.get_events(c.run.run_id)] == [
             "run:created", "run:start"]
+
+
+async def test_run_marks_move_with_each_event(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    lease = (await claim_one(store)).lease
+    before = await store.run_marks(["r"])
+    assert await store.append_event("r", "custom", {}, T0, lease=lease)
+    after = await store.run_marks(["r"])
+    assert after["r"][:2] == before["r"][:2] and after["r"] != before["r"]
+
+
+async def test_thread_search_filters_sorts_and_counts(store: Store):
+    await store.create_thread("a", {"user": "ann", "n": 1}, T0, if_exists="raise")
+    await store.create_thread("b", {"user": "bob", "tags": ["x"]}, T0 + 1, if_exists="raise")
+    await store.create_thread("c", {"user": "ann", "n": 2}, T0 + 2, if_exists="raise")
+    await store.create_run(new_run("r", "c"), T0, on_active="enqueue")
+
+    async def ids(**kw):
+        return [t.thread_id for t in await store.search_threads(ThreadQuery(**kw))]
+
+    assert await ids() == ["c", "b", "a"]
+    assert await ids(descending=False) == ["a", "b", "c"]
+    assert await ids(metadata={"user": "ann"}) == ["c", "a"]
+    assert await ids(metadata={"user": "ann", "n": 1}) == ["a"]
+    assert await ids(metadata={"tags": ["x"]}) == ["b"]
+    assert await ids(metadata={"user": "nobody"}) == []
+    assert await ids(status=ThreadStatus.BUSY) == ["c"]
+    assert await ids(status=ThreadStatus.IDLE, descending=False) == ["a", "b"]
+    assert await ids(ids=["a", "c", "zz"]) == ["c", "a"]
+    assert await ids(limit=1, offset=1) == ["b"]
+    assert await ids(sort_by="thread_id", descending=False) == ["a", "b", "c"]
+    assert (await ids(sort_by="status", descending=False))[0] == "c"  # 'busy' < 'idle'
+    assert await store.count_threads(ThreadQuery(metadata={"user": "ann"})) == 2
+    assert await store.count_threads(ThreadQuery()) == 3
+
+
+async def test_thread_update_merges_metadata_and_delete_removes_its_runs(store: Store):
+    await store.create_thread("t", {"a": 1, "b": 2}, T0, if_exists="raise")
+    updated = await store.update_thread("t", {"b": 3, "c": None}, T0 + 5)
+    assert updated.metadata == {"a": 1, "b": 3, "c": None}
+    assert updated.updated_at.timestamp() == T0 + 5
+    assert await store.update_thread("missing", {"x": 1}, T0) is None
+    await store.create_run(new_run("r", "t"), T0, on_active="enqueue")
+    assert await store.delete_thread("t")
+    assert not await store.delete_thread("t")
+    assert await store.get_thread("t") is None
+    assert await store.get_run("r") is None
+    assert await store.get_events("r") == []
+
+
+async def test_only_a_run_that_is_not_active_can_be_deleted(store: Store):
+    await store.create_run(new_run("r"), T0, on_active="enqueue")
+    with pytest.raises(RunConflict) as err:
+        await store.delete_run("r")
+    assert err.value.status == "pending"
+    lease = (await claim_one(store)).lease
+    assert await store.complete_step(lease, 0, "s", 1, T0)
+    with pytest.raises(RunConflict):
+        await store.delete_run("r")
+    assert await store.finish_run(lease, RunStatus.SUCCESS, 1, None, T0)
+    deleted = await store.delete_run("r")
+    assert deleted.status is RunStatus.SUCCESS
+    assert await store.get_run("r") is None
+    assert await store.get_steps("r") == [] and await store.get_events("r") == []
+    with pytest.raises(RunNotFound):
+        await store.delete_run("r")

@@ -1,5 +1,7 @@
 """runplane: durable runs of AI-agent workflows whose stop button always works."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from runplane.app import Runplane
 from runplane.context import Context
 from runplane.errors import (
@@ -16,6 +18,11 @@ from runplane.errors import (
 )
 from runplane.hooks import Hooks
 from runplane.models import CancelResult, Event, Run, RunStatus, Step, Thread
+
+try:
+    __version__ = version("runplane")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "CancelResult",

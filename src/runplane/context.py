@@ -64,7 +64,8 @@ class Context:
     """Passed to every workflow as its first argument."""
 
     def __init__(
-        self, claimed: ClaimedRun, *, store: Store, clock: Clock, hooks: Hooks
+        self, claimed: ClaimedRun, *, store: Store, clock: Clock, hooks: Hooks,
+        logged: Callable[[str], None] | None = None,
     ) -> None:
         run = claimed.run
         self.run_id = run.run_id
@@ -78,6 +79,8 @@ class Context:
         self._store = store
         self._clock = clock
         self._hooks = hooks
+        #: told of every event this run logged: wakes this process's streams at once
+        self._logged = logged
         #: Why the worker stopped this run, once it did.
         self.stop_reason: StopReason | None = None
         #: The step whose function is running and whose result is not yet stored.
@@ -185,6 +188,8 @@ class Context:
 
     async def _fenced(self, kind: str, write: Awaitable[bool]) -> None:
         if await uncancellable(write):
+            if self._logged is not None:
+                self._logged(self.run_id)
             return
         metrics.REFUSED_WRITES.labels(kind).inc()
         reason = await classify_refusal(self._store, self.lease)

@@ -76,6 +76,23 @@ class Thread:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadQuery:
+    """Which threads a search wants: every filter given must hold."""
+
+    #: top-level keys whose JSON values must be equal
+    metadata: dict[str, Any] = field(default_factory=dict)
+    status: ThreadStatus | None = None
+    ids: list[str] | None = None
+    limit: int = 10
+    offset: int = 0
+    sort_by: str = "created_at"  # thread_id | status | created_at | updated_at
+    descending: bool = True
+
+
+THREAD_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at")
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     """A run as stored. ``lease_generation`` is the fencing token: it only grows."""
 

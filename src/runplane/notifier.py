@@ -2,9 +2,10 @@
 
 A signal only shortens a wait. Changes made by other processes are found by
 one poller per process: while anyone waits on runs, it reads a cheap mark of
-each watched run (status, lease owner) every poll interval and
-wakes the watchers of the runs whose mark moved. A lost or missing signal
-therefore delays an effect but never breaks it.
+each watched run (status, lease owner, last event seq) every poll interval and
+wakes the watchers of the runs whose mark moved: every watcher when the run
+moved, only event watchers (streams) when it just logged an event. A lost or
+missing signal therefore delays an effect but never breaks it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from runplane.errors import StoreClosed
 
 log = logging.getLogger("runplane.notifier")
 
-Marks = Callable[[list[str]], Awaitable[dict[str, Hashable]]]
+#: run id -> (status, lease owner, ..., last event seq): see Store.run_marks
+Marks = Callable[[list[str]], Awaitable[dict[str, tuple[Hashable, ...]]]]
 
 
 class LocalNotifier:
@@ -28,6 +30,7 @@ class LocalNotifier:
         self._marks = marks
         self._poll_interval = poll_interval
         self._run_watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._event_watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._on_pending: list[Callable[[], None]] = []
         self._on_cancel: list[Callable[[str, int | None], None]] = []
         self._poller: asyncio.Task[None] | None = None
@@ -46,6 +49,12 @@ class LocalNotifier:
     def run_changed(self, run_id: str) -> None:
         for event in self._run_watchers.get(run_id, ()):
             event.set()
+        self.run_logged(run_id)
+
+    def run_logged(self, run_id: str) -> None:
+        """``run_id`` appended to its event log (without moving otherwise)."""
+        for event in self._event_watchers.get(run_id, ()):
+            event.set()
 
     # consumers
     def subscribe(
@@ -58,44 +67,50 @@ class LocalNotifier:
         self._on_cancel.append(on_cancel)
 
     @contextmanager
-    def watch(self, run_id: str) -> Iterator[asyncio.Event]:
-        """An event set whenever ``run_id`` changes; enter it before reading the run."""
+    def watch(self, run_id: str, *, events: bool = False) -> Iterator[asyncio.Event]:
+        """An event set whenever ``run_id`` changes (with ``events``, also whenever it logs
+        an event); enter it before reading the run."""
+        registry = self._event_watchers if events else self._run_watchers
         event = asyncio.Event()
-        self._run_watchers[run_id].add(event)
+        registry[run_id].add(event)
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll(), name="runplane-run-poller")
         try:
             yield event
         finally:
-            watchers = self._run_watchers[run_id]
+            watchers = registry[run_id]
             watchers.discard(event)
             if not watchers:
-                del self._run_watchers[run_id]
+                del registry[run_id]
 
     async def close(self) -> None:
         """Stop polling and wake every waiter, so that it re-reads (and meets a closed store)."""
-        for watchers in self._run_watchers.values():
-            for event in watchers:
-                event.set()
+        for registry in (self._run_watchers, self._event_watchers):
+            for watchers in registry.values():
+                for event in watchers:
+                    event.set()
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
 
     async def _poll(self) -> None:
-        seen: dict[str, Hashable] = {}
-        while self._run_watchers:
+        seen: dict[str, tuple[Hashable, ...]] = {}
+        while self._run_watchers or self._event_watchers:
             await asyncio.sleep(self._poll_interval)
             try:
-                marks = await self._marks(list(self._run_watchers))
+                marks = await self._marks(list({*self._run_watchers, *self._event_watchers}))
             except StoreClosed:
                 return
             except Exception:
                 log.exception("polling watched runs failed; retrying")
                 continue
             for run_id, mark in marks.items():
-                if seen.get(run_id) != mark:
+                before = seen.get(run_id)
+                if before is None or before[:-1] != mark[:-1]:
                     self.run_changed(run_id)
+                elif before != mark:
+                    self.run_logged(run_id)
             seen = marks
 
 

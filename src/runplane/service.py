@@ -8,9 +8,10 @@ written, signals the local worker and waits where asked to.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 from runplane import metrics
@@ -25,6 +26,7 @@ from runplane.errors import (
     UnknownWorkflow,
 )
 from runplane.models import (
+    THREAD_SORT_KEYS,
     CancelAction,
     CancelRequest,
     CancelResult,
@@ -35,10 +37,17 @@ from runplane.models import (
     RunStatus,
     Step,
     Thread,
+    ThreadQuery,
+    ThreadStatus,
     parse_enum,
 )
 from runplane.notifier import LocalNotifier, wait_event
 from runplane.store.base import OnActive, Store
+
+#: Events after which a run is over, unless it is resumed later.
+ENDING_EVENTS = frozenset({"run:complete", "run:fail", "run:timeout", "run:cancel"})
+#: What a bulk cancel may select by status.
+BULK_STATUSES = ("pending", "running", "all")
 
 
 def _new_id() -> str:
@@ -100,7 +109,42 @@ class RunService:
         return thread
 
     async def list_threads(self, *, limit: int = 10, offset: int = 0) -> list[Thread]:
-        return await self._store.list_threads(limit=limit, offset=offset)
+        return await self._store.search_threads(ThreadQuery(limit=limit, offset=offset))
+
+    async def search_threads(
+        self,
+        *,
+        metadata: dict[str, Any] | None = None,
+        status: str | None = None,
+        ids: list[str] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
+    ) -> list[Thread]:
+        return await self._store.search_threads(self._thread_query(
+            metadata, status, ids, limit, offset, sort_by, sort_order))
+
+    async def count_threads(
+        self, *, metadata: dict[str, Any] | None = None, status: str | None = None
+    ) -> int:
+        return await self._store.count_threads(self._thread_query(metadata, status))
+
+    async def update_thread(self, thread_id: str, *, metadata: dict[str, Any] | None) -> Thread:
+        thread = await self._store.update_thread(
+            thread_id, self._metadata(metadata), self._clock.now())
+        if thread is None:
+            raise ThreadNotFound(thread_id)
+        return thread
+
+    async def delete_thread(self, thread_id: str) -> None:
+        """Cancel the thread's active runs (their workers stop as for any cancel), then
+        delete the thread with its runs, steps and events."""
+        await self.get_thread(thread_id)
+        await self.cancel_many(thread_id=thread_id, status="all",
+                               reason="thread deleted", requested_by="thread_delete")
+        if not await self._store.delete_thread(thread_id):
+            raise ThreadNotFound(thread_id)
 
     # --- runs --------------------------------------------------------------
     async def create_run(
@@ -180,9 +224,16 @@ class RunService:
         offset: int = 0,
     ) -> list[Run]:
         wanted = None if status is None else parse_enum(RunStatus, status, "status")
+        if thread_id is not None:
+            await self.get_thread(thread_id)
         return await self._store.list_runs(
             thread_id=thread_id, status=wanted, limit=limit, offset=offset
         )
+
+    async def delete_run(self, run_id: str, *, thread_id: str | None = None) -> Run:
+        """Only a run that is not active: a pending or running one must be cancelled first."""
+        await self.get_run(run_id, thread_id=thread_id)
+        return await self._store.delete_run(run_id)
 
     async def steps(self, run_id: str) -> list[Step]:
         await self.get_run(run_id)
@@ -234,6 +285,54 @@ class RunService:
             run = await self.wait(run_id, _settled)
         return CancelResult(result.outcome, run, stopped=_settled(run, self._clock.now()))
 
+    async def cancel_many(
+        self,
+        *,
+        run_ids: list[str] | None = None,
+        thread_id: str | None = None,
+        status: str | None = None,
+        action: str = "interrupt",
+        reason: str | None = None,
+        requested_by: str | None = None,
+    ) -> list[tuple[str, str]]:
+        """Cancel each run named or selected (``status``: pending, running or all active ones,
+        of ``thread_id`` if given), by the rules of :meth:`cancel`. Answers (run_id, outcome)
+        per run: cancelled, already_interrupted, conflict or not_found."""
+        parse_enum(CancelAction, action, "action")
+        if run_ids is None and thread_id is None and status is None:
+            raise ValueError("name the runs to cancel: run_ids, thread_id or status")
+        if status is not None and status not in BULK_STATUSES:
+            raise ValueError(f"invalid status {status!r}; allowed values: "
+                             f"{', '.join(map(repr, BULK_STATUSES))}")
+        if thread_id is not None:
+            await self.get_thread(thread_id)
+        if run_ids is None:
+            run_ids = await self._active_run_ids(thread_id, status or "all")
+        outcomes = []
+        for run_id in dict.fromkeys(run_ids):
+            try:
+                result = await self.cancel(run_id, action=action, reason=reason,
+                                           requested_by=requested_by, thread_id=thread_id)
+                outcomes.append((run_id, result.outcome))
+            except RunNotFound:
+                outcomes.append((run_id, "not_found"))
+            except RunConflict:
+                outcomes.append((run_id, "conflict"))
+        return outcomes
+
+    async def _active_run_ids(self, thread_id: str | None, status: str) -> list[str]:
+        wanted = [RunStatus.PENDING, RunStatus.RUNNING] if status == "all" else \
+            [RunStatus(status)]
+        run_ids: list[str] = []
+        for one in wanted:  # a snapshot first: cancelling moves runs out of the filter
+            offset = 0
+            while page := await self._store.list_runs(
+                thread_id=thread_id, status=one, limit=500, offset=offset
+            ):
+                run_ids += [r.run_id for r in page]
+                offset += len(page)
+        return run_ids
+
     async def resume(self, run_id: str) -> Run:
         run = await self._store.resume_run(run_id, self._clock.now())
         self._notifier.runs_pending()
@@ -247,6 +346,36 @@ class RunService:
         if run.status is RunStatus.INTERRUPTED:
             raise RunCancelled(run)
         raise RunFailed(run)
+
+    async def settled(self, run_id: str) -> Run:
+        """The run once it ended and its task stopped, whatever the outcome."""
+        return await self.wait(run_id, _settled)
+
+    async def stream(
+        self, run_id: str, *, after_seq: int = 0, idle: float | None = None
+    ) -> AsyncIterator[Event | None]:
+        """The run's event log from ``after_seq`` on, followed live; ends after the event
+        that ended the run (a cancel ends it too, unless the run was resumed since).
+        With ``idle``, yields None after each ``idle`` seconds without an event (a tick for
+        keep-alives)."""
+        await self.get_run(run_id)
+        with self._notifier.watch(run_id, events=True) as logged:
+            while True:
+                logged.clear()
+                events = await self._store.get_events(run_id, after_seq=after_seq)
+                for event in events:
+                    yield event
+                    after_seq = event.seq
+                if events and events[-1].event in ENDING_EVENTS:
+                    run = await self._store.get_run(run_id)
+                    if run is None or run.status.terminal:
+                        return
+                if not events:
+                    try:
+                        async with asyncio.timeout(idle):
+                            await logged.wait()
+                    except TimeoutError:
+                        yield None
 
     async def wait(self, run_id: str, until: Callable[[Run, float], bool]) -> Run:
         """Re-read the run until ``until(run, now)``: woken by this process's changes,
@@ -262,6 +391,30 @@ class RunService:
                 expiry = None if run.lease_expires_at is None else \
                     max(0.0, run.lease_expires_at.timestamp() - now) + self._settings.poll_interval
                 await wait_event(changed, expiry)
+
+    @staticmethod
+    def _thread_query(
+        metadata: dict[str, Any] | None,
+        status: str | None,
+        ids: list[str] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
+    ) -> ThreadQuery:
+        if sort_by not in THREAD_SORT_KEYS:
+            raise ValueError(f"invalid sort_by {sort_by!r}; allowed values: "
+                             f"{', '.join(map(repr, THREAD_SORT_KEYS))}")
+        if sort_order not in ("asc", "desc"):
+            raise ValueError(f"invalid sort_order {sort_order!r}; allowed values: 'asc', 'desc'")
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must be >= 0")
+        return ThreadQuery(
+            metadata=RunService._metadata(metadata),
+            status=None if status is None else parse_enum(ThreadStatus, status, "status"),
+            ids=ids, limit=limit, offset=offset, sort_by=sort_by,
+            descending=sort_order == "desc",
+        )
 
     @staticmethod
     def _metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:

@@ -127,8 +127,10 @@ class Worker:
             await wait_event(self._wake, s.poll_interval)
 
     def _spawn(self, claimed: ClaimedRun) -> None:
-        handle = _Held(Context(claimed, store=self._store, clock=self._clock, hooks=self._hooks))
+        handle = _Held(Context(claimed, store=self._store, clock=self._clock, hooks=self._hooks,
+                               logged=self._notifier.run_logged))
         self._held[claimed.run.run_id] = handle
+        self._notifier.run_changed(claimed.run.run_id)  # pending -> running, run:start logged
         supervisor = asyncio.create_task(self._supervise(claimed, handle))
         self._supervisors.add(supervisor)
         supervisor.add_done_callback(self._supervisors.discard)

@@ -22,6 +22,7 @@ from runplane.models import (
     RunStatus,
     Step,
     Thread,
+    ThreadQuery,
 )
 
 #: How ``create_run`` treats a thread that already has an active run.
@@ -73,7 +74,17 @@ class Store(Protocol):
 
     async def get_thread(self, thread_id: str) -> Thread | None: ...
 
-    async def list_threads(self, *, limit: int, offset: int) -> list[Thread]: ...
+    async def search_threads(self, query: ThreadQuery) -> list[Thread]: ...
+
+    async def count_threads(self, query: ThreadQuery) -> int: ...
+
+    async def update_thread(
+        self, thread_id: str, metadata: dict[str, Any], now: float
+    ) -> Thread | None:
+        """Merge ``metadata`` into the thread's (top-level keys replace); None if missing."""
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        """Delete the thread with its runs, steps and events; False if it did not exist."""
 
     # --- runs, service side -----------------------------------------------
     async def create_run(
@@ -97,12 +108,17 @@ class Store(Protocol):
         Returns None for an unknown run. A run already interrupted is left as it is.
         """
 
+    async def delete_run(self, run_id: str) -> Run:
+        """Delete a run that is not active, with its steps and events; raises RunNotFound,
+        or RunConflict for a pending or running run."""
+
     async def resume_run(self, run_id: str, now: float) -> Run:
         """``interrupted`` -> ``pending``; raises RunNotFound or RunConflict."""
 
     async def run_marks(self, run_ids: list[str]) -> dict[str, tuple[Any, ...]]:
-        """A cheap fingerprint per run that changes when its status or lease owner does:
-        what waiters for another process's changes poll."""
+        """A cheap fingerprint per run: (status, lease owner, last event seq). What waiters
+        for another process's changes poll (the first two: the run moved; the last: it logged
+        an event)."""
 
     async def get_steps(self, run_id: str) -> list[Step]: ...
 

@@ -10,11 +10,17 @@ writes under load share one commit.
 A batch holds at most one write per run, so a run's writes keep their order and
 each statement changes a run's row once; a second write of the same run waits
 for the next batch.
+
+A batch the database refused (a statement error: it changed nothing) is sent
+again one write at a time, so one bad write fails alone. Any other failure
+(a lost connection, a timeout) may have come after the commit: every write of
+the batch then fails with it, as a lone write would, and none is sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
@@ -42,13 +48,20 @@ class WriteBatcher(Generic[A, R]):
         max_batch: int = 500,
         retryable: Retryable = (),
         retries: int = 5,
+        refused: Retryable = (),
+        drain_timeout: float = 10.0,
     ) -> None:
+        """``retryable``: errors after which the batch is sent again whole (it changed
+        nothing, e.g. a deadlock); ``refused``: errors that changed nothing and may be one
+        write's fault (then each write is sent alone)."""
         self.name = name
         self._flush = flush
         self._key = key
         self._max_batch = max_batch
         self._retryable = retryable
         self._retries = retries
+        self._refused = refused
+        self._drain_timeout = drain_timeout
         self._queue: list[tuple[A, asyncio.Future[R]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -60,27 +73,28 @@ class WriteBatcher(Generic[A, R]):
             raise StoreClosed("the store is closed")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if self._task is None:
+        if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name=f"runplane-batch-{self.name}")
         self._wake.set()
         return future
 
     async def close(self) -> None:
+        """Refuse new writes, send those queued (up to ``drain_timeout`` seconds), stop."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            self._wake.set()
+            _, pending = await asyncio.wait({task}, timeout=self._drain_timeout)
+            if pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         queued, self._queue = self._queue, []
         for _, future in queued:
-            if not future.done():
-                future.set_exception(StoreClosed("the store closed before this write was sent"))
+            _settle(future, exc=StoreClosed("the store closed before this write was sent"))
 
     async def _run(self) -> None:
-        while True:
+        while not (self._closed and not self._queue):
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
@@ -89,15 +103,18 @@ class WriteBatcher(Generic[A, R]):
                     await self._deliver(batch)
                 except asyncio.CancelledError:
                     for _, future in batch:
-                        _settle(future, exc=StoreClosed("the store closed mid-write"))
+                        _settle(future, exc=StoreClosed(
+                            "the store closed while this write was in flight: it may or may "
+                            "not have been stored"))
                     raise
 
     async def _deliver(self, batch: list[tuple[A, asyncio.Future[R]]]) -> None:
         try:
             results = await self._send([item for item, _ in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc=exc)
+            if len(batch) == 1 or not isinstance(exc, self._refused):
+                for _, future in batch:
+                    _settle(future, exc=exc)
                 return
             for entry in batch:  # one write's error must not fail its neighbours
                 await self._deliver([entry])

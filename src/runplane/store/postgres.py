@@ -44,14 +44,18 @@ from runplane.models import (
     RunStatus,
     Step,
     Thread,
+    ThreadQuery,
 )
 from runplane.store.base import Cancelled, Created, OnActive, Reaped
 from runplane.store.batch import WriteBatcher
 from runplane.store.rows import (
     FINISH_EVENTS,
+    THREAD_STATUS_SQL,
     cancel_event,
+    delete_conflict,
     dumps,
     event_from_row,
+    merge_metadata,
     reap_decision,
     run_from_row,
     step_from_row,
@@ -65,6 +69,14 @@ T = TypeVar("T")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 #: How often a transaction aborted by the deadlock detector is run again.
 _DEADLOCK_RETRIES = 5
+#: A deadlock aborted the whole statement: send it again. Any other error the server
+#: answered rolled it back too, and may be one write's fault. (A lost connection is neither:
+#: the statement may have committed.)
+_BATCH_ERRORS: dict[str, Any] = {
+    "retryable": (asyncpg.DeadlockDetectedError,),
+    "retries": _DEADLOCK_RETRIES,
+    "refused": (asyncpg.PostgresError,),
+}
 #: How often an idle listener connection proves it is still alive.
 _LISTEN_HEALTH_INTERVAL = 5.0
 
@@ -107,6 +119,26 @@ step_index, last_event_seq, pre_run_values::text AS pre_run_values, cancel_reque
 cancel_reason, cancel_action, cancel_requested_by, cancelled_generation, root_run_id,
 parent_run_id
 """
+
+_SELECT_THREAD_STATUS = f"SELECT *, {THREAD_STATUS_SQL} AS status FROM ({_SELECT_THREAD}) t"
+
+
+def _thread_filter(query: ThreadQuery) -> tuple[str, list[Any]]:
+    """A WHERE clause (over _SELECT_THREAD_STATUS) and its parameters, numbered from $1."""
+    clauses, params = ["true"], []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    for key, value in query.metadata.items():
+        clauses.append(f"metadata::jsonb -> {param(key)}::text = {param(dumps(value))}::jsonb")
+    if query.status is not None:
+        clauses.append(f"status = {param(query.status.value)}")
+    if query.ids is not None:
+        clauses.append(f"thread_id = ANY({param(query.ids)}::text[])")
+    return " AND ".join(clauses), params
+
 
 _INSERT_EVENT = """
 INSERT INTO events (run_id, seq, event, data, created_at) VALUES ($1, $2, $3, $4::jsonb, $5)
@@ -416,6 +448,37 @@ async def _insert_thread(
 _SELECT_STEPS = "SELECT run_id, idx, name, result::text AS result, created_at FROM steps"
 
 
+async def _claim_one_by_one(
+    conn: asyncpg.Connection, workflows: list[str], owner: str, expires: float, now: float,
+    limit: int, exclude: list[str],
+) -> list[asyncpg.Record]:
+    """The claim with a savepoint per run, for when a concurrent claim met the one running
+    run per thread index: the runs it can take are taken, the others left pending."""
+    claimed = []
+    for record in await conn.fetch(_CLAIMABLE, workflows, limit, exclude):
+        try:
+            async with conn.transaction():
+                row = await conn.fetchrow(_CLAIM, record[0], owner, expires, now)
+        except asyncpg.UniqueViolationError:
+            continue  # another worker started a run of this thread meanwhile
+        await conn.execute(_INSERT_EVENT, row["run_id"], row["last_event_seq"], "run:start",
+                           dumps({"attempt": row["attempt"], "worker": owner}), now)
+        claimed.append(row)
+    return claimed
+
+
+async def _with_steps(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[ClaimedRun]:
+    runs = [run_from_row(row) for row in rows]
+    steps: dict[str, list[Step]] = {run.run_id: [] for run in runs}
+    resumed = [run.run_id for run in runs if run.step_index]
+    if resumed:
+        for row in await conn.fetch(
+            f"{_SELECT_STEPS} WHERE run_id = ANY($1::text[]) ORDER BY run_id, idx", resumed
+        ):
+            steps[row["run_id"]].append(step_from_row(row))
+    return [ClaimedRun(run, steps[run.run_id]) for run in runs]
+
+
 async def _get_steps(conn: asyncpg.Connection, run_id: str) -> list[Step]:
     rows = await conn.fetch(f"{_SELECT_STEPS} WHERE run_id = $1 ORDER BY idx", run_id)
     return [step_from_row(r) for r in rows]
@@ -441,7 +504,7 @@ class PostgresStore:
         self._steps = self._batcher("steps", _COMPLETE_STEPS)
         self._finishes = self._batcher("finishes", _FINISH_RUNS)
         self._creates = WriteBatcher("creates", self._create_threadless,
-                                     key=lambda item: item[0])
+                                     key=lambda item: item[0], **_BATCH_ERRORS)
 
     def _batcher(self, name: str, sql: str) -> WriteBatcher[tuple[Any, ...], bool]:
         """Group commit of one kind of workflow write: each item is one row of ``sql``'s
@@ -453,9 +516,7 @@ class PostgresStore:
             return [item[0] in accepted for item in items]
 
         # a deadlock aborts the whole statement, so sending it again is safe
-        return WriteBatcher(name, flush, key=lambda item: item[0],
-                            retryable=(asyncpg.DeadlockDetectedError,),
-                            retries=_DEADLOCK_RETRIES)
+        return WriteBatcher(name, flush, key=lambda item: item[0], **_BATCH_ERRORS)
 
     async def _create_threadless(self, items: list[tuple[Any, ...]]) -> list[Run]:
         columns = [list(column) for column in zip(*items, strict=True)]
@@ -603,11 +664,40 @@ class PostgresStore:
         row = await self.pool.fetchrow(_SELECT_THREAD + " WHERE t.thread_id = $1", thread_id)
         return None if row is None else thread_from_row(row)
 
-    async def list_threads(self, *, limit: int, offset: int) -> list[Thread]:
+    async def search_threads(self, query: ThreadQuery) -> list[Thread]:
+        where, params = _thread_filter(query)
+        order = "DESC" if query.descending else "ASC"
+        n = len(params)
         rows = await self.pool.fetch(
-            _SELECT_THREAD + " ORDER BY t.created_at DESC LIMIT $1 OFFSET $2", limit, offset
+            f"SELECT * FROM ({_SELECT_THREAD_STATUS}) x WHERE {where} "
+            f"ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT ${n + 1} OFFSET ${n + 2}",
+            *params, query.limit, query.offset,
         )
         return [thread_from_row(r) for r in rows]
+
+    async def count_threads(self, query: ThreadQuery) -> int:
+        where, params = _thread_filter(query)
+        return await self.pool.fetchval(
+            f"SELECT count(*) FROM ({_SELECT_THREAD_STATUS}) x WHERE {where}", *params)
+
+    async def update_thread(
+        self, thread_id: str, metadata: dict[str, Any], now: float
+    ) -> Thread | None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await conn.fetchval(
+                "SELECT metadata::text FROM threads WHERE thread_id = $1 FOR UPDATE", thread_id)
+            if stored is None:
+                return None
+            await conn.execute(
+                "UPDATE threads SET metadata = $2::jsonb, updated_at = $3 WHERE thread_id = $1",
+                thread_id, dumps(merge_metadata(stored, metadata)), now)
+            row = await conn.fetchrow(_SELECT_THREAD + " WHERE t.thread_id = $1", thread_id)
+            return thread_from_row(row)
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        deleted = await self.pool.fetchval(
+            "DELETE FROM threads WHERE thread_id = $1 RETURNING true", thread_id)
+        return bool(deleted)
 
     # runs, service side
     async def create_run(
@@ -671,6 +761,16 @@ class PostgresStore:
         return await self._transaction(
             lambda conn: _cancel(conn, run_id, request, now, self.cancel_channel))
 
+    async def delete_run(self, run_id: str) -> Run:
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await _get_run(conn, run_id, lock=True)
+            if current is None:
+                raise RunNotFound(run_id)
+            if current.status.active:
+                raise RunConflict(run_id, current.status.value, delete_conflict(current))
+            await conn.execute("DELETE FROM runs WHERE run_id = $1", run_id)
+            return current
+
     async def resume_run(self, run_id: str, now: float) -> Run:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(_RESUME, run_id, now)
@@ -688,9 +788,10 @@ class PostgresStore:
 
     async def run_marks(self, run_ids: list[str]) -> dict[str, tuple[Any, ...]]:
         rows = await self.pool.fetch(
-            "SELECT run_id, status, lease_owner FROM runs WHERE run_id = ANY($1::text[])", run_ids
+            "SELECT run_id, status, lease_owner, last_event_seq FROM runs "
+            "WHERE run_id = ANY($1::text[])", run_ids
         )
-        return {r[0]: (r[1], r[2]) for r in rows}
+        return {r[0]: tuple(r[1:]) for r in rows}
 
     async def get_steps(self, run_id: str) -> list[Step]:
         async with self.pool.acquire() as conn:
@@ -709,39 +810,17 @@ class PostgresStore:
         self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float,
         *, exclude: list[str] | None = None,
     ) -> list[ClaimedRun]:
-        try:
-            rows = await self.pool.fetch(
-                _CLAIM_BATCH, workflows, owner, now + lease_ttl, now, limit, exclude or [])
-        except asyncpg.UniqueViolationError:
-            rows = await self._claim_one_by_one(owner, workflows, limit, lease_ttl, now,
-                                                exclude or [])
-        runs = [run_from_row(row) for row in rows]
-        resumed = [run.run_id for run in runs if run.step_index]
-        steps: dict[str, list[Step]] = {run_id: [] for run_id in resumed}
-        if resumed:  # steps of earlier attempts; only this lease writes them now
-            for row in await self.pool.fetch(
-                f"{_SELECT_STEPS} WHERE run_id = ANY($1::text[]) ORDER BY run_id, idx", resumed
-            ):
-                steps[row["run_id"]].append(step_from_row(row))
-        return [ClaimedRun(run, steps.get(run.run_id, [])) for run in runs]
-
-    async def _claim_one_by_one(
-        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float,
-        exclude: list[str],
-    ) -> list[asyncpg.Record]:
-        claimed = []
-        async with self.pool.acquire() as conn, conn.transaction():
-            for record in await conn.fetch(_CLAIMABLE, workflows, limit, exclude):
-                try:
-                    async with conn.transaction():  # a savepoint per run
-                        row = await conn.fetchrow(_CLAIM, record[0], owner, now + lease_ttl, now)
-                except asyncpg.UniqueViolationError:
-                    continue  # another worker started a run of this thread meanwhile
-                await conn.execute(_INSERT_EVENT, row["run_id"], row["last_event_seq"],
-                                   "run:start", dumps({"attempt": row["attempt"],
-                                                       "worker": owner}), now)
-                claimed.append(row)
-        return claimed
+        args = (workflows, owner, now + lease_ttl, now, limit, exclude or [])
+        async with self.pool.acquire() as conn:
+            # the steps of earlier attempts are read in the claim's transaction: a rollback
+            # cancel committing in between cannot hand the worker a half-empty replay
+            try:
+                async with conn.transaction():
+                    rows = await conn.fetch(_CLAIM_BATCH, *args)
+                    return await _with_steps(conn, rows)
+            except asyncpg.UniqueViolationError:
+                async with conn.transaction():
+                    return await _with_steps(conn, await _claim_one_by_one(conn, *args))
 
     async def renew_leases(self, leases: list[Lease], lease_ttl: float, now: float) -> list[str]:
         rows = await self.pool.fetch(

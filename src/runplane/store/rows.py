@@ -47,6 +47,16 @@ def cancel_event(request: CancelRequest, from_status: RunStatus) -> dict[str, An
     }
 
 
+def merge_metadata(stored: str | None, changes: dict[str, Any]) -> dict[str, Any]:
+    """A thread's metadata after an update: the given top-level keys replace the stored."""
+    return {**(loads(stored) or {}), **changes}
+
+
+def delete_conflict(run: Run) -> str:
+    return (f"run {run.run_id!r} is {run.status.value}; cancel it before deleting it "
+            "(only a finished or interrupted run can be deleted)")
+
+
 def reap_decision(
     attempt: int, max_attempts: int, deadline_at: float | None, now: float
 ) -> tuple[RunStatus, str | None, str]:
@@ -91,6 +101,16 @@ def run_from_row(row: Mapping[str, Any]) -> Run:
         root_run_id=row["root_run_id"],
         parent_run_id=row["parent_run_id"],
     )
+
+
+#: A thread's status in SQL, over the columns ``busy`` and ``last_status`` of the stores'
+#: thread query (the same rule as :func:`thread_status`, for filtering and sorting).
+THREAD_STATUS_SQL = """
+CASE WHEN busy THEN 'busy'
+     WHEN last_status = 'interrupted' THEN 'interrupted'
+     WHEN last_status IN ('error', 'timeout') THEN 'error'
+     ELSE 'idle' END
+"""
 
 
 def thread_status(busy: int, last_status: str | None) -> ThreadStatus:

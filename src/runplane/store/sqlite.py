@@ -40,13 +40,17 @@ from runplane.models import (
     RunStatus,
     Step,
     Thread,
+    ThreadQuery,
 )
 from runplane.store.base import Cancelled, Created, OnActive, Reaped
 from runplane.store.rows import (
     FINISH_EVENTS,
+    THREAD_STATUS_SQL,
     cancel_event,
+    delete_conflict,
     dumps,
     event_from_row,
+    merge_metadata,
     reap_decision,
     run_from_row,
     step_from_row,
@@ -372,6 +376,24 @@ UPDATE threads SET values_json = ?, values_run_id = NULL, updated_at = ?
 # --------------------------------------------------------------------------- #
 
 
+_SELECT_THREAD_STATUS = f"SELECT *, {THREAD_STATUS_SQL} AS status FROM ({_SELECT_THREAD})"
+
+
+def _thread_filter(query: ThreadQuery) -> tuple[str, list[Any]]:
+    """A WHERE clause (over _SELECT_THREAD_STATUS) and its parameters for ``query``."""
+    clauses, params = ["1"], []
+    for key, value in query.metadata.items():
+        clauses.append("json_extract(metadata, ?) IS json_extract(?, '$')")
+        params += [f"$.{dumps(key)}", dumps(value)]
+    if query.status is not None:
+        clauses.append("status = ?")
+        params.append(query.status.value)
+    if query.ids is not None:
+        clauses.append("thread_id IN (SELECT value FROM json_each(?))")
+        params.append(dumps(query.ids))
+    return " AND ".join(clauses), params
+
+
 def _append(
     conn: sqlite3.Connection, run_id: str, seq: int, event: str, data: Any, now: float
 ) -> None:
@@ -646,13 +668,44 @@ class SQLiteStore:
 
         return await self._read(tx)
 
-    async def list_threads(self, *, limit: int, offset: int) -> list[Thread]:
+    async def search_threads(self, query: ThreadQuery) -> list[Thread]:
+        where, params = _thread_filter(query)
+        order = "DESC" if query.descending else "ASC"
+
         def tx(conn: sqlite3.Connection) -> list[Thread]:
-            rows = conn.execute(_SELECT_THREAD + " ORDER BY t.created_at DESC LIMIT ? OFFSET ?",
-                                (limit, offset))
+            rows = conn.execute(
+                f"SELECT * FROM ({_SELECT_THREAD_STATUS}) WHERE {where} "
+                f"ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT ? OFFSET ?",
+                (*params, query.limit, query.offset),
+            )
             return [thread_from_row(r) for r in rows]
 
         return await self._read(tx)
+
+    async def count_threads(self, query: ThreadQuery) -> int:
+        where, params = _thread_filter(query)
+        return await self._read(lambda conn: conn.execute(
+            f"SELECT count(*) FROM ({_SELECT_THREAD_STATUS}) WHERE {where}", params
+        ).fetchone()[0])
+
+    async def update_thread(
+        self, thread_id: str, metadata: dict[str, Any], now: float
+    ) -> Thread | None:
+        def tx(conn: sqlite3.Connection) -> Thread | None:
+            row = conn.execute("SELECT metadata FROM threads WHERE thread_id = ?",
+                               (thread_id,)).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE threads SET metadata = ?, updated_at = ? WHERE thread_id = ?",
+                         (dumps(merge_metadata(row[0], metadata)), now, thread_id))
+            return thread_from_row(conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?",
+                                                (thread_id,)).fetchone())
+
+        return await self._write(tx)
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        return await self._write(lambda conn: conn.execute(
+            "DELETE FROM threads WHERE thread_id = ?", (thread_id,)).rowcount > 0)
 
     # runs, service side
     async def create_run(
@@ -681,6 +734,18 @@ class SQLiteStore:
     async def cancel_run(self, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
         return await self._write(lambda conn: _cancel(conn, run_id, request, now))
 
+    async def delete_run(self, run_id: str) -> Run:
+        def tx(conn: sqlite3.Connection) -> Run:
+            current = _get_run(conn, run_id)
+            if current is None:
+                raise RunNotFound(run_id)
+            if current.status.active:
+                raise RunConflict(run_id, current.status.value, delete_conflict(current))
+            conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            return current
+
+        return await self._write(tx)
+
     async def resume_run(self, run_id: str, now: float) -> Run:
         def tx(conn: sqlite3.Connection) -> Run:
             row = conn.execute(_RESUME, (now, run_id)).fetchone()
@@ -700,7 +765,7 @@ class SQLiteStore:
     async def run_marks(self, run_ids: list[str]) -> dict[str, tuple[Any, ...]]:
         def tx(conn: sqlite3.Connection) -> dict[str, tuple[Any, ...]]:
             rows = conn.execute(
-                "SELECT run_id, status, lease_owner FROM runs "
+                "SELECT run_id, status, lease_owner, last_event_seq FROM runs "
                 "WHERE run_id IN (SELECT value FROM json_each(?))",
                 (dumps(run_ids),),
             )
