@@ -11,7 +11,8 @@ README = Path(__file__).parent.parent / "README.md"
 
 
 def test_readme_api_example_runs(tmp_path: Path):
-    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+    section = README.read_text().split("## The Python API", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     code = block.replace("sqlite:///runplane.db", f"sqlite:///{tmp_path}/readme.db")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)

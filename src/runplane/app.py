@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any
 
@@ -38,6 +38,23 @@ class Threads:
 
     async def list(self, *, limit: int = 10, offset: int = 0) -> list[Thread]:
         return await self._service().list_threads(limit=limit, offset=offset)
+
+    async def search(
+        self,
+        *,
+        metadata: dict[str, Any] | None = None,
+        status: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[Thread]:
+        return await self._service().search_threads(
+            metadata=metadata, status=status, limit=limit, offset=offset)
+
+    async def update(self, thread_id: str, *, metadata: dict[str, Any]) -> Thread:
+        return await self._service().update_thread(thread_id, metadata=metadata)
+
+    async def delete(self, thread_id: str) -> None:
+        await self._service().delete_thread(thread_id)
 
 
 class Runs:
@@ -100,8 +117,25 @@ class Runs:
             run_id, action=action, wait=wait, reason=reason, requested_by=requested_by
         )
 
+    async def cancel_many(
+        self,
+        *,
+        run_ids: list[str] | None = None,
+        thread_id: str | None = None,
+        status: str | None = None,
+        action: str = "interrupt",
+    ) -> list[tuple[str, str]]:
+        return await self._service().cancel_many(
+            run_ids=run_ids, thread_id=thread_id, status=status, action=action)
+
     async def resume(self, run_id: str) -> Run:
         return await self._service().resume(run_id)
+
+    async def delete(self, run_id: str) -> Run:
+        return await self._service().delete_run(run_id)
+
+    def stream(self, run_id: str, *, after_seq: int = 0) -> AsyncIterator[Event | None]:
+        return self._service().stream(run_id, after_seq=after_seq)
 
     async def steps(self, run_id: str) -> list[Step]:
         return await self._service().steps(run_id)

@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import typer
 from rich.console import Console
 
+from runplane.server.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_SSE_HEARTBEAT, ServerSettings
+
 if TYPE_CHECKING:
     from runplane.app import Runplane
 
@@ -169,28 +171,42 @@ async def _serve(rp: Runplane) -> int:
             loop.remove_signal_handler(sig)
 
 
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database", help="Database URL (default: the app's own setting)."),
+]
+ConcurrencyOption = Annotated[
+    int | None, typer.Option("--concurrency", help="Runs this worker executes at once.")
+]
+PollIntervalOption = Annotated[
+    float | None,
+    typer.Option("--poll-interval", help="Seconds between checks for new runs and cancels."),
+]
+LogLevelOption = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+
+
+def _configure_logging(log_level: str) -> None:
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise _fail(f"unknown log level {log_level!r}")
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 @app.command()
 def worker(
     target: Annotated[
         str, typer.Argument(metavar="MODULE:APP", help="The app to run, e.g. myapp.flows:app.")
     ],
-    database: Annotated[
-        str | None,
-        typer.Option("--database", help="Database URL (default: the app's own setting)."),
-    ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", help="Runs this worker executes at once.")
-    ] = None,
+    database: DatabaseOption = None,
+    concurrency: ConcurrencyOption = None,
     grace: Annotated[
         float | None,
         typer.Option("--grace", min=0.0,
                      help="Seconds running runs get to finish on SIGTERM/SIGINT before they "
                           "go back to the queue."),
     ] = None,
-    poll_interval: Annotated[
-        float | None,
-        typer.Option("--poll-interval", help="Seconds between checks for new runs and cancels."),
-    ] = None,
+    poll_interval: PollIntervalOption = None,
     lease_ttl: Annotated[
         float | None,
         typer.Option("--lease-ttl",
@@ -206,9 +222,7 @@ def worker(
         typer.Option("--reap-interval",
                      help="Seconds between looks for runs whose worker stopped renewing."),
     ] = None,
-    log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning or error.")
-    ] = "info",
+    log_level: LogLevelOption = "info",
     metrics_port: Annotated[
         int | None,
         typer.Option("--metrics-port",
@@ -219,11 +233,7 @@ def worker(
     ] = "127.0.0.1",
 ) -> None:
     """Run the workflows of MODULE:APP until SIGTERM or SIGINT, then stop gracefully."""
-    level = logging.getLevelName(log_level.upper())
-    if not isinstance(level, int):
-        raise _fail(f"unknown log level {log_level!r}")
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(log_level)
     given = {
         "database_url": database,
         "concurrency": concurrency,
@@ -260,6 +270,63 @@ def worker(
         raise _fail(f"cannot run the worker on {redact_url(url)}: "
                     + _scrub(f"{type(exc).__name__}: {exc}", url), 1) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    target: Annotated[
+        str | None,
+        typer.Argument(metavar="[MODULE:APP]",
+                       help="The app to serve, e.g. myapp.flows:app (default: built-in demo "
+                            "assistants)."),
+    ] = None,
+    database: DatabaseOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8123,
+    concurrency: ConcurrencyOption = None,
+    poll_interval: PollIntervalOption = None,
+    no_worker: Annotated[
+        bool,
+        typer.Option("--no-worker",
+                     help="Serve the API only; separate `runplane worker` processes run the "
+                          "runs (PostgreSQL)."),
+    ] = False,
+    max_body_bytes: Annotated[
+        int, typer.Option("--max-body-bytes", min=1, help="Largest request body accepted.")
+    ] = DEFAULT_MAX_BODY_BYTES,
+    sse_heartbeat: Annotated[
+        float, typer.Option("--sse-heartbeat", min=0.01,
+                            help="Seconds between heartbeats on a quiet stream.")
+    ] = DEFAULT_SSE_HEARTBEAT,
+    log_level: LogLevelOption = "info",
+) -> None:
+    """Serve the HTTP API (LangGraph Agent Server protocol) with an embedded worker."""
+    _configure_logging(log_level)
+    given = {"database_url": database, "concurrency": concurrency,
+             "poll_interval": poll_interval}
+    try:
+        if target is None:
+            from runplane.demo import demo_app
+
+            rp = demo_app()
+        else:
+            rp = load_app(target)
+        rp.reconfigure(**{k: v for k, v in given.items() if v is not None},
+                       worker=not no_worker)
+    except (_UsageError, ValueError, TypeError, RuntimeError) as exc:
+        raise _fail(_scrub(str(exc), database or "")) from None
+    from runplane.server.serve import run_server
+
+    url = rp.settings.database_url
+    typer.echo(f"runplane serving {', '.join(sorted(rp.workflows)) or 'no assistants'} "
+               f"on http://{host}:{port} (docs: http://{host}:{port}/docs; database "
+               f"{redact_url(url)})")
+    try:
+        run_server(rp, host=host, port=port, log_level=log_level,
+                   settings=ServerSettings(max_body_bytes=max_body_bytes,
+                                           sse_heartbeat=sse_heartbeat))
+    except ValueError as exc:
+        raise _fail(_scrub(str(exc), url)) from None
 
 
 def _migration_names(url: str) -> list[str]:

@@ -58,9 +58,10 @@ def _compose(ranked: list[str], limit: int) -> str:
     return ". ".join(ranked[:limit]) + "."
 
 
-async def summarise(ctx: Context, input: dict[str, Any]) -> dict[str, Any]:
+async def summarise(ctx: Context, input: dict[str, Any] | None) -> dict[str, Any]:
     """Quick and synchronous steps: shows that plain functions become durable steps too."""
-    sentences = await ctx.step("split", _split_sentences, input["text"])
+    input = input or {}
+    sentences = await ctx.step("split", _split_sentences, input.get("text", SAMPLE_TEXT))
     ranked = await ctx.step("rank", _rank, sentences)
     summary = await ctx.step("compose", _compose, ranked, input.get("sentences", 2))
     await ctx.emit("values", {"summary": summary})
@@ -72,13 +73,14 @@ async def _research(step: str, topic: str, done: int) -> str:
     return f"{step} for {topic!r} (after {done} notes)"
 
 
-async def research_agent(ctx: Context, input: dict[str, Any]) -> dict[str, Any]:
+async def research_agent(ctx: Context, input: dict[str, Any] | None) -> dict[str, Any]:
     """Slow on purpose: there is time to stop it, or pause and resume it, mid-flight."""
+    topic = (input or {}).get("topic", "durable execution")
     notes: list[str] = []
     for name in RESEARCH_STEPS:
-        notes.append(await ctx.step(name, _research, name, input["topic"], len(notes)))
-        await ctx.emit("values", {"topic": input["topic"], "notes": len(notes), "last": name})
-    return {"topic": input["topic"], "notes": notes}
+        notes.append(await ctx.step(name, _research, name, topic, len(notes)))
+        await ctx.emit("values", {"topic": topic, "notes": len(notes), "last": name})
+    return {"topic": topic, "notes": notes}
 
 
 def _geocode(city: str) -> dict[str, Any]:
@@ -89,9 +91,9 @@ def _call_weather_api(place: dict[str, Any]) -> dict[str, Any]:
     raise ConnectionError(f"weather API timed out for {place['city']} (HTTP 504)")
 
 
-async def flaky_tool(ctx: Context, input: dict[str, Any]) -> dict[str, Any]:
+async def flaky_tool(ctx: Context, input: dict[str, Any] | None) -> dict[str, Any]:
     """A tool call that raises: the run ends ``error`` and keeps the step that did succeed."""
-    place = await ctx.step("geocode", _geocode, input["city"])
+    place = await ctx.step("geocode", _geocode, (input or {}).get("city", "Lisbon"))
     forecast = await ctx.step("call_weather_api", _call_weather_api, place)
     return {"forecast": forecast}
 
@@ -101,6 +103,14 @@ WORKFLOWS: dict[str, Callable[[Context, Any], Awaitable[Any]]] = {
     "research_agent": research_agent,
     "flaky_tool": flaky_tool,
 }
+
+def demo_app(database: str | None = None, **settings: Any) -> Runplane:
+    """The demo workflows as an app: what ``runplane serve`` serves when given none."""
+    app = Runplane(database, **settings)
+    for name, fn in WORKFLOWS.items():
+        app.workflow(name)(fn)
+    return app
+
 
 SAMPLE_TEXT = (
     "Runplane stores every run, step and event in one database. "
@@ -125,9 +135,7 @@ async def run_demo(database_url: str, console: Console) -> list[Run]:
     The app is built here rather than at import time so that the demo can run
     more than once in a process (each run registers its workflows afresh).
     """
-    app = Runplane(database_url, worker=True, concurrency=8)
-    for name, fn in WORKFLOWS.items():
-        app.workflow(name)(fn)
+    app = demo_app(database_url, worker=True, concurrency=8)
     async with app:
         run_ids = await _play(app, console)
         runs = [await app.runs.get(run_id) for run_id in run_ids]

@@ -1,0 +1,165 @@
+"""The HTTP API: a FastAPI app over a :class:`Runplane`, in the LangGraph Agent Server protocol.
+
+Routes translate and nothing more; every rule is the RunService's. Errors map
+here, in one place, to a status code and a JSON ``detail`` that the SDK turns
+into its typed errors (``NotFoundError``, ``ConflictError``, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
+
+from runplane import __version__
+from runplane.app import Runplane
+from runplane.errors import (
+    Conflict,
+    NotFound,
+    RunConflict,
+    RunplaneError,
+    StoreClosed,
+    ThreadBusy,
+    UnknownWorkflow,
+)
+from runplane.server import assistants, runs, threads
+from runplane.server.settings import ServerSettings
+
+
+def create_app(rp: Runplane, settings: ServerSettings | None = None) -> FastAPI:
+    """An ASGI app serving ``rp``; it opens ``rp`` on start-up and closes it on shutdown."""
+    settings = settings or ServerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with rp:
+            yield
+            background: set[asyncio.Task[Any]] = app.state.background
+            if background:  # cancels started for clients that went away
+                await asyncio.wait(background, timeout=5.0)
+
+    app = FastAPI(
+        title="runplane",
+        version=__version__,
+        summary="Durable runs of AI agents and workflows; LangGraph Agent Server protocol.",
+        lifespan=lifespan,
+    )
+    app.state.runplane = rp
+    app.state.settings = settings
+    app.state.started_at = datetime.now(UTC)
+    app.state.background = set()
+    app.state.shutting_down = False
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    _error_handlers(app)
+
+    @app.get("/ok", tags=["system"])
+    async def ok() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/info", tags=["system"])
+    async def info() -> dict[str, Any]:
+        return {"version": __version__, "flags": {"assistants": True, "crons": False}}
+
+    app.include_router(assistants.router)
+    app.include_router(threads.router)
+    app.include_router(runs.router)
+    app.mount("/metrics", make_asgi_app())
+    return app
+
+
+def _detail(exc: BaseException) -> str:
+    return str(exc.args[0]) if exc.args else type(exc).__name__
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse({"detail": f"malformed JSON body: {errors[0].get('msg')}"}, 400)
+        parts = []
+        for e in errors:
+            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        return JSONResponse({"detail": "; ".join(parts),
+                             "errors": json.loads(json.dumps(errors, default=str))}, 422)
+
+    @app.exception_handler(RunplaneError)
+    async def domain(request: Request, exc: RunplaneError) -> JSONResponse:
+        body: dict[str, Any] = {"detail": _detail(exc)}
+        if isinstance(exc, UnknownWorkflow):
+            return JSONResponse(body, 404)
+        if isinstance(exc, NotFound):
+            return JSONResponse(body, 404)
+        if isinstance(exc, RunConflict):
+            return JSONResponse({**body, "run_id": exc.run_id, "status": exc.status}, 409)
+        if isinstance(exc, ThreadBusy):
+            return JSONResponse({**body, "active_run_ids": exc.active_run_ids}, 409)
+        if isinstance(exc, Conflict):
+            return JSONResponse(body, 409)
+        if isinstance(exc, StoreClosed):
+            return JSONResponse(body, 503)
+        return JSONResponse(body, 400)
+
+    @app.exception_handler(ValueError)
+    async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": _detail(exc)}, 422)
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413 before any route reads them."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]],
+                 max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        # Read the body up to the limit now (chunked bodies declare no length) and replay it.
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body larger than {self.max_bytes} bytes"}, 413)
+        await response(scope, receive, send)

@@ -1,0 +1,256 @@
+"""Runs: create (in the background, streamed or awaited), read, cancel, join, stream.
+
+The same handlers serve runs on a thread (``/threads/{thread_id}/runs/...``) and
+thread-less runs (``/runs/...``); a run addressed through a thread that is not
+its own is not found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from runplane.errors import RunConflict, RunNotFound, StoreClosed
+from runplane.models import Run
+from runplane.server.deps import Service, Settings
+from runplane.server.streams import event_stream, parse_last_event_id, sse
+from runplane.server.wire import BulkCancel, RunCreate, run_body, run_result, stream_modes
+from runplane.service import RunService
+
+log = logging.getLogger("runplane.server")
+
+router = APIRouter(tags=["runs"])
+
+StreamModes = Annotated[list[str] | None, Query()]
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def run_path(run: Run) -> str:
+    if run.thread_id is None:
+        return f"/runs/{quote(run.run_id)}"
+    return f"/threads/{quote(run.thread_id)}/runs/{quote(run.run_id)}"
+
+
+def _headers(run: Run, location: str | None = None) -> dict[str, str]:
+    headers = {"Content-Location": run_path(run)}
+    if location is not None:
+        headers["Location"] = location
+    return headers
+
+
+async def _create(service: RunService, thread_id: str | None, body: RunCreate) -> Run:
+    return await service.create_run(
+        thread_id, body.assistant_id, body.input,
+        multitask_strategy=body.multitask_strategy or "enqueue",
+        metadata=body.metadata, timeout=body.timeout, max_attempts=body.max_attempts,
+        if_not_exists=body.if_not_exists or "reject",
+    )
+
+
+def _cancel_in_background(request: Request, run_id: str, reason: str) -> None:
+    """Cancel ``run_id`` because its client went away. A task of its own: the request's
+    own task is being torn down. A run that ended meanwhile is left as it is."""
+
+    if request.app.state.shutting_down:
+        return
+
+    async def cancel() -> None:
+        with contextlib.suppress(RunConflict, RunNotFound, StoreClosed):
+            await request.app.state.runplane.service.cancel(
+                run_id, reason=reason, requested_by="on_disconnect")
+
+    background: set[asyncio.Task[None]] = request.app.state.background
+    task = asyncio.get_running_loop().create_task(cancel())
+    background.add(task)
+    task.add_done_callback(background.discard)
+
+
+def _stream(request: Request, service: RunService, settings: Any, run: Run, modes: list[str],
+            *, after_seq: int = 0, cancel_on_disconnect: bool) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        ended = False
+        try:
+            events = service.stream(run.run_id, after_seq=after_seq, idle=settings.sse_heartbeat)
+            async for chunk in event_stream(run.run_id, run.attempt, modes, events):
+                if request.app.state.shutting_down:  # not the client leaving: keep the run
+                    ended = True
+                    return
+                yield chunk
+            ended = True
+        except (StoreClosed, RunNotFound) as exc:  # shutting down, or the run was deleted
+            ended = True
+            yield sse("error", {"error": type(exc).__name__, "message": str(exc)})
+        finally:
+            if not ended and cancel_on_disconnect:
+                _cancel_in_background(request, run.run_id, "stream client disconnected")
+
+    location = f"{run_path(run)}/stream?{urlencode([('stream_mode', m) for m in modes])}"
+    headers = {**_headers(run, location), "Cache-Control": "no-store",
+               "X-Accel-Buffering": "no"}
+    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _result(request: Request, service: RunService, run: Run, *,
+                  cancel_on_disconnect: bool) -> Response:
+    """The run's result once it settled; a client leaving first cancels it if asked to."""
+    settled = asyncio.ensure_future(service.settled(run.run_id))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({settled, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (settled, gone):
+            if not task.done():
+                task.cancel()
+    if settled.done() and not settled.cancelled():
+        final = settled.result()
+        return JSONResponse(run_result(final), headers=_headers(final, f"{run_path(final)}/join"))
+    if cancel_on_disconnect:
+        _cancel_in_background(request, run.run_id, "waiting client disconnected")
+    return Response(status_code=499)
+
+
+# --- creating runs ---------------------------------------------------------------------------
+@router.post("/threads/{thread_id}/runs")
+async def create_on_thread(service: Service, thread_id: str, body: RunCreate) -> JSONResponse:
+    run = await _create(service, thread_id, body)
+    return JSONResponse(run_body(run), headers=_headers(run))
+
+
+@router.post("/runs")
+async def create_threadless(service: Service, body: RunCreate) -> JSONResponse:
+    run = await _create(service, None, body)
+    return JSONResponse(run_body(run), headers=_headers(run))
+
+
+@router.post("/threads/{thread_id}/runs/stream", response_class=StreamingResponse)
+async def stream_on_thread(request: Request, service: Service, settings: Settings,
+                           thread_id: str, body: RunCreate) -> StreamingResponse:
+    run = await _create(service, thread_id, body)
+    return _stream(request, service, settings, run, body.stream_modes(),
+                   cancel_on_disconnect=body.on_disconnect != "continue")
+
+
+@router.post("/runs/stream", response_class=StreamingResponse)
+async def stream_threadless(request: Request, service: Service, settings: Settings,
+                            body: RunCreate) -> StreamingResponse:
+    run = await _create(service, None, body)
+    return _stream(request, service, settings, run, body.stream_modes(),
+                   cancel_on_disconnect=body.on_disconnect != "continue")
+
+
+@router.post("/threads/{thread_id}/runs/wait")
+async def wait_on_thread(request: Request, service: Service, thread_id: str,
+                         body: RunCreate) -> Response:
+    run = await _create(service, thread_id, body)
+    return await _result(request, service, run,
+                         cancel_on_disconnect=body.on_disconnect != "continue")
+
+
+@router.post("/runs/wait")
+async def wait_threadless(request: Request, service: Service, body: RunCreate) -> Response:
+    run = await _create(service, None, body)
+    return await _result(request, service, run,
+                         cancel_on_disconnect=body.on_disconnect != "continue")
+
+
+# --- reading, deleting -----------------------------------------------------------------------
+@router.get("/threads/{thread_id}/runs")
+async def list_on_thread(service: Service, thread_id: str, limit: int = Query(10, ge=0),
+                         offset: int = Query(0, ge=0),
+                         status: str | None = None) -> list[dict[str, Any]]:
+    runs = await service.list_runs(thread_id, status=status, limit=limit, offset=offset)
+    return [run_body(r) for r in runs]
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def get_on_thread(service: Service, thread_id: str, run_id: str) -> dict[str, Any]:
+    return run_body(await service.get_run(run_id, thread_id=thread_id))
+
+
+@router.get("/runs/{run_id}")
+async def get_by_id(service: Service, run_id: str) -> dict[str, Any]:
+    return run_body(await service.get_run(run_id))
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
+async def delete_on_thread(service: Service, thread_id: str, run_id: str) -> Response:
+    """Only a run that is not active (409 otherwise: cancel it first)."""
+    await service.delete_run(run_id, thread_id=thread_id)
+    return Response(status_code=204)
+
+
+# --- joining, streaming an existing run ------------------------------------------------------
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join_on_thread(service: Service, thread_id: str, run_id: str) -> JSONResponse:
+    await service.get_run(run_id, thread_id=thread_id)
+    run = await service.settled(run_id)
+    return JSONResponse(run_result(run), headers=_headers(run))
+
+
+@router.get("/runs/{run_id}/join")
+async def join_by_id(service: Service, run_id: str) -> JSONResponse:
+    run = await service.settled(run_id)
+    return JSONResponse(run_result(run), headers=_headers(run))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream", response_class=StreamingResponse)
+async def join_stream_on_thread(
+    request: Request, service: Service, settings: Settings, thread_id: str, run_id: str,
+    stream_mode: StreamModes = None, cancel_on_disconnect: bool = False,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    run = await service.get_run(run_id, thread_id=thread_id)
+    return _stream(request, service, settings, run, stream_modes(stream_mode),
+                   after_seq=parse_last_event_id(last_event_id),
+                   cancel_on_disconnect=cancel_on_disconnect)
+
+
+@router.get("/runs/{run_id}/stream", response_class=StreamingResponse)
+async def join_stream_by_id(
+    request: Request, service: Service, settings: Settings, run_id: str,
+    stream_mode: StreamModes = None, cancel_on_disconnect: bool = False,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    run = await service.get_run(run_id)
+    return _stream(request, service, settings, run, stream_modes(stream_mode),
+                   after_seq=parse_last_event_id(last_event_id),
+                   cancel_on_disconnect=cancel_on_disconnect)
+
+
+# --- cancelling ------------------------------------------------------------------------------
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_on_thread(service: Service, thread_id: str, run_id: str, wait: bool = False,
+                           action: str = "interrupt", reason: str | None = None) -> JSONResponse:
+    """202 for a run this call interrupted and for one already interrupted (``outcome``
+    tells which); with ``wait``, 200 once the worker really stopped the task. 409 for a
+    finished run, 404 for an unknown run or another thread's."""
+    result = await service.cancel(run_id, action=action, wait=wait, reason=reason,
+                                  requested_by="api", thread_id=thread_id)
+    body = {**run_body(result.run), "outcome": result.outcome, "stopped": result.stopped}
+    return JSONResponse(body, status_code=200 if wait else 202)
+
+
+@router.post("/runs/cancel")
+async def cancel_many(service: Service, body: BulkCancel,
+                      action: str = "interrupt") -> dict[str, Any]:
+    """The single-cancel rules, run by run: each outcome is reported, none raises."""
+    outcomes = await service.cancel_many(
+        run_ids=body.run_ids, thread_id=body.thread_id, status=body.status, action=action,
+        requested_by="api")
+    counts: dict[str, int] = {}
+    for _, outcome in outcomes:
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return {"runs": [{"run_id": r, "outcome": o} for r, o in outcomes], "counts": counts}

@@ -1,0 +1,36 @@
+"""``runplane serve``: uvicorn around :func:`create_app`, with a shutdown that keeps runs.
+
+A client that goes away cancels its run (``on_disconnect="cancel"``), but a
+server that shuts down is not a client going away: from SIGTERM on, streams
+end at their next heartbeat without cancelling anything, and the embedded
+worker hands its running runs back to the queue (the SDK reconnects with
+``Last-Event-ID`` once a server is back).
+"""
+
+from __future__ import annotations
+
+from types import FrameType
+
+import uvicorn
+
+from runplane.app import Runplane
+from runplane.server.app import create_app
+from runplane.server.settings import ServerSettings
+
+
+def run_server(rp: Runplane, *, host: str, port: int, log_level: str = "info",
+               settings: ServerSettings | None = None) -> None:
+    settings = settings or ServerSettings()
+    api = create_app(rp, settings)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            api.state.shutting_down = True
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        api, host=host, port=port, log_level=log_level.lower(), lifespan="on",
+        # open streams end at their next heartbeat once shutting down
+        timeout_graceful_shutdown=int(settings.sse_heartbeat) + 5,
+    )
+    Server(config).run()

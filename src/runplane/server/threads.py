@@ -1,0 +1,67 @@
+"""Threads: create, read, update, delete, search, and their state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from runplane.server.deps import Service
+from runplane.server.wire import (
+    ThreadCount,
+    ThreadCreate,
+    ThreadSearch,
+    ThreadUpdate,
+    thread_body,
+    thread_state,
+)
+
+router = APIRouter(prefix="/threads", tags=["threads"])
+
+
+@router.post("")
+async def create(service: Service, body: ThreadCreate) -> dict[str, Any]:
+    thread = await service.create_thread(
+        thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists)
+    return thread_body(thread)
+
+
+@router.post("/search")
+async def search(service: Service, body: ThreadSearch) -> list[dict[str, Any]]:
+    threads = await service.search_threads(
+        metadata=body.metadata, status=body.status, ids=body.ids, limit=body.limit,
+        offset=body.offset, sort_by=body.sort_by, sort_order=body.sort_order)
+    return [thread_body(t) for t in threads]
+
+
+@router.post("/count")
+async def count(service: Service, body: ThreadCount) -> int:
+    return await service.count_threads(metadata=body.metadata, status=body.status)
+
+
+@router.get("/{thread_id}")
+async def get(service: Service, thread_id: str) -> dict[str, Any]:
+    return thread_body(await service.get_thread(thread_id))
+
+
+@router.patch("/{thread_id}")
+async def update(service: Service, thread_id: str, body: ThreadUpdate) -> dict[str, Any]:
+    return thread_body(await service.update_thread(thread_id, metadata=body.metadata))
+
+
+@router.delete("/{thread_id}", status_code=204)
+async def delete(service: Service, thread_id: str) -> Response:
+    """Cancels the thread's active runs first, then deletes it with its runs."""
+    await service.delete_thread(thread_id)
+    return Response(status_code=204)
+
+
+@router.get("/{thread_id}/state")
+async def state(service: Service, thread_id: str) -> dict[str, Any]:
+    return thread_state(await service.get_thread(thread_id))
+
+
+@router.post("/{thread_id}/history")
+async def history(service: Service, thread_id: str) -> list[dict[str, Any]]:
+    """runplane keeps the current values only: the history is that one state."""
+    return [thread_state(await service.get_thread(thread_id))]
