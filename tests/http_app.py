@@ -1,0 +1,134 @@
+"""The app the HTTP end-to-end tests serve (tests/test_http_e2e.py).
+
+    PYTHONPATH=tests python -m runplane.cli serve http_app:app --database URL ...
+
+``app`` gets its database from ``--database``. Workflows (assistant ids):
+
+- ``echo``: one step; returns ``{"echo": input}`` and emits it as ``values``. With
+  ``input["log"]`` (a file path) the step appends ``input["tag"]`` to that file, so a
+  test can see in which order runs executed.
+- ``steps``: ``input["n"]`` steps ``step_0`` .. ``step_{n-1}``, each returning the running
+  total; after each one it emits ``custom`` ``{"progress": i, "of": n}`` and ``values``
+  ``{"total": t, "done": i}``. The output equals the last ``values``.
+- ``parks``: emits ``input["values"]`` as ``values`` if given, then runs one step that
+  waits forever, i.e. until the run is cancelled. The step writes ``parked`` to the file
+  ``input["marker"]`` once it waits and, in its ``finally``, ``cleanup-start``, then
+  (after ``input["cleanup_seconds"]``, default 0, even if cancelled again meanwhile)
+  ``cleanup-done``. The cleanup emits nothing: it must simply run.
+- ``ticks``: emits ``values`` ``{"tick": i}`` every 10 ms until the file ``input["gate"]``
+  exists, then returns ``{"ticks": i}``. Writes ``started`` to ``input["marker"]`` first
+  and ``cleanup-done`` in its ``finally``.
+- ``fails``: one step, then raises ``ValueError("boom")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from runplane import Context, Runplane
+
+WORKFLOWS = ("echo", "steps", "parks", "ticks", "fails")
+
+
+def mark(path: str | None, line: str) -> None:
+    """Append one line to ``path`` (a no-op without a path)."""
+    if path is None:
+        return
+    with Path(path).open("a") as f:
+        f.write(line + "\n")
+
+
+def gate_is_open(path: str) -> bool:
+    return Path(path).exists()
+
+
+def marks(path: str | Path) -> list[str]:
+    """The lines ``mark`` appended to ``path`` so far."""
+    p = Path(path)
+    return p.read_text().split() if p.exists() else []
+
+
+async def _echo(input: Any) -> dict[str, Any]:
+    if isinstance(input, dict) and input.get("log"):
+        mark(input["log"], str(input.get("tag")))
+    return {"echo": input}
+
+
+async def _add(total: int, n: int) -> int:
+    return total + n
+
+
+async def _cleanup(marker: str | None, seconds: float) -> None:
+    mark(marker, "cleanup-start")
+    if seconds:
+        await asyncio.sleep(seconds)
+    mark(marker, "cleanup-done")
+
+
+async def _park(marker: str | None, cleanup_seconds: float) -> None:
+    try:
+        mark(marker, "parked")
+        await asyncio.Event().wait()  # nobody sets it: only a cancel ends this
+    finally:
+        # Finish the cleanup even if the task is cancelled again while it runs.
+        cleanup = asyncio.ensure_future(_cleanup(marker, cleanup_seconds))
+        while not cleanup.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(cleanup)
+
+
+app = Runplane()
+
+
+@app.workflow("echo")
+async def echo(ctx: Context, input: Any) -> dict[str, Any]:
+    out = await ctx.step("echo", _echo, input)
+    await ctx.emit("values", out)
+    return out
+
+
+@app.workflow("steps")
+async def steps(ctx: Context, input: Any) -> dict[str, int]:
+    n = int((input or {}).get("n", 3))
+    total = 0
+    state = {"total": 0, "done": 0}
+    for i in range(n):
+        total = await ctx.step(f"step_{i}", _add, total, i + 1)
+        await ctx.emit("custom", {"progress": i + 1, "of": n})
+        state = {"total": total, "done": i + 1}
+        await ctx.emit("values", state)
+    return state
+
+
+@app.workflow("parks")
+async def parks(ctx: Context, input: Any) -> dict[str, Any]:
+    input = input or {}
+    if input.get("values") is not None:
+        await ctx.emit("values", input["values"])
+    await ctx.step("park", _park, input.get("marker"), float(input.get("cleanup_seconds", 0)))
+    return {"parked": False}  # never reached: the step only ends by a cancel
+
+
+@app.workflow("ticks")
+async def ticks(ctx: Context, input: Any) -> dict[str, int]:
+    gate = input["gate"]
+    marker = input.get("marker")
+    mark(marker, "started")
+    i = 0
+    try:
+        while not gate_is_open(gate):
+            i += 1
+            await ctx.emit("values", {"tick": i})
+            await asyncio.sleep(0.01)
+        return {"ticks": i}
+    finally:
+        mark(marker, "cleanup-done")
+
+
+@app.workflow("fails")
+async def fails(ctx: Context, input: Any) -> None:
+    await ctx.step("before", _add, 0, 1)
+    raise ValueError("boom")
