@@ -182,6 +182,12 @@ PollIntervalOption = Annotated[
     float | None,
     typer.Option("--poll-interval", help="Seconds between checks for new runs and cancels."),
 ]
+GraceOption = Annotated[
+    float | None,
+    typer.Option("--grace", min=0.0,
+                 help="Seconds running runs get to finish on SIGTERM/SIGINT before they "
+                      "go back to the queue."),
+]
 LogLevelOption = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
 
 
@@ -200,12 +206,7 @@ def worker(
     ],
     database: DatabaseOption = None,
     concurrency: ConcurrencyOption = None,
-    grace: Annotated[
-        float | None,
-        typer.Option("--grace", min=0.0,
-                     help="Seconds running runs get to finish on SIGTERM/SIGINT before they "
-                          "go back to the queue."),
-    ] = None,
+    grace: GraceOption = None,
     poll_interval: PollIntervalOption = None,
     lease_ttl: Annotated[
         float | None,
@@ -285,6 +286,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8123,
     concurrency: ConcurrencyOption = None,
     poll_interval: PollIntervalOption = None,
+    grace: GraceOption = None,
     no_worker: Annotated[
         bool,
         typer.Option("--no-worker",
@@ -303,7 +305,7 @@ def serve(
     """Serve the HTTP API (LangGraph Agent Server protocol) with an embedded worker."""
     _configure_logging(log_level)
     given = {"database_url": database, "concurrency": concurrency,
-             "poll_interval": poll_interval}
+             "poll_interval": poll_interval, "shutdown_grace": grace}
     try:
         if target is None:
             from runplane.demo import demo_app
