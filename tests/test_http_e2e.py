@@ -1183,3 +1183,58 @@ async def test_oversized_body_is_413_and_writes_nothing(client: LangGraphClient,
     small = "x" * (MAX_BODY_BYTES // 2)
     assert await client.runs.wait(thread_id, "echo", input={"s": small}) == {
         "echo": {"s": small}}
+
+
+# --------------------------------------------------------------------------- #
+# run options                                                                 #
+# --------------------------------------------------------------------------- #
+
+
+async def test_a_per_run_timeout_ends_the_run_timeout(
+        client: LangGraphClient, http: httpx.AsyncClient, tmp_path: Path) -> None:
+    thread_id = await new_thread(client)
+    marker = tmp_path / "timeout.log"
+    answer = await http.post(f"/threads/{thread_id}/runs", json={
+        "assistant_id": "parks", "input": {"marker": str(marker)}, "timeout": 0.3})
+    assert answer.status_code == 200, answer.text
+    run = answer.json()
+    assert run["timeout"] == 0.3
+    final = await wait_status(client, thread_id, run["run_id"], "timeout")
+    assert final["error"] == "run exceeded its timeout of 0.3s"
+    await wait_mark(marker, "cleanup-done")  # the task was stopped, its cleanup ran
+    assert_detail(await http.post("/runs", json={"assistant_id": "echo", "timeout": -1}), 422,
+                  string=True)
+
+
+async def test_run_options_runplane_cannot_honour_are_refused_not_ignored(
+        client: LangGraphClient, http: httpx.AsyncClient) -> None:
+    thread_id = await new_thread(client)
+    for field_name, value in [("webhook", "http://example.invalid/hook"),
+                              ("interrupt_before", ["node"]), ("after_seconds", 5),
+                              ("command", {"resume": 1})]:
+        answer = await http.post(f"/threads/{thread_id}/runs",
+                                 json={"assistant_id": "echo", field_name: value})
+        body = assert_detail(answer, 422)
+        assert field_name in body["detail"]
+    # options that only tune LangGraph internals are accepted
+    out = await client.runs.wait(thread_id, "echo", input=1, config={"tags": ["x"]},
+                                 durability="sync")
+    assert out == {"echo": 1}
+    assert [r["assistant_id"] for r in await client.runs.list(thread_id)] == ["echo"]
+
+
+async def test_a_waiting_client_that_goes_away_cancels_its_run(
+        client: LangGraphClient, server: Server, tmp_path: Path) -> None:
+    thread_id = await new_thread(client)
+    marker = tmp_path / "wait.log"
+    async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as gone:
+        waiting = asyncio.ensure_future(gone.post(
+            f"/threads/{thread_id}/runs/wait",
+            json={"assistant_id": "parks", "input": {"marker": str(marker)}}))
+        await wait_mark(marker, "parked")
+        waiting.cancel()  # closes the connection mid-request
+        await asyncio.gather(waiting, return_exceptions=True)
+    [run] = await client.runs.list(thread_id)
+    final = await wait_status(client, thread_id, run["run_id"], "interrupted")
+    assert final["cancel_requested_by"] == "on_disconnect"
+    await wait_mark(marker, "cleanup-done")
