@@ -3,8 +3,10 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from runplane.app import Runplane
-from runplane.context import Context
+from runplane.context import ChildHandle, Context
 from runplane.errors import (
+    ChildCancelled,
+    ChildFailed,
     RunCancelled,
     RunConflict,
     RunFailed,
@@ -17,7 +19,7 @@ from runplane.errors import (
     UnknownWorkflow,
 )
 from runplane.hooks import Hooks
-from runplane.models import CancelResult, Event, Run, RunStatus, Step, Thread
+from runplane.models import CancelResult, Event, Run, RunNode, RunStatus, Step, Thread
 
 try:
     __version__ = version("runplane")
@@ -26,6 +28,9 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "CancelResult",
+    "ChildCancelled",
+    "ChildFailed",
+    "ChildHandle",
     "Context",
     "Event",
     "Hooks",
@@ -33,6 +38,7 @@ __all__ = [
     "RunCancelled",
     "RunConflict",
     "RunFailed",
+    "RunNode",
     "RunNotFound",
     "RunStatus",
     "Runplane",

@@ -9,7 +9,7 @@ from typing import Any
 from runplane.clock import Clock, SystemClock
 from runplane.config import Settings
 from runplane.hooks import Hooks
-from runplane.models import CancelResult, Event, Run, Step, Thread
+from runplane.models import CancelResult, Event, Run, RunNode, Step, Thread
 from runplane.notifier import LocalNotifier
 from runplane.service import RunService
 from runplane.store import Store, open_store
@@ -112,10 +112,18 @@ class Runs:
         wait: bool = False,
         reason: str | None = None,
         requested_by: str | None = None,
+        scope: str = "run",
     ) -> CancelResult:
+        """``scope="run"``: the run and its attached descendants; ``"tree"``: every run
+        under its root, leaves first."""
         return await self._service().cancel(
-            run_id, action=action, wait=wait, reason=reason, requested_by=requested_by
+            run_id, action=action, wait=wait, reason=reason, requested_by=requested_by,
+            scope=scope,
         )
+
+    async def tree(self, run_id: str) -> RunNode:
+        """The root node of the tree ``run_id`` belongs to (``.children`` nested)."""
+        return await self._service().tree(run_id)
 
     async def cancel_many(
         self,
@@ -250,7 +258,7 @@ class Runplane:
         if self.run_worker:
             self._worker = Worker(
                 store, self.workflows, self.settings,
-                clock=self.clock, notifier=notifier, hooks=self.hooks,
+                clock=self.clock, notifier=notifier, hooks=self.hooks, runs=self._service,
             )
             await self._worker.start()
 

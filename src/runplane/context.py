@@ -6,8 +6,9 @@ import asyncio
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+import uuid
+from collections.abc import Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from runplane import metrics
 from runplane.clock import Clock
@@ -16,6 +17,9 @@ from runplane.hooks import Hooks
 from runplane.models import ClaimedRun, Lease, RunStatus, Step
 from runplane.store.base import Store
 
+if TYPE_CHECKING:
+    from runplane.service import RunService
+
 log = logging.getLogger("runplane.worker")
 
 T = TypeVar("T")
@@ -23,6 +27,25 @@ T = TypeVar("T")
 _RESERVED_PREFIXES = ("run:", "step:", "lease:")
 
 StopReason = Literal["cancelled", "lease_lost", "timeout", "shutdown"]
+
+
+class SpawnRefused(Exception):
+    """The parent's lease was lost before its child could be created."""
+
+
+class ChildHandle:
+    """A spawned child run: ``await handle`` (any number of times, e.g. in ``gather``)
+    returns its output or raises ChildCancelled / ChildFailed."""
+
+    def __init__(self, run_id: str, runs: RunService) -> None:
+        self.run_id = run_id
+        self._runs = runs
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._runs.child_result(self.run_id).__await__()
+
+    def __repr__(self) -> str:
+        return f"ChildHandle({self.run_id!r})"
 
 
 class FenceRefused(asyncio.CancelledError):
@@ -65,10 +88,14 @@ class Context:
 
     def __init__(
         self, claimed: ClaimedRun, *, store: Store, clock: Clock, hooks: Hooks,
-        logged: Callable[[str], None] | None = None,
+        logged: Callable[[str], None] | None = None, runs: RunService | None = None,
     ) -> None:
         run = claimed.run
         self.run_id = run.run_id
+        self.root_run_id = run.root_run_id
+        #: children spawned after the last cancel of this run are new ones, not re-attached
+        self._spawn_epoch = run.cancelled_generation or 0
+        self._runs = runs
         self.thread_id = run.thread_id
         self.assistant_id = run.assistant_id
         self.attempt = run.attempt
@@ -149,6 +176,30 @@ class Context:
         if cancelled_meanwhile:
             raise asyncio.CancelledError(f"run {self.run_id} stopped: {self.stop_reason}")
         return result
+
+    async def spawn(self, workflow: str, input: Any = None, *, detached: bool = False
+                    ) -> ChildHandle:
+        """Start ``workflow`` as a child run; ``await`` the handle for its output.
+
+        Durable like a step: on resume the parent re-attaches to the same child instead of
+        starting a second one. An attached child (the default) is cancelled with its parent
+        and belongs to its tree; a ``detached`` one roots a tree of its own.
+        """
+        if self._runs is None:
+            raise RuntimeError("this context cannot spawn runs (no run service)")
+        runs = self._runs
+        child_id = str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                  f"runplane:{self.run_id}:{self._spawn_epoch}:{self._next_index}"))
+
+        async def start() -> dict[str, str]:
+            run = await runs.spawn(self.lease, self.root_run_id, workflow, input,
+                                   child_id=child_id, detached=detached)
+            if run is None:
+                raise SpawnRefused(f"run {self.run_id} no longer holds its lease")
+            return {"run_id": run.run_id}
+
+        started = await self.step(f"spawn:{workflow}", start)
+        return ChildHandle(started["run_id"], runs)
 
     async def emit(self, mode: str, data: Any) -> None:
         """Append an event named ``mode`` to the run's log (``values`` also sets thread values).

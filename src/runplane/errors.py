@@ -89,6 +89,26 @@ class RunCancelled(RunplaneError):
         self.run = run
 
 
+class ChildCancelled(RunplaneError):
+    """A workflow awaited a child run that ended ``interrupted``."""
+
+    def __init__(self, run_id: str, status: str, reason: str | None = None) -> None:
+        why = f" ({reason})" if reason else ""
+        super().__init__(f"child run {run_id} was cancelled{why}")
+        self.run_id = run_id
+        self.status = status
+
+
+class ChildFailed(RunplaneError):
+    """A workflow awaited a child run that ended ``error`` or ``timeout``."""
+
+    def __init__(self, run_id: str, status: str, error: str | None) -> None:
+        super().__init__(f"child run {run_id} ended {status}: {error}")
+        self.run_id = run_id
+        self.status = status
+        self.error = error
+
+
 class StepResultNotSerializable(RunplaneError, TypeError):
     """A step returned a value that cannot be stored as JSON."""
 

@@ -174,15 +174,40 @@ class CancelRequest:
 
 @dataclass(frozen=True, slots=True)
 class CancelResult:
-    """What ``cancel`` answers. ``outcome`` is ``cancelled`` when this call made the transition."""
+    """What ``cancel`` answers. ``outcome`` is ``cancelled`` when this call made the transition.
+
+    ``scope`` is ``run`` (the run and its attached descendants) or ``tree`` (every run under
+    the root). A run cancel that leaves other runs of its tree active says so: ``warning``,
+    ``remaining_active_in_tree`` and the ``suggested_endpoint`` for the whole tree (all None
+    when nothing else stays active). ``counts`` tallies the outcomes over the runs this call
+    swept (``cancelled``, ``already_interrupted``, ``already_finished``).
+    """
 
     outcome: str
     run: Run
     stopped: bool = False
+    scope: str = "run"
+    root_run_id: str | None = None
+    remaining_active_in_tree: int | None = None
+    suggested_endpoint: str | None = None
+    warning: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def status(self) -> RunStatus:
         return self.run.status
+
+
+@dataclass(frozen=True, slots=True)
+class RunNode:
+    """One run of a tree, with its attached children (``app.runs.tree``)."""
+
+    run_id: str
+    assistant_id: str
+    status: RunStatus
+    parent_run_id: str | None
+    children: list[RunNode] = field(default_factory=list)
+    run: Run | None = None
 
 
 @dataclass(frozen=True, slots=True)

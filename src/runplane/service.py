@@ -18,6 +18,8 @@ from runplane import metrics
 from runplane.clock import Clock
 from runplane.config import Settings
 from runplane.errors import (
+    ChildCancelled,
+    ChildFailed,
     RunCancelled,
     RunConflict,
     RunFailed,
@@ -31,9 +33,11 @@ from runplane.models import (
     CancelRequest,
     CancelResult,
     Event,
+    Lease,
     MultitaskStrategy,
     NewRun,
     Run,
+    RunNode,
     RunStatus,
     Step,
     Thread,
@@ -46,6 +50,10 @@ from runplane.store.base import OnActive, Store
 
 #: Events after which a run is over, unless it is resumed later.
 ENDING_EVENTS = frozenset({"run:complete", "run:fail", "run:timeout", "run:cancel"})
+CANCEL_SCOPES = ("run", "tree")
+#: A sweep's per-run outcomes, as a cancel result counts them.
+SWEEP_OUTCOMES = {"cancelled": "cancelled", "already_interrupted": "already_interrupted",
+                  "conflict": "already_finished"}
 #: What a bulk cancel may select by status.
 BULK_STATUSES = ("pending", "running", "all")
 
@@ -252,38 +260,74 @@ class RunService:
         reason: str | None = None,
         requested_by: str | None = None,
         thread_id: str | None = None,
+        scope: str = "run",
     ) -> CancelResult:
-        """Idempotent: a second cancel of an interrupted run answers ``already_interrupted``
-        with the first request's reason and time. Finished runs raise RunConflict."""
+        """Cancel the run with its attached descendants (``scope="run"``) or every run under
+        its root (``scope="tree"``), leaves first, in one transaction.
+
+        Idempotent: a second cancel of an interrupted run answers ``already_interrupted``
+        with the first request's reason and time. A finished run raises RunConflict (a tree
+        only when every run of it finished). A run cancel that leaves other runs of its
+        tree active says so in the result's warning fields."""
         request = CancelRequest(
             action=parse_enum(CancelAction, action, "action"),
             reason=reason,
             requested_by=requested_by,
         )
+        if scope not in CANCEL_SCOPES:
+            raise ValueError(f"invalid scope {scope!r}; allowed values: "
+                             f"{', '.join(map(repr, CANCEL_SCOPES))}")
         if thread_id is not None:
             try:
                 await self.get_run(run_id, thread_id=thread_id)
             except RunNotFound:
                 metrics.CANCEL_REQUESTS.labels("not_found").inc()
                 raise
-        result = await self._store.cancel_run(run_id, request, self._clock.now())
-        if result is None:
+        swept = await self._store.cancel_runs(
+            run_id, request, self._clock.now(), whole_tree=scope == "tree")
+        if swept is None:
             metrics.CANCEL_REQUESTS.labels("not_found").inc()
             raise RunNotFound(run_id)
-        metrics.CANCEL_REQUESTS.labels(result.outcome).inc()
-        if result.outcome == "conflict":
+        for done in swept.runs:
+            metrics.CANCEL_REQUESTS.labels(done.outcome).inc()
+            if done.outcome == "cancelled":  # leaves first, as the sweep wrote them
+                self._notifier.run_cancelled(done.run.run_id, done.run.cancelled_generation)
+        counts = {key: sum(1 for d in swept.runs if SWEEP_OUTCOMES[d.outcome] == key)
+                  for key in ("cancelled", "already_interrupted", "already_finished")}
+        target = swept.target
+        if scope == "tree":
+            if counts["cancelled"] == counts["already_interrupted"] == 0:
+                raise RunConflict(
+                    run_id, target.run.status.value,
+                    f"every run of the tree of {run_id!r} already ended; nothing to cancel")
+            outcome = "cancelled" if counts["cancelled"] else "already_interrupted"
+        elif target.outcome == "conflict":
             raise RunConflict(
                 run_id,
-                result.run.status.value,
-                f"run {run_id!r} already ended with status {result.run.status.value!r}; "
+                target.run.status.value,
+                f"run {run_id!r} already ended with status {target.run.status.value!r}; "
                 "only pending or running runs can be cancelled",
             )
-        if result.outcome == "cancelled":
-            self._notifier.run_cancelled(run_id, result.run.cancelled_generation)
-        run = result.run
+        else:
+            outcome = target.outcome
+        run = target.run
         if wait:
-            run = await self.wait(run_id, _settled)
-        return CancelResult(result.outcome, run, stopped=_settled(run, self._clock.now()))
+            for done in swept.runs:
+                settled = await self.wait(done.run.run_id, _settled)
+                if done.run.run_id == run_id:
+                    run = settled
+        stopped = _settled(run, self._clock.now())
+        if scope == "run" and swept.remaining_active:
+            return CancelResult(
+                outcome, run, stopped=stopped, scope=scope, root_run_id=swept.root_run_id,
+                remaining_active_in_tree=swept.remaining_active,
+                suggested_endpoint=f"/runs/{swept.root_run_id}/cancel?scope=tree",
+                warning=(f"{swept.remaining_active} other run(s) of this run's tree are still "
+                         "active; cancel with scope=tree to stop the whole tree"),
+                counts=counts,
+            )
+        return CancelResult(outcome, run, stopped=stopped, scope=scope,
+                            root_run_id=swept.root_run_id, counts=counts)
 
     async def cancel_many(
         self,
@@ -332,6 +376,49 @@ class RunService:
                 run_ids += [r.run_id for r in page]
                 offset += len(page)
         return run_ids
+
+    # --- run trees -------------------------------------------------------------
+    async def spawn(
+        self, parent: Lease, root_run_id: str, workflow: str, input: Any, *,
+        child_id: str, detached: bool,
+    ) -> Run | None:
+        """Start ``workflow`` as a child of the run ``parent`` holds (None: that lease is
+        lost). A detached child roots a tree of its own: cancelling the parent's tree
+        leaves it running."""
+        if workflow not in self._workflows:
+            raise UnknownWorkflow(workflow, list(self._workflows))
+        _require_json(input, "input")
+        run = await self._store.spawn_run(parent, NewRun(
+            run_id=child_id, thread_id=None, assistant_id=workflow, input=input,
+            metadata={}, multitask_strategy=MultitaskStrategy.ENQUEUE,
+            max_attempts=self._settings.max_attempts, timeout=None,
+            root_run_id=child_id if detached else root_run_id,
+            parent_run_id=parent.run_id,
+        ), self._clock.now())
+        if run is not None:
+            self._notifier.runs_pending()
+        return run
+
+    async def child_result(self, run_id: str) -> Any:
+        """The output of a child once it settled; ChildCancelled or ChildFailed otherwise."""
+        run = await self.wait(run_id, _settled)
+        if run.status is RunStatus.SUCCESS:
+            return run.output
+        if run.status is RunStatus.INTERRUPTED:
+            raise ChildCancelled(run.run_id, run.status.value, run.cancel_reason)
+        raise ChildFailed(run.run_id, run.status.value, run.error)
+
+    async def tree(self, run_id: str) -> RunNode:
+        """The tree ``run_id`` belongs to, from its root: attached children only."""
+        run = await self.get_run(run_id)
+        runs = await self._store.get_tree(run.root_run_id)
+        nodes = {r.run_id: RunNode(r.run_id, r.assistant_id, r.status, r.parent_run_id, [], r)
+                 for r in runs}
+        for node in nodes.values():
+            parent = nodes.get(node.parent_run_id) if node.parent_run_id else None
+            if parent is not None and node.run_id != run.root_run_id:
+                parent.children.append(node)
+        return nodes[run.root_run_id]
 
     async def resume(self, run_id: str) -> Run:
         run = await self._store.resume_run(run_id, self._clock.now())

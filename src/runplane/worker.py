@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runplane import metrics
 from runplane.clock import Clock
@@ -28,6 +28,9 @@ from runplane.hooks import Hooks
 from runplane.models import ClaimedRun, Lease, RunStatus
 from runplane.notifier import LocalNotifier, wait_event
 from runplane.store.base import Store
+
+if TYPE_CHECKING:
+    from runplane.service import RunService
 
 log = logging.getLogger("runplane.worker")
 
@@ -54,7 +57,9 @@ class Worker:
         clock: Clock,
         notifier: LocalNotifier,
         hooks: Hooks,
+        runs: RunService | None = None,
     ) -> None:
+        self._runs = runs
         self._store = store
         self._workflows = workflows
         self._settings = settings
@@ -128,7 +133,7 @@ class Worker:
 
     def _spawn(self, claimed: ClaimedRun) -> None:
         handle = _Held(Context(claimed, store=self._store, clock=self._clock, hooks=self._hooks,
-                               logged=self._notifier.run_logged))
+                               logged=self._notifier.run_logged, runs=self._runs))
         self._held[claimed.run.run_id] = handle
         self._notifier.run_changed(claimed.run.run_id)  # pending -> running, run:start logged
         supervisor = asyncio.create_task(self._supervise(claimed, handle))

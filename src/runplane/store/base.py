@@ -40,6 +40,19 @@ class Cancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class Swept:
+    """What one cancel of a run with its descendants (or of a whole tree) found and did."""
+
+    #: the run named by the call
+    target: Cancelled
+    #: every run the sweep covered, leaves first (the target among them)
+    runs: list[Cancelled]
+    root_run_id: str
+    #: runs of the tree still pending or running once the sweep committed
+    remaining_active: int
+
+
+@dataclass(frozen=True, slots=True)
 class Created:
     run: Run
     #: Active runs of the thread that this creation cancelled (strategies interrupt/rollback).
@@ -111,6 +124,23 @@ class Store(Protocol):
     async def delete_run(self, run_id: str) -> Run:
         """Delete a run that is not active, with its steps and events; raises RunNotFound,
         or RunConflict for a pending or running run."""
+
+    async def cancel_runs(
+        self, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool
+    ) -> Swept | None:
+        """Cancel ``run_id`` with its attached descendants, or (``whole_tree``) every run
+        under its root, in one transaction: leaves first (each ``run:cancel`` a microsecond
+        after its children's), each run exactly once. None for an unknown run."""
+
+    async def spawn_run(self, parent: Lease, new: NewRun, now: float) -> Run | None:
+        """Create ``new`` as a child of the run ``parent`` holds, in one transaction with
+        the parent's fence. A child of that id that exists already is returned as it is
+        (a replayed spawn re-attaches). A parent cancelled under this lease gets its
+        child created ``interrupted`` (nothing escapes a sweep); a lease otherwise lost
+        gets None and nothing is written."""
+
+    async def get_tree(self, root_run_id: str) -> list[Run]:
+        """Every run whose root is ``root_run_id``, in creation order."""
 
     async def resume_run(self, run_id: str, now: float) -> Run:
         """``interrupted`` -> ``pending``; raises RunNotFound or RunConflict."""

@@ -46,10 +46,11 @@ from runplane.models import (
     Thread,
     ThreadQuery,
 )
-from runplane.store.base import Cancelled, Created, OnActive, Reaped
+from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
 from runplane.store.batch import WriteBatcher
 from runplane.store.rows import (
     FINISH_EVENTS,
+    SWEEP_TICK,
     THREAD_STATUS_SQL,
     cancel_event,
     delete_conflict,
@@ -58,7 +59,9 @@ from runplane.store.rows import (
     merge_metadata,
     reap_decision,
     run_from_row,
+    spawned_under_cancel,
     step_from_row,
+    sweep_order,
     thread_from_row,
 )
 
@@ -425,6 +428,47 @@ async def _cancel(
     return Cancelled("cancelled", run)
 
 
+async def _insert_run(conn: asyncpg.Connection, new: NewRun, now: float) -> Run:
+    row = await conn.fetchrow(
+        _INSERT_RUN, new.run_id, new.thread_id, new.assistant_id, dumps(new.input),
+        dumps(new.metadata), new.multitask_strategy.value, now, new.max_attempts,
+        new.timeout, new.root_run_id, new.parent_run_id,
+    )
+    created = dumps({"assistant_id": new.assistant_id, "thread_id": new.thread_id})
+    await conn.execute(_INSERT_EVENT, new.run_id, 1, "run:created", created, now)
+    return run_from_row(row)
+
+
+async def _tree(conn: asyncpg.Connection, root_run_id: str, *, lock: bool = False) -> list[Run]:
+    rows = await conn.fetch(
+        f"SELECT {_RUN_COLUMNS} FROM runs WHERE root_run_id = $1 ORDER BY seq"
+        + (" FOR UPDATE" if lock else ""), root_run_id)
+    return [run_from_row(r) for r in rows]
+
+
+async def _sweep(
+    conn: asyncpg.Connection, run_id: str, request: CancelRequest, now: float, channel: str,
+    *, whole_tree: bool,
+) -> Swept | None:
+    run = await _get_run(conn, run_id)
+    if run is None:
+        return None
+    # Lock the tree first, then read it again: a child whose spawn committed while we
+    # waited for its parent's lock is in the second read (a new snapshot), and a spawn
+    # after us finds its parent cancelled.
+    await _tree(conn, run.root_run_id, lock=True)
+    tree = await _tree(conn, run.root_run_id)
+    done = []
+    for k, rid in enumerate(sweep_order(tree, run_id, whole_tree=whole_tree)):
+        done.append(await _cancel(conn, rid, request, now + k * SWEEP_TICK, channel))
+    remaining = await conn.fetchval(
+        "SELECT count(*) FROM runs WHERE root_run_id = $1 AND status IN ('pending', 'running')",
+        run.root_run_id)
+    results = [c for c in done if c is not None]
+    target = next(c for c in results if c.run.run_id == run_id)
+    return Swept(target, results, run.root_run_id, remaining)
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Pool connections hold no session state to undo (no LISTEN, no SET, advisory locks
     are transaction-scoped), so skip asyncpg's reset round trip on every release."""
@@ -728,18 +772,14 @@ class PostgresStore:
             if active and on_active == "reject":
                 raise ThreadBusy(thread_id, active)
             if active and isinstance(on_active, CancelRequest):
-                for run_id in active:
-                    done = await _cancel(conn, run_id, on_active, now, self.cancel_channel)
-                    if done is not None and done.outcome == "cancelled":
-                        cancelled.append(done.run)
-            row = await conn.fetchrow(
-                _INSERT_RUN, new.run_id, thread_id, new.assistant_id, dumps(new.input),
-                dumps(new.metadata), new.multitask_strategy.value, now, new.max_attempts,
-                new.timeout, new.root_run_id, new.parent_run_id,
-            )
-            await conn.execute(_INSERT_EVENT, new.run_id, 1, "run:created", created_event, now)
+                for run_id in active:  # with its attached children, which would outlive it
+                    swept = await _sweep(conn, run_id, on_active, now, self.cancel_channel,
+                                         whole_tree=False)
+                    if swept is not None:
+                        cancelled += [c.run for c in swept.runs if c.outcome == "cancelled"]
+            run = await _insert_run(conn, new, now)
             await _notify(conn, self.pending_channel)
-            return Created(run_from_row(row), cancelled)
+            return Created(run, cancelled)
 
         return await self._transaction(create)
 
@@ -760,6 +800,38 @@ class PostgresStore:
     async def cancel_run(self, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
         return await self._transaction(
             lambda conn: _cancel(conn, run_id, request, now, self.cancel_channel))
+
+    async def cancel_runs(
+        self, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool
+    ) -> Swept | None:
+        return await self._transaction(lambda conn: _sweep(
+            conn, run_id, request, now, self.cancel_channel, whole_tree=whole_tree))
+
+    async def spawn_run(self, parent: Lease, new: NewRun, now: float) -> Run | None:
+        async def spawn(conn: asyncpg.Connection) -> Run | None:
+            # the parent's row lock orders this spawn against any sweep of its tree
+            holder = await _get_run(conn, parent.run_id, lock=True)
+            existing = await _get_run(conn, new.run_id)
+            if existing is not None or holder is None:
+                return existing
+            if holder.status is RunStatus.RUNNING and \
+                    holder.lease_generation == parent.generation:
+                run = await _insert_run(conn, new, now)
+                await _notify(conn, self.pending_channel)
+                return run
+            if holder.status is RunStatus.INTERRUPTED and \
+                    holder.cancelled_generation == parent.generation:
+                await _insert_run(conn, new, now)
+                done = await _cancel(conn, new.run_id, spawned_under_cancel(holder), now,
+                                     self.cancel_channel)
+                return None if done is None else done.run
+            return None
+
+        return await self._transaction(spawn)
+
+    async def get_tree(self, root_run_id: str) -> list[Run]:
+        async with self.pool.acquire() as conn:
+            return await _tree(conn, root_run_id)
 
     async def delete_run(self, run_id: str) -> Run:
         async with self.pool.acquire() as conn, conn.transaction():

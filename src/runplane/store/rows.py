@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runplane.models import (
+    FINISHED,
     CancelAction,
     CancelRequest,
     Event,
@@ -45,6 +46,40 @@ def cancel_event(request: CancelRequest, from_status: RunStatus) -> dict[str, An
         "requested_by": request.requested_by,
         "from_status": from_status.value,
     }
+
+
+#: Seconds between the cancels of one sweep, so the log shows children before parents.
+SWEEP_TICK = 1e-6
+
+
+def sweep_order(tree: list[Run], run_id: str, *, whole_tree: bool) -> list[str]:
+    """The run ids a cancel sweeps, leaves first: ``run_id`` and its descendants, or every
+    run of ``tree`` (the runs sharing a root, in creation order). A finished run cancelled
+    on its own is a conflict that changes nothing, its descendants included."""
+    by_id = {run.run_id: run for run in tree}
+    if not whole_tree and by_id[run_id].status in FINISHED:
+        return [run_id]
+    children: dict[str | None, list[str]] = {}
+    for run in tree:
+        children.setdefault(run.parent_run_id, []).append(run.run_id)
+    start = by_id[run_id].root_run_id if whole_tree else run_id
+    depth: dict[str, int] = {}
+    stack = [(start, 0)]
+    while stack:
+        current, level = stack.pop()
+        if current in depth or current not in by_id:
+            continue
+        depth[current] = level
+        stack.extend((child, level + 1) for child in children.get(current, []))
+    seq = {run.run_id: k for k, run in enumerate(tree)}
+    return sorted(depth, key=lambda r: (-depth[r], seq[r]))
+
+
+def spawned_under_cancel(parent: Run) -> CancelRequest:
+    """The cancel a child gets when its parent was cancelled while spawning it."""
+    return CancelRequest(action=parent.cancel_action or CancelAction.INTERRUPT,
+                         reason=f"parent run {parent.run_id} was cancelled",
+                         requested_by="cascade")
 
 
 def merge_metadata(stored: str | None, changes: dict[str, Any]) -> dict[str, Any]:

@@ -42,9 +42,10 @@ from runplane.models import (
     Thread,
     ThreadQuery,
 )
-from runplane.store.base import Cancelled, Created, OnActive, Reaped
+from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
 from runplane.store.rows import (
     FINISH_EVENTS,
+    SWEEP_TICK,
     THREAD_STATUS_SQL,
     cancel_event,
     delete_conflict,
@@ -53,7 +54,9 @@ from runplane.store.rows import (
     merge_metadata,
     reap_decision,
     run_from_row,
+    spawned_under_cancel,
     step_from_row,
+    sweep_order,
     thread_from_row,
 )
 
@@ -462,10 +465,14 @@ def _create_run(
         if active and on_active == "reject":
             raise ThreadBusy(new.thread_id, active)
         if active and isinstance(on_active, CancelRequest):
-            for run_id in active:
-                done = _cancel(conn, run_id, on_active, now)
-                if done is not None and done.outcome == "cancelled":
-                    cancelled.append(done.run)
+            for run_id in active:  # with its attached children, which would outlive it
+                swept = _sweep(conn, run_id, on_active, now, whole_tree=False)
+                if swept is not None:
+                    cancelled += [c.run for c in swept.runs if c.outcome == "cancelled"]
+    return Created(_insert_run(conn, new, now), cancelled)
+
+
+def _insert_run(conn: sqlite3.Connection, new: NewRun, now: float) -> Run:
     row = conn.execute(
         _INSERT_RUN,
         (new.run_id, new.thread_id, new.assistant_id, dumps(new.input), dumps(new.metadata),
@@ -474,7 +481,48 @@ def _create_run(
     ).fetchone()
     _append(conn, new.run_id, 1, "run:created",
             {"assistant_id": new.assistant_id, "thread_id": new.thread_id}, now)
-    return Created(_run(row), cancelled)
+    return _run(row)
+
+
+def _sweep(
+    conn: sqlite3.Connection, run_id: str, request: CancelRequest, now: float, *,
+    whole_tree: bool,
+) -> Swept | None:
+    run = _get_run(conn, run_id)
+    if run is None:
+        return None
+    tree = _tree(conn, run.root_run_id)
+    done = [
+        _cancel(conn, rid, request, now + k * SWEEP_TICK)
+        for k, rid in enumerate(sweep_order(tree, run_id, whole_tree=whole_tree))
+    ]
+    remaining = conn.execute(
+        "SELECT count(*) FROM runs WHERE root_run_id = ? AND status IN ('pending', 'running')",
+        (run.root_run_id,)).fetchone()[0]
+    results = [c for c in done if c is not None]
+    target = next(c for c in results if c.run.run_id == run_id)
+    return Swept(target, results, run.root_run_id, remaining)
+
+
+def _tree(conn: sqlite3.Connection, root_run_id: str) -> list[Run]:
+    rows = conn.execute("SELECT * FROM runs WHERE root_run_id = ? ORDER BY seq", (root_run_id,))
+    return [_run(r) for r in rows]
+
+
+def _spawn(conn: sqlite3.Connection, parent: Lease, new: NewRun, now: float) -> Run | None:
+    existing = _get_run(conn, new.run_id)
+    if existing is not None:
+        return existing
+    holder = _get_run(conn, parent.run_id)
+    if holder is None:
+        return None
+    if holder.status is RunStatus.RUNNING and holder.lease_generation == parent.generation:
+        return _insert_run(conn, new, now)
+    if holder.cancelled_generation == parent.generation and holder.status is RunStatus.INTERRUPTED:
+        _insert_run(conn, new, now)
+        done = _cancel(conn, new.run_id, spawned_under_cancel(holder), now)
+        return None if done is None else done.run
+    return None
 
 
 def _claim(
@@ -733,6 +781,18 @@ class SQLiteStore:
 
     async def cancel_run(self, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
         return await self._write(lambda conn: _cancel(conn, run_id, request, now))
+
+    async def cancel_runs(
+        self, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool
+    ) -> Swept | None:
+        return await self._write(
+            lambda conn: _sweep(conn, run_id, request, now, whole_tree=whole_tree))
+
+    async def spawn_run(self, parent: Lease, new: NewRun, now: float) -> Run | None:
+        return await self._write(lambda conn: _spawn(conn, parent, new, now))
+
+    async def get_tree(self, root_run_id: str) -> list[Run]:
+        return await self._read(lambda conn: _tree(conn, root_run_id))
 
     async def delete_run(self, run_id: str) -> Run:
         def tx(conn: sqlite3.Connection) -> Run:
