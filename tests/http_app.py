@@ -19,6 +19,9 @@
   exists, then returns ``{"ticks": i}``. Writes ``started`` to ``input["marker"]`` first
   and ``cleanup-done`` in its ``finally``.
 - ``fails``: one step, then raises ``ValueError("boom")``.
+- ``family``: spawns one attached ``parks`` child per marker in ``input["markers"]`` and
+  awaits them all; a cancelled child is counted, not fatal: it returns
+  ``{"cancelled": n}`` once every child ended.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from runplane import Context, Runplane
+from runplane import ChildCancelled, Context, Runplane
 
-WORKFLOWS = ("echo", "steps", "parks", "ticks", "fails")
+WORKFLOWS = ("echo", "steps", "parks", "ticks", "fails", "family")
 
 
 def mark(path: str | None, line: str) -> None:
@@ -132,3 +135,15 @@ async def ticks(ctx: Context, input: Any) -> dict[str, int]:
 async def fails(ctx: Context, input: Any) -> None:
     await ctx.step("before", _add, 0, 1)
     raise ValueError("boom")
+
+
+@app.workflow("family")
+async def family(ctx: Context, input: Any) -> dict[str, int]:
+    children = [await ctx.spawn("parks", {"marker": m}) for m in input["markers"]]
+    cancelled = 0
+    for child in children:
+        try:
+            await child
+        except ChildCancelled:
+            cancelled += 1
+    return {"cancelled": cancelled}

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import typer
 from rich.console import Console
 
+from runplane.client_cli import runs as client_runs
 from runplane.server.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_SSE_HEARTBEAT, ServerSettings
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+app.add_typer(client_runs)
 
 
 @app.callback()

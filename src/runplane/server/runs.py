@@ -21,7 +21,15 @@ from runplane.errors import RunConflict, RunNotFound, StoreClosed
 from runplane.models import Run
 from runplane.server.deps import Service, Settings
 from runplane.server.streams import event_stream, parse_last_event_id, sse
-from runplane.server.wire import BulkCancel, RunCreate, run_body, run_result, stream_modes
+from runplane.server.wire import (
+    BulkCancel,
+    RunCreate,
+    cancel_body,
+    run_body,
+    run_result,
+    stream_modes,
+    tree_body,
+)
 from runplane.service import RunService
 
 log = logging.getLogger("runplane.server")
@@ -180,6 +188,14 @@ async def get_on_thread(service: Service, thread_id: str, run_id: str) -> dict[s
     return run_body(await service.get_run(run_id, thread_id=thread_id))
 
 
+@router.get("/runs")
+async def list_all(service: Service, limit: int = Query(10, ge=0), offset: int = Query(0, ge=0),
+                   status: str | None = None) -> list[dict[str, Any]]:
+    """Every run, newest first (children and thread-less runs included)."""
+    runs = await service.list_runs(None, status=status, limit=limit, offset=offset)
+    return [run_body(r) for r in runs]
+
+
 @router.get("/runs/{run_id}")
 async def get_by_id(service: Service, run_id: str) -> dict[str, Any]:
     return run_body(await service.get_run(run_id))
@@ -233,14 +249,36 @@ async def join_stream_by_id(
 # --- cancelling ------------------------------------------------------------------------------
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_on_thread(service: Service, thread_id: str, run_id: str, wait: bool = False,
-                           action: str = "interrupt", reason: str | None = None) -> JSONResponse:
+                           action: str = "interrupt", scope: str = "run",
+                           reason: str | None = None) -> JSONResponse:
     """202 for a run this call interrupted and for one already interrupted (``outcome``
     tells which); with ``wait``, 200 once the worker really stopped the task. 409 for a
-    finished run, 404 for an unknown run or another thread's."""
+    finished run, 404 for an unknown run or another thread's. ``scope=tree`` cancels every
+    run under the run's root, leaves first."""
+    return await _cancel(service, run_id, thread_id=thread_id, wait=wait, action=action,
+                         scope=scope, reason=reason)
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_by_id(service: Service, run_id: str, wait: bool = False,
+                       action: str = "interrupt", scope: str = "run",
+                       reason: str | None = None) -> JSONResponse:
+    """The thread run cancel, for runs addressed by id alone (children, thread-less runs)."""
+    return await _cancel(service, run_id, thread_id=None, wait=wait, action=action,
+                         scope=scope, reason=reason)
+
+
+async def _cancel(service: RunService, run_id: str, *, thread_id: str | None, wait: bool,
+                  action: str, scope: str, reason: str | None) -> JSONResponse:
     result = await service.cancel(run_id, action=action, wait=wait, reason=reason,
-                                  requested_by="api", thread_id=thread_id)
-    body = {**run_body(result.run), "outcome": result.outcome, "stopped": result.stopped}
-    return JSONResponse(body, status_code=200 if wait else 202)
+                                  requested_by="api", thread_id=thread_id, scope=scope)
+    return JSONResponse(cancel_body(result), status_code=200 if wait else 202)
+
+
+@router.get("/runs/{run_id}/tree")
+async def tree(service: Service, run_id: str) -> dict[str, Any]:
+    """The tree the run belongs to, from its root, with every run's status."""
+    return tree_body(await service.tree(run_id))
 
 
 @router.post("/runs/cancel")

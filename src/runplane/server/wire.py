@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from runplane.models import Run, RunStatus, Thread
+from runplane.models import CancelResult, Run, RunNode, RunStatus, Thread
 
 #: Run-creation fields runplane does not implement; sending one is an error, not a no-op.
 UNSUPPORTED_RUN_FIELDS = (
@@ -140,6 +140,34 @@ def run_body(run: Run) -> dict[str, Any]:
         "cancel_requested_by": run.cancel_requested_by,
         "root_run_id": run.root_run_id,
         "parent_run_id": run.parent_run_id,
+    }
+
+
+def cancel_body(result: CancelResult) -> dict[str, Any]:
+    return {
+        **run_body(result.run),
+        "outcome": result.outcome,
+        "stopped": result.stopped,
+        "scope": result.scope,
+        "root_run_id": result.root_run_id,
+        "remaining_active_in_tree": result.remaining_active_in_tree,
+        "suggested_endpoint": result.suggested_endpoint,
+        "warning": result.warning,
+        "counts": result.counts,
+    }
+
+
+def tree_body(node: RunNode) -> dict[str, Any]:
+    run = node.run
+    return {
+        "run_id": node.run_id,
+        "assistant_id": node.assistant_id,
+        "status": node.status.value,
+        "parent_run_id": node.parent_run_id,
+        "thread_id": run.thread_id if run else None,
+        "created_at": _iso(run.created_at) if run else None,
+        "ended_at": _iso(run.ended_at) if run else None,
+        "children": [tree_body(child) for child in node.children],
     }
 
 

@@ -1,0 +1,190 @@
+"""``runplane runs ...``: look at and stop runs on a running server, over its HTTP API.
+
+Every command takes ``--url`` (default http://127.0.0.1:8123) and ``--json`` (the
+server's JSON as it is, one object per line for ``tail``). A server error prints its
+``detail`` and exits 1; an unreachable server exits 1 too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+runs = typer.Typer(name="runs", help="Look at and stop runs on a server.", no_args_is_help=True)
+
+Url = Annotated[str, typer.Option("--url", help="The server's base URL.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the server's JSON as it is.")]
+RunId = Annotated[str, typer.Argument(metavar="RUN_ID")]
+DEFAULT_URL = "http://127.0.0.1:8123"
+
+STYLES = {"success": "green", "interrupted": "yellow", "error": "red", "timeout": "red",
+          "pending": "dim", "running": "cyan"}
+
+
+def _die(message: str) -> NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _request(url: str, method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        with httpx.Client(base_url=url, timeout=None) as http:
+            response = http.request(method, path, **kwargs)
+    except httpx.TransportError as exc:
+        _die(f"cannot reach {url}: {exc}")
+    if response.is_error:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        _die(f"{response.status_code}: {detail}")
+    return response.json()
+
+
+def _status(status: str) -> str:
+    return f"[{STYLES.get(status, 'white')}]{status}[/]"
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2))
+
+
+@runs.command("cancel")
+def cancel(
+    run_id: RunId,
+    tree: Annotated[bool, typer.Option("--tree", help="Cancel every run of its tree.")] = False,
+    action: Annotated[str, typer.Option("--action", help="interrupt or rollback.")] =
+        "interrupt",
+    wait: Annotated[bool, typer.Option("--wait", help="Return once the task stopped.")] =
+        False,
+    url: Url = DEFAULT_URL,
+    as_json: Json = False,
+) -> None:
+    """Cancel a run (with its attached children), or with --tree its whole tree."""
+    params = {"action": action, "wait": int(wait), "scope": "tree" if tree else "run"}
+    body = _request(url, "POST", f"/runs/{run_id}/cancel", params=params)
+    if as_json:
+        _print_json(body)
+        return
+    console = Console()
+    console.print(f"{body['run_id']}: {body['outcome']} ({_status(body['status'])}), "
+                  f"scope {body['scope']}")
+    counts = body.get("counts") or {}
+    if counts:
+        console.print(", ".join(f"{k} {v}" for k, v in counts.items()))
+    if body.get("warning"):
+        console.print(f"[yellow]warning:[/] {body['warning']} "
+                      f"(root {body['root_run_id']}: {body['suggested_endpoint']})")
+
+
+def _add(branch: Tree, node: dict[str, Any]) -> None:
+    for child in node["children"]:
+        _add(branch.add(_label(child)), child)
+
+
+def _label(node: dict[str, Any]) -> str:
+    return f"{node['assistant_id']} [dim]{node['run_id']}[/] {_status(node['status'])}"
+
+
+@runs.command("tree")
+def tree(run_id: RunId, url: Url = DEFAULT_URL, as_json: Json = False) -> None:
+    """Show the tree RUN_ID belongs to, from its root, with statuses."""
+    body = _request(url, "GET", f"/runs/{run_id}/tree")
+    if as_json:
+        _print_json(body)
+        return
+    root = Tree(_label(body))
+    _add(root, body)
+    Console().print(root)
+
+
+@runs.command("list")
+def list_runs(
+    status: Annotated[str | None, typer.Option("--status", help="Only runs in this status.")]
+        = None,
+    thread: Annotated[str | None, typer.Option("--thread", help="Only runs of this thread.")]
+        = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    url: Url = DEFAULT_URL,
+    as_json: Json = False,
+) -> None:
+    """List runs, newest first."""
+    params: dict[str, Any] = {"limit": limit}
+    if status:
+        params["status"] = status
+    path = f"/threads/{thread}/runs" if thread else "/runs"
+    body = _request(url, "GET", path, params=params)
+    if as_json:
+        _print_json(body)
+        return
+    table = Table("run_id", "assistant", "status", "thread", "parent", "created")
+    for run in body:
+        table.add_row(run["run_id"], run["assistant_id"], _status(run["status"]),
+                      run["thread_id"] or "-", run["parent_run_id"] or "-", run["created_at"])
+    Console().print(table)
+
+
+@runs.command("get")
+def get(run_id: RunId, url: Url = DEFAULT_URL, as_json: Json = False) -> None:
+    """Show one run."""
+    body = _request(url, "GET", f"/runs/{run_id}")
+    if as_json:
+        _print_json(body)
+        return
+    table = Table("field", "value", show_header=False)
+    for key, value in body.items():
+        shown = _status(value) if key == "status" else json.dumps(value) \
+            if isinstance(value, dict | list) else str(value)
+        table.add_row(key, shown)
+    Console().print(table)
+
+
+def _sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    event, data = "message", []
+    for line in lines:
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+
+
+@runs.command("tail")
+def tail(run_id: RunId, url: Url = DEFAULT_URL, as_json: Json = False) -> None:
+    """Print the run's event log from the start and follow it until the run ends."""
+    console = Console()
+    try:
+        with httpx.Client(base_url=url, timeout=None) as http, http.stream(
+            "GET", f"/runs/{run_id}/stream", params={"stream_mode": "debug"}
+        ) as response:
+            if response.is_error:
+                response.read()
+                _request(url, "GET", f"/runs/{run_id}")  # says why, and exits
+                _die(f"{response.status_code}: {response.text}")
+            for event, data in _sse(response.iter_lines()):
+                if event != "debug":
+                    continue
+                item = json.loads(data)
+                if as_json:
+                    typer.echo(json.dumps(item))
+                else:
+                    console.print(f"{item['seq']:>4} {item['timestamp']} "
+                                  f"[bold]{item['type']}[/] {json.dumps(item['data'])}",
+                                  highlight=False, soft_wrap=True)
+    except httpx.TransportError as exc:
+        _die(f"cannot reach {url}: {exc}")
