@@ -343,3 +343,32 @@ async def test_a_child_spawned_under_a_cancelled_parent_is_created_cancelled(sto
 
 async def _status_is(app: Runplane, run_id: str, status: RunStatus) -> bool:
     return (await app.runs.get(run_id)).status is status
+
+
+async def test_children_a_parent_leaves_running_end_with_it_unless_detached(
+    make_app: AppFactory,
+):
+    app = make_app()
+
+    @app.workflow("leaf")
+    async def leaf(ctx: Context, input: None) -> None:
+        await ctx.step("park", _park)
+
+    @app.workflow("parent")
+    async def parent(ctx: Context, input: None) -> dict:
+        attached = await ctx.spawn("leaf")
+        detached = await ctx.spawn("leaf", detached=True)
+        return {"attached": attached.run_id, "detached": detached.run_id}
+
+    async with app:
+        run = await app.runs.create(None, "parent")
+        out = await app.runs.join(run.run_id)
+        attached = await eventually(
+            lambda: _status_is(app, out["attached"], RunStatus.INTERRUPTED))
+        assert attached
+        child = await app.runs.get(out["attached"])
+        assert child.cancel_reason == f"parent run {run.run_id} ended success"
+        assert child.cancel_requested_by == "cascade"
+        assert (await app.runs.get(out["detached"])).status in (RunStatus.PENDING,
+                                                                RunStatus.RUNNING)
+        await app.runs.cancel(out["detached"])

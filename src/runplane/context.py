@@ -96,6 +96,8 @@ class Context:
         #: children spawned after the last cancel of this run are new ones, not re-attached
         self._spawn_epoch = run.cancelled_generation or 0
         self._runs = runs
+        #: True once this attempt spawned (or re-attached to) an attached child
+        self.spawned_attached = False
         self.thread_id = run.thread_id
         self.assistant_id = run.assistant_id
         self.attempt = run.attempt
@@ -198,6 +200,7 @@ class Context:
                 raise SpawnRefused(f"run {self.run_id} no longer holds its lease")
             return {"run_id": run.run_id}
 
+        self.spawned_attached |= not detached
         started = await self.step(f"spawn:{workflow}", start)
         return ChildHandle(started["run_id"], runs)
 

@@ -9,6 +9,7 @@ written, signals the local worker and waits where asked to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
@@ -398,6 +399,21 @@ class RunService:
         if run is not None:
             self._notifier.runs_pending()
         return run
+
+    async def end_children(self, run_id: str, status: RunStatus) -> list[str]:
+        """Cancel the attached children a run left active when it ended: they belong to
+        it and would otherwise run on unobserved (detach a child to let it outlive its
+        parent). Returns the ids of the children cancelled."""
+        run = await self.get_run(run_id)
+        ended = []
+        for child in await self._store.get_tree(run.root_run_id):
+            if child.parent_run_id != run_id or not child.status.active:
+                continue
+            with contextlib.suppress(RunConflict, RunNotFound):  # it ended meanwhile
+                await self.cancel(child.run_id, reason=f"parent run {run_id} ended {status}",
+                                  requested_by="cascade")
+                ended.append(child.run_id)
+        return ended
 
     async def child_result(self, run_id: str) -> Any:
         """The output of a child once it settled; ChildCancelled or ChildFailed otherwise."""

@@ -274,6 +274,8 @@ class Worker:
             await self._hooks.before_finish(ctx.run_id, status)
         if await self._store.finish_run(ctx.lease, status, output, error, self._clock.now()):
             metrics.RUNS_FINISHED.labels(status.value).inc()
+            if ctx.spawned_attached and self._runs is not None:
+                await self._runs.end_children(ctx.run_id, status)
             return
         metrics.REFUSED_WRITES.labels("finish").inc()
         await self._abandon(ctx, await self._classify(ctx))
