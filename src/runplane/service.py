@@ -417,12 +417,12 @@ class RunService:
 
     async def child_result(self, run_id: str) -> Any:
         """The output of a child once it settled; ChildCancelled or ChildFailed otherwise."""
-        run = await self.wait(run_id, _settled)
-        if run.status is RunStatus.SUCCESS:
-            return run.output
-        if run.status is RunStatus.INTERRUPTED:
-            raise ChildCancelled(run.run_id, run.status.value, run.cancel_reason)
-        raise ChildFailed(run.run_id, run.status.value, run.error)
+        try:
+            return await self.join(run_id)
+        except RunCancelled as exc:
+            raise ChildCancelled(run_id, exc.run.status.value, exc.run.cancel_reason) from None
+        except RunFailed as exc:
+            raise ChildFailed(run_id, exc.run.status.value, exc.run.error) from None
 
     async def tree(self, run_id: str) -> RunNode:
         """The tree ``run_id`` belongs to, from its root: attached children only."""
