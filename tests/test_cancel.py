@@ -271,3 +271,28 @@ async def test_a_repeated_cancel_signal_does_not_interrupt_cleanup(make_app: App
         with pytest.raises(RunCancelled):
             await app.runs.join(run.run_id)
         assert cleaned == [run.run_id]
+
+
+async def test_a_stream_of_a_cancelled_run_ends_whatever_its_log_ends_with(
+    make_app: AppFactory,
+):
+    """The log of a run cancelled mid-step ends with the worker's step:cancel after the
+    run:cancel; a stream joining then (or resuming after its last event) still ends."""
+    app = make_app()
+    gate = Gate()
+
+    @app.workflow("slow")
+    async def slow(ctx: Context, input: None) -> None:
+        await ctx.step("wait", gate)
+
+    async with app:
+        run = await app.runs.create(None, "slow")
+        await gate.wait_reached()
+        await app.runs.cancel(run.run_id, wait=True)
+        events = await app.runs.events(run.run_id)
+        assert [e.event for e in events][-2:] == ["run:cancel", "step:cancel"]
+        async with asyncio.timeout(5):
+            streamed = [e async for e in app.runs.stream(run.run_id)]
+            assert [e.seq for e in streamed] == [e.seq for e in events]
+            assert [e async for e in app.runs.stream(run.run_id,
+                                                     after_seq=events[-1].seq)] == []

@@ -146,3 +146,78 @@ async def _waiting_on_a_lock(conn: asyncpg.Connection) -> bool:
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
         "AND datname = current_database() AND pid <> pg_backend_pid() "
         "AND query LIKE '%FOR UPDATE%'"))
+
+
+def _tree_run(run_id: str, root: str, parent: str | None = None) -> NewRun:
+    return NewRun(run_id=run_id, thread_id=None, assistant_id="wf", input=None, metadata={},
+                  multitask_strategy=MultitaskStrategy.ENQUEUE, max_attempts=3, timeout=None,
+                  root_run_id=root, parent_run_id=parent)
+
+
+async def test_no_grandchild_escapes_a_tree_sweep(pg_url: str, monkeypatch):
+    """C is spawned while the sweep waits for the tree; a worker claims C and spawns G while
+    the sweep is still busy. The sweep must still catch G: it is created cancelled (or
+    swept), never left pending under a cancelled parent."""
+    from runplane.store import postgres as pg
+
+    gates: dict[str, tuple[asyncio.Event, asyncio.Event]] = {}
+    insert = pg._insert_run
+
+    async def gated_insert(conn, new, now):
+        run = await insert(conn, new, now)
+        if new.run_id in gates:
+            reached, release = gates[new.run_id]
+            reached.set()
+            await release.wait()
+        return run
+
+    monkeypatch.setattr(pg, "_insert_run", gated_insert)
+    store = PostgresStore(pg_url)
+    await store.open()
+    dsn, schema = postgres_dsn(pg_url)
+    admin = await asyncpg.connect(dsn)
+    other = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+
+    async def lock_waits() -> int:
+        return await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database() AND query LIKE '%FOR %'")
+
+    try:
+        await store.create_run(_tree_run("R", "R"), 0.0, on_active="enqueue")
+        [root] = await store.claim_runs("w1", ["wf"], 1, 600.0, 0.0)
+        await store.spawn_run(root.lease, _tree_run("B", "R", "R"), 0.0)
+        gates["C"] = (asyncio.Event(), asyncio.Event())
+        spawn_c = asyncio.create_task(store.spawn_run(root.lease, _tree_run("C", "R", "R"), 0.0))
+        await gates["C"][0].wait()  # C inserted, its spawn not committed
+        tx = other.transaction()  # a worker write holding B's row
+        await tx.start()
+        await other.execute("SELECT 1 FROM runs WHERE run_id = 'B' FOR UPDATE")
+        sweep = asyncio.create_task(store.cancel_runs(
+            "R", CancelRequest(reason="tree"), 1.0, whole_tree=True))
+        await eventually(lambda: lock_waits())  # the sweep waits for C's spawn
+        gates["C"][1].set()
+        await spawn_c
+        await eventually(lambda: lock_waits())  # ... then for B's row
+        [c] = await store.claim_runs("w2", ["wf"], 10, 600.0, 2.0)
+        assert c.run.run_id == "C"
+        gates["G"] = (asyncio.Event(), asyncio.Event())
+        spawn_g = asyncio.create_task(store.spawn_run(c.lease, _tree_run("G", "R", "C"), 2.0))
+        # G's spawn either waits for the sweep, or got in first and holds C
+        await eventually(lambda: gates["G"][0].is_set() or lock_waits())
+        await tx.rollback()  # the sweep goes on
+        while not spawn_g.done():
+            if gates["G"][0].is_set() and (sweep.done() or await lock_waits()):
+                gates["G"][1].set()
+            await asyncio.sleep(0.01)
+        swept = await sweep
+        g = await spawn_g
+        assert g is None or g.status is RunStatus.INTERRUPTED
+        assert await store.claim_runs("w3", ["wf"], 10, 600.0, 3.0) == []
+        assert {r.run_id: r.status for r in await store.get_tree("R")} == {
+            rid: RunStatus.INTERRUPTED for rid in ("R", "B", "C", "G")}
+        assert swept.remaining_active == 0
+    finally:
+        await other.close()
+        await admin.close()
+        await store.close()

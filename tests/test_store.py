@@ -309,12 +309,16 @@ async def test_step_cancel_is_not_logged_into_a_later_attempt(store: Store):
 
 async def test_cancel_remembers_the_generation_it_revoked_across_resume(store: Store):
     await store.create_run(new_run("r"), T0, on_active="enqueue")
-    assert (await store.cancel_run("r", CancelRequest(), T0)).run.cancelled_generation is None
+    pending_cancel = (await store.cancel_run("r", CancelRequest(), T0)).run
+    # a pending run's cancel closes a generation nobody holds: no worker takes it for its own
+    assert pending_cancel.cancelled_generation == pending_cancel.lease_generation - 1
     await store.resume_run("r", T0)
     held = await claim_one(store)
+    assert held.lease.generation > pending_cancel.lease_generation
     await store.cancel_run("r", CancelRequest(), T0)
     resumed = await store.resume_run("r", T0)
     assert resumed.cancelled_generation == held.lease.generation
+    assert resumed.cancelled_generation > pending_cancel.cancelled_generation
 
 
 async def test_requeue_logs_the_step_in_flight_with_the_resume(store: Store):

@@ -372,3 +372,51 @@ async def test_children_a_parent_leaves_running_end_with_it_unless_detached(
         assert (await app.runs.get(out["detached"])).status in (RunStatus.PENDING,
                                                                 RunStatus.RUNNING)
         await app.runs.cancel(out["detached"])
+
+
+async def test_a_parent_rolled_back_while_pending_starts_a_new_child_on_resume(
+    make_app: AppFactory,
+):
+    """Rollback discards the parent's spawn steps: on resume it spawns afresh, it does not
+    re-attach to the child the rollback cancelled (whose id the replay would recompute)."""
+    park = {"children": True}
+
+    def build(**kwargs) -> Runplane:
+        app = make_app(**kwargs)
+
+        @app.workflow("child")
+        async def child(ctx: Context, input: None) -> str:
+            if park["children"]:
+                await ctx.step("park", _park)
+            return "child done"
+
+        @app.workflow("parent")
+        async def parent(ctx: Context, input: None) -> dict:
+            handle = await ctx.spawn("child")
+            return {"child": handle.run_id, "out": await handle}
+
+        return app
+
+    first = build()
+    async with first:
+        run = await first.runs.create(None, "parent")
+
+        async def child_running() -> str | None:
+            children = (await first.runs.tree(run.run_id)).children
+            return children[0].run_id if children and children[0].status is \
+                RunStatus.RUNNING else None
+
+        old_child = await eventually(child_running)
+    # the worker shut down: the parent went back to the queue, still pending
+    client = build(worker=False)
+    async with client:
+        assert (await client.runs.get(run.run_id)).status is RunStatus.PENDING
+        result = await client.runs.cancel(run.run_id, action="rollback")
+        assert result.counts["cancelled"] == 2  # the parent and its child
+    park["children"] = False
+    second = build()
+    async with second:
+        await second.runs.resume(run.run_id)
+        out = await second.runs.join(run.run_id)
+        assert out["out"] == "child done" and out["child"] != old_child
+        assert (await second.runs.get(old_child)).status is RunStatus.INTERRUPTED

@@ -121,8 +121,9 @@ class Run:
     cancel_reason: str | None
     cancel_action: CancelAction | None
     cancel_requested_by: str | None
-    #: The lease generation the last cancel revoked; kept across resume so a worker
-    #: refused after a cancel-then-resume still knows it was cancelled.
+    #: The lease generation the last cancel revoked (for a pending run: closed, no worker
+    #: held it); kept across resume so a worker refused after a cancel-then-resume still
+    #: knows it was cancelled, and so children spawned after a cancel get new ids.
     cancelled_generation: int | None
     root_run_id: str
     parent_run_id: str | None

@@ -469,9 +469,13 @@ class RunService:
                 for event in events:
                     yield event
                     after_seq = event.seq
-                if events and events[-1].event in ENDING_EVENTS:
+                # Nothing new, or the run may have ended: ask the run itself. Events a
+                # stopping worker logs after the end (step:cancel, lease:lost) still follow.
+                if not events or any(e.event in ENDING_EVENTS for e in events):
                     run = await self._store.get_run(run_id)
                     if run is None or run.status.terminal:
+                        for event in await self._store.get_events(run_id, after_seq=after_seq):
+                            yield event
                         return
                 if not events:
                     try:

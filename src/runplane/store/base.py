@@ -129,7 +129,7 @@ class Store(Protocol):
         self, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool
     ) -> Swept | None:
         """Cancel ``run_id`` with its attached descendants, or (``whole_tree``) every run
-        under its root, in one transaction: leaves first (each ``run:cancel`` a microsecond
+        under its root, in one transaction: leaves first (each ``run:cancel`` ten microseconds
         after its children's), each run exactly once. None for an unknown run."""
 
     async def spawn_run(self, parent: Lease, new: NewRun, now: float) -> Run | None:

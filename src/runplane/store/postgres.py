@@ -183,8 +183,7 @@ SELECT r.* FROM r, (SELECT pg_notify($12, '')) AS signal
 _CANCEL = f"""
 UPDATE runs
    SET status = 'interrupted',
-       cancelled_generation = CASE WHEN status = 'running' THEN lease_generation
-                                   ELSE cancelled_generation END,
+       cancelled_generation = lease_generation,
        lease_generation = lease_generation + 1,
        cancel_requested_at = $2, cancel_reason = $3, cancel_action = $4,
        cancel_requested_by = $5,
@@ -453,11 +452,13 @@ async def _sweep(
     run = await _get_run(conn, run_id)
     if run is None:
         return None
-    # Lock the tree first, then read it again: a child whose spawn committed while we
-    # waited for its parent's lock is in the second read (a new snapshot), and a spawn
-    # after us finds its parent cancelled.
-    await _tree(conn, run.root_run_id, lock=True)
-    tree = await _tree(conn, run.root_run_id)
+    # The root's row orders sweeps and spawns: a spawn holds it (FOR KEY SHARE) until it
+    # commits, a sweep takes it FOR UPDATE before reading the tree. Once a sweep holds it,
+    # no spawn is in flight in this tree and none can start, so one read sees every run.
+    await conn.execute("SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE", run.root_run_id)
+    tree = await _tree(conn, run.root_run_id, lock=True)
+    if not any(r.run_id == run_id for r in tree):  # deleted meanwhile
+        return None
     done = []
     for k, rid in enumerate(sweep_order(tree, run_id, whole_tree=whole_tree)):
         done.append(await _cancel(conn, rid, request, now + k * SWEEP_TICK, channel))
@@ -809,8 +810,13 @@ class PostgresStore:
 
     async def spawn_run(self, parent: Lease, new: NewRun, now: float) -> Run | None:
         async def spawn(conn: asyncpg.Connection) -> Run | None:
-            # the parent's row lock orders this spawn against any sweep of its tree
-            holder = await _get_run(conn, parent.run_id, lock=True)
+            # the root's row orders this spawn against any sweep of the parent's tree
+            # (see _sweep); root first, then the parent, as a sweep locks them
+            holder = await _get_run(conn, parent.run_id)
+            if holder is not None:
+                await conn.execute("SELECT 1 FROM runs WHERE run_id = $1 FOR KEY SHARE",
+                                   holder.root_run_id)
+                holder = await _get_run(conn, parent.run_id, lock=True)
             existing = await _get_run(conn, new.run_id)
             if existing is not None or holder is None:
                 return existing

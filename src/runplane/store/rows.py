@@ -48,8 +48,9 @@ def cancel_event(request: CancelRequest, from_status: RunStatus) -> dict[str, An
     }
 
 
-#: Seconds between the cancels of one sweep, so the log shows children before parents.
-SWEEP_TICK = 1e-6
+#: Seconds between the cancels of one sweep, so the log shows children before parents
+#: (ten microseconds: times are read back rounded to the microsecond).
+SWEEP_TICK = 1e-5
 
 
 def sweep_order(tree: list[Run], run_id: str, *, whole_tree: bool) -> list[str]:

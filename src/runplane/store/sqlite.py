@@ -264,8 +264,7 @@ RETURNING *
 _CANCEL = """
 UPDATE runs
    SET status = 'interrupted',
-       cancelled_generation = CASE WHEN status = 'running' THEN lease_generation
-                                   ELSE cancelled_generation END,
+       cancelled_generation = lease_generation,
        lease_generation = lease_generation + 1,
        cancel_requested_at = ?, cancel_reason = ?, cancel_action = ?, cancel_requested_by = ?,
        step_index = CASE WHEN ? = 'rollback' THEN 0 ELSE step_index END,
@@ -491,7 +490,7 @@ def _sweep(
     run = _get_run(conn, run_id)
     if run is None:
         return None
-    tree = _tree(conn, run.root_run_id)
+    tree = _tree(conn, run.root_run_id)  # one writer: no spawn runs meanwhile
     done = [
         _cancel(conn, rid, request, now + k * SWEEP_TICK)
         for k, rid in enumerate(sweep_order(tree, run_id, whole_tree=whole_tree))
