@@ -5,7 +5,8 @@ transaction the server aborts to break a deadlock is run again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable
 
 import asyncpg
 import pytest
@@ -113,7 +114,8 @@ def _thread_run(run_id: str) -> NewRun:
 async def test_a_creation_aborted_by_the_deadlock_detector_is_run_again(pg_url: str):
     """Multitask creation locks the thread, then its running run; a completion locks the
     run, then the thread. Crossed, PostgreSQL aborts one: the creation runs again."""
-    store = PostgresStore(pg_url)
+    name = f"rp_deadlock_{uuid.uuid4().hex[:8]}"  # tells this test's sessions from others'
+    store = PostgresStore(f"{pg_url}&application_name={name}")
     await store.open()
     dsn, schema = postgres_dsn(pg_url)
     other = await asyncpg.connect(dsn, server_settings={"search_path": schema})
@@ -129,7 +131,7 @@ async def test_a_creation_aborted_by_the_deadlock_detector_is_run_again(pg_url: 
         await other.execute("UPDATE runs SET updated_at = 1 WHERE run_id = 'r1'")
         creating = asyncio.create_task(store.create_run(
             _thread_run("r2"), 1.0, on_active=CancelRequest(reason="interrupt")))
-        await eventually(lambda: _waiting_on_a_lock(other))  # holds the thread, wants r1
+        await eventually(lambda: _lock_waits(other, name))  # holds the thread, wants r1
         await other.execute("UPDATE threads SET updated_at = 1 WHERE thread_id = 't'")
         await tx.commit()
         created = await asyncio.wait_for(creating, 30)
@@ -141,11 +143,11 @@ async def test_a_creation_aborted_by_the_deadlock_detector_is_run_again(pg_url: 
         await store.close()
 
 
-async def _waiting_on_a_lock(conn: asyncpg.Connection) -> bool:
-    return bool(await conn.fetchval(
+async def _lock_waits(conn: asyncpg.Connection, application_name: str) -> int:
+    """How many sessions of the store named ``application_name`` wait for a lock."""
+    return await conn.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-        "AND datname = current_database() AND pid <> pg_backend_pid() "
-        "AND query LIKE '%FOR UPDATE%'"))
+        "AND application_name = $1", application_name)
 
 
 def _tree_run(run_id: str, root: str, parent: str | None = None) -> NewRun:
@@ -172,16 +174,15 @@ async def test_no_grandchild_escapes_a_tree_sweep(pg_url: str, monkeypatch):
         return run
 
     monkeypatch.setattr(pg, "_insert_run", gated_insert)
-    store = PostgresStore(pg_url)
+    name = f"rp_escape_{uuid.uuid4().hex[:8]}"  # tells this test's sessions from others'
+    store = PostgresStore(f"{pg_url}&application_name={name}")
     await store.open()
     dsn, schema = postgres_dsn(pg_url)
     admin = await asyncpg.connect(dsn)
     other = await asyncpg.connect(dsn, server_settings={"search_path": schema})
 
-    async def lock_waits() -> int:
-        return await admin.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND datname = current_database() AND query LIKE '%FOR %'")
+    def lock_waits() -> Awaitable[int]:
+        return _lock_waits(admin, name)
 
     try:
         await store.create_run(_tree_run("R", "R"), 0.0, on_active="enqueue")

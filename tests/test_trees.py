@@ -420,3 +420,37 @@ async def test_a_parent_rolled_back_while_pending_starts_a_new_child_on_resume(
         out = await second.runs.join(run.run_id)
         assert out["out"] == "child done" and out["child"] != old_child
         assert (await second.runs.get(old_child)).status is RunStatus.INTERRUPTED
+
+
+async def test_the_reaper_ends_children_whose_parent_ended_without_them(make_app: AppFactory):
+    """A parent's worker may die between finishing the parent and ending its children, or
+    the reaper may end the parent: the next reap cancels such orphans."""
+    app = make_app()
+
+    @app.workflow("leaf")
+    async def leaf(ctx: Context, input: None) -> None:
+        await ctx.step("park", _park)
+
+    @app.workflow("parent")
+    async def parent(ctx: Context, input: None) -> None:
+        await ctx.spawn("leaf")
+        await ctx.step("park", _park)
+
+    async with app:
+        run = await app.runs.create(None, "parent")
+
+        async def child_running() -> str | None:
+            children = (await app.runs.tree(run.run_id)).children
+            return children[0].run_id if children and children[0].status is \
+                RunStatus.RUNNING else None
+
+        child = await eventually(child_running)
+        # the parent ends without its worker ending the child (as if it died right after)
+        lease = Lease(run.run_id, (await app.runs.get(run.run_id)).lease_generation)
+        assert await app.store.finish_run(lease, RunStatus.ERROR, None, "lost", T0)
+        assert [r.run_id for r in await app.store.orphaned_runs()] == [child]
+        await app.worker.reap()
+        orphan = await app.runs.get(child)
+        assert orphan.status is RunStatus.INTERRUPTED
+        assert orphan.cancel_reason == f"parent run {run.run_id} ended error"
+        assert await app.store.orphaned_runs() == []

@@ -415,6 +415,20 @@ class RunService:
                 ended.append(child.run_id)
         return ended
 
+    async def end_orphans(self) -> list[str]:
+        """What :meth:`end_children` missed: children of parents whose worker died right
+        after finishing them, or that the reaper ended. Run by every worker's reaper."""
+        ended = []
+        for child in await self._store.orphaned_runs():
+            parent = await self._store.get_run(child.parent_run_id or "")
+            if parent is None:
+                continue
+            with contextlib.suppress(RunConflict, RunNotFound):
+                await self.cancel(child.run_id, requested_by="cascade",
+                                  reason=f"parent run {parent.run_id} ended {parent.status}")
+                ended.append(child.run_id)
+        return ended
+
     async def child_result(self, run_id: str) -> Any:
         """The output of a child once it settled; ChildCancelled or ChildFailed otherwise."""
         try:

@@ -216,6 +216,8 @@ class Worker:
             self._notifier.run_changed(item.run_id)
         if any(item.status is RunStatus.PENDING for item in reaped):
             self._wake.set()
+        if self._runs is not None:
+            await self._runs.end_orphans()
 
     # --- running one run ---------------------------------------------------
     async def _supervise(self, claimed: ClaimedRun, handle: _Held) -> None:

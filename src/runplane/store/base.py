@@ -184,6 +184,10 @@ class Store(Protocol):
     async def reap_expired(self, now: float) -> list[Reaped]:
         """Re-queue running runs whose lease expired (or end them: attempts, deadline)."""
 
+    async def orphaned_runs(self) -> list[Run]:
+        """Active attached children whose parent ended success, error or timeout (their
+        parent's worker died before ending them, or the reaper ended the parent)."""
+
     def append_event(
         self, run_id: str, event: str, data: Any, now: float, *, lease: Lease | None
     ) -> Awaitable[bool]:

@@ -427,6 +427,15 @@ async def _cancel(
     return Cancelled("cancelled", run)
 
 
+_ORPHANS = f"""
+SELECT {_RUN_COLUMNS} FROM runs WHERE run_id IN (
+    SELECT c.run_id FROM runs c
+      JOIN runs p ON p.run_id = c.parent_run_id AND p.root_run_id = c.root_run_id
+     WHERE c.status IN ('pending', 'running') AND p.status IN ('success', 'error', 'timeout')
+) ORDER BY seq
+"""
+
+
 async def _insert_run(conn: asyncpg.Connection, new: NewRun, now: float) -> Run:
     row = await conn.fetchrow(
         _INSERT_RUN, new.run_id, new.thread_id, new.assistant_id, dumps(new.input),
@@ -838,6 +847,9 @@ class PostgresStore:
     async def get_tree(self, root_run_id: str) -> list[Run]:
         async with self.pool.acquire() as conn:
             return await _tree(conn, root_run_id)
+
+    async def orphaned_runs(self) -> list[Run]:
+        return [run_from_row(r) for r in await self.pool.fetch(_ORPHANS)]
 
     async def delete_run(self, run_id: str) -> Run:
         async with self.pool.acquire() as conn, conn.transaction():

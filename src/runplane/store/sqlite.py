@@ -471,6 +471,14 @@ def _create_run(
     return Created(_insert_run(conn, new, now), cancelled)
 
 
+_ORPHANS = """
+SELECT c.* FROM runs c
+  JOIN runs p ON p.run_id = c.parent_run_id AND p.root_run_id = c.root_run_id
+ WHERE c.status IN ('pending', 'running') AND p.status IN ('success', 'error', 'timeout')
+ ORDER BY c.seq
+"""
+
+
 def _insert_run(conn: sqlite3.Connection, new: NewRun, now: float) -> Run:
     row = conn.execute(
         _INSERT_RUN,
@@ -792,6 +800,9 @@ class SQLiteStore:
 
     async def get_tree(self, root_run_id: str) -> list[Run]:
         return await self._read(lambda conn: _tree(conn, root_run_id))
+
+    async def orphaned_runs(self) -> list[Run]:
+        return await self._read(lambda conn: [_run(r) for r in conn.execute(_ORPHANS)])
 
     async def delete_run(self, run_id: str) -> Run:
         def tx(conn: sqlite3.Connection) -> Run:
