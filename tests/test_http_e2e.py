@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,7 +38,7 @@ from langgraph_sdk.schema import StreamPart
 from conftest import postgres_schema
 from http_app import WORKFLOWS, marks
 
-from support import TESTS, eventually
+from support import TESTS, eventually, free_port
 
 #: ``--max-body-bytes`` of the server under test.
 MAX_BODY_BYTES = 64 * 1024
@@ -52,12 +51,6 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------- #
 # the server under test                                                       #
 # --------------------------------------------------------------------------- #
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -81,7 +74,7 @@ class Server:
 
 
 def _start_server(store: str, database: str, folder: Path) -> Server:
-    port = _free_port()
+    port = free_port()
     log_path = folder / "server.log"
     log_file = log_path.open("wb")
     cmd = [sys.executable, "-m", "runplane.cli", "serve", "http_app:app",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,13 +22,7 @@ from langgraph_sdk import get_client
 from http_app import marks
 from runplane import Runplane, RunStatus
 
-from support import TESTS, eventually
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from support import TESTS, eventually, free_port
 
 
 @pytest.fixture
@@ -37,7 +30,7 @@ def serve(tmp_path: Path) -> Iterator[callable]:
     procs: list[subprocess.Popen] = []
 
     def start(*args: str) -> tuple[str, subprocess.Popen]:
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "runplane.cli", "serve", *args, "--port", str(port),
              "--poll-interval", "0.02", "--log-level", "warning"],
