@@ -76,10 +76,11 @@ class RunCreate(_Body):
     #: runplane extensions: seconds before the run ends ``timeout``; claims before ``error``
     timeout: float | None = Field(None, gt=0)
     max_attempts: int | None = Field(None, ge=1)
-    # accepted for compatibility, no effect: runplane streams are always resumable and
-    # every step is checkpointed
+    # accepted with no effect (the model ignores other unknown fields too: durability,
+    # stream_resumable, ...; runplane streams are always resumable, every step checkpointed)
     config: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
+    # refused when given: see UNSUPPORTED_RUN_FIELDS
     command: Any = None
     checkpoint: Any = None
     checkpoint_id: Any = None
