@@ -222,3 +222,42 @@ async def test_no_grandchild_escapes_a_tree_sweep(pg_url: str, monkeypatch):
         await other.close()
         await admin.close()
         await store.close()
+
+
+@pytest.mark.timeout(120)
+async def test_tree_cancels_racing_busy_workers_meet_no_deadlock(pg_url: str, postgres_server):
+    """Worker write batches and heartbeats lock runs in creation order, as sweeps do. (In
+    any order, 40 tree cancels of 41 runs emitting events met 11 deadlocks, each a second
+    of waiting for the detector.)"""
+    app = Runplane(pg_url, concurrency=64, poll_interval=0.01, heartbeat_interval=0.05,
+                   lease_ttl=30.0)
+
+    @app.workflow("leaf")
+    async def leaf(ctx: Context, input: int) -> None:
+        while True:
+            await ctx.emit("custom", {"leaf": input})
+
+    @app.workflow("root")
+    async def root(ctx: Context, input: None) -> None:
+        await asyncio.gather(*[await ctx.spawn("leaf", k) for k in range(20)])
+
+    admin = await asyncpg.connect(postgres_server)
+    deadlocks = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    try:
+        before = await admin.fetchval(deadlocks)
+        async with app:
+            for _ in range(20):
+                run = await app.runs.create(None, "root")
+
+                async def busy(run_id: str = run.run_id) -> bool:
+                    children = (await app.runs.tree(run_id)).children
+                    return len(children) == 20 and all(
+                        c.status is RunStatus.RUNNING for c in children)
+
+                await eventually(busy)
+                result = await app.runs.cancel(run.run_id, scope="tree", wait=True)
+                assert result.counts["cancelled"] == 21
+        await asyncio.sleep(0.2)  # the statistics collector reports every few hundred ms
+        assert await admin.fetchval(deadlocks) - before == 0
+    finally:
+        await admin.close()

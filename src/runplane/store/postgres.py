@@ -264,9 +264,14 @@ SELECT * FROM u ORDER BY c_seq
 """
 
 _RENEW = """
+WITH l AS (  -- lock the rows in creation order, as sweeps do: no lock-order deadlock
+    SELECT r.run_id, r.lease_generation FROM runs r WHERE r.run_id = ANY($2::text[])
+     ORDER BY r.seq FOR UPDATE OF r
+)
 UPDATE runs r SET lease_expires_at = $1
-  FROM unnest($2::text[], $3::bigint[]) AS l(run_id, generation)
- WHERE r.run_id = l.run_id AND r.status = 'running' AND r.lease_generation = l.generation
+  FROM unnest($2::text[], $3::bigint[]) AS h(run_id, generation), l
+ WHERE r.run_id = h.run_id AND l.run_id = h.run_id AND r.status = 'running'
+   AND r.lease_generation = h.generation
 RETURNING r.run_id, r.lease_generation
 """
 
@@ -309,9 +314,12 @@ _APPEND_EVENTS = """
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::text[], $5::text[])
         AS i(w_run, w_gen, w_now, w_event, w_data)
+), l AS (  -- lock the rows in creation order, as sweeps do: no lock-order deadlock
+    SELECT runs.run_id AS l_run FROM runs JOIN i ON runs.run_id = i.w_run
+     ORDER BY runs.seq FOR UPDATE OF runs
 ), r AS (
     UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = i.w_now
-      FROM i
+      FROM i JOIN l ON l.l_run = i.w_run
      WHERE runs.run_id = i.w_run
        AND (i.w_gen IS NULL OR (runs.status = 'running' AND runs.lease_generation = i.w_gen))
     RETURNING runs.run_id, runs.thread_id, runs.last_event_seq, i.*
@@ -330,10 +338,13 @@ _COMPLETE_STEPS = """
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[], $5::float8[],
                          $6::text[]) AS i(w_run, w_gen, w_idx, w_name, w_now, w_result)
+), l AS (  -- lock the rows in creation order, as sweeps do: no lock-order deadlock
+    SELECT runs.run_id AS l_run FROM runs JOIN i ON runs.run_id = i.w_run
+     ORDER BY runs.seq FOR UPDATE OF runs
 ), r AS (
     UPDATE runs SET step_index = step_index + 1, last_event_seq = last_event_seq + 1,
                     updated_at = i.w_now
-      FROM i
+      FROM i JOIN l ON l.l_run = i.w_run
      WHERE runs.run_id = i.w_run AND runs.status = 'running'
        AND runs.lease_generation = i.w_gen AND runs.step_index = i.w_idx
     RETURNING runs.run_id, runs.last_event_seq, i.*
@@ -367,12 +378,15 @@ WITH i AS (
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
                          $6::float8[], $7::text[], $8::text[])
         AS i(w_run, w_gen, w_status, w_output, w_error, w_now, w_event, w_data)
+), l AS (  -- lock the rows in creation order, as sweeps do: no lock-order deadlock
+    SELECT runs.run_id AS l_run FROM runs JOIN i ON runs.run_id = i.w_run
+     ORDER BY runs.seq FOR UPDATE OF runs
 ), r AS (
     UPDATE runs
        SET status = i.w_status, output = i.w_output::jsonb, error = i.w_error,
            ended_at = i.w_now, updated_at = i.w_now, lease_owner = NULL,
            lease_expires_at = NULL, last_event_seq = last_event_seq + 1
-      FROM i
+      FROM i JOIN l ON l.l_run = i.w_run
      WHERE runs.run_id = i.w_run AND runs.status = 'running' AND runs.lease_generation = i.w_gen
     RETURNING runs.run_id, runs.thread_id, runs.last_event_seq, i.*
 ), e AS (
