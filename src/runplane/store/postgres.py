@@ -310,14 +310,18 @@ RETURNING last_event_seq
 # Workflow writes arrive in batches (store.batch): one statement fences, writes and logs
 # every write of a batch, one row of ``unnest`` per write and at most one per run; it
 # answers the run ids whose write the fence let through.
-_APPEND_EVENTS = """
+# Every batch statement first locks its runs in creation order, as sweeps do (root, then the
+# tree by seq): however a batch and a sweep overlap, they cannot deadlock.
+_LOCK_BATCH_ROWS = """l AS (
+    SELECT runs.run_id AS l_run FROM runs JOIN i ON runs.run_id = i.w_run
+     ORDER BY runs.seq FOR UPDATE OF runs
+)"""
+
+_APPEND_EVENTS = f"""
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::text[], $5::text[])
         AS i(w_run, w_gen, w_now, w_event, w_data)
-), l AS (  -- lock the rows in creation order, as sweeps do: no lock-order deadlock
-    SELECT runs.run_id AS l_run FROM runs JOIN i ON runs.run_id = i.w_run
-     ORDER BY runs.seq FOR UPDATE OF runs
-), r AS (
+), {_LOCK_BATCH_ROWS}, r AS (
     UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = i.w_now
       FROM i JOIN l ON l.l_run = i.w_run
      WHERE runs.run_id = i.w_run
@@ -334,14 +338,11 @@ WITH i AS (
 SELECT run_id FROM r
 """
 
-_COMPLETE_STEPS = """
+_COMPLETE_STEPS = f"""
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[], $5::float8[],
                          $6::text[]) AS i(w_run, w_gen, w_idx, w_name, w_now, w_result)
-), l AS (  -- lock the rows in creation order, as sweeps do: no lock-order deadlock
-    SELECT runs.run_id AS l_run FROM runs JOIN i ON runs.run_id = i.w_run
-     ORDER BY runs.seq FOR UPDATE OF runs
-), r AS (
+), {_LOCK_BATCH_ROWS}, r AS (
     UPDATE runs SET step_index = step_index + 1, last_event_seq = last_event_seq + 1,
                     updated_at = i.w_now
       FROM i JOIN l ON l.l_run = i.w_run
@@ -373,15 +374,12 @@ SELECT run_id, last_event_seq, 'step:cancel',
   FROM r
 """
 
-_FINISH_RUNS = """
+_FINISH_RUNS = f"""
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
                          $6::float8[], $7::text[], $8::text[])
         AS i(w_run, w_gen, w_status, w_output, w_error, w_now, w_event, w_data)
-), l AS (  -- lock the rows in creation order, as sweeps do: no lock-order deadlock
-    SELECT runs.run_id AS l_run FROM runs JOIN i ON runs.run_id = i.w_run
-     ORDER BY runs.seq FOR UPDATE OF runs
-), r AS (
+), {_LOCK_BATCH_ROWS}, r AS (
     UPDATE runs
        SET status = i.w_status, output = i.w_output::jsonb, error = i.w_error,
            ended_at = i.w_now, updated_at = i.w_now, lease_owner = NULL,
