@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from runplane import Runplane
+from runplane.models import CancelRequest
+from runplane.store import Store
+from runplane.store.base import Cancelled
 
 TESTS = Path(__file__).parent
 
@@ -33,6 +36,15 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not reached within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def cancel_one(
+    store: Store, run_id: str, request: CancelRequest, now: float
+) -> Cancelled | None:
+    """A run cancel as the service makes it (a sweep), for a run with no children: what it
+    found and did to that run; None for an unknown run."""
+    swept = await store.cancel_runs(run_id, request, now, whole_tree=False)
+    return None if swept is None else swept.target
 
 
 def free_port() -> int:

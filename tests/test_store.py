@@ -19,6 +19,8 @@ from runplane.models import (
 )
 from runplane.store import Store, open_store
 
+from support import cancel_one
+
 T0 = 1_800_000_000.0
 
 
@@ -123,26 +125,26 @@ async def test_cancel_bumps_the_fence_and_is_idempotent(store: Store):
     await store.create_run(new_run("r"), T0, on_active="enqueue")
     held = await claim_one(store)
     request = CancelRequest(CancelAction.INTERRUPT, "stop", "alice")
-    first = await store.cancel_run("r", request, T0 + 1)
+    first = await cancel_one(store, "r", request, T0 + 1)
     assert first.outcome == "cancelled"
     assert first.run.lease_generation == held.lease.generation + 1
     assert first.run.cancel_requested_at.timestamp() == T0 + 1
     assert not await store.complete_step(held.lease, 0, "s", 1, T0 + 2)
     assert not await store.finish_run(held.lease, RunStatus.SUCCESS, 1, None, T0 + 2)
-    second = await store.cancel_run("r", CancelRequest(reason="again"), T0 + 3)
+    second = await cancel_one(store, "r", CancelRequest(reason="again"), T0 + 3)
     assert second.outcome == "already_interrupted"
     assert second.run.cancel_reason == "stop" and second.run.lease_generation == \
         first.run.lease_generation
     events = [e.event for e in await store.get_events("r")]
     assert events.count("run:cancel") == 1 and "run:complete" not in events
-    assert await store.cancel_run("missing", request, T0) is None
+    assert await cancel_one(store, "missing", request, T0) is None
 
 
 async def test_cancel_of_a_finished_run_is_a_conflict_and_changes_nothing(store: Store):
     await store.create_run(new_run("r"), T0, on_active="enqueue")
     held = await claim_one(store)
     assert await store.finish_run(held.lease, RunStatus.ERROR, None, "boom", T0)
-    result = await store.cancel_run("r", CancelRequest(), T0)
+    result = await cancel_one(store, "r", CancelRequest(), T0)
     assert result.outcome == "conflict" and result.run.status is RunStatus.ERROR
     assert (await store.get_run("r")).cancel_requested_at is None
 
@@ -157,7 +159,7 @@ async def test_rollback_restores_the_snapshot_taken_at_claim(store: Store):
     assert await store.complete_step(b.lease, 0, "s", 1, T0)
     assert await store.append_event("b", "values", {"v": "b-partial"}, T0, lease=b.lease)
     assert (await store.get_thread("t")).values == {"v": "b-partial"}
-    done = await store.cancel_run("b", CancelRequest(CancelAction.ROLLBACK), T0)
+    done = await cancel_one(store, "b", CancelRequest(CancelAction.ROLLBACK), T0)
     assert done.run.step_index == 0 and done.run.cancel_action is CancelAction.ROLLBACK
     assert (await store.get_thread("t")).values == {"v": "a"}
     assert await store.get_steps("b") == []
@@ -170,11 +172,11 @@ async def test_rollback_after_resume_restores_the_values_from_before_the_first_s
     await store.create_run(new_run("a", "t"), T0, on_active="enqueue")
     first = await claim_one(store)
     assert await store.append_event("a", "values", {"v": "a-1"}, T0, lease=first.lease)
-    await store.cancel_run("a", CancelRequest(), T0)
+    await cancel_one(store, "a", CancelRequest(), T0)
     await store.resume_run("a", T0)
     second = await claim_one(store)
     assert await store.append_event("a", "values", {"v": "a-2"}, T0, lease=second.lease)
-    await store.cancel_run("a", CancelRequest(CancelAction.ROLLBACK), T0)
+    await cancel_one(store, "a", CancelRequest(CancelAction.ROLLBACK), T0)
     assert (await store.get_thread("t")).values is None
 
 
@@ -183,7 +185,7 @@ async def test_rollback_never_overwrites_values_a_newer_run_wrote(store: Store):
     await store.create_run(new_run("a", "t"), T0, on_active="enqueue")
     a = await claim_one(store)
     assert await store.append_event("a", "values", {"v": "a"}, T0, lease=a.lease)
-    await store.cancel_run("a", CancelRequest(), T0)
+    await cancel_one(store, "a", CancelRequest(), T0)
     await store.create_run(new_run("b", "t"), T0, on_active="enqueue")
     b = await claim_one(store)
     assert await store.finish_run(b.lease, RunStatus.SUCCESS, {"v": "b"}, None, T0)
@@ -191,7 +193,7 @@ async def test_rollback_never_overwrites_values_a_newer_run_wrote(store: Store):
     await store.resume_run("a", T0)
     a2 = await claim_one(store)
     assert await store.append_event("a", "values", {"v": "a-again"}, T0, lease=a2.lease)
-    await store.cancel_run("a", CancelRequest(CancelAction.ROLLBACK), T0)
+    await cancel_one(store, "a", CancelRequest(CancelAction.ROLLBACK), T0)
     assert (await store.get_thread("t")).values == {"v": "b"}
 
 
@@ -202,7 +204,7 @@ async def test_rollback_of_a_run_that_wrote_nothing_leaves_values_alone(store: S
     assert await store.finish_run(a.lease, RunStatus.SUCCESS, {"v": "a"}, None, T0)
     await store.create_run(new_run("b", "t"), T0, on_active="enqueue")
     await claim_one(store)
-    await store.cancel_run("b", CancelRequest(CancelAction.ROLLBACK), T0)
+    await cancel_one(store, "b", CancelRequest(CancelAction.ROLLBACK), T0)
     assert (await store.get_thread("t")).values == {"v": "a"}
 
 
@@ -249,7 +251,7 @@ async def test_renewed_lease_is_not_reaped(store: Store):
     assert await store.renew_leases([held.lease], 10.0, T0 + 8) == []
     assert await store.reap_expired(T0 + 12) == []
     assert await store.lost_leases([held.lease]) == []
-    await store.cancel_run("r", CancelRequest(), T0 + 13)
+    await cancel_one(store, "r", CancelRequest(), T0 + 13)
     assert await store.lost_leases([held.lease]) == ["r"]
 
 
@@ -258,7 +260,7 @@ async def test_release_forgets_the_owner_only_of_the_cancelled_attempt(store: St
     held = await claim_one(store, owner="w1")
     await store.release_lease(held.lease)
     assert (await store.get_run("r")).lease_owner == "w1"  # still running: kept
-    await store.cancel_run("r", CancelRequest(), T0)
+    await cancel_one(store, "r", CancelRequest(), T0)
     assert (await store.get_run("r")).lease_owner == "w1"  # its task may still be running
     # cancelled, resumed and claimed again (by the same worker id) before the old task
     # stopped: the old attempt's release must not clear the new attempt's lease
@@ -266,7 +268,7 @@ async def test_release_forgets_the_owner_only_of_the_cancelled_attempt(store: St
     again = await claim_one(store, owner="w1")
     await store.release_lease(held.lease)
     assert (await store.get_run("r")).lease_owner == "w1"
-    await store.cancel_run("r", CancelRequest(), T0)
+    await cancel_one(store, "r", CancelRequest(), T0)
     await store.release_lease(again.lease)
     assert (await store.get_run("r")).lease_owner is None
 
@@ -277,7 +279,7 @@ async def test_resume_requeues_only_interrupted_runs(store: Store):
     assert await store.complete_step(held.lease, 0, "s", "kept", T0)
     with pytest.raises(RunConflict):
         await store.resume_run("r", T0)
-    await store.cancel_run("r", CancelRequest(), T0)
+    await cancel_one(store, "r", CancelRequest(), T0)
     resumed = await store.resume_run("r", T0)
     assert resumed.status is RunStatus.PENDING and resumed.step_index == 1
     again = await claim_one(store)
@@ -290,7 +292,7 @@ async def test_step_cancel_is_logged_only_for_a_step_not_stored(store: Store):
     await store.create_run(new_run("r"), T0, on_active="enqueue")
     held = await claim_one(store)
     assert await store.complete_step(held.lease, 0, "stored", 1, T0)
-    await store.cancel_run("r", CancelRequest(), T0)
+    await cancel_one(store, "r", CancelRequest(), T0)
     await store.record_step_cancel(held.lease, 0, "stored", "cancelled", T0)
     await store.record_step_cancel(held.lease, 1, "in_flight", "cancelled", T0)
     cancels = [e.data for e in await store.get_events("r") if e.event == "step:cancel"]
@@ -300,7 +302,7 @@ async def test_step_cancel_is_logged_only_for_a_step_not_stored(store: Store):
 async def test_step_cancel_is_not_logged_into_a_later_attempt(store: Store):
     await store.create_run(new_run("r"), T0, on_active="enqueue")
     held = await claim_one(store)
-    await store.cancel_run("r", CancelRequest(), T0)
+    await cancel_one(store, "r", CancelRequest(), T0)
     await store.resume_run("r", T0)
     await claim_one(store)
     await store.record_step_cancel(held.lease, 0, "late", "cancelled", T0)
@@ -309,13 +311,13 @@ async def test_step_cancel_is_not_logged_into_a_later_attempt(store: Store):
 
 async def test_cancel_remembers_the_generation_it_revoked_across_resume(store: Store):
     await store.create_run(new_run("r"), T0, on_active="enqueue")
-    pending_cancel = (await store.cancel_run("r", CancelRequest(), T0)).run
+    pending_cancel = (await cancel_one(store, "r", CancelRequest(), T0)).run
     # a pending run's cancel closes a generation nobody holds: no worker takes it for its own
     assert pending_cancel.cancelled_generation == pending_cancel.lease_generation - 1
     await store.resume_run("r", T0)
     held = await claim_one(store)
     assert held.lease.generation > pending_cancel.lease_generation
-    await store.cancel_run("r", CancelRequest(), T0)
+    await cancel_one(store, "r", CancelRequest(), T0)
     resumed = await store.resume_run("r", T0)
     assert resumed.cancelled_generation == held.lease.generation
     assert resumed.cancelled_generation > pending_cancel.cancelled_generation
@@ -342,7 +344,7 @@ async def test_run_marks_move_with_every_change(store: Store):
     held = await claim_one(store)
     after_claim = await store.run_marks(["r"])
     assert after_claim != before
-    await store.cancel_run("r", CancelRequest(), T0)
+    await cancel_one(store, "r", CancelRequest(), T0)
     after_cancel = await store.run_marks(["r"])
     assert after_cancel != after_claim
     await store.release_lease(held.lease)
@@ -365,7 +367,7 @@ async def test_concurrent_writes_of_many_runs_are_each_fenced(store: Store):
     claimed = await store.claim_runs("w1", ["wf"], 30, 10.0, T0)
     assert len(claimed) == 30
     leases = [c.lease for c in claimed]
-    await store.cancel_run("r07", CancelRequest(reason="user"), T0)
+    await cancel_one(store, "r07", CancelRequest(reason="user"), T0)
     stale = Lease("r11", leases[11].generation - 1)
     writes = [store.complete_step(x, 0, "one", {"n": x.run_id}, T0 + 1) for x in leases]
     writes.append(store.complete_step(stale, 0, "one", "stale", T0 + 1))

@@ -71,6 +71,8 @@ from runplane.models import (
 from runplane.store import Store, open_store
 from runplane.store.base import Cancelled
 
+from support import cancel_one
+
 T = TypeVar("T")
 
 T0 = 1_800_000_000.0
@@ -437,7 +439,7 @@ class StoreMachine(RuleBasedStateMachine):
                    reason: str) -> None:
         run_id = self.pick(run, prefer)
         request = CancelRequest(action, reason, "tester")
-        result: Cancelled | None = self.call(self.store.cancel_run, run_id, request, self.now)
+        result: Cancelled | None = self.call(cancel_one, self.store, run_id, request, self.now)
         before, after = self.refresh("cancel_run")
         if run_id not in before.runs:
             assert result is None and after == before

@@ -115,21 +115,13 @@ class Store(Protocol):
         self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int
     ) -> list[Run]: ...
 
-    async def cancel_run(self, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
-        """Move an active run to ``interrupted`` and bump its fence, in one write.
-
-        Returns None for an unknown run. A run already interrupted is left as it is.
-        """
-
-    async def delete_run(self, run_id: str) -> Run:
-        """Delete a run that is not active, with its steps and events; raises RunNotFound,
-        or RunConflict for a pending or running run."""
-
     async def cancel_runs(
         self, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool
     ) -> Swept | None:
-        """Cancel ``run_id`` with its attached descendants, or (``whole_tree``) every run
-        under its root, in one transaction: leaves first (each ``run:cancel`` ten microseconds
+        """Cancel ``run_id`` (pending or running: move it to ``interrupted`` and bump its
+        fence; already interrupted: leave it; finished: a conflict that changes nothing) with
+        its attached descendants, or (``whole_tree``) every run under its root, in one
+        transaction: leaves first (each ``run:cancel`` ten microseconds
         after its children's), each run exactly once. None for an unknown run."""
 
     async def spawn_run(self, parent: Lease, new: NewRun, now: float) -> Run | None:

@@ -819,10 +819,6 @@ class PostgresStore:
         )
         return [run_from_row(r) for r in rows]
 
-    async def cancel_run(self, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
-        return await self._transaction(
-            lambda conn: _cancel(conn, run_id, request, now, self.cancel_channel))
-
     async def cancel_runs(
         self, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool
     ) -> Swept | None:

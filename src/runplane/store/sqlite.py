@@ -786,9 +786,6 @@ class SQLiteStore:
 
         return await self._read(tx)
 
-    async def cancel_run(self, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
-        return await self._write(lambda conn: _cancel(conn, run_id, request, now))
-
     async def cancel_runs(
         self, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool
     ) -> Swept | None:
