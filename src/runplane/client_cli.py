@@ -39,13 +39,19 @@ def _request(url: str, method: str, path: str, **kwargs: Any) -> Any:
             response = http.request(method, path, **kwargs)
     except httpx.TransportError as exc:
         _die(f"cannot reach {url}: {exc}")
-    if response.is_error:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        _die(f"{response.status_code}: {detail}")
+    _die_on_error(response)
     return response.json()
+
+
+def _die_on_error(response: httpx.Response) -> None:
+    """A server error: print its ``detail`` and exit 1 (the body must have been read)."""
+    if not response.is_error:
+        return
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    _die(f"{response.status_code}: {detail}")
 
 
 def _status(status: str) -> str:
@@ -174,8 +180,7 @@ def tail(run_id: RunId, url: Url = DEFAULT_URL, as_json: Json = False) -> None:
         ) as response:
             if response.is_error:
                 response.read()
-                _request(url, "GET", f"/runs/{run_id}")  # says why, and exits
-                _die(f"{response.status_code}: {response.text}")
+                _die_on_error(response)
             for event, data in _sse(response.iter_lines()):
                 if event != "debug":
                     continue
