@@ -17,6 +17,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from importlib import resources
 from pathlib import Path
 
 import asyncpg
@@ -247,7 +248,12 @@ async def test_migrate_applies_the_migrations_once(database_url: str) -> None:
         assert f"migrations applied to {redact_url(database_url)}" in result.stdout
         assert "0001_initial.sql" in result.stdout
     applied = await _applied_migrations(database_url)
-    assert [version for version, _ in applied] == ["0001_initial.sql"]
+    backend = "sqlite" if database_url.startswith("sqlite:") else "postgres"
+    shipped = resources.files("runplane.store") / "migrations" / backend
+    assert [version for version, _ in applied] == sorted(
+        f.name for f in shipped.iterdir() if f.name.endswith(".sql"))
+    assert [version for version, _ in applied][:2] == ["0001_initial.sql",
+                                                       "0002_run_traceback.sql"]
 
     again = await asyncio.to_thread(run_cli, "migrate", "--database", database_url)
     assert again.returncode == 0, again.stderr

@@ -1345,3 +1345,31 @@ async def test_cli_shows_and_cancels_a_tree(
     assert missing.returncode == 1 and "404" in missing.stderr
     finished = await asyncio.to_thread(runplane_cli, server, "cancel", root)
     assert finished.returncode == 0 and "already_interrupted" in finished.stdout
+
+
+async def test_a_failed_run_shows_its_traceback_and_logs_one_line(
+        client: LangGraphClient, http: httpx.AsyncClient, server: Server) -> None:
+    start = server.output_size()
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "fails", input={})
+    await client.runs.join(thread_id, run["run_id"])
+    body = (await http.get(f"/runs/{run['run_id']}")).json()
+    assert body["status"] == "error" and body["error"] == "ValueError: boom"
+    trace = body["traceback"]
+    assert trace.startswith("Traceback (most recent call last):")
+    assert 'raise ValueError("boom")' in trace and trace.rstrip().endswith("ValueError: boom")
+    assert (await client.runs.get(thread_id, run["run_id"]))["traceback"] == trace
+
+    shown = await asyncio.to_thread(runplane_cli, server, "get", run["run_id"])
+    assert shown.returncode == 0, shown.stderr
+    assert 'raise ValueError("boom")' in shown.stdout
+    assert shown.stdout.rstrip().endswith("ValueError: boom")
+    as_json = await asyncio.to_thread(runplane_cli, server, "get", run["run_id"], "--json")
+    assert json.loads(as_json.stdout)["traceback"] == trace
+
+    line = f"run {run['run_id']} (fails, attempt 1) ended error: ValueError: boom"
+    await eventually(lambda: line in server.output(start), timeout=10)
+    logged = [x for x in server.output(start).splitlines() if run["run_id"] in x
+              and "WARNING" in x]
+    assert len(logged) == 1 and logged[0].endswith(line), logged
+    assert "Traceback" not in server.output(start)

@@ -15,6 +15,7 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 runs = typer.Typer(name="runs", help="Look at and stop runs on a server.", no_args_is_help=True)
@@ -146,10 +147,15 @@ def get(run_id: RunId, url: Url = DEFAULT_URL, as_json: Json = False) -> None:
         return
     table = Table("field", "value", show_header=False)
     for key, value in body.items():
-        shown = _status(value) if key == "status" else json.dumps(value) \
-            if isinstance(value, dict | list) else str(value)
+        if key == "traceback":
+            continue
+        shown = _status(value) if key == "status" else Text(json.dumps(value)) \
+            if isinstance(value, dict | list) else Text(str(value))
         table.add_row(key, shown)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if body.get("traceback"):  # as Python printed it: wrapping or markup would garble it
+        console.print("traceback:", Text(body["traceback"]), sep="\n", soft_wrap=True)
 
 
 def _sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:

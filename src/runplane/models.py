@@ -127,6 +127,9 @@ class Run:
     cancelled_generation: int | None
     root_run_id: str
     parent_run_id: str | None
+    #: Where a failed run's workflow raised (or where its timeout stopped it), formatted and
+    #: bounded by the worker; None for other runs.
+    traceback: str | None = None
 
     def evolve(self, **changes: Any) -> Run:
         return dataclasses.replace(self, **changes)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,26 @@ class _Held:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+#: The most of a traceback kept with a run: its end, where the exception was raised.
+TRACEBACK_LIMIT = 16 * 1024
+
+
+def format_traceback(task: asyncio.Task[Any]) -> str | None:
+    """Where a finished ``task`` raised (for a cancelled one: where it was waiting when
+    cancelled), at most :data:`TRACEBACK_LIMIT` characters; None if it returned."""
+    try:
+        task.result()
+        return None
+    except BaseException as exc:  # the workflow's own, re-raised here
+        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    if len(text) <= TRACEBACK_LIMIT:
+        return text
+    kept = text[-TRACEBACK_LIMIT:]
+    kept = kept[kept.find("\n") + 1:]  # from a whole line on
+    return f"[traceback cut: its first {len(text) - len(kept)} characters are not kept]\n{kept}"
 
 
 class Worker:
@@ -259,8 +280,10 @@ class Worker:
             return
         output: Any = None
         error: str | None = None
+        trace = format_traceback(task)
         if ctx.stop_reason == "timeout":
             status, error = RunStatus.TIMEOUT, f"run exceeded its timeout of {timeout}s"
+            trace = f"{error}; the workflow was stopped here:\n{trace or '(it returned)'}"
         elif task.cancelled():
             status, error = RunStatus.ERROR, "the workflow cancelled itself (CancelledError)"
         elif (exc := task.exception()) is not None:
@@ -274,8 +297,13 @@ class Worker:
                 error = f"the workflow's output is not JSON-serialisable: {exc}"
         if self._hooks.before_finish is not None:
             await self._hooks.before_finish(ctx.run_id, status)
-        if await self._store.finish_run(ctx.lease, status, output, error, self._clock.now()):
+        if await self._store.finish_run(ctx.lease, status, output, error, self._clock.now(),
+                                        trace if status is not RunStatus.SUCCESS else None):
             metrics.RUNS_FINISHED.labels(status.value).inc()
+            if error is not None:  # one line: the traceback is kept with the run
+                log.warning("run %s (%s, attempt %d) ended %s: %s", ctx.run_id,
+                            ctx.assistant_id, ctx.attempt, status.value,
+                            " ".join(error.split())[:500])
             if ctx.spawned_attached and self._runs is not None:
                 await self._runs.end_children(ctx.run_id, status)
             return

@@ -135,6 +135,7 @@ def run_body(run: Run) -> dict[str, Any]:
         "max_attempts": run.max_attempts,
         "timeout": run.timeout,
         "error": run.error,
+        "traceback": run.traceback,
         "cancel_reason": run.cancel_reason,
         "cancel_action": run.cancel_action.value if run.cancel_action else None,
         "cancel_requested_at": _iso(run.cancel_requested_at),

@@ -199,6 +199,8 @@ class Store(Protocol):
         step was stored after all or the run was claimed again since."""
 
     async def finish_run(
-        self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float
+        self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float,
+        traceback: str | None = None,
     ) -> bool:
-        """Fenced move to a terminal status; on success the output becomes the thread's values."""
+        """Fenced move to a terminal status; on success the output becomes the thread's values.
+        ``traceback`` is kept with a failed run, as given."""

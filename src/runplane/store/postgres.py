@@ -120,7 +120,7 @@ metadata::text AS metadata, multitask_strategy, created_at, updated_at, started_
 attempt, max_attempts, timeout, deadline_at, lease_owner, lease_generation, lease_expires_at,
 step_index, last_event_seq, pre_run_values::text AS pre_run_values, cancel_requested_at,
 cancel_reason, cancel_action, cancel_requested_by, cancelled_generation, root_run_id,
-parent_run_id
+parent_run_id, traceback
 """
 
 _SELECT_THREAD_STATUS = f"SELECT *, {THREAD_STATUS_SQL} AS status FROM ({_SELECT_THREAD}) t"
@@ -377,12 +377,12 @@ SELECT run_id, last_event_seq, 'step:cancel',
 _FINISH_RUNS = f"""
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                         $6::float8[], $7::text[], $8::text[])
-        AS i(w_run, w_gen, w_status, w_output, w_error, w_now, w_event, w_data)
+                         $6::float8[], $7::text[], $8::text[], $9::text[])
+        AS i(w_run, w_gen, w_status, w_output, w_error, w_now, w_event, w_data, w_traceback)
 ), {_LOCK_BATCH_ROWS}, r AS (
     UPDATE runs
        SET status = i.w_status, output = i.w_output::jsonb, error = i.w_error,
-           ended_at = i.w_now, updated_at = i.w_now, lease_owner = NULL,
+           traceback = i.w_traceback, ended_at = i.w_now, updated_at = i.w_now, lease_owner = NULL,
            lease_expires_at = NULL, last_event_seq = last_event_seq + 1
       FROM i JOIN l ON l.l_run = i.w_run
      WHERE runs.run_id = i.w_run AND runs.status = 'running' AND runs.lease_generation = i.w_gen
@@ -995,10 +995,11 @@ class PostgresStore:
         )
 
     async def finish_run(
-        self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float
+        self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float,
+        traceback: str | None = None,
     ) -> bool:
         success = status is RunStatus.SUCCESS
         data = {"output": output} if success else {"error": error}
         return await self._finishes.submit((
             lease.run_id, lease.generation, status.value, dumps(output) if success else None,
-            error, now, FINISH_EVENTS[status], dumps(data)))
+            error, now, FINISH_EVENTS[status], dumps(data), traceback))

@@ -136,6 +136,7 @@ def run_from_row(row: Mapping[str, Any]) -> Run:
         cancelled_generation=row["cancelled_generation"],
         root_run_id=row["root_run_id"],
         parent_run_id=row["parent_run_id"],
+        traceback=row["traceback"],
     )
 
 

@@ -346,7 +346,7 @@ RETURNING last_event_seq
 
 _FINISH = """
 UPDATE runs
-   SET status = ?, output = ?, error = ?, ended_at = ?, updated_at = ?,
+   SET status = ?, output = ?, error = ?, traceback = ?, ended_at = ?, updated_at = ?,
        lease_owner = NULL, lease_expires_at = NULL, last_event_seq = last_event_seq + 1
  WHERE run_id = ? AND status = 'running' AND lease_generation = ?
 RETURNING last_event_seq, thread_id
@@ -623,11 +623,12 @@ def _record_step_cancel(
 
 def _finish(
     conn: sqlite3.Connection, lease: Lease, status: RunStatus, output: Any, error: str | None,
-    now: float,
+    now: float, traceback: str | None,
 ) -> bool:
     encoded = None if status is not RunStatus.SUCCESS else dumps(output)
     row = conn.execute(
-        _FINISH, (status.value, encoded, error, now, now, lease.run_id, lease.generation)
+        _FINISH, (status.value, encoded, error, traceback, now, now, lease.run_id,
+                  lease.generation)
     ).fetchone()
     if row is None:
         return False
@@ -927,6 +928,8 @@ class SQLiteStore:
         await self._write(lambda conn: _record_step_cancel(conn, lease, index, name, reason, now))
 
     async def finish_run(
-        self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float
+        self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float,
+        traceback: str | None = None,
     ) -> bool:
-        return await self._write(lambda conn: _finish(conn, lease, status, output, error, now))
+        return await self._write(
+            lambda conn: _finish(conn, lease, status, output, error, now, traceback))
