@@ -1029,6 +1029,104 @@ async def test_join_stream_of_a_finished_run_with_default_mode_replays_values(
     assert of(parts, "values")[-1] == {"total": 3, "done": 2}
 
 
+async def _raw_stream(http: httpx.AsyncClient, method: str, path: str,
+                      **kwargs: Any) -> tuple[int, list[dict[str, str]]]:
+    """A whole stream read with httpx: its status and its messages (a cut body raises)."""
+    async with asyncio.timeout(STREAM_TIMEOUT), http.stream(method, path, **kwargs) as res:
+        return res.status_code, parse_sse((await res.aread()).decode())
+
+
+@pytest.mark.parametrize("last_event_id", [
+    "1000000", str(2**63 - 1), str(2**63), str(2**64 + 7), "9" * 5000,
+])
+async def test_join_stream_past_the_end_of_the_log_still_ends_with_end(
+        client: LangGraphClient, http: httpx.AsyncClient, last_event_id: str) -> None:
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "steps", input={"n": 2})
+    await client.runs.join(thread_id, run["run_id"])
+    status, messages = await _raw_stream(
+        http, "GET", f"/threads/{thread_id}/runs/{run['run_id']}/stream",
+        params={"stream_mode": ["values", "updates"]}, headers={"Last-Event-ID": last_event_id})
+    assert status == 200
+    assert [m["event"] for m in messages] == ["metadata", "end"]
+    assert json.loads(messages[-1]["data"]) == {"run_id": run["run_id"], "status": "success"}
+
+
+@pytest.mark.parametrize("last_event_id", ["-5", "garbage", "1e3"])
+async def test_join_stream_with_an_unusable_last_event_id_replays_from_the_start(
+        client: LangGraphClient, http: httpx.AsyncClient, last_event_id: str) -> None:
+    run = await client.runs.create(None, "steps", input={"n": 2})
+    assert (await http.get(f"/runs/{run['run_id']}/join")).status_code == 200
+    status, messages = await _raw_stream(
+        http, "GET", f"/runs/{run['run_id']}/stream", headers={"Last-Event-ID": last_event_id})
+    assert status == 200
+    assert [json.loads(m["data"]) for m in messages if m["event"] == "values"][-1] == {
+        "total": 3, "done": 2}
+    assert messages[-1]["event"] == "end"
+
+
+async def test_join_stream_past_the_end_of_a_live_run_ends_with_end_once_it_is_over(
+        client: LangGraphClient, server: Server, tmp_path: Path) -> None:
+    thread_id = await new_thread(client)
+    gate, marker = tmp_path / "gate", tmp_path / "ticks.log"
+    run = await client.runs.create(thread_id, "ticks",
+                                   input={"gate": str(gate), "marker": str(marker)})
+    await wait_mark(marker, "started")
+    parts: list[StreamPart] = []
+    try:
+        async with asyncio.timeout(STREAM_TIMEOUT):
+            async for part in client.runs.join_stream(thread_id, run["run_id"],
+                                                      stream_mode=["values"],
+                                                      last_event_id=str(2**70)):
+                parts.append(part)
+                if part.event == "metadata":
+                    gate.touch()
+    finally:
+        gate.touch()
+    assert [p.event for p in parts] == ["metadata", "end"]
+    assert parts[-1].data == {"run_id": run["run_id"], "status": "success"}
+
+
+async def test_an_unknown_stream_mode_is_refused_before_anything_is_created(
+        client: LangGraphClient, http: httpx.AsyncClient) -> None:
+    thread_id = await new_thread(client)
+    before = {r["run_id"] for r in (await http.get("/runs", params={"limit": 1000})).json()}
+    body = {"assistant_id": "echo", "input": {}, "stream_mode": ["values", "valuez"]}
+    for path in (f"/threads/{thread_id}/runs/stream", "/runs/stream", "/runs", "/runs/wait",
+                 f"/threads/{thread_id}/runs", f"/threads/{thread_id}/runs/wait"):
+        refused = assert_detail(await http.post(path, json=body), 422)
+        assert "'valuez'" in refused["detail"], refused
+        assert "values, updates, custom, debug, messages" in refused["detail"], refused
+    one = assert_detail(await http.post("/runs/stream", json={**body, "stream_mode": "nope"}),
+                        422)
+    assert "'nope'" in one["detail"]
+    assert await client.runs.list(thread_id) == []
+    after = {r["run_id"] for r in (await http.get("/runs", params={"limit": 1000})).json()}
+    assert after == before
+
+    run = await client.runs.create(thread_id, "echo", input={})
+    await client.runs.join(thread_id, run["run_id"])
+    for path in (f"/threads/{thread_id}/runs/{run['run_id']}/stream",
+                 f"/runs/{run['run_id']}/stream"):
+        bad = assert_detail(await http.get(path, params={"stream_mode": ["values", "x"]}), 422)
+        assert "'x'" in bad["detail"] and "messages-tuple" in bad["detail"]
+
+
+async def test_every_langgraph_stream_mode_is_accepted(client: LangGraphClient) -> None:
+    from typing import get_args
+
+    from langgraph_sdk.schema import StreamMode
+
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "steps", input={"n": 1})
+    await client.runs.join(thread_id, run["run_id"])
+    modes = list(get_args(StreamMode))
+    assert {"values", "messages-tuple", "checkpoints", "custom"} <= set(modes)
+    parts = await collect(client.runs.join_stream(thread_id, run["run_id"], stream_mode=modes))
+    assert parts[0].event == "metadata" and parts[-1].event == "end"
+    assert {"values", "updates", "custom", "debug"} <= {p.event for p in parts}
+
+
 async def test_join_stream_follows_a_live_run_until_it_is_cancelled(
         client: LangGraphClient, server: Server, tmp_path: Path) -> None:
     parked = await start_parked(client, tmp_path, values={"v": "live"})

@@ -57,6 +57,8 @@ SWEEP_OUTCOMES = {"cancelled": "cancelled", "already_interrupted": "already_inte
                   "conflict": "already_finished"}
 #: What a bulk cancel may select by status.
 BULK_STATUSES = ("pending", "running", "all")
+#: The largest event sequence number the stores can hold (a signed 64-bit integer).
+_MAX_SEQ = 2**63 - 1
 
 
 def _new_id() -> str:
@@ -476,6 +478,7 @@ class RunService:
         With ``idle``, yields None after each ``idle`` seconds without an event (a tick for
         keep-alives)."""
         await self.get_run(run_id)
+        after_seq = min(max(after_seq, 0), _MAX_SEQ)  # past any log, still a database integer
         with self._notifier.watch(run_id, events=True) as logged:
             while True:
                 logged.clear()

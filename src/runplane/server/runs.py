@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from runplane.errors import RunConflict, RunNotFound, StoreClosed
-from runplane.models import Run
+from runplane.models import Run, RunStatus
 from runplane.server.deps import Service, Settings
 from runplane.server.streams import event_stream, parse_last_event_id, sse
 from runplane.server.wire import (
@@ -87,7 +87,12 @@ def _stream(request: Request, service: RunService, settings: Any, run: Run, mode
         ended = False
         try:
             events = service.stream(run.run_id, after_seq=after_seq, idle=settings.sse_heartbeat)
-            async for chunk in event_stream(run.run_id, run.attempt, modes, events):
+
+            async def final_status() -> RunStatus:
+                return (await service.get_run(run.run_id)).status
+
+            async for chunk in event_stream(run.run_id, run.attempt, modes, events,
+                                            final_status):
                 if request.app.state.shutting_down:  # not the client leaving: keep the run
                     ended = True
                     return
@@ -228,8 +233,9 @@ async def join_stream_on_thread(
     stream_mode: StreamModes = None, cancel_on_disconnect: bool = False,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
+    modes = stream_modes(stream_mode)
     run = await service.get_run(run_id, thread_id=thread_id)
-    return _stream(request, service, settings, run, stream_modes(stream_mode),
+    return _stream(request, service, settings, run, modes,
                    after_seq=parse_last_event_id(last_event_id),
                    cancel_on_disconnect=cancel_on_disconnect)
 
@@ -240,8 +246,9 @@ async def join_stream_by_id(
     stream_mode: StreamModes = None, cancel_on_disconnect: bool = False,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
+    modes = stream_modes(stream_mode)
     run = await service.get_run(run_id)
-    return _stream(request, service, settings, run, stream_modes(stream_mode),
+    return _stream(request, service, settings, run, modes,
                    after_seq=parse_last_event_id(last_event_id),
                    cancel_on_disconnect=cancel_on_disconnect)
 

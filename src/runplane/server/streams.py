@@ -5,17 +5,25 @@ what was missed, and ``Last-Event-ID`` (the log's sequence number) resumes
 after the last event a client saw. One log event can give several stream
 events (a completion gives its final ``values`` and the ``end``); only the
 last of them carries the id, so a client cut off between them sees them all
-again.
+again. A stream of a run that is over always ends with ``end``, even when
+``Last-Event-ID`` points past the run's ending event.
+
+A workflow's ``ctx.emit(name, data)`` streams under the mode ``name`` when that is
+a stream mode (``values``, ``custom``, ``messages``, ...); any other name streams
+under ``custom`` as ``{name: data}``, the way ``updates`` names each step.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-from runplane.models import Event
+from runplane.models import Event, RunStatus
 
+#: The stream modes a client may ask for: LangGraph's (``langgraph_sdk.schema.StreamMode``).
+STREAM_MODES = ("values", "updates", "custom", "debug", "messages", "messages-tuple", "events",
+                "tasks", "checkpoints", "tools", "lifecycle")
 #: Log events that end a run, and the stream ``error`` payload each gives.
 _FAILURES = {"run:fail": "RunError", "run:timeout": "RunTimeout"}
 _ENDINGS = {"run:complete": "success", "run:fail": "error", "run:timeout": "timeout",
@@ -33,11 +41,13 @@ HEARTBEAT = b": heartbeat\n\n"
 
 
 def parse_last_event_id(value: str | None) -> int:
-    """The sequence number to resume after; anything unparsable replays from the start."""
-    try:
-        return max(0, int(value)) if value else 0
-    except ValueError:
+    """The sequence number to resume after: a decimal number, however large (the service
+    caps it), as the stream sent it; anything else replays from the start."""
+    digits = (value or "").strip()
+    if not (digits.isascii() and digits.isdigit()):
         return 0
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 19 else 2**63  # more than any log can hold
 
 
 class StreamView:
@@ -47,6 +57,8 @@ class StreamView:
         self.run_id = run_id
         self.modes = set(modes)
         self._last_values: Any = None
+        #: ``end`` was sent for the run's latest attempt (a resume starts a new one)
+        self.ended = False
 
     def render(self, event: Event) -> Iterator[tuple[str, Any]]:
         name, data = event.event, event.data
@@ -62,19 +74,31 @@ class StreamView:
                 yield "values", output
         elif name in _FAILURES:
             yield "error", {"error": _FAILURES[name], "message": data.get("error")}
-        elif ":" not in name and name in self.modes:  # a workflow's ctx.emit(mode, data)
-            if name == "values":
-                self._last_values = data
-            yield name, data
+        elif name == "run:resume":
+            self.ended = False
+        elif ":" not in name:  # a workflow's ctx.emit(name, data)
+            if name not in STREAM_MODES:
+                if "custom" in self.modes:
+                    yield "custom", {name: data}
+            elif name in self.modes:
+                if name == "values":
+                    self._last_values = data
+                yield name, data
         if name in _ENDINGS:
-            yield "end", {"run_id": self.run_id, "status": _ENDINGS[name]}
+            self.ended = True
+            yield "end", self.end(_ENDINGS[name])
+
+    def end(self, status: str) -> dict[str, Any]:
+        return {"run_id": self.run_id, "status": status}
 
 
 async def event_stream(
-    run_id: str, attempt: int, modes: list[str], events: AsyncIterator[Event | None]
+    run_id: str, attempt: int, modes: list[str], events: AsyncIterator[Event | None],
+    final_status: Callable[[], Awaitable[RunStatus]],
 ) -> AsyncIterator[bytes]:
     """``metadata``, then the rendered log as it grows, a comment-line heartbeat for each
-    idle tick (None) of ``events``; ends when ``events`` does (the run ended)."""
+    idle tick (None) of ``events``; ends when ``events`` does (the run ended), with ``end``
+    from ``final_status()`` if the log read gave none (it resumed past the run's end)."""
     view = StreamView(run_id, modes)
     yield sse("metadata", {"run_id": run_id, "attempt": attempt})
     async for event in events:
@@ -84,3 +108,5 @@ async def event_stream(
         parts = list(view.render(event))
         for k, (name, data) in enumerate(parts):
             yield sse(name, data, event.seq if k == len(parts) - 1 else None)
+    if not view.ended:
+        yield sse("end", view.end((await final_status()).value))

@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runplane.models import CancelResult, Run, RunNode, RunStatus, Thread
+from runplane.server.streams import STREAM_MODES
 
 #: Run-creation fields runplane does not implement; sending one is an error, not a no-op.
 UNSUPPORTED_RUN_FIELDS = (
@@ -96,6 +97,12 @@ class RunCreate(_Body):
             raise ValueError(f"not supported by runplane: {', '.join(given)}")
         return self
 
+    @field_validator("stream_mode")
+    @classmethod
+    def _known_modes(cls, value: str | list[str] | None) -> str | list[str] | None:
+        stream_modes(value)  # refused before any run is created
+        return value
+
     def stream_modes(self) -> list[str]:
         return stream_modes(self.stream_mode)
 
@@ -107,11 +114,16 @@ class BulkCancel(_Body):
 
 
 def stream_modes(requested: str | list[str] | None) -> list[str]:
-    """The SDK's ``stream_mode`` as a list; nothing (or an empty value) means ``values``."""
+    """The SDK's ``stream_mode`` as a list; nothing (or an empty value) means ``values``.
+    An unknown mode is a ValueError naming the allowed ones (a typo would stream nothing)."""
     if isinstance(requested, str):
         requested = [requested]
-    modes = [m for m in requested or [] if m]
-    return list(dict.fromkeys(modes)) or ["values"]
+    modes = list(dict.fromkeys(m for m in requested or [] if m))
+    unknown = [m for m in modes if m not in STREAM_MODES]
+    if unknown:
+        raise ValueError(f"unknown stream mode {', '.join(map(repr, unknown))}; allowed: "
+                         f"{', '.join(STREAM_MODES)}")
+    return modes or ["values"]
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -1,0 +1,118 @@
+"""The stream view of a run's log: which stream events each log event gives, and that a
+stream of a finished run always ends with ``end``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from runplane import Context
+from runplane.models import Event, RunStatus
+from runplane.server.streams import (
+    STREAM_MODES,
+    StreamView,
+    event_stream,
+    parse_last_event_id,
+)
+from runplane.server.wire import RunCreate, stream_modes
+
+from support import AppFactory
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def ev(seq: int, name: str, data: Any) -> Event:
+    return Event("r1", seq, name, data, NOW)
+
+
+def test_emits_under_a_stream_mode_stream_under_that_mode() -> None:
+    view = StreamView("r1", ["values", "custom", "messages"])
+    assert list(view.render(ev(1, "values", {"v": 1}))) == [("values", {"v": 1})]
+    assert list(view.render(ev(2, "custom", {"p": 1}))) == [("custom", {"p": 1})]
+    assert list(view.render(ev(3, "messages", ["m"]))) == [("messages", ["m"])]
+    assert list(view.render(ev(4, "updates", {"u": 1}))) == []  # not asked for
+
+
+def test_emits_under_other_names_stream_under_custom_with_their_name() -> None:
+    assert list(StreamView("r1", ["custom"]).render(ev(1, "progress", 0.5))) == [
+        ("custom", {"progress": 0.5})]
+    assert list(StreamView("r1", ["values"]).render(ev(1, "progress", 0.5))) == []
+
+
+def test_stream_modes_are_langgraphs_and_unknown_ones_are_refused() -> None:
+    assert stream_modes(None) == stream_modes([]) == stream_modes("") == ["values"]
+    assert stream_modes(["updates", "values", "updates"]) == ["updates", "values"]
+    assert stream_modes(list(STREAM_MODES)) == list(STREAM_MODES)
+    with pytest.raises(ValueError, match=r"unknown stream mode 'progress', 'x'; allowed: "
+                                         r"values, updates, custom, debug, messages"):
+        stream_modes(["values", "progress", "x"])
+    with pytest.raises(ValueError, match="unknown stream mode 'valuez'"):
+        RunCreate(assistant_id="a", stream_mode="valuez")
+
+
+@pytest.mark.parametrize(("header", "after"), [
+    (None, 0), ("", 0), ("7", 7), (" 7 ", 7), ("-3", 0), ("x", 0), ("1e3", 0), ("٣", 0),
+    (str(2**63 - 1), 2**63 - 1), ("0" * 30 + "5", 5), ("9" * 5000, 2**63),
+])
+def test_last_event_id_parses_decimal_numbers_of_any_size(header: str | None,
+                                                          after: int) -> None:
+    assert parse_last_event_id(header) == after
+
+
+async def _log(*events: Event) -> AsyncIterator[Event | None]:
+    for event in events:
+        yield event
+
+
+async def _messages(stream: AsyncIterator[bytes]) -> list[tuple[str, Any, str | None]]:
+    out = []
+    async for chunk in stream:
+        fields = dict(line.split(": ", 1) for line in chunk.decode().splitlines() if line)
+        out.append((fields["event"], json.loads(fields["data"]), fields.get("id")))
+    return out
+
+
+async def test_a_log_read_past_the_runs_end_still_ends_with_end() -> None:
+    async def status() -> RunStatus:
+        return RunStatus.TIMEOUT
+
+    got = await _messages(event_stream("r1", 2, ["values"], _log(), status))
+    assert got == [("metadata", {"run_id": "r1", "attempt": 2}, None),
+                   ("end", {"run_id": "r1", "status": "timeout"}, None)]
+
+
+async def test_end_is_sent_once_and_again_after_a_resume() -> None:
+    asked: list[bool] = []
+
+    async def status() -> RunStatus:
+        asked.append(True)
+        return RunStatus.SUCCESS
+
+    ended = _log(ev(1, "run:cancel", {}), ev(2, "step:cancel", {}))
+    got = await _messages(event_stream("r1", 1, ["values"], ended, status))
+    assert [m[0] for m in got] == ["metadata", "end"] and not asked
+    resumed = _log(ev(1, "run:cancel", {}), ev(2, "run:resume", {}))
+    got = await _messages(event_stream("r1", 1, ["values"], resumed, status))
+    assert [(m[0], m[1].get("status")) for m in got][1:] == [
+        ("end", "interrupted"), ("end", "success")]
+
+
+async def test_the_service_streams_nothing_past_the_end_of_any_log(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.workflow("one")
+    async def one(ctx: Context, input: Any) -> int:
+        await ctx.emit("values", {"v": 1})
+        return 1
+
+    async with app:
+        run = await app.runs.create(None, "one")
+        assert await app.runs.join(run.run_id) == 1
+        for after in (2**63 - 1, 2**63, 2**80):
+            assert [e async for e in app.runs.stream(run.run_id, after_seq=after)] == []
+        assert [e.event async for e in app.runs.stream(run.run_id, after_seq=-4)][-1] == (
+            "run:complete")
