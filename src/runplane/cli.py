@@ -10,13 +10,14 @@ import asyncio
 import importlib
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import unquote
 
 import typer
 from rich.console import Console
@@ -79,31 +80,61 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+#: A URL's scheme, and the ``//`` that starts its authority when there is one.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(//)?")
+#: A ``password=`` query parameter's value: up to the next ``&`` (``#`` included).
+_PASSWORD_PARAM = re.compile(r"[?&]password=([^&]*)", re.IGNORECASE)
+#: Where a parser that misreads a URL may cut a password.
+_CUTS = re.compile(r"[#/?@:&]")
+
+
+def _password_spans(url: str) -> list[tuple[int, int]]:
+    """Where ``url`` holds passwords, read without trusting the URL to be well encoded: the
+    user info ends at the LAST ``@`` (a password may hold ``@ : / ? #``), the password
+    starts after the user's first ``:``; and every ``password=`` parameter."""
+    spans = []
+    scheme = _SCHEME.match(url)
+    start = scheme.end() if scheme else 0
+    at = url.rfind("@", start)
+    if at != -1:
+        if scheme and scheme.group(1):  # scheme://user:password@host...
+            colon = url.find(":", start, at)
+            if colon != -1:
+                spans.append((colon + 1, at))
+        elif at > start:  # no authority marker: hide everything before the host
+            spans.append((start, at))
+    spans += [m.span(1) for m in _PASSWORD_PARAM.finditer(url, start)]
+    merged: list[tuple[int, int]] = []
+    for begin, end in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((begin, end))
+    return merged
+
+
 def redact_url(url: str) -> str:
-    """``url`` with any password (in the user info or a ``password=`` parameter) hidden;
-    otherwise character for character the same."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # not a parsable URL: show only its scheme
-        return url.split(":", 1)[0] + ":***" if ":" in url else "***"
+    """``url`` with any password (in the user info or a ``password=`` parameter) shown as
+    ``***``, whatever characters it holds; otherwise character for character the same."""
     shown = url
-    if password is not None:
-        userinfo, _, host = parts.netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        shown = shown.replace(parts.netloc, f"{user}:***@{host}", 1)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if any(k.lower() == "password" for k, _ in pairs):
-        query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs],
-                          safe="*")
-        shown = shown.replace(f"?{parts.query}", f"?{query}", 1)
+    for begin, end in reversed(_password_spans(url)):
+        shown = shown[:begin] + "***" + shown[end:]
     return shown
 
 
 def _scrub(message: str, url: str) -> str:
-    """``message`` with ``url`` (which library errors quote) replaced by its redacted form."""
-    shown = redact_url(url)
-    return message.replace(url, shown) if shown != url else message
+    """``message`` with ``url`` (which library errors quote) replaced by its redacted form,
+    and the pieces of its passwords that a parser misreading the URL would quote (cut at
+    ``# / ? @ : &``, three characters or more) shown as ``***``."""
+    message = message.replace(url, redact_url(url))
+    pieces: set[str] = set()
+    for begin, end in _password_spans(url):
+        for secret in (url[begin:end], unquote(url[begin:end])):
+            cuts = [0, *(m.start() for m in _CUTS.finditer(secret)), len(secret)]
+            pieces.update(secret[a + (a > 0):b] for a in cuts for b in cuts if b > a)
+    for piece in sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True):
+        message = message.replace(piece, "***")
+    return message
 
 
 def load_app(target: str) -> Runplane:
@@ -333,6 +364,9 @@ def serve(
                                            sse_heartbeat=sse_heartbeat))
     except ValueError as exc:
         raise _fail(_scrub(str(exc), url)) from None
+    except Exception as exc:  # the database cannot be reached or opened
+        raise _fail(f"cannot serve on {redact_url(url)}: "
+                    + _scrub(f"{type(exc).__name__}: {exc}", url), 1) from None
 
 
 def _migration_names(url: str) -> list[str]:

@@ -9,6 +9,7 @@ worker hands its running runs back to the queue (the SDK reconnects with
 
 from __future__ import annotations
 
+import asyncio
 from types import FrameType
 
 import uvicorn
@@ -20,6 +21,8 @@ from runplane.server.settings import ServerSettings
 
 def run_server(rp: Runplane, *, host: str, port: int, log_level: str = "info",
                settings: ServerSettings | None = None) -> None:
+    """Open ``rp``, then serve it until SIGTERM/SIGINT. A database that cannot be opened
+    raises here, before uvicorn starts (its lifespan would log the error as a traceback)."""
     settings = settings or ServerSettings()
     api = create_app(rp, settings)
 
@@ -33,4 +36,15 @@ def run_server(rp: Runplane, *, host: str, port: int, log_level: str = "info",
         # open streams end at their next heartbeat once shutting down
         timeout_graceful_shutdown=int(settings.sse_heartbeat) + 5,
     )
-    Server(config).run()
+    server = Server(config)
+
+    async def serve() -> None:
+        await rp.open()  # the lifespan's own open is then a no-op
+        try:
+            await server.serve()
+        finally:
+            await rp.close()
+
+    factory = getattr(config, "get_loop_factory", lambda: None)()  # uvicorn >= 0.36
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve())
