@@ -8,18 +8,20 @@ transaction holding it committed. Write batches open with ``BEGIN IMMEDIATE``
 so several processes sharing the file queue on SQLite's lock (busy timeout)
 instead of failing with "database is locked" half-way through.
 
-Other processes' commits are noticed by the same thread: every few milliseconds
-(``change_check``) it reads ``PRAGMA data_version``, a number that moves only when
-*another* connection committed to the file. It costs a few microseconds and reads no
-table; when it moves, the store's listener re-reads what it waits on (pending runs,
-its leases, watched runs) at once instead of at its next poll. This is checked on the
-writer's own connection, between batches, rather than by a second connection: a
-second connection would see this process's own commits too and wake every reader
-after each of them, which under load means polling harder, not less; this process
-signals its own changes in memory already. The check never delays a batch (it runs
-when the queue is idle or after a batch, at most once per ``change_check``), and a
-check that waits behind a long batch only delays a wake-up, never loses one: the
-number keeps moving until it is read. Polling stays as the fallback.
+Other processes' commits are noticed by the same thread: every ``change_check``
+seconds it reads ``PRAGMA data_version``, a number that moves only when *another*
+connection committed to the file. It reads no table and costs microseconds; when it
+moved, the listener re-reads what it waits on (pending runs, its leases, watched
+runs) at once instead of at its next poll: a quiet database is read no more than
+before; while others keep committing, at most once more per ``change_check``.
+Chosen over a wake-up channel between processes (a socket next to the file):
+nothing to create, find or clean up, and the file stays the only thing processes
+share. The check runs on the writer's own connection, between batches, not on a
+second one: a second connection would also see this process's own commits, which
+it signals in memory already, and wake every reader after each of them. A check
+that waits behind a long batch only delays a wake-up, never loses one: the number
+differs from the last one read as long as anyone committed since. Polling stays
+as the fallback.
 """
 
 from __future__ import annotations
