@@ -24,6 +24,9 @@ from runplane.errors import StoreClosed
 
 log = logging.getLogger("runplane.notifier")
 
+#: Rest after reading marks, as a multiple of the time the read took.
+_PACE = 4.0
+
 #: run id -> (status, lease owner, ..., last event seq): see Store.run_marks
 Marks = Callable[[list[str]], Awaitable[dict[str, tuple[Hashable, ...]]]]
 
@@ -112,8 +115,12 @@ class LocalNotifier:
 
     async def _poll(self) -> None:
         seen: dict[str, tuple[Hashable, ...]] = {}
+        rest = 0.0
+        loop = asyncio.get_running_loop()
         while self._run_watchers or self._event_watchers:
-            await wait_event(self._changed, self._poll_interval)
+            await asyncio.sleep(rest)
+            await wait_event(self._changed, self._poll_interval - rest)
+            started = loop.time()
             try:
                 marks = await self._marks(list({*self._run_watchers, *self._event_watchers}))
             except StoreClosed:
@@ -121,6 +128,11 @@ class LocalNotifier:
             except Exception:
                 log.exception("polling watched runs failed; retrying")
                 continue
+            finally:
+                # A read costs with the runs watched, and others may commit all the time:
+                # rest a few times as long as it took, so that reading marks takes at most
+                # a fifth of this process (never resting past the poll interval).
+                rest = min(self._poll_interval, _PACE * (loop.time() - started))
             for run_id, mark in marks.items():
                 before = seen.get(run_id)
                 if before is None or before[:-1] != mark[:-1]:
