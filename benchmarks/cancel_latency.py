@@ -18,16 +18,18 @@ can be slightly negative when the worker hears of the cancel before the client
 has processed the reply to its COMMIT; the sign is kept.
 
 On PostgreSQL the cancel reaches the worker by ``NOTIFY`` (sent on commit), on
-SQLite by the worker's poll of its leases every ``poll_interval`` (50 ms unless
-``--poll-interval``). PostgreSQL runs in a fresh schema ``rp_bench_<timestamp>_<pid>``,
-dropped at the end; SQLite in a fresh temporary file unless ``--database`` names one.
+SQLite by the worker's store noticing another process's commit (``PRAGMA data_version``
+checked every 5 ms), which makes it re-read its leases at once; the poll every
+``poll_interval`` (50 ms unless ``--poll-interval``) is only the fallback. PostgreSQL runs
+in a fresh schema ``rp_bench_<timestamp>_<pid>``, dropped at the end; SQLite in a fresh
+temporary file unless ``--database`` names one. The targets: p99 < 50 ms on PostgreSQL,
+p99 <= 20 ms on SQLite; the last line gives p99 / target.
 
 ``--in-flight P`` keeps P runs going at once (P lanes, each create -> park ->
 cancel -> wait); every cancel is still timed on its own. The first ``--warmup``
-cancels (default 5) open connections and are not counted. On SQLite the cancel
-otherwise lands right after the poll tick that claimed the run (the worker's
-claim and lease polls share the interval), so latency sits near one full poll
-interval; ``--jitter 0.05`` waits a random 0-50 ms after ``parked`` to spread it.
+cancels (default 5) open connections and are not counted. ``--jitter 0.05`` waits a
+random 0-50 ms after ``parked``, so that cancels do not keep one phase against the
+worker's periodic checks.
 """
 
 from __future__ import annotations
@@ -54,9 +56,11 @@ from bench_app import (
     stop_workers,
     with_schema,
 )
+from runplane.store.sqlite import CHANGE_CHECK
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
-TARGET_P99 = 0.050
+#: p99 targets: PostgreSQL (NOTIFY), SQLite (change check)
+TARGET_P99 = {"postgres": 0.050, "sqlite": 0.020}
 STEP_TIMEOUT = 30.0
 
 
@@ -153,7 +157,8 @@ async def _run(args: argparse.Namespace) -> tuple[dict[str, list[float]], str]:
             await drop_schema(url, schema)
         return results, backend
     poll = args.poll_interval if args.poll_interval is not None else 0.05
-    backend = f"SQLite, cancel noticed by the worker's poll every {poll * 1000:.0f} ms"
+    backend = (f"SQLite, cancel noticed by the worker's change check every "
+               f"{CHANGE_CHECK * 1000:g} ms (poll every {poll * 1000:.0f} ms as fallback)")
     if args.database != "sqlite":
         return await measure(args.database, args.cancels, args.warmup, args.in_flight,
                              args.poll_interval, args.jitter), backend
@@ -208,9 +213,13 @@ def main() -> None:
     print(f"cancel() call itself: p50 {_ms(percentile(calls, 50))}, "
           f"p99 {_ms(percentile(calls, 99))}; cancel() called -> CancelledError: "
           f"p50 {_ms(percentile(from_call, 50))}, p99 {_ms(percentile(from_call, 99))}")
-    met = percentile(latency, 99) < TARGET_P99
-    where = "" if is_postgres(args.database) else " (the target is for PostgreSQL)"
-    print(f"target p99 < 50 ms{where}: {'met' if met else 'NOT met'}")
+    p99 = percentile(latency, 99)
+    if is_postgres(args.database):
+        target, met, rule = TARGET_P99["postgres"], p99 < TARGET_P99["postgres"], "<"
+    else:
+        target, met, rule = TARGET_P99["sqlite"], p99 <= TARGET_P99["sqlite"], "<="
+    print(f"target p99 {rule} {target * 1000:.0f} ms: {'met' if met else 'NOT met'} "
+          f"(p99 / target = {p99 / target:.2f})")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     #: Runs one worker executes at once.
     concurrency: int = 16
-    #: How often a worker checks the store for cancels of its runs and for new runs.
+    #: How often a worker checks the store for cancels of its runs and for new runs, and
+    #: waiters for runs changed by other processes: the fallback for what no signal brings
+    #: (PostgreSQL: NOTIFY; SQLite: its check for other processes' commits).
     poll_interval: float = 0.05
     #: A lease not renewed for this long is taken to belong to a dead worker.
     lease_ttl: float = 30.0

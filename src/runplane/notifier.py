@@ -4,8 +4,11 @@ A signal only shortens a wait. Changes made by other processes are found by
 one poller per process: while anyone waits on runs, it reads a cheap mark of
 each watched run (status, lease owner, last event seq) every poll interval and
 wakes the watchers of the runs whose mark moved: every watcher when the run
-moved, only event watchers (streams) when it just logged an event. A lost or
-missing signal therefore delays an effect but never breaks it.
+moved, only event watchers (streams) when it just logged an event. A store that
+can tell that another process committed, but not what (SQLite), calls
+``changed()``: the poller reads the marks at once and the worker re-reads its
+leases and the queue, so the poll interval bounds only what no signal covers.
+A lost or missing signal therefore delays an effect but never breaks it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from runplane.errors import StoreClosed
 
 log = logging.getLogger("runplane.notifier")
 
+#: Rest after reading marks, as a multiple of the time the read took.
+_PACE = 4.0
+
 #: run id -> (status, lease owner, ..., last event seq): see Store.run_marks
 Marks = Callable[[list[str]], Awaitable[dict[str, tuple[Hashable, ...]]]]
 
@@ -33,6 +39,8 @@ class LocalNotifier:
         self._event_watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._on_pending: list[Callable[[], None]] = []
         self._on_cancel: list[Callable[[str, int | None], None]] = []
+        self._on_change: list[Callable[[], None]] = []
+        self._changed = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
 
     # producers
@@ -51,6 +59,13 @@ class LocalNotifier:
             event.set()
         self.run_logged(run_id)
 
+    def changed(self) -> None:
+        """Another process committed something this one cannot name: re-read what you
+        wait on now rather than at the next poll."""
+        for callback in self._on_change:
+            callback()
+        self._changed.set()
+
     def run_logged(self, run_id: str) -> None:
         """``run_id`` appended to its event log (without moving otherwise)."""
         for event in self._event_watchers.get(run_id, ()):
@@ -62,9 +77,12 @@ class LocalNotifier:
         *,
         on_pending: Callable[[], None],
         on_cancel: Callable[[str, int | None], None],
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self._on_pending.append(on_pending)
         self._on_cancel.append(on_cancel)
+        if on_change is not None:
+            self._on_change.append(on_change)
 
     @contextmanager
     def watch(self, run_id: str, *, events: bool = False) -> Iterator[asyncio.Event]:
@@ -74,6 +92,7 @@ class LocalNotifier:
         event = asyncio.Event()
         registry[run_id].add(event)
         if self._poller is None or self._poller.done():
+            self._changed.clear()  # older changes: the watcher reads the run after this
             self._poller = asyncio.create_task(self._poll(), name="runplane-run-poller")
         try:
             yield event
@@ -96,8 +115,12 @@ class LocalNotifier:
 
     async def _poll(self) -> None:
         seen: dict[str, tuple[Hashable, ...]] = {}
+        rest = 0.0
+        loop = asyncio.get_running_loop()
         while self._run_watchers or self._event_watchers:
-            await asyncio.sleep(self._poll_interval)
+            await asyncio.sleep(rest)
+            await wait_event(self._changed, self._poll_interval - rest)
+            started = loop.time()
             try:
                 marks = await self._marks(list({*self._run_watchers, *self._event_watchers}))
             except StoreClosed:
@@ -105,6 +128,11 @@ class LocalNotifier:
             except Exception:
                 log.exception("polling watched runs failed; retrying")
                 continue
+            finally:
+                # A read costs with the runs watched, and others may commit all the time:
+                # rest a few times as long as it took, so that reading marks takes at most
+                # a fifth of this process (never resting past the poll interval).
+                rest = min(self._poll_interval, _PACE * (loop.time() - started))
             for run_id, mark in marks.items():
                 before = seen.get(run_id)
                 if before is None or before[:-1] != mark[:-1]:

@@ -90,6 +90,8 @@ class Worker:
         self._held: dict[str, _Held] = {}
         self._supervisors: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        #: another process committed: look for lost leases now (see LocalNotifier.changed)
+        self._changed = asyncio.Event()
         self._claim_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._watch_task: asyncio.Task[None] | None = None
@@ -103,7 +105,8 @@ class Worker:
         return list(self._held)
 
     async def start(self) -> None:
-        self._notifier.subscribe(on_pending=self._wake.set, on_cancel=self._on_cancel)
+        self._notifier.subscribe(on_pending=self._wake.set, on_cancel=self._on_cancel,
+                                 on_change=self._on_change)
         self._claim_task = asyncio.create_task(self._claim_loop(), name="runplane-claim")
         self._watch_task = asyncio.create_task(self._watch_loop(), name="runplane-watch")
 
@@ -168,6 +171,11 @@ class Worker:
         if handle is not None and handle.ctx.lease.generation == generation:
             self._stop(handle, "cancelled")
 
+    def _on_change(self) -> None:
+        """Another process committed something: a run may be pending, a lease lost."""
+        self._wake.set()
+        self._changed.set()
+
     def _stop(self, handle: _Held, reason: StopReason) -> None:
         """Cancel the run's task once: a second cancel would interrupt its cleanup code."""
         if handle.ctx.stop_reason is not None:
@@ -197,7 +205,8 @@ class Worker:
 
     async def _watch_loop(self) -> None:
         """Three periodic duties: notice runs no longer ours (cancel written by another
-        process), renew leases, and reap runs of dead workers."""
+        process: at once when the store says another process committed), renew leases,
+        and reap runs of dead workers."""
         s = self._settings
         duties = [
             (s.poll_interval, self._poll_lost),
@@ -206,7 +215,12 @@ class Worker:
         ]
         due = [time.monotonic() + interval for interval, _ in duties]
         while True:
-            await asyncio.sleep(max(0.0, min(due) - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, min(due) - time.monotonic())):
+                    await self._changed.wait()
+            if self._changed.is_set():
+                self._changed.clear()
+                due[0] = time.monotonic()
             for k, (interval, duty) in enumerate(duties):
                 if time.monotonic() < due[k]:
                     continue

@@ -74,10 +74,15 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def listen(
-        self, on_pending: Callable[[], None], on_cancel: Callable[[str, int | None], None]
+        self,
+        on_pending: Callable[[], None],
+        on_cancel: Callable[[str, int | None], None],
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         """Deliver other processes' "runs pending" and "run X cancelled (generation G)"
-        signals, where the database can push them; a store that cannot relies on polling."""
+        signals, where the database can push them; where it can only tell that another
+        process committed something, ``on_change`` says so (re-read what you wait on).
+        What no signal covers is polled."""
 
     # --- threads -----------------------------------------------------------
     async def create_thread(

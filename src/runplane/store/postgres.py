@@ -662,9 +662,13 @@ class PostgresStore:
                                        item.name)
 
     async def listen(
-        self, on_pending: Callable[[], None], on_cancel: Callable[[str, int | None], None]
+        self,
+        on_pending: Callable[[], None],
+        on_cancel: Callable[[str, int | None], None],
+        on_change: Callable[[], None] | None = None,
     ) -> None:
-        """LISTEN on a connection of its own, reconnecting by itself when it drops."""
+        """LISTEN on a connection of its own, reconnecting by itself when it drops.
+        (NOTIFY names what changed, so ``on_change`` is never called.)"""
 
         def cancelled(payload: str) -> None:
             run_id, _, generation = payload.partition(" ")

@@ -7,11 +7,27 @@ fails leaves nothing behind, and no caller learns of a result before the
 transaction holding it committed. Write batches open with ``BEGIN IMMEDIATE``
 so several processes sharing the file queue on SQLite's lock (busy timeout)
 instead of failing with "database is locked" half-way through.
+
+Other processes' commits are noticed by the same thread: every ``change_check``
+seconds it reads ``PRAGMA data_version``, a number that moves only when *another*
+connection committed to the file. It reads no table and costs microseconds; when it
+moved, the listener re-reads what it waits on (pending runs, its leases, watched
+runs) at once instead of at its next poll: a quiet database is read no more than
+before; while others keep committing, at most once more per ``change_check``.
+Chosen over a wake-up channel between processes (a socket next to the file):
+nothing to create, find or clean up, and the file stays the only thing processes
+share. The check runs on the writer's own connection, between batches, not on a
+second one: a second connection would also see this process's own commits, which
+it signals in memory already, and wake every reader after each of them. A check
+that waits behind a long batch only delays a wake-up, never loses one: the number
+differs from the last one read as long as anyone committed since. Polling stays
+as the fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -61,6 +77,8 @@ from runplane.store.rows import (
 )
 
 _MAX_BATCH = 512
+#: Seconds between two checks for other processes' commits (``PRAGMA data_version``).
+CHANGE_CHECK = 0.005
 
 def _run(row: sqlite3.Row) -> Run:
     return run_from_row(dict(zip(row.keys(), row, strict=True)))
@@ -101,9 +119,14 @@ def _deliver(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]])
 
 
 class _ConnectionThread:
-    def __init__(self, path: str, busy_timeout: float) -> None:
+    def __init__(self, path: str, busy_timeout: float, change_check: float) -> None:
         self._path = path
         self._busy_timeout = busy_timeout
+        self._change_check = change_check
+        #: called (from this thread) when another connection committed; None: nobody asks
+        self._on_change: Callable[[], None] | None = None
+        self._data_version: int | None = None
+        self._checked_at = 0.0
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -125,6 +148,11 @@ class _ConnectionThread:
         else:
             self._queue.put(_Op(fn, write, loop, future))
         return future
+
+    def watch_changes(self, on_change: Callable[[], None]) -> None:
+        """Call ``on_change`` (from this thread) whenever another connection committed."""
+        if self._path != ":memory:":  # nobody else can reach an in-memory database
+            self._on_change = on_change
 
     async def stop(self) -> None:
         self._closed = True
@@ -176,7 +204,7 @@ class _ConnectionThread:
         try:
             stopping = False
             while not stopping:
-                first = self._queue.get()
+                first = self._next(conn)
                 if first is None:
                     break
                 batch = [first]
@@ -192,6 +220,30 @@ class _ConnectionThread:
                 self._run_batch(conn, batch)
         finally:
             conn.close()
+
+    def _next(self, conn: sqlite3.Connection) -> _Op | None:
+        """The next operation; meanwhile, check for other connections' commits when due."""
+        while self._on_change is not None:
+            wait = self._checked_at + self._change_check - time.monotonic()
+            if wait <= 0:
+                self._check_changes(conn)
+                continue
+            try:
+                return self._queue.get(timeout=wait)
+            except queue.Empty:
+                pass
+        return self._queue.get()
+
+    def _check_changes(self, conn: sqlite3.Connection) -> None:
+        assert self._on_change is not None
+        self._checked_at = time.monotonic()
+        try:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:  # the poll meets the error and reports it
+            return
+        before, self._data_version = self._data_version, version
+        if before is not None and version != before:
+            self._on_change()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
@@ -673,10 +725,12 @@ def _statements(script: str) -> list[str]:
 class SQLiteStore:
     """:class:`runplane.store.base.Store` on one SQLite file (or ``:memory:``)."""
 
-    def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, busy_timeout: float = 30.0, change_check: float = CHANGE_CHECK
+    ) -> None:
         self.url = url
         self.path = sqlite_path(url)
-        self._conn = _ConnectionThread(self.path, busy_timeout)
+        self._conn = _ConnectionThread(self.path, busy_timeout, change_check)
         self._opened = False
 
     def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
@@ -696,9 +750,22 @@ class SQLiteStore:
             await self._conn.stop()
 
     async def listen(
-        self, on_pending: Callable[[], None], on_cancel: Callable[[str, int | None], None]
+        self,
+        on_pending: Callable[[], None],
+        on_cancel: Callable[[str, int | None], None],
+        on_change: Callable[[], None] | None = None,
     ) -> None:
-        """SQLite cannot push between processes: workers and waiters poll."""
+        """SQLite cannot say what another process changed, only that it committed:
+        ``on_change`` hears that (see the module docstring)."""
+        if on_change is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def changed() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed before the store
+                loop.call_soon_threadsafe(on_change)
+
+        self._conn.watch_changes(changed)
 
     # threads
     async def create_thread(
