@@ -66,6 +66,24 @@ def to_datetime(ts: float | None) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asks the service. An owner sees and changes only the threads and runs it owns;
+    an admin sees and changes everyone's. Callers that pass None (the Python API, the CLI
+    on the box, the worker) act as admins that own nothing."""
+
+    owner: str
+    admin: bool = False
+
+    def sees(self, owner: str | None) -> bool:
+        return self.admin or owner == self.owner
+
+
+def owner_filter(caller: Caller | None) -> str | None:
+    """The owner a caller's reads are restricted to (None: no restriction)."""
+    return None if caller is None or caller.admin else caller.owner
+
+
+@dataclass(frozen=True, slots=True)
 class Thread:
     thread_id: str
     created_at: datetime
@@ -73,6 +91,8 @@ class Thread:
     metadata: dict[str, Any]
     values: Any
     status: ThreadStatus
+    #: Who created it (None: created without an owner, e.g. by the Python API).
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +103,8 @@ class ThreadQuery:
     metadata: dict[str, Any] = field(default_factory=dict)
     status: ThreadStatus | None = None
     ids: list[str] | None = None
+    #: only threads of this owner (None: any owner's)
+    owner: str | None = None
     limit: int = 10
     offset: int = 0
     sort_by: str = "created_at"  # thread_id | status | created_at | updated_at
@@ -130,6 +152,8 @@ class Run:
     #: Where a failed run's workflow raised (or where its timeout stopped it), formatted and
     #: bounded by the worker; None for other runs.
     traceback: str | None = None
+    #: The owner of its thread, of its parent run, or of whoever created it (None: nobody).
+    owner: str | None = None
 
     def evolve(self, **changes: Any) -> Run:
         return dataclasses.replace(self, **changes)
@@ -167,6 +191,9 @@ class NewRun:
     timeout: float | None
     root_run_id: str
     parent_run_id: str | None = None
+    #: The owner a new thread-less run (or a thread created with it) gets; a run on an
+    #: existing thread gets the thread's owner, a child its parent's.
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

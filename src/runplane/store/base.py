@@ -86,9 +86,11 @@ class Store(Protocol):
 
     # --- threads -----------------------------------------------------------
     async def create_thread(
-        self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str
+        self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str,
+        owner: str | None = None,
     ) -> Thread:
-        """``if_exists``: ``raise`` (ThreadExists) or ``do_nothing`` (return the existing one)."""
+        """``if_exists``: ``raise`` (ThreadExists) or ``do_nothing`` (return the existing one,
+        whoever owns it: the service decides who may see it)."""
 
     async def get_thread(self, thread_id: str) -> Thread | None: ...
 
@@ -106,19 +108,24 @@ class Store(Protocol):
 
     # --- runs, service side -----------------------------------------------
     async def create_run(
-        self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False
+        self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False,
+        own_thread_only: bool = False,
     ) -> Created:
         """Insert a pending run and apply the multitask rule in the same transaction.
 
-        ``create_thread`` creates a missing thread in that transaction too; otherwise
-        a missing thread raises ThreadNotFound. ThreadBusy (``reject``) writes nothing.
+        ``create_thread`` creates a missing thread in that transaction too (owned by
+        ``new.owner``); otherwise a missing thread raises ThreadNotFound. A run on an
+        existing thread gets the thread's owner; with ``own_thread_only`` a thread that is
+        not ``new.owner``'s raises ThreadNotFound. ThreadBusy (``reject``) writes nothing.
         """
 
     async def get_run(self, run_id: str) -> Run | None: ...
 
     async def list_runs(
-        self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int
-    ) -> list[Run]: ...
+        self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int,
+        owner: str | None = None,
+    ) -> list[Run]:
+        """Newest first; every filter given must hold (``owner``: that owner's runs only)."""
 
     async def cancel_runs(
         self, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool
@@ -134,7 +141,8 @@ class Store(Protocol):
         the parent's fence. A child of that id that exists already is returned as it is
         (a replayed spawn re-attaches). A parent cancelled under this lease gets its
         child created ``interrupted`` (nothing escapes a sweep); a lease otherwise lost
-        gets None and nothing is written."""
+        gets None and nothing is written. The child gets its parent's owner: every run of
+        a tree has the root's owner."""
 
     async def get_tree(self, root_run_id: str) -> list[Run]:
         """Every run whose root is ``root_run_id``, in creation order."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -63,6 +64,7 @@ from runplane.store.rows import (
     step_from_row,
     sweep_order,
     thread_from_row,
+    thread_run,
 )
 
 log = logging.getLogger("runplane.store.postgres")
@@ -105,7 +107,7 @@ def postgres_dsn(url: str) -> tuple[str, str | None]:
 
 _SELECT_THREAD = """
 SELECT t.thread_id, t.created_at, t.updated_at, t.metadata::text AS metadata,
-       t.values_json::text AS values_json,
+       t.values_json::text AS values_json, t.owner,
        EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
                 AND r.status IN ('pending', 'running')) AS busy,
        (SELECT r.status FROM runs r WHERE r.thread_id = t.thread_id AND r.ended_at IS NOT NULL
@@ -120,7 +122,7 @@ metadata::text AS metadata, multitask_strategy, created_at, updated_at, started_
 attempt, max_attempts, timeout, deadline_at, lease_owner, lease_generation, lease_expires_at,
 step_index, last_event_seq, pre_run_values::text AS pre_run_values, cancel_requested_at,
 cancel_reason, cancel_action, cancel_requested_by, cancelled_generation, root_run_id,
-parent_run_id, traceback
+parent_run_id, traceback, owner
 """
 
 _SELECT_THREAD_STATUS = f"SELECT *, {THREAD_STATUS_SQL} AS status FROM ({_SELECT_THREAD}) t"
@@ -140,6 +142,8 @@ def _thread_filter(query: ThreadQuery) -> tuple[str, list[Any]]:
         clauses.append(f"status = {param(query.status.value)}")
     if query.ids is not None:
         clauses.append(f"thread_id = ANY({param(query.ids)}::text[])")
+    if query.owner is not None:
+        clauses.append(f"owner = {param(query.owner)}")
     return " AND ".join(clauses), params
 
 
@@ -150,8 +154,8 @@ INSERT INTO events (run_id, seq, event, data, created_at) VALUES ($1, $2, $3, $4
 _INSERT_RUN = f"""
 INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
                   created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
-                  last_event_seq)
-VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, $7, $7, $8, $9, $10, $11, 1)
+                  last_event_seq, owner)
+VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, $7, $7, $8, $9, $10, $11, 1, $12)
 RETURNING {_RUN_COLUMNS}
 """
 
@@ -161,15 +165,16 @@ _CREATE_THREADLESS = f"""
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::float8[], $7::int[], $8::float8[], $9::text[], $10::text[],
-                         $11::text[])
+                         $11::text[], $12::text[])
         WITH ORDINALITY AS i(w_run, w_assistant, w_input, w_metadata, w_strategy, w_now,
-                             w_max_attempts, w_timeout, w_root, w_parent, w_created, w_order)
+                             w_max_attempts, w_timeout, w_root, w_parent, w_created, w_owner,
+                             w_order)
 ), r AS (
     INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata,
                       multitask_strategy, created_at, updated_at, max_attempts, timeout,
-                      root_run_id, parent_run_id, last_event_seq)
+                      root_run_id, parent_run_id, last_event_seq, owner)
     SELECT w_run, NULL, w_assistant, 'pending', w_input::jsonb, w_metadata::jsonb, w_strategy,
-           w_now, w_now, w_max_attempts, w_timeout, w_root, w_parent, 1
+           w_now, w_now, w_max_attempts, w_timeout, w_root, w_parent, 1, w_owner
       FROM i ORDER BY w_order
     RETURNING {_RUN_COLUMNS}
 ), e AS (
@@ -177,7 +182,7 @@ WITH i AS (
     SELECT r.run_id, 1, 'run:created', i.w_created::jsonb, i.w_now
       FROM r JOIN i ON i.w_run = r.run_id
 )
-SELECT r.* FROM r, (SELECT pg_notify($12, '')) AS signal
+SELECT r.* FROM r, (SELECT pg_notify($13, '')) AS signal
 """
 
 _CANCEL = f"""
@@ -452,7 +457,7 @@ async def _insert_run(conn: asyncpg.Connection, new: NewRun, now: float) -> Run:
     row = await conn.fetchrow(
         _INSERT_RUN, new.run_id, new.thread_id, new.assistant_id, dumps(new.input),
         dumps(new.metadata), new.multitask_strategy.value, now, new.max_attempts,
-        new.timeout, new.root_run_id, new.parent_run_id,
+        new.timeout, new.root_run_id, new.parent_run_id, new.owner,
     )
     created = dumps({"assistant_id": new.assistant_id, "thread_id": new.thread_id})
     await conn.execute(_INSERT_EVENT, new.run_id, 1, "run:created", created, now)
@@ -501,12 +506,13 @@ async def _notify(conn: asyncpg.Connection, channel: str, payload: str = "") -> 
 
 
 async def _insert_thread(
-    conn: asyncpg.Connection, thread_id: str, metadata: dict[str, Any], now: float
+    conn: asyncpg.Connection, thread_id: str, metadata: dict[str, Any], now: float,
+    owner: str | None,
 ) -> bool:
     inserted = await conn.fetchval(
-        "INSERT INTO threads (thread_id, created_at, updated_at, metadata) "
-        "VALUES ($1, $2, $2, $3::jsonb) ON CONFLICT (thread_id) DO NOTHING RETURNING true",
-        thread_id, now, dumps(metadata),
+        "INSERT INTO threads (thread_id, created_at, updated_at, metadata, owner) "
+        "VALUES ($1, $2, $2, $3::jsonb, $4) ON CONFLICT (thread_id) DO NOTHING RETURNING true",
+        thread_id, now, dumps(metadata), owner,
     )
     return bool(inserted)
 
@@ -722,10 +728,12 @@ class PostgresStore:
 
     # threads
     async def create_thread(
-        self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str
+        self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str,
+        owner: str | None = None,
     ) -> Thread:
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await _insert_thread(conn, thread_id, metadata, now) and if_exists == "raise":
+            if not await _insert_thread(conn, thread_id, metadata, now, owner) \
+                    and if_exists == "raise":
                 raise ThreadExists(thread_id)
             row = await conn.fetchrow(_SELECT_THREAD + " WHERE t.thread_id = $1", thread_id)
             return thread_from_row(row)
@@ -771,27 +779,29 @@ class PostgresStore:
 
     # runs, service side
     async def create_run(
-        self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False
+        self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False,
+        own_thread_only: bool = False,
     ) -> Created:
         created_event = dumps({"assistant_id": new.assistant_id, "thread_id": new.thread_id})
         if new.thread_id is None:
             run = await self._creates.submit((
                 new.run_id, new.assistant_id, dumps(new.input), dumps(new.metadata),
                 new.multitask_strategy.value, now, new.max_attempts, new.timeout,
-                new.root_run_id, new.parent_run_id, created_event))
+                new.root_run_id, new.parent_run_id, created_event, new.owner))
             return Created(run, [])
         thread_id = new.thread_id
 
         async def create(conn: asyncpg.Connection) -> Created:
             cancelled: list[Run] = []
             if create_thread:
-                await _insert_thread(conn, thread_id, {}, now)
+                await _insert_thread(conn, thread_id, {}, now, new.owner)
             # the thread's row lock serialises multitask decisions on that thread
-            locked = await conn.fetchval(
-                "SELECT true FROM threads WHERE thread_id = $1 FOR UPDATE", thread_id
+            locked = await conn.fetchrow(
+                "SELECT owner FROM threads WHERE thread_id = $1 FOR UPDATE", thread_id
             )
-            if not locked:
+            if locked is None:
                 raise ThreadNotFound(thread_id)
+            run_new = thread_run(new, locked["owner"], own_thread_only)
             active = [r[0] for r in await conn.fetch(
                 "SELECT run_id FROM runs WHERE thread_id = $1 "
                 "AND status IN ('pending', 'running') ORDER BY seq", thread_id)]
@@ -803,7 +813,7 @@ class PostgresStore:
                                          whole_tree=False)
                     if swept is not None:
                         cancelled += [c.run for c in swept.runs if c.outcome == "cancelled"]
-            run = await _insert_run(conn, new, now)
+            run = await _insert_run(conn, run_new, now)
             await _notify(conn, self.pending_channel)
             return Created(run, cancelled)
 
@@ -814,12 +824,14 @@ class PostgresStore:
             return await _get_run(conn, run_id)
 
     async def list_runs(
-        self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int
+        self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int,
+        owner: str | None = None,
     ) -> list[Run]:
         rows = await self.pool.fetch(
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE ($1::text IS NULL OR thread_id = $1) "
-            "AND ($2::text IS NULL OR status = $2) ORDER BY seq DESC LIMIT $3 OFFSET $4",
-            thread_id, status.value if status else None, limit, offset,
+            "AND ($2::text IS NULL OR status = $2) AND ($5::text IS NULL OR owner = $5) "
+            "ORDER BY seq DESC LIMIT $3 OFFSET $4",
+            thread_id, status.value if status else None, limit, offset, owner,
         )
         return [run_from_row(r) for r in rows]
 
@@ -841,14 +853,15 @@ class PostgresStore:
             existing = await _get_run(conn, new.run_id)
             if existing is not None or holder is None:
                 return existing
+            child = dataclasses.replace(new, owner=holder.owner)  # a tree has one owner
             if holder.status is RunStatus.RUNNING and \
                     holder.lease_generation == parent.generation:
-                run = await _insert_run(conn, new, now)
+                run = await _insert_run(conn, child, now)
                 await _notify(conn, self.pending_channel)
                 return run
             if holder.status is RunStatus.INTERRUPTED and \
                     holder.cancelled_generation == parent.generation:
-                await _insert_run(conn, new, now)
+                await _insert_run(conn, child, now)
                 done = await _cancel(conn, new.run_id, spawned_under_cancel(holder), now,
                                      self.cancel_channel)
                 return None if done is None else done.run

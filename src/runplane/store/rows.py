@@ -6,16 +6,19 @@ both; any mapping from column name to value will do.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
 
+from runplane.errors import ThreadNotFound
 from runplane.models import (
     FINISHED,
     CancelAction,
     CancelRequest,
     Event,
     MultitaskStrategy,
+    NewRun,
     Run,
     RunStatus,
     Step,
@@ -83,6 +86,15 @@ def spawned_under_cancel(parent: Run) -> CancelRequest:
                          requested_by="cascade")
 
 
+def thread_run(new: NewRun, thread_owner: str | None, own_thread_only: bool) -> NewRun:
+    """``new`` as created on an existing thread: it gets the thread's owner (a thread's runs
+    are its owner's, whoever started them). ``own_thread_only``: a thread of another owner
+    is not found."""
+    if own_thread_only and thread_owner != new.owner:
+        raise ThreadNotFound(new.thread_id or "")
+    return dataclasses.replace(new, owner=thread_owner)
+
+
 def merge_metadata(stored: str | None, changes: dict[str, Any]) -> dict[str, Any]:
     """A thread's metadata after an update: the given top-level keys replace the stored."""
     return {**(loads(stored) or {}), **changes}
@@ -137,6 +149,7 @@ def run_from_row(row: Mapping[str, Any]) -> Run:
         root_run_id=row["root_run_id"],
         parent_run_id=row["parent_run_id"],
         traceback=row["traceback"],
+        owner=row["owner"],
     )
 
 
@@ -168,6 +181,7 @@ def thread_from_row(row: Mapping[str, Any]) -> Thread:
         metadata=loads(row["metadata"]),
         values=loads(row["values_json"]),
         status=thread_status(row["busy"], row["last_status"]),
+        owner=row["owner"],
     )
 
 

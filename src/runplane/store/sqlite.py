@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import queue
 import sqlite3
 import threading
@@ -74,6 +75,7 @@ from runplane.store.rows import (
     step_from_row,
     sweep_order,
     thread_from_row,
+    thread_run,
 )
 
 _MAX_BATCH = 512
@@ -308,8 +310,8 @@ RETURNING last_event_seq, thread_id
 _INSERT_RUN = """
 INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
                   created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
-                  last_event_seq)
-VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+                  last_event_seq, owner)
+VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
 RETURNING *
 """
 
@@ -445,6 +447,9 @@ def _thread_filter(query: ThreadQuery) -> tuple[str, list[Any]]:
     if query.ids is not None:
         clauses.append("thread_id IN (SELECT value FROM json_each(?))")
         params.append(dumps(query.ids))
+    if query.owner is not None:
+        clauses.append("owner = ?")
+        params.append(query.owner)
     return " AND ".join(clauses), params
 
 
@@ -460,11 +465,13 @@ def _get_run(conn: sqlite3.Connection, run_id: str) -> Run | None:
 
 
 def _insert_thread(
-    conn: sqlite3.Connection, thread_id: str, metadata: dict[str, Any], now: float
+    conn: sqlite3.Connection, thread_id: str, metadata: dict[str, Any], now: float,
+    owner: str | None,
 ) -> None:
     conn.execute(
-        "INSERT INTO threads (thread_id, created_at, updated_at, metadata) VALUES (?, ?, ?, ?)",
-        (thread_id, now, now, dumps(metadata)),
+        "INSERT INTO threads (thread_id, created_at, updated_at, metadata, owner) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (thread_id, now, now, dumps(metadata), owner),
     )
 
 
@@ -494,17 +501,20 @@ def _cancel(
 
 
 def _create_run(
-    conn: sqlite3.Connection, new: NewRun, now: float, on_active: OnActive, create_thread: bool
+    conn: sqlite3.Connection, new: NewRun, now: float, on_active: OnActive, create_thread: bool,
+    own_thread_only: bool,
 ) -> Created:
     cancelled: list[Run] = []
     if new.thread_id is not None:
         exists = conn.execute(
-            "SELECT 1 FROM threads WHERE thread_id = ?", (new.thread_id,)
+            "SELECT owner FROM threads WHERE thread_id = ?", (new.thread_id,)
         ).fetchone()
-        if exists is None and not create_thread:
+        if exists is not None:
+            new = thread_run(new, exists[0], own_thread_only)
+        elif not create_thread:
             raise ThreadNotFound(new.thread_id)
-        if exists is None:
-            _insert_thread(conn, new.thread_id, {}, now)
+        else:
+            _insert_thread(conn, new.thread_id, {}, now, new.owner)
         active = [
             r["run_id"]
             for r in conn.execute(
@@ -536,7 +546,7 @@ def _insert_run(conn: sqlite3.Connection, new: NewRun, now: float) -> Run:
         _INSERT_RUN,
         (new.run_id, new.thread_id, new.assistant_id, dumps(new.input), dumps(new.metadata),
          new.multitask_strategy.value, now, now, new.max_attempts, new.timeout, new.root_run_id,
-         new.parent_run_id),
+         new.parent_run_id, new.owner),
     ).fetchone()
     _append(conn, new.run_id, 1, "run:created",
             {"assistant_id": new.assistant_id, "thread_id": new.thread_id}, now)
@@ -575,6 +585,7 @@ def _spawn(conn: sqlite3.Connection, parent: Lease, new: NewRun, now: float) -> 
     holder = _get_run(conn, parent.run_id)
     if holder is None:
         return None
+    new = dataclasses.replace(new, owner=holder.owner)  # a tree has one owner
     if holder.status is RunStatus.RUNNING and holder.lease_generation == parent.generation:
         return _insert_run(conn, new, now)
     if holder.cancelled_generation == parent.generation and holder.status is RunStatus.INTERRUPTED:
@@ -769,7 +780,8 @@ class SQLiteStore:
 
     # threads
     async def create_thread(
-        self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str
+        self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str,
+        owner: str | None = None,
     ) -> Thread:
         def tx(conn: sqlite3.Connection) -> Thread:
             existing = conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?",
@@ -778,7 +790,7 @@ class SQLiteStore:
                 if if_exists == "raise":
                     raise ThreadExists(thread_id)
                 return thread_from_row(existing)
-            _insert_thread(conn, thread_id, metadata, now)
+            _insert_thread(conn, thread_id, metadata, now, owner)
             return thread_from_row(conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?",
                                         (thread_id,)).fetchone())
 
@@ -832,23 +844,26 @@ class SQLiteStore:
 
     # runs, service side
     async def create_run(
-        self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False
+        self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False,
+        own_thread_only: bool = False,
     ) -> Created:
         return await self._write(
-            lambda conn: _create_run(conn, new, now, on_active, create_thread)
+            lambda conn: _create_run(conn, new, now, on_active, create_thread, own_thread_only)
         )
 
     async def get_run(self, run_id: str) -> Run | None:
         return await self._read(lambda conn: _get_run(conn, run_id))
 
     async def list_runs(
-        self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int
+        self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int,
+        owner: str | None = None,
     ) -> list[Run]:
         def tx(conn: sqlite3.Connection) -> list[Run]:
             rows = conn.execute(
                 "SELECT * FROM runs WHERE (?1 IS NULL OR thread_id = ?1) "
-                "AND (?2 IS NULL OR status = ?2) ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
-                (thread_id, status.value if status else None, limit, offset),
+                "AND (?2 IS NULL OR status = ?2) AND (?5 IS NULL OR owner = ?5) "
+                "ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
+                (thread_id, status.value if status else None, limit, offset, owner),
             )
             return [_run(r) for r in rows]
 
