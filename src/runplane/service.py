@@ -4,6 +4,14 @@ HTTP routes, CLI commands and the Python API call these methods and add
 nothing but translation. The store makes each decision atomically; the
 service picks which decision to ask for, validates input before anything is
 written, signals the local worker and waits where asked to.
+
+Who may see what: every method that reads or changes threads or runs takes the
+``caller``. An owner's reads (lists, searches, counts, bulk-cancel selections)
+are filtered in the store, so paging and counts hold; another owner's thread
+or run is not found, exactly like an unknown id. Ownership never changes and
+never mixes: a run on a thread is the thread's owner's, a child its parent's,
+so a tree, a thread's runs and a multitask sweep each belong to one owner, and
+an allowed cancel never reaches another owner's run.
 """
 
 from __future__ import annotations
@@ -25,11 +33,13 @@ from runplane.errors import (
     RunConflict,
     RunFailed,
     RunNotFound,
+    ThreadExists,
     ThreadNotFound,
     UnknownWorkflow,
 )
 from runplane.models import (
     THREAD_SORT_KEYS,
+    Caller,
     CancelAction,
     CancelRequest,
     CancelResult,
@@ -44,6 +54,7 @@ from runplane.models import (
     Thread,
     ThreadQuery,
     ThreadStatus,
+    owner_filter,
     parse_enum,
 )
 from runplane.notifier import LocalNotifier, wait_event
@@ -104,23 +115,34 @@ class RunService:
         thread_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         if_exists: str = "raise",
+        caller: Caller | None = None,
     ) -> Thread:
+        """A thread id is unique across owners: ``do_nothing`` on an id another owner took
+        raises ThreadExists rather than hand that owner's thread over."""
         if if_exists not in ("raise", "do_nothing"):
             raise ValueError(f"invalid if_exists {if_exists!r}; allowed values: 'raise', "
                              "'do_nothing'")
         metadata = self._metadata(metadata)
-        return await self._store.create_thread(
-            thread_id or _new_id(), metadata, self._clock.now(), if_exists=if_exists
+        thread_id = thread_id or _new_id()
+        thread = await self._store.create_thread(
+            thread_id, metadata, self._clock.now(), if_exists=if_exists,
+            owner=None if caller is None else caller.owner,
         )
+        if caller is not None and not caller.sees(thread.owner):
+            raise ThreadExists(thread_id)
+        return thread
 
-    async def get_thread(self, thread_id: str) -> Thread:
+    async def get_thread(self, thread_id: str, *, caller: Caller | None = None) -> Thread:
         thread = await self._store.get_thread(thread_id)
-        if thread is None:
+        if thread is None or (caller is not None and not caller.sees(thread.owner)):
             raise ThreadNotFound(thread_id)
         return thread
 
-    async def list_threads(self, *, limit: int = 10, offset: int = 0) -> list[Thread]:
-        return await self._store.search_threads(ThreadQuery(limit=limit, offset=offset))
+    async def list_threads(
+        self, *, limit: int = 10, offset: int = 0, caller: Caller | None = None
+    ) -> list[Thread]:
+        return await self._store.search_threads(
+            ThreadQuery(limit=limit, offset=offset, owner=owner_filter(caller)))
 
     async def search_threads(
         self,
@@ -132,27 +154,33 @@ class RunService:
         offset: int = 0,
         sort_by: str = "created_at",
         sort_order: str = "desc",
+        caller: Caller | None = None,
     ) -> list[Thread]:
         return await self._store.search_threads(self._thread_query(
-            metadata, status, ids, limit, offset, sort_by, sort_order))
+            caller, metadata, status, ids, limit, offset, sort_by, sort_order))
 
     async def count_threads(
-        self, *, metadata: dict[str, Any] | None = None, status: str | None = None
+        self, *, metadata: dict[str, Any] | None = None, status: str | None = None,
+        caller: Caller | None = None,
     ) -> int:
-        return await self._store.count_threads(self._thread_query(metadata, status))
+        return await self._store.count_threads(self._thread_query(caller, metadata, status))
 
-    async def update_thread(self, thread_id: str, *, metadata: dict[str, Any] | None) -> Thread:
+    async def update_thread(
+        self, thread_id: str, *, metadata: dict[str, Any] | None, caller: Caller | None = None
+    ) -> Thread:
+        metadata = self._metadata(metadata)
+        await self.get_thread(thread_id, caller=caller)
         thread = await self._store.update_thread(
-            thread_id, self._metadata(metadata), self._clock.now())
+            thread_id, metadata, self._clock.now())
         if thread is None:
             raise ThreadNotFound(thread_id)
         return thread
 
-    async def delete_thread(self, thread_id: str) -> None:
+    async def delete_thread(self, thread_id: str, *, caller: Caller | None = None) -> None:
         """Cancel the thread's active runs (their workers stop as for any cancel), then
         delete the thread with its runs, steps and events."""
-        await self.get_thread(thread_id)
-        await self.cancel_many(thread_id=thread_id, status="all",
+        await self.get_thread(thread_id, caller=caller)
+        await self.cancel_many(thread_id=thread_id, status="all", caller=caller,
                                reason="thread deleted", requested_by="thread_delete")
         if not await self._store.delete_thread(thread_id):
             raise ThreadNotFound(thread_id)
@@ -170,8 +198,12 @@ class RunService:
         max_attempts: int | None = None,
         if_not_exists: str = "reject",
         run_id: str | None = None,
+        caller: Caller | None = None,
     ) -> Run:
-        """Validate everything, then insert the run and apply the multitask rule atomically."""
+        """Validate everything, then insert the run and apply the multitask rule atomically.
+
+        The run is its thread's owner's; an owner may start runs only on its own threads
+        (``if_not_exists="create"`` creates the thread as the caller's)."""
         if assistant_id not in self._workflows:
             raise UnknownWorkflow(assistant_id, list(self._workflows))
         strategy = parse_enum(MultitaskStrategy, multitask_strategy, "multitask_strategy")
@@ -209,10 +241,12 @@ class RunService:
                 max_attempts=attempts,
                 timeout=timeout,
                 root_run_id=run_id,
+                owner=None if caller is None else caller.owner,
             ),
             now,
             on_active=on_active,
             create_thread=if_not_exists == "create",
+            own_thread_only=owner_filter(caller) is not None,
         )
         for cancelled in created.cancelled:
             metrics.CANCEL_REQUESTS.labels("cancelled").inc()
@@ -220,9 +254,12 @@ class RunService:
         self._notifier.runs_pending()
         return created.run
 
-    async def get_run(self, run_id: str, *, thread_id: str | None = None) -> Run:
+    async def get_run(
+        self, run_id: str, *, thread_id: str | None = None, caller: Caller | None = None
+    ) -> Run:
         run = await self._store.get_run(run_id)
-        if run is None or (thread_id is not None and run.thread_id != thread_id):
+        if run is None or (thread_id is not None and run.thread_id != thread_id) \
+                or (caller is not None and not caller.sees(run.owner)):
             raise RunNotFound(run_id)
         return run
 
@@ -233,25 +270,31 @@ class RunService:
         status: str | None = None,
         limit: int = 10,
         offset: int = 0,
+        caller: Caller | None = None,
     ) -> list[Run]:
         wanted = None if status is None else parse_enum(RunStatus, status, "status")
         if thread_id is not None:
-            await self.get_thread(thread_id)
+            await self.get_thread(thread_id, caller=caller)
         return await self._store.list_runs(
-            thread_id=thread_id, status=wanted, limit=limit, offset=offset
+            thread_id=thread_id, status=wanted, limit=limit, offset=offset,
+            owner=owner_filter(caller),
         )
 
-    async def delete_run(self, run_id: str, *, thread_id: str | None = None) -> Run:
+    async def delete_run(
+        self, run_id: str, *, thread_id: str | None = None, caller: Caller | None = None
+    ) -> Run:
         """Only a run that is not active: a pending or running one must be cancelled first."""
-        await self.get_run(run_id, thread_id=thread_id)
+        await self.get_run(run_id, thread_id=thread_id, caller=caller)
         return await self._store.delete_run(run_id)
 
-    async def steps(self, run_id: str) -> list[Step]:
-        await self.get_run(run_id)
+    async def steps(self, run_id: str, *, caller: Caller | None = None) -> list[Step]:
+        await self.get_run(run_id, caller=caller)
         return await self._store.get_steps(run_id)
 
-    async def events(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
-        await self.get_run(run_id)
+    async def events(
+        self, run_id: str, *, after_seq: int = 0, caller: Caller | None = None
+    ) -> list[Event]:
+        await self.get_run(run_id, caller=caller)
         return await self._store.get_events(run_id, after_seq=after_seq)
 
     async def cancel(
@@ -264,6 +307,7 @@ class RunService:
         requested_by: str | None = None,
         thread_id: str | None = None,
         scope: str = "run",
+        caller: Caller | None = None,
     ) -> CancelResult:
         """Cancel the run with its attached descendants (``scope="run"``) or every run under
         its root (``scope="tree"``), leaves first, in one transaction.
@@ -271,7 +315,8 @@ class RunService:
         Idempotent: a second cancel of an interrupted run answers ``already_interrupted``
         with the first request's reason and time. A finished run raises RunConflict (a tree
         only when every run of it finished). A run cancel that leaves other runs of its
-        tree active says so in the result's warning fields."""
+        tree active says so in the result's warning fields. A caller may cancel its own
+        runs only; the sweep then stays within them (a tree has one owner)."""
         request = CancelRequest(
             action=parse_enum(CancelAction, action, "action"),
             reason=reason,
@@ -280,9 +325,9 @@ class RunService:
         if scope not in CANCEL_SCOPES:
             raise ValueError(f"invalid scope {scope!r}; allowed values: "
                              f"{', '.join(map(repr, CANCEL_SCOPES))}")
-        if thread_id is not None:
+        if thread_id is not None or caller is not None:
             try:
-                await self.get_run(run_id, thread_id=thread_id)
+                await self.get_run(run_id, thread_id=thread_id, caller=caller)
             except RunNotFound:
                 metrics.CANCEL_REQUESTS.labels("not_found").inc()
                 raise
@@ -341,10 +386,12 @@ class RunService:
         action: str = "interrupt",
         reason: str | None = None,
         requested_by: str | None = None,
+        caller: Caller | None = None,
     ) -> list[tuple[str, str]]:
         """Cancel each run named or selected (``status``: pending, running or all active ones,
-        of ``thread_id`` if given), by the rules of :meth:`cancel`. Answers (run_id, outcome)
-        per run: cancelled, already_interrupted, conflict or not_found."""
+        of ``thread_id`` if given, of the caller's), by the rules of :meth:`cancel`. Answers
+        (run_id, outcome) per run: cancelled, already_interrupted, conflict or not_found
+        (another owner's run included)."""
         parse_enum(CancelAction, action, "action")
         if run_ids is None and thread_id is None and status is None:
             raise ValueError("name the runs to cancel: run_ids, thread_id or status")
@@ -352,14 +399,15 @@ class RunService:
             raise ValueError(f"invalid status {status!r}; allowed values: "
                              f"{', '.join(map(repr, BULK_STATUSES))}")
         if thread_id is not None:
-            await self.get_thread(thread_id)
+            await self.get_thread(thread_id, caller=caller)
         if run_ids is None:
-            run_ids = await self._active_run_ids(thread_id, status or "all")
+            run_ids = await self._active_run_ids(thread_id, status or "all", owner_filter(caller))
         outcomes = []
         for run_id in dict.fromkeys(run_ids):
             try:
                 result = await self.cancel(run_id, action=action, reason=reason,
-                                           requested_by=requested_by, thread_id=thread_id)
+                                           requested_by=requested_by, thread_id=thread_id,
+                                           caller=caller)
                 outcomes.append((run_id, result.outcome))
             except RunNotFound:
                 outcomes.append((run_id, "not_found"))
@@ -367,14 +415,16 @@ class RunService:
                 outcomes.append((run_id, "conflict"))
         return outcomes
 
-    async def _active_run_ids(self, thread_id: str | None, status: str) -> list[str]:
+    async def _active_run_ids(
+        self, thread_id: str | None, status: str, owner: str | None
+    ) -> list[str]:
         wanted = [RunStatus.PENDING, RunStatus.RUNNING] if status == "all" else \
             [RunStatus(status)]
         run_ids: list[str] = []
         for one in wanted:  # a snapshot first: cancelling moves runs out of the filter
             offset = 0
             while page := await self._store.list_runs(
-                thread_id=thread_id, status=one, limit=500, offset=offset
+                thread_id=thread_id, status=one, limit=500, offset=offset, owner=owner
             ):
                 run_ids += [r.run_id for r in page]
                 offset += len(page)
@@ -440,9 +490,10 @@ class RunService:
         except RunFailed as exc:
             raise ChildFailed(run_id, exc.run.status.value, exc.run.error) from None
 
-    async def tree(self, run_id: str) -> RunNode:
-        """The tree ``run_id`` belongs to, from its root: attached children only."""
-        run = await self.get_run(run_id)
+    async def tree(self, run_id: str, *, caller: Caller | None = None) -> RunNode:
+        """The tree ``run_id`` belongs to, from its root: attached children only (all the
+        root's owner's: children inherit their parent's owner)."""
+        run = await self.get_run(run_id, caller=caller)
         runs = await self._store.get_tree(run.root_run_id)
         nodes = {r.run_id: RunNode(r.run_id, r.assistant_id, r.status, r.parent_run_id, [], r)
                  for r in runs}
@@ -452,32 +503,37 @@ class RunService:
                 parent.children.append(node)
         return nodes[run.root_run_id]
 
-    async def resume(self, run_id: str) -> Run:
+    async def resume(self, run_id: str, *, caller: Caller | None = None) -> Run:
+        if caller is not None:
+            await self.get_run(run_id, caller=caller)
         run = await self._store.resume_run(run_id, self._clock.now())
         self._notifier.runs_pending()
         return run
 
-    async def join(self, run_id: str) -> Any:
+    async def join(self, run_id: str, *, caller: Caller | None = None) -> Any:
         """Wait until the run ended and its task stopped; return its output or raise why not."""
-        run = await self.wait(run_id, _settled)
+        run = await self.settled(run_id, caller=caller)
         if run.status is RunStatus.SUCCESS:
             return run.output
         if run.status is RunStatus.INTERRUPTED:
             raise RunCancelled(run)
         raise RunFailed(run)
 
-    async def settled(self, run_id: str) -> Run:
+    async def settled(self, run_id: str, *, caller: Caller | None = None) -> Run:
         """The run once it ended and its task stopped, whatever the outcome."""
+        if caller is not None:
+            await self.get_run(run_id, caller=caller)
         return await self.wait(run_id, _settled)
 
     async def stream(
-        self, run_id: str, *, after_seq: int = 0, idle: float | None = None
+        self, run_id: str, *, after_seq: int = 0, idle: float | None = None,
+        caller: Caller | None = None,
     ) -> AsyncIterator[Event | None]:
         """The run's event log from ``after_seq`` on, followed live; ends after the event
         that ended the run (a cancel ends it too, unless the run was resumed since).
         With ``idle``, yields None after each ``idle`` seconds without an event (a tick for
         keep-alives)."""
-        await self.get_run(run_id)
+        await self.get_run(run_id, caller=caller)
         after_seq = min(max(after_seq, 0), _MAX_SEQ)  # past any log, still a database integer
         with self._notifier.watch(run_id, events=True) as logged:
             while True:
@@ -518,6 +574,7 @@ class RunService:
 
     @staticmethod
     def _thread_query(
+        caller: Caller | None,
         metadata: dict[str, Any] | None,
         status: str | None,
         ids: list[str] | None = None,
@@ -537,7 +594,7 @@ class RunService:
             metadata=RunService._metadata(metadata),
             status=None if status is None else parse_enum(ThreadStatus, status, "status"),
             ids=ids, limit=limit, offset=offset, sort_by=sort_by,
-            descending=sort_order == "desc",
+            descending=sort_order == "desc", owner=owner_filter(caller),
         )
 
     @staticmethod
