@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ipaddress
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ from runplane.server.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_SSE_HEARTBE
 
 if TYPE_CHECKING:
     from runplane.app import Runplane
+    from runplane.server.auth import ApiKeys
 
 log = logging.getLogger("runplane.cli")
 
@@ -336,9 +338,38 @@ def serve(
                             help="Seconds between heartbeats on a quiet stream.")
     ] = DEFAULT_SSE_HEARTBEAT,
     log_level: LogLevelOption = "info",
+    api_keys: Annotated[
+        Path | None,
+        typer.Option("--api-keys", envvar="RUNPLANE_API_KEYS",
+                     help="File of API keys, one 'KEY OWNER \\[admin]' a line (KEY may be "
+                          "sha256:HEX). Each owner sees only its own threads and runs."),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure",
+                     help="Serve a non-loopback --host without API keys: anyone who can "
+                          "reach it can read and cancel every run."),
+    ] = False,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option("--cors-origin",
+                     help="An origin whose pages may call the API, e.g. "
+                          "https://ui.example.com; repeatable ('*': any). Default: loopback "
+                          "origins on any port."),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option("--allowed-host",
+                     help="A Host header value to answer; repeatable. Default: localhost, "
+                          "127.0.0.1, [::1] and --host (any, for a wildcard --host)."),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (LangGraph Agent Server protocol) with an embedded worker."""
     _configure_logging(log_level)
+    keys = _api_keys(api_keys)
+    if keys is None and not _is_loopback(host) and not insecure:
+        raise _fail(f"refusing to serve {host} without API keys (anyone who can reach it could "
+                    "read and cancel every run): give --api-keys FILE, or --insecure")
     given = {"database_url": database, "concurrency": concurrency,
              "poll_interval": poll_interval, "shutdown_grace": grace}
     try:
@@ -355,18 +386,44 @@ def serve(
     from runplane.server.serve import run_server
 
     url = rp.settings.database_url
+    if keys is not None:
+        access = f"API keys of {len(keys.owners)} owner(s): {', '.join(keys.owners)}"
+    elif _is_loopback(host):
+        access = "no API keys: loopback only"
+    else:
+        access = f"no API keys, --insecure: anyone who can reach {host} has full access"
     typer.echo(f"runplane serving {', '.join(sorted(rp.workflows)) or 'no assistants'} "
                f"on http://{host}:{port} (docs: http://{host}:{port}/docs; database "
-               f"{redact_url(url)})")
+               f"{redact_url(url)}; {access})")
     try:
         run_server(rp, host=host, port=port, log_level=log_level,
                    settings=ServerSettings(max_body_bytes=max_body_bytes,
-                                           sse_heartbeat=sse_heartbeat))
+                                           sse_heartbeat=sse_heartbeat, api_keys=keys,
+                                           cors_origins=tuple(cors_origin or ()),
+                                           allowed_hosts=tuple(allowed_host or ())))
     except ValueError as exc:
         raise _fail(_scrub(str(exc), url)) from None
     except Exception as exc:  # the database cannot be reached or opened
         raise _fail(f"cannot serve on {redact_url(url)}: "
                     + _scrub(f"{type(exc).__name__}: {exc}", url), 1) from None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _api_keys(path: Path | None) -> ApiKeys | None:
+    if path is None:
+        return None
+    from runplane.server.auth import ApiKeys
+
+    try:
+        return ApiKeys.load(path)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _migration_names(url: str) -> list[str]:

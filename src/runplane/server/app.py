@@ -18,6 +18,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from runplane import __version__
 from runplane.app import Runplane
@@ -31,6 +33,7 @@ from runplane.errors import (
     UnknownWorkflow,
 )
 from runplane.server import assistants, runs, threads
+from runplane.server.auth import Authenticate, BrowserGuard, Origins, allowed_hosts
 from runplane.server.settings import ServerSettings
 
 
@@ -58,6 +61,13 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None) -> FastAPI:
     app.state.background = set()
     app.state.shutting_down = False
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # the last added runs first: Host, then CORS (preflights carry no key), then the rest
+    origins = Origins(settings.cors_origins)
+    app.add_middleware(Authenticate, keys=settings.api_keys)
+    app.add_middleware(BrowserGuard, origins=origins)
+    app.add_middleware(CORSMiddleware, **origins.cors_options())
+    app.add_middleware(TrustedHostMiddleware,
+                       allowed_hosts=allowed_hosts(settings.allowed_hosts))
     _error_handlers(app)
 
     @app.get("/ok", tags=["system"])

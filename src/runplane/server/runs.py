@@ -18,8 +18,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from runplane.errors import RunConflict, RunNotFound, StoreClosed
-from runplane.models import Run, RunStatus
-from runplane.server.deps import Service, Settings
+from runplane.models import Caller, Run, RunStatus
+from runplane.server.deps import Service, Settings, Who
 from runplane.server.streams import event_stream, parse_last_event_id, sse
 from runplane.server.wire import (
     BulkCancel,
@@ -54,12 +54,13 @@ def _headers(run: Run, location: str | None = None) -> dict[str, str]:
     return headers
 
 
-async def _create(service: RunService, thread_id: str | None, body: RunCreate) -> Run:
+async def _create(service: RunService, caller: Caller | None, thread_id: str | None,
+                  body: RunCreate) -> Run:
     return await service.create_run(
         thread_id, body.assistant_id, body.input,
         multitask_strategy=body.multitask_strategy or "enqueue",
         metadata=body.metadata, timeout=body.timeout, max_attempts=body.max_attempts,
-        if_not_exists=body.if_not_exists or "reject",
+        if_not_exists=body.if_not_exists or "reject", caller=caller,
     )
 
 
@@ -137,104 +138,112 @@ async def _result(request: Request, service: RunService, run: Run, *,
 
 # --- creating runs ---------------------------------------------------------------------------
 @router.post("/threads/{thread_id}/runs")
-async def create_on_thread(service: Service, thread_id: str, body: RunCreate) -> JSONResponse:
-    run = await _create(service, thread_id, body)
+async def create_on_thread(service: Service, caller: Who, thread_id: str,
+                           body: RunCreate) -> JSONResponse:
+    run = await _create(service, caller, thread_id, body)
     return JSONResponse(run_body(run), headers=_headers(run))
 
 
 @router.post("/runs")
-async def create_threadless(service: Service, body: RunCreate) -> JSONResponse:
-    run = await _create(service, None, body)
+async def create_threadless(service: Service, caller: Who, body: RunCreate) -> JSONResponse:
+    run = await _create(service, caller, None, body)
     return JSONResponse(run_body(run), headers=_headers(run))
 
 
 @router.post("/threads/{thread_id}/runs/stream", response_class=StreamingResponse)
 async def stream_on_thread(request: Request, service: Service, settings: Settings,
-                           thread_id: str, body: RunCreate) -> StreamingResponse:
-    run = await _create(service, thread_id, body)
+                           caller: Who, thread_id: str, body: RunCreate) -> StreamingResponse:
+    run = await _create(service, caller, thread_id, body)
     return _stream(request, service, settings, run, body.stream_modes(),
                    cancel_on_disconnect=body.on_disconnect != "continue")
 
 
 @router.post("/runs/stream", response_class=StreamingResponse)
 async def stream_threadless(request: Request, service: Service, settings: Settings,
-                            body: RunCreate) -> StreamingResponse:
-    run = await _create(service, None, body)
+                            caller: Who, body: RunCreate) -> StreamingResponse:
+    run = await _create(service, caller, None, body)
     return _stream(request, service, settings, run, body.stream_modes(),
                    cancel_on_disconnect=body.on_disconnect != "continue")
 
 
 @router.post("/threads/{thread_id}/runs/wait")
-async def wait_on_thread(request: Request, service: Service, thread_id: str,
+async def wait_on_thread(request: Request, service: Service, caller: Who, thread_id: str,
                          body: RunCreate) -> Response:
-    run = await _create(service, thread_id, body)
+    run = await _create(service, caller, thread_id, body)
     return await _result(request, service, run,
                          cancel_on_disconnect=body.on_disconnect != "continue")
 
 
 @router.post("/runs/wait")
-async def wait_threadless(request: Request, service: Service, body: RunCreate) -> Response:
-    run = await _create(service, None, body)
+async def wait_threadless(request: Request, service: Service, caller: Who,
+                          body: RunCreate) -> Response:
+    run = await _create(service, caller, None, body)
     return await _result(request, service, run,
                          cancel_on_disconnect=body.on_disconnect != "continue")
 
 
 # --- reading, deleting -----------------------------------------------------------------------
 @router.get("/threads/{thread_id}/runs")
-async def list_on_thread(service: Service, thread_id: str, limit: int = Query(10, ge=0),
-                         offset: int = Query(0, ge=0),
+async def list_on_thread(service: Service, caller: Who, thread_id: str,
+                         limit: int = Query(10, ge=0), offset: int = Query(0, ge=0),
                          status: str | None = None) -> list[dict[str, Any]]:
-    runs = await service.list_runs(thread_id, status=status, limit=limit, offset=offset)
+    runs = await service.list_runs(thread_id, status=status, limit=limit, offset=offset,
+                                   caller=caller)
     return [run_body(r) for r in runs]
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
-async def get_on_thread(service: Service, thread_id: str, run_id: str) -> dict[str, Any]:
-    return run_body(await service.get_run(run_id, thread_id=thread_id))
+async def get_on_thread(service: Service, caller: Who, thread_id: str,
+                        run_id: str) -> dict[str, Any]:
+    return run_body(await service.get_run(run_id, thread_id=thread_id, caller=caller))
 
 
 @router.get("/runs")
-async def list_all(service: Service, limit: int = Query(10, ge=0), offset: int = Query(0, ge=0),
+async def list_all(service: Service, caller: Who, limit: int = Query(10, ge=0),
+                   offset: int = Query(0, ge=0),
                    status: str | None = None) -> list[dict[str, Any]]:
-    """Every run, newest first (children and thread-less runs included)."""
-    runs = await service.list_runs(None, status=status, limit=limit, offset=offset)
+    """Every run of the caller's, newest first (children and thread-less runs included)."""
+    runs = await service.list_runs(None, status=status, limit=limit, offset=offset,
+                                   caller=caller)
     return [run_body(r) for r in runs]
 
 
 @router.get("/runs/{run_id}")
-async def get_by_id(service: Service, run_id: str) -> dict[str, Any]:
-    return run_body(await service.get_run(run_id))
+async def get_by_id(service: Service, caller: Who, run_id: str) -> dict[str, Any]:
+    return run_body(await service.get_run(run_id, caller=caller))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
-async def delete_on_thread(service: Service, thread_id: str, run_id: str) -> Response:
+async def delete_on_thread(service: Service, caller: Who, thread_id: str,
+                           run_id: str) -> Response:
     """Only a run that is not active (409 otherwise: cancel it first)."""
-    await service.delete_run(run_id, thread_id=thread_id)
+    await service.delete_run(run_id, thread_id=thread_id, caller=caller)
     return Response(status_code=204)
 
 
 # --- joining, streaming an existing run ------------------------------------------------------
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
-async def join_on_thread(service: Service, thread_id: str, run_id: str) -> JSONResponse:
-    await service.get_run(run_id, thread_id=thread_id)
+async def join_on_thread(service: Service, caller: Who, thread_id: str,
+                         run_id: str) -> JSONResponse:
+    await service.get_run(run_id, thread_id=thread_id, caller=caller)
     run = await service.settled(run_id)
     return JSONResponse(run_result(run), headers=_headers(run))
 
 
 @router.get("/runs/{run_id}/join")
-async def join_by_id(service: Service, run_id: str) -> JSONResponse:
-    run = await service.settled(run_id)
+async def join_by_id(service: Service, caller: Who, run_id: str) -> JSONResponse:
+    run = await service.settled(run_id, caller=caller)
     return JSONResponse(run_result(run), headers=_headers(run))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream", response_class=StreamingResponse)
 async def join_stream_on_thread(
-    request: Request, service: Service, settings: Settings, thread_id: str, run_id: str,
-    stream_mode: StreamModes = None, cancel_on_disconnect: bool = False,
+    request: Request, service: Service, settings: Settings, caller: Who, thread_id: str,
+    run_id: str, stream_mode: StreamModes = None, cancel_on_disconnect: bool = False,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     modes = stream_modes(stream_mode)
-    run = await service.get_run(run_id, thread_id=thread_id)
+    run = await service.get_run(run_id, thread_id=thread_id, caller=caller)
     return _stream(request, service, settings, run, modes,
                    after_seq=parse_last_event_id(last_event_id),
                    cancel_on_disconnect=cancel_on_disconnect)
@@ -242,12 +251,12 @@ async def join_stream_on_thread(
 
 @router.get("/runs/{run_id}/stream", response_class=StreamingResponse)
 async def join_stream_by_id(
-    request: Request, service: Service, settings: Settings, run_id: str,
+    request: Request, service: Service, settings: Settings, caller: Who, run_id: str,
     stream_mode: StreamModes = None, cancel_on_disconnect: bool = False,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     modes = stream_modes(stream_mode)
-    run = await service.get_run(run_id)
+    run = await service.get_run(run_id, caller=caller)
     return _stream(request, service, settings, run, modes,
                    after_seq=parse_last_event_id(last_event_id),
                    cancel_on_disconnect=cancel_on_disconnect)
@@ -255,46 +264,49 @@ async def join_stream_by_id(
 
 # --- cancelling ------------------------------------------------------------------------------
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
-async def cancel_on_thread(service: Service, thread_id: str, run_id: str, wait: bool = False,
-                           action: str = "interrupt", scope: str = "run",
+async def cancel_on_thread(service: Service, caller: Who, thread_id: str, run_id: str,
+                           wait: bool = False, action: str = "interrupt", scope: str = "run",
                            reason: str | None = None) -> JSONResponse:
     """202 for a run this call interrupted and for one already interrupted (``outcome``
     tells which); with ``wait``, 200 once the worker really stopped the task. 409 for a
     finished run, 404 for an unknown run or another thread's. ``scope=tree`` cancels every
     run under the run's root, leaves first."""
-    return await _cancel(service, run_id, thread_id=thread_id, wait=wait, action=action,
-                         scope=scope, reason=reason)
+    return await _cancel(service, caller, run_id, thread_id=thread_id, wait=wait,
+                         action=action, scope=scope, reason=reason)
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel_by_id(service: Service, run_id: str, wait: bool = False,
+async def cancel_by_id(service: Service, caller: Who, run_id: str, wait: bool = False,
                        action: str = "interrupt", scope: str = "run",
                        reason: str | None = None) -> JSONResponse:
     """The thread run cancel, for runs addressed by id alone (children, thread-less runs)."""
-    return await _cancel(service, run_id, thread_id=None, wait=wait, action=action,
+    return await _cancel(service, caller, run_id, thread_id=None, wait=wait, action=action,
                          scope=scope, reason=reason)
 
 
-async def _cancel(service: RunService, run_id: str, *, thread_id: str | None, wait: bool,
-                  action: str, scope: str, reason: str | None) -> JSONResponse:
+async def _cancel(service: RunService, caller: Caller | None, run_id: str, *,
+                  thread_id: str | None, wait: bool, action: str, scope: str,
+                  reason: str | None) -> JSONResponse:
     result = await service.cancel(run_id, action=action, wait=wait, reason=reason,
-                                  requested_by="api", thread_id=thread_id, scope=scope)
+                                  requested_by="api",
+                                  thread_id=thread_id, scope=scope, caller=caller)
     return JSONResponse(cancel_body(result), status_code=200 if wait else 202)
 
 
 @router.get("/runs/{run_id}/tree")
-async def tree(service: Service, run_id: str) -> dict[str, Any]:
+async def tree(service: Service, caller: Who, run_id: str) -> dict[str, Any]:
     """The tree the run belongs to, from its root, with every run's status."""
-    return tree_body(await service.tree(run_id))
+    return tree_body(await service.tree(run_id, caller=caller))
 
 
 @router.post("/runs/cancel")
-async def cancel_many(service: Service, body: BulkCancel,
+async def cancel_many(service: Service, caller: Who, body: BulkCancel,
                       action: str = "interrupt") -> dict[str, Any]:
-    """The single-cancel rules, run by run: each outcome is reported, none raises."""
+    """The single-cancel rules, run by run, over the caller's runs: each outcome is
+    reported, none raises (another owner's run is ``not_found``)."""
     outcomes = await service.cancel_many(
         run_ids=body.run_ids, thread_id=body.thread_id, status=body.status, action=action,
-        requested_by="api")
+        requested_by="api", caller=caller)
     counts: dict[str, int] = {}
     for _, outcome in outcomes:
         counts[outcome] = counts.get(outcome, 0) + 1

@@ -10,12 +10,14 @@ worker hands its running runs back to the queue (the SDK reconnects with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from types import FrameType
 
 import uvicorn
 
 from runplane.app import Runplane
 from runplane.server.app import create_app
+from runplane.server.auth import allowed_hosts
 from runplane.server.settings import ServerSettings
 
 
@@ -24,7 +26,8 @@ def run_server(rp: Runplane, *, host: str, port: int, log_level: str = "info",
     """Open ``rp``, then serve it until SIGTERM/SIGINT. A database that cannot be opened
     raises here, before uvicorn starts (its lifespan would log the error as a traceback)."""
     settings = settings or ServerSettings()
-    api = create_app(rp, settings)
+    hosts = tuple(allowed_hosts(settings.allowed_hosts, host))
+    api = create_app(rp, dataclasses.replace(settings, allowed_hosts=hosts))
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:

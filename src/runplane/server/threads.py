@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from runplane.server.deps import Service
+from runplane.server.deps import Service, Who
 from runplane.server.wire import (
     ThreadCount,
     ThreadCreate,
@@ -20,48 +20,52 @@ router = APIRouter(prefix="/threads", tags=["threads"])
 
 
 @router.post("")
-async def create(service: Service, body: ThreadCreate) -> dict[str, Any]:
+async def create(service: Service, caller: Who, body: ThreadCreate) -> dict[str, Any]:
     thread = await service.create_thread(
-        thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists)
+        thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists,
+        caller=caller)
     return thread_body(thread)
 
 
 @router.post("/search")
-async def search(service: Service, body: ThreadSearch) -> list[dict[str, Any]]:
+async def search(service: Service, caller: Who, body: ThreadSearch) -> list[dict[str, Any]]:
     threads = await service.search_threads(
         metadata=body.metadata, status=body.status, ids=body.ids, limit=body.limit,
-        offset=body.offset, sort_by=body.sort_by, sort_order=body.sort_order)
+        offset=body.offset, sort_by=body.sort_by, sort_order=body.sort_order, caller=caller)
     return [thread_body(t) for t in threads]
 
 
 @router.post("/count")
-async def count(service: Service, body: ThreadCount) -> int:
-    return await service.count_threads(metadata=body.metadata, status=body.status)
+async def count(service: Service, caller: Who, body: ThreadCount) -> int:
+    return await service.count_threads(metadata=body.metadata, status=body.status,
+                                       caller=caller)
 
 
 @router.get("/{thread_id}")
-async def get(service: Service, thread_id: str) -> dict[str, Any]:
-    return thread_body(await service.get_thread(thread_id))
+async def get(service: Service, caller: Who, thread_id: str) -> dict[str, Any]:
+    return thread_body(await service.get_thread(thread_id, caller=caller))
 
 
 @router.patch("/{thread_id}")
-async def update(service: Service, thread_id: str, body: ThreadUpdate) -> dict[str, Any]:
-    return thread_body(await service.update_thread(thread_id, metadata=body.metadata))
+async def update(service: Service, caller: Who, thread_id: str,
+                 body: ThreadUpdate) -> dict[str, Any]:
+    return thread_body(await service.update_thread(thread_id, metadata=body.metadata,
+                                                   caller=caller))
 
 
 @router.delete("/{thread_id}", status_code=204)
-async def delete(service: Service, thread_id: str) -> Response:
+async def delete(service: Service, caller: Who, thread_id: str) -> Response:
     """Cancels the thread's active runs first, then deletes it with its runs."""
-    await service.delete_thread(thread_id)
+    await service.delete_thread(thread_id, caller=caller)
     return Response(status_code=204)
 
 
 @router.get("/{thread_id}/state")
-async def state(service: Service, thread_id: str) -> dict[str, Any]:
-    return thread_state(await service.get_thread(thread_id))
+async def state(service: Service, caller: Who, thread_id: str) -> dict[str, Any]:
+    return thread_state(await service.get_thread(thread_id, caller=caller))
 
 
 @router.post("/{thread_id}/history")
-async def history(service: Service, thread_id: str) -> list[dict[str, Any]]:
+async def history(service: Service, caller: Who, thread_id: str) -> list[dict[str, Any]]:
     """runplane keeps the current values only: the history is that one state."""
-    return [thread_state(await service.get_thread(thread_id))]
+    return [thread_state(await service.get_thread(thread_id, caller=caller))]
