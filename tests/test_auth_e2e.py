@@ -479,6 +479,27 @@ async def test_insecure_serves_a_public_bind_and_loopback_says_it_has_no_keys(
         assert says in log.read_text()
 
 
+async def test_the_runs_command_sends_runplane_api_key(
+    server: str, clients: dict[str, LangGraphClient],
+):
+    await clients["alice"].runs.wait(None, "echo", input={"cli": 1})
+    run = (await clients["alice"].http.get("/runs", params={"limit": 1}))[0]
+
+    def runs_cli(key: str | None, *args: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "RUNPLANE_API_KEY"}
+        return subprocess.run(
+            [sys.executable, "-m", "runplane.cli", "runs", *args, "--url", server, "--json"],
+            capture_output=True, text=True, timeout=60,
+            env=env if key is None else {**env, "RUNPLANE_API_KEY": key})
+
+    shown = await asyncio.to_thread(runs_cli, ALICE_KEY, "get", run["run_id"])
+    assert shown.returncode == 0 and json.loads(shown.stdout)["run_id"] == run["run_id"]
+    hidden = await asyncio.to_thread(runs_cli, BOB_KEY, "get", run["run_id"])
+    assert hidden.returncode == 1 and "404" in hidden.stderr
+    keyless = await asyncio.to_thread(runs_cli, None, "tail", run["run_id"])
+    assert keyless.returncode == 1 and "401: missing API key" in keyless.stderr
+
+
 def test_the_key_file_format_is_documented_by_its_parser():
     from runplane.server.auth import ApiKeys
 

@@ -1,13 +1,15 @@
 """``runplane runs ...``: look at and stop runs on a running server, over its HTTP API.
 
 Every command takes ``--url`` (default http://127.0.0.1:8123) and ``--json`` (the
-server's JSON as it is, one object per line for ``tail``). A server error prints its
+server's JSON as it is, one object per line for ``tail``); ``RUNPLANE_API_KEY`` is sent
+as the API key of a server that wants one. A server error prints its
 ``detail`` and exits 1; an unreachable server exits 1 too.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Annotated, Any, NoReturn
 
@@ -34,9 +36,14 @@ def _die(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def _client(url: str) -> httpx.Client:
+    key = os.environ.get("RUNPLANE_API_KEY")
+    return httpx.Client(base_url=url, timeout=None, headers={"x-api-key": key} if key else {})
+
+
 def _request(url: str, method: str, path: str, **kwargs: Any) -> Any:
     try:
-        with httpx.Client(base_url=url, timeout=None) as http:
+        with _client(url) as http:
             response = http.request(method, path, **kwargs)
     except httpx.TransportError as exc:
         _die(f"cannot reach {url}: {exc}")
@@ -181,7 +188,7 @@ def tail(run_id: RunId, url: Url = DEFAULT_URL, as_json: Json = False) -> None:
     """Print the run's event log from the start and follow it until the run ends."""
     console = Console()
     try:
-        with httpx.Client(base_url=url, timeout=None) as http, http.stream(
+        with _client(url) as http, http.stream(
             "GET", f"/runs/{run_id}/stream", params={"stream_mode": "debug"}
         ) as response:
             if response.is_error:
