@@ -96,6 +96,7 @@ class ApiKeys:
         """One key a line: ``KEY OWNER [admin]``; ``#`` starts a comment. KEY is the key
         itself or ``sha256:HEX``, its SHA-256 digest, so the file need not hold secrets."""
         keys: list[tuple[bytes, Caller]] = []
+        seen: set[bytes] = set()
         for number, line in enumerate(text.splitlines(), 1):
             words = line.split("#", 1)[0].split()
             if not words:
@@ -108,8 +109,9 @@ class ApiKeys:
             if hashed is None and len(key) < MIN_KEY_LENGTH:
                 raise ValueError(f"{where}: a key needs at least {MIN_KEY_LENGTH} characters")
             digest = bytes.fromhex(hashed.group(1)) if hashed else key_digest(key)
-            if any(digest == stored for stored, _ in keys):
+            if digest in seen:
                 raise ValueError(f"{where}: this key is already configured")
+            seen.add(digest)
             keys.append((digest, Caller(owner, admin=len(words) == 3)))
         if not keys:
             raise ValueError(f"{source} configures no API keys")
