@@ -129,22 +129,24 @@ async def test_database_down_answers_503_and_recovers_without_a_restart(
             run_id = created.json()["run_id"]
             lines: list[str] = []
             stream = asyncio.create_task(_read_stream(http, run_id, lines))
-            await _until(lambda: sum(x == "event: updates" for x in lines) >= 3)
-
-            await asyncio.to_thread(cluster.stop)
             try:
-                assert_unavailable(await http.get(f"/runs/{run_id}"))
-                assert_unavailable(await http.post("/runs", json={"assistant_id": "chain"}))
-                assert_unavailable(await http.post(f"/runs/{run_id}/cancel"))
-                during = len(lines)
-                await _until(lambda: lines[during:].count(": heartbeat") >= 3)
-                assert not stream.done()
+                await _until(lambda: sum(x == "event: updates" for x in lines) >= 3)
+                await asyncio.to_thread(cluster.stop)
+                try:
+                    assert_unavailable(await http.get(f"/runs/{run_id}"))
+                    assert_unavailable(await http.post("/runs",
+                                                       json={"assistant_id": "chain"}))
+                    assert_unavailable(await http.post(f"/runs/{run_id}/cancel"))
+                    during = len(lines)  # the stream stays open, heartbeating
+                    await _until(lambda: lines[during:].count(": heartbeat") >= 3)
+                    assert not stream.done()
+                finally:
+                    await asyncio.to_thread(cluster.start)
+                # the same server, the same connection pool: it recovers by itself
+                async with asyncio.timeout(60):
+                    await stream
             finally:
-                await asyncio.to_thread(cluster.start)
-
-            # the same server, the same connection pool: it recovers by itself
-            async with asyncio.timeout(60):
-                await stream
+                stream.cancel()
             assert lines[-3:-1] == ["event: end",
                                     f'data: {{"run_id":"{run_id}","status":"success"}}']
             run = await http.get(f"/runs/{run_id}")

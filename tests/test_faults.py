@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 import runplane.store.postgres as pg
@@ -23,6 +24,7 @@ from conftest import postgres_schema
 from runplane import Context, Runplane
 from runplane.errors import StoreUnavailable
 from runplane.models import RunStatus
+from runplane.server.app import create_app
 from runplane.store.postgres import PostgresStore
 from runplane.store.sqlite import SQLiteStore
 
@@ -247,3 +249,36 @@ def test_postgres_tells_an_unavailable_database_from_a_refused_statement():
     for exc in (asyncpg.UniqueViolationError("dup"), asyncpg.DataError("bad argument"),
                 asyncpg.DeadlockDetectedError("deadlock"), ValueError("x")):
         assert not pg._unavailable(exc), exc
+
+
+async def test_http_answers_a_store_fault_503_and_a_bug_a_json_500(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    rp = Runplane(f"sqlite:///{tmp_path}/http.db", worker=False)
+
+    @rp.workflow("noop")
+    async def noop(ctx: Context, input: Any) -> None:
+        return None
+
+    async with rp:
+        run = await rp.runs.create(None, "noop")
+        transport = httpx.ASGITransport(app=create_app(rp), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://rp") as http:
+            async def unavailable(*args: Any) -> None:
+                raise StoreUnavailable(ConnectionResetError("connection reset by peer"))
+
+            monkeypatch.setattr(rp.store, "get_run", unavailable)
+            response = await http.get(f"/runs/{run.run_id}")
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "1"
+            assert response.json() == {"detail": "the database is unavailable "
+                                       "(ConnectionResetError: connection reset by peer); "
+                                       "try again in 1s"}
+
+            async def bug(*args: Any) -> None:
+                raise KeyError("oops")
+
+            monkeypatch.setattr(rp.store, "get_run", bug)
+            response = await http.get(f"/runs/{run.run_id}")
+            assert response.status_code == 500
+            assert response.json() == {"detail": "internal server error (KeyError)"}
