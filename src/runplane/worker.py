@@ -135,7 +135,8 @@ class Worker:
                     claimed = []
                 for item in claimed:
                     if self._stopping:  # the claim was in flight when stop() began
-                        await self._hand_back(item.lease, None, "worker_shutdown")
+                        with contextlib.suppress(*STORE_FAULTS):  # else its lease expires
+                            await self._hand_back(item.lease, None, "worker_shutdown")
                     else:
                         self._spawn(item)
             await wait_event(self._wake, s.poll_interval)
@@ -352,7 +353,8 @@ class Worker:
         again (backing off) for up to a lease TTL. If it still fails, the worker lets go
         of the run (no more heartbeats): its lease expires and a reaper re-queues it; that
         one does count the attempt, as the reaper cannot tell a store outage from a worker
-        that died, so only an outage longer than the TTL on every attempt exhausts them.
+        that died. So only outages longer than the TTL (or claims whose answer was lost,
+        which are reaped too) on every attempt can exhaust them.
         A write that failed may have been stored after all: the next attempt then replays
         that step instead of running it again.
         """
