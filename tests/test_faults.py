@@ -282,3 +282,48 @@ async def test_http_answers_a_store_fault_503_and_a_bug_a_json_500(
             response = await http.get(f"/runs/{run.run_id}")
             assert response.status_code == 500
             assert response.json() == {"detail": "internal server error (KeyError)"}
+
+
+@pytest.mark.parametrize("fails", ["spawn", "child_result"])
+async def test_a_store_fault_while_spawning_or_awaiting_a_child_hands_the_parent_back(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, fails: str
+):
+    """Spawning and awaiting a child read and write the store outside ``ctx.step``'s own
+    writes: a fault there is no more the parent's failure than a step write's."""
+    app = make_app(max_attempts=1)
+    spawned: Counter[int] = Counter()
+
+    @app.workflow("child")
+    async def child(ctx: Context, input: Any) -> int:
+        return input * 2
+
+    @app.workflow("parent")
+    async def parent(ctx: Context, input: Any) -> int:
+        spawned[ctx.attempt] += 1
+        try:
+            handle = await ctx.spawn("child", 21)
+            return await handle
+        except Exception as exc:  # cannot swallow a store fault
+            raise AssertionError(f"the workflow saw {exc!r}") from exc
+
+    async with app:
+        real = getattr(app.service, fails)
+        calls = []
+
+        async def once_unavailable(*args: Any, **kwargs: Any) -> Any:
+            calls.append(args)
+            if len(calls) == 1:
+                raise StoreUnavailable(ConnectionResetError("connection reset by peer"))
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(app.service, fails, once_unavailable)
+        run = await app.runs.create(None, "parent")
+        async with asyncio.timeout(30):
+            assert await app.runs.join(run.run_id) == 42
+        final = await app.runs.get(run.run_id)
+        assert final.status is RunStatus.SUCCESS and final.attempt == 1
+        tree = await app.runs.tree(run.run_id)
+        assert len(tree.children) == 1  # the resumed parent re-attached to its one child
+        resumes = [e.data for e in await app.runs.events(run.run_id)
+                   if e.event == "run:resume"]
+        assert resumes == [{"reason": "store_unavailable"}]
