@@ -327,3 +327,37 @@ async def test_a_store_fault_while_spawning_or_awaiting_a_child_hands_the_parent
         resumes = [e.data for e in await app.runs.events(run.run_id)
                    if e.event == "run:resume"]
         assert resumes == [{"reason": "store_unavailable"}]
+
+
+async def test_a_stream_keeps_ticking_through_an_outage_and_goes_on_after_it(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+):
+    app = make_app()
+
+    @app.workflow("two")
+    async def two(ctx: Context, input: Any) -> str:
+        await ctx.step("a", lambda: "a")
+        await ctx.step("b", lambda: "b")
+        return "done"
+
+    async with app:
+        run = await app.runs.create(None, "two")
+        await app.runs.join(run.run_id)
+        store = app.store
+        real = store.get_events
+        outage = 4
+
+        async def get_events(*args: Any, **kwargs: Any) -> Any:
+            nonlocal outage
+            if outage:
+                outage -= 1
+                raise StoreUnavailable(ConnectionRefusedError("connection refused"))
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(store, "get_events", get_events)
+        seen: list[str | None] = []
+        async with asyncio.timeout(10):
+            async for event in app.service.stream(run.run_id, after_seq=2, idle=0.01):
+                seen.append(None if event is None else event.event)
+    assert seen == [None] * 4 + ["step:start", "step:complete", "step:start",
+                                 "step:complete", "run:complete"]
