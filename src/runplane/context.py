@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from runplane import metrics
 from runplane.clock import Clock
-from runplane.errors import NonDeterministicReplay, StepResultNotSerializable
+from runplane.errors import STORE_FAULTS, NonDeterministicReplay, StepResultNotSerializable
 from runplane.hooks import Hooks
 from runplane.models import ClaimedRun, Lease, RunStatus, Step
 from runplane.store.base import Store
@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 _RESERVED_PREFIXES = ("run:", "step:", "lease:")
 
-StopReason = Literal["cancelled", "lease_lost", "timeout", "shutdown"]
+StopReason = Literal["cancelled", "lease_lost", "timeout", "shutdown", "store_unavailable"]
 
 
 class SpawnRefused(Exception):
@@ -37,12 +37,21 @@ class ChildHandle:
     """A spawned child run: ``await handle`` (any number of times, e.g. in ``gather``)
     returns its output or raises ChildCancelled / ChildFailed."""
 
-    def __init__(self, run_id: str, runs: RunService) -> None:
+    def __init__(self, run_id: str, runs: RunService, ctx: Context | None = None) -> None:
         self.run_id = run_id
         self._runs = runs
+        self._ctx = ctx
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return self._runs.child_result(self.run_id).__await__()
+        return self._result().__await__()
+
+    async def _result(self) -> Any:
+        try:
+            return await self._runs.child_result(self.run_id)
+        except STORE_FAULTS as exc:
+            if self._ctx is None:
+                raise
+            raise self._ctx.store_failed("child read", exc) from exc
 
     def __repr__(self) -> str:
         return f"ChildHandle({self.run_id!r})"
@@ -50,6 +59,15 @@ class ChildHandle:
 
 class FenceRefused(asyncio.CancelledError):
     """A worker write met the fence: the run was cancelled or its lease passed on."""
+
+
+class StoreFailed(asyncio.CancelledError):
+    """A worker write (or read) for the run failed because the store did not answer.
+
+    Not the workflow's failure: like FenceRefused it is a CancelledError, so a workflow's
+    ``except Exception`` cannot swallow it; the attempt stops and the worker hands the run
+    back, to resume after its last completed step.
+    """
 
 
 async def uncancellable(awaitable: Awaitable[T]) -> T:
@@ -194,15 +212,18 @@ class Context:
                                   f"runplane:{self.run_id}:{self._spawn_epoch}:{self._next_index}"))
 
         async def start() -> dict[str, str]:
-            run = await runs.spawn(self.lease, self.root_run_id, workflow, input,
-                                   child_id=child_id, detached=detached)
+            try:
+                run = await runs.spawn(self.lease, self.root_run_id, workflow, input,
+                                       child_id=child_id, detached=detached)
+            except STORE_FAULTS as exc:  # not the step's failure: stop the attempt
+                raise self.store_failed("spawn", exc) from exc
             if run is None:
                 raise SpawnRefused(f"run {self.run_id} no longer holds its lease")
             return {"run_id": run.run_id}
 
         self.spawned_attached |= not detached
         started = await self.step(f"spawn:{workflow}", start)
-        return ChildHandle(started["run_id"], runs)
+        return ChildHandle(started["run_id"], runs, self)
 
     async def emit(self, mode: str, data: Any) -> None:
         """Append an event named ``mode`` to the run's log (``values`` also sets thread values).
@@ -240,13 +261,25 @@ class Context:
         if self.stop_reason is not None:
             raise asyncio.CancelledError(f"run {self.run_id} stopped: {self.stop_reason}")
 
+    def store_failed(self, what: str, exc: BaseException) -> StoreFailed:
+        """The store failed a write (or read) of this run: stop the attempt, whatever the
+        workflow does with the exception, and let the worker hand the run back."""
+        if self.stop_reason is None:
+            self.stop_reason = "store_unavailable"
+        log.warning("run %s: %s failed, the store did not answer (%s: %s)",
+                    self.run_id, what, type(exc).__name__, exc)
+        return StoreFailed(f"run {self.run_id}: {what} failed: {exc}")
+
     async def _fenced(self, kind: str, write: Awaitable[bool]) -> None:
-        if await uncancellable(write):
-            if self._logged is not None:
-                self._logged(self.run_id)
-            return
-        metrics.REFUSED_WRITES.labels(kind).inc()
-        reason = await classify_refusal(self._store, self.lease)
+        try:
+            if await uncancellable(write):
+                if self._logged is not None:
+                    self._logged(self.run_id)
+                return
+            metrics.REFUSED_WRITES.labels(kind).inc()
+            reason = await classify_refusal(self._store, self.lease)
+        except STORE_FAULTS as exc:  # maybe stored, maybe not: the next attempt replays
+            raise self.store_failed(f"{kind} write", exc) from exc
         if reason is None:
             raise RuntimeError(
                 f"run {self.run_id}: {kind} write refused while this worker holds the run"

@@ -16,6 +16,25 @@ class StoreClosed(RunplaneError):
     """The app (or store) was closed while, or before, this call used it."""
 
 
+class StoreUnavailable(RunplaneError):
+    """The database could not answer: connection lost or refused, server restarting,
+    SQLite busy or failing I/O (HTTP 503 with ``Retry-After``). Transient: the same call
+    may succeed in a moment. A write that failed with it may or may not have been stored
+    (the connection can drop after the commit): whoever retries it must cope with both."""
+
+    #: Seconds a client should wait before trying again.
+    retry_after = 1
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"the database is unavailable ({type(cause).__name__}: {cause}); "
+                         f"try again in {self.retry_after}s")
+        self.__cause__ = cause
+
+
+#: What a worker takes for the store failing under it, not for the workflow failing.
+STORE_FAULTS: tuple[type[RunplaneError], ...] = (StoreUnavailable, StoreClosed)
+
+
 class NotFound(RunplaneError, LookupError):
     """The thing named by an id does not exist (HTTP 404)."""
 

@@ -33,6 +33,7 @@ from runplane.errors import (
     RunConflict,
     RunFailed,
     RunNotFound,
+    StoreUnavailable,
     ThreadExists,
     ThreadNotFound,
     UnknownWorkflow,
@@ -532,24 +533,41 @@ class RunService:
         """The run's event log from ``after_seq`` on, followed live; ends after the event
         that ended the run (a cancel ends it too, unless the run was resumed since).
         With ``idle``, yields None after each ``idle`` seconds without an event (a tick for
-        keep-alives)."""
-        await self.get_run(run_id, caller=caller)
+        keep-alives).
+
+        A store that stops answering does not end the stream: reads are tried again (backing
+        off, at most a second apart) until it is back, with the same idle ticks meanwhile,
+        and the stream goes on from the last event it gave."""
         after_seq = min(max(after_seq, 0), _MAX_SEQ)  # past any log, still a database integer
+        checked, failures = False, 0
         with self._notifier.watch(run_id, events=True) as logged:
             while True:
                 logged.clear()
-                events = await self._store.get_events(run_id, after_seq=after_seq)
+                try:
+                    if not checked:  # RunNotFound for an unknown run (or another owner's)
+                        checked = bool(await self.get_run(run_id, caller=caller))
+                    events = await self._store.get_events(run_id, after_seq=after_seq)
+                    # Nothing new, or the run may have ended: ask the run itself. Events a
+                    # stopping worker logs after the end (step:cancel, lease:lost) follow.
+                    ended = False
+                    if not events or any(e.event in ENDING_EVENTS for e in events):
+                        run = await self._store.get_run(run_id)
+                        if run is None or run.status.terminal:
+                            events += await self._store.get_events(
+                                run_id, after_seq=events[-1].seq if events else after_seq)
+                            ended = True
+                    failures = 0
+                except StoreUnavailable:
+                    failures += 1
+                    await asyncio.sleep(min(1.0, 0.05 * 2 ** min(failures, 5), idle or 1.0))
+                    if idle is not None:
+                        yield None
+                    continue
                 for event in events:
                     yield event
                     after_seq = event.seq
-                # Nothing new, or the run may have ended: ask the run itself. Events a
-                # stopping worker logs after the end (step:cancel, lease:lost) still follow.
-                if not events or any(e.event in ENDING_EVENTS for e in events):
-                    run = await self._store.get_run(run_id)
-                    if run is None or run.status.terminal:
-                        for event in await self._store.get_events(run_id, after_seq=after_seq):
-                            yield event
-                        return
+                if ended:
+                    return
                 if not events:
                     try:
                         async with asyncio.timeout(idle):

@@ -25,6 +25,7 @@ from runplane.context import (
     json_checked,
     uncancellable,
 )
+from runplane.errors import STORE_FAULTS, StoreUnavailable
 from runplane.hooks import Hooks
 from runplane.models import ClaimedRun, Lease, RunStatus
 from runplane.notifier import LocalNotifier, wait_event
@@ -133,6 +134,7 @@ class Worker:
     async def _claim_loop(self) -> None:
         names = sorted(self._workflows)
         s = self._settings
+        failures = 0
         while not self._stopping:
             self._wake.clear()
             free = s.concurrency - len(self._held)
@@ -143,14 +145,22 @@ class Worker:
                         s.worker_id, names, free, s.lease_ttl, self._clock.now(),
                         exclude=list(self._held),
                     )
+                    failures = 0
+                except STORE_FAULTS as exc:
+                    # A claim whose answer was lost may have committed: those runs stay
+                    # ``running`` under this worker's name until their lease expires.
+                    failures += 1
+                    log.warning("claiming runs failed, the store did not answer (%s); "
+                                "retrying", exc)
+                    claimed = []
+                    await asyncio.sleep(_backoff(s.poll_interval, failures))
                 except Exception:
                     log.exception("claiming runs failed; retrying")
                     claimed = []
                 for item in claimed:
                     if self._stopping:  # the claim was in flight when stop() began
-                        await self._store.requeue_run(
-                            item.lease, "worker_shutdown", self._clock.now()
-                        )
+                        with contextlib.suppress(*STORE_FAULTS):  # else its lease expires
+                            await self._hand_back(item.lease, None, "worker_shutdown")
                     else:
                         self._spawn(item)
             await wait_event(self._wake, s.poll_interval)
@@ -195,12 +205,12 @@ class Worker:
                 self._stop(handle, reason)
 
     def _live_leases(self) -> list[Lease]:
-        """Leases still ours: runs stopping for a timeout or a shutdown keep theirs (and their
-        heartbeat) until the task is over."""
+        """Leases still ours: runs stopping for a timeout, a shutdown or a store fault keep
+        theirs (and their heartbeat) until the task is over and the run handed back."""
         return [
             h.ctx.lease
             for h in self._held.values()
-            if h.ctx.stop_reason in (None, "timeout", "shutdown")
+            if h.ctx.stop_reason in (None, "timeout", "shutdown", "store_unavailable")
         ]
 
     async def _watch_loop(self) -> None:
@@ -227,6 +237,9 @@ class Worker:
                 due[k] = time.monotonic() + interval
                 try:
                     await duty()
+                except STORE_FAULTS as exc:
+                    log.warning("worker duty %s failed, the store did not answer (%s); "
+                                "retrying", duty.__name__, exc)
                 except Exception:
                     log.exception("worker duty %s failed; retrying", duty.__name__)
 
@@ -273,6 +286,9 @@ class Worker:
                 self._stop(handle, "timeout")
                 await asyncio.wait({handle.task})
             await self._settle(handle, run.timeout)
+        except STORE_FAULTS as exc:
+            log.warning("run %s: the store did not answer while settling the run (%s); its "
+                        "lease will expire and the run be re-queued", run.run_id, exc)
         except Exception:
             log.exception("run %s: worker failed while settling the run", run.run_id)
         finally:
@@ -290,7 +306,13 @@ class Worker:
             await self._abandon(ctx, ctx.stop_reason)
             return
         if ctx.stop_reason == "shutdown":
-            await self._hand_back(ctx)
+            await self._give_back(ctx, "worker_shutdown")
+            return
+        if ctx.stop_reason == "store_unavailable" or (
+            ctx.stop_reason is None and not task.cancelled()
+            and isinstance(task.exception(), STORE_FAULTS)
+        ):  # the store failed the run, not the workflow: never the run's outcome
+            await self._give_back(ctx, "store_unavailable")
             return
         output: Any = None
         error: str | None = None
@@ -311,8 +333,15 @@ class Worker:
                 error = f"the workflow's output is not JSON-serialisable: {exc}"
         if self._hooks.before_finish is not None:
             await self._hooks.before_finish(ctx.run_id, status)
-        if await self._store.finish_run(ctx.lease, status, output, error, self._clock.now(),
-                                        trace if status is not RunStatus.SUCCESS else None):
+        try:
+            finished = await self._store.finish_run(
+                ctx.lease, status, output, error, self._clock.now(),
+                trace if status is not RunStatus.SUCCESS else None)
+        except STORE_FAULTS as exc:  # maybe stored: a refused hand-back then finds it ended
+            ctx.store_failed("finish write", exc)
+            await self._give_back(ctx, "store_unavailable")
+            return
+        if finished:
             metrics.RUNS_FINISHED.labels(status.value).inc()
             if error is not None:  # one line: the traceback is kept with the run
                 log.warning("run %s (%s, attempt %d) ended %s: %s", ctx.run_id,
@@ -350,8 +379,40 @@ class Worker:
                     {"index": ctx.in_flight[0], "name": ctx.in_flight[1]},
         }, now, lease=None)
 
-    async def _hand_back(self, ctx: Context) -> None:
-        if not await self._store.requeue_run(
-            ctx.lease, "worker_shutdown", self._clock.now(), in_flight=ctx.in_flight
-        ):
+    async def _give_back(self, ctx: Context, reason: str) -> None:
+        if not await self._hand_back(ctx.lease, ctx.in_flight, reason):
             await self._abandon(ctx, await self._classify(ctx))
+
+    async def _hand_back(
+        self, lease: Lease, in_flight: tuple[int, str] | None, reason: str
+    ) -> bool:
+        """Re-queue a run this worker gives up (fenced): it resumes after its last completed
+        step, on any worker. False: the fence refused it (cancelled, or no longer ours).
+
+        A hand-back does not count against ``max_attempts``: a worker shutting down, or a
+        store that failed a write (a flapping database), is not the run's fault, and must
+        not end it ``error``. So while the store does not answer, the hand-back is tried
+        again (backing off) for up to a lease TTL. If it still fails, the worker lets go
+        of the run (no more heartbeats): its lease expires and a reaper re-queues it; that
+        one does count the attempt, as the reaper cannot tell a store outage from a worker
+        that died. So only outages longer than the TTL (or claims whose answer was lost,
+        which are reaped too) on every attempt can exhaust them.
+        A write that failed may have been stored after all: the next attempt then replays
+        that step instead of running it again.
+        """
+        deadline = time.monotonic() + self._settings.lease_ttl
+        failures = 0
+        while True:
+            try:
+                return await self._store.requeue_run(lease, reason, self._clock.now(),
+                                                     in_flight=in_flight)
+            except StoreUnavailable:
+                failures += 1
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(_backoff(0.05, failures))
+
+
+def _backoff(base: float, failures: int = 1) -> float:
+    """Seconds to wait after ``failures`` failed tries: doubling from ``base``, at most 1."""
+    return min(1.0, base * 2 ** min(failures, 10))

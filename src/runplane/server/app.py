@@ -29,6 +29,7 @@ from runplane.errors import (
     RunConflict,
     RunplaneError,
     StoreClosed,
+    StoreUnavailable,
     ThreadBusy,
     UnknownWorkflow,
 )
@@ -115,6 +116,8 @@ def _error_handlers(app: FastAPI) -> None:
             return JSONResponse({**body, "active_run_ids": exc.active_run_ids}, 409)
         if isinstance(exc, Conflict):
             return JSONResponse(body, 409)
+        if isinstance(exc, StoreUnavailable):
+            return JSONResponse(body, 503, {"Retry-After": str(exc.retry_after)})
         if isinstance(exc, StoreClosed):
             return JSONResponse(body, 503)
         return JSONResponse(body, 400)
@@ -122,6 +125,12 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ValueError)
     async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse({"detail": _detail(exc)}, 422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """A bug: a JSON 500 rather than the server's plain text. Starlette re-raises the
+        exception after this answer, and the server logs its traceback once."""
+        return JSONResponse({"detail": f"internal server error ({type(exc).__name__})"}, 500)
 
 
 Scope = MutableMapping[str, Any]

@@ -4,6 +4,11 @@ The store is the single source of truth: every state change is one conditional
 write (compare-and-set on ``status``, and on ``lease_generation`` for worker
 writes) or one transaction. Worker writes take a :class:`Lease` and answer
 ``False`` when the fence refused them; nothing of a refused write is kept.
+
+A database that cannot answer (connection lost or refused, server restarting,
+SQLite busy or failing I/O) raises :class:`runplane.errors.StoreUnavailable`
+from any call, each dialect telling it from a refused statement in one place;
+a write that raised it may or may not have been stored.
 """
 
 from __future__ import annotations
@@ -182,9 +187,10 @@ class Store(Protocol):
     async def requeue_run(
         self, lease: Lease, reason: str, now: float, *, in_flight: tuple[int, str] | None = None
     ) -> bool:
-        """Fenced ``running`` -> ``pending`` of a run this worker gives up (graceful shutdown),
-        logging ``step:cancel`` for the step in flight in the same transaction; the attempt
-        does not count against ``max_attempts``."""
+        """Fenced ``running`` -> ``pending`` of a run this worker gives up (graceful shutdown,
+        a store fault), logging ``step:cancel`` for the step in flight in the same
+        transaction unless that step was stored after all (its write failed after the
+        commit); the attempt does not count against ``max_attempts``."""
 
     async def reap_expired(self, now: float) -> list[Reaped]:
         """Re-queue running runs whose lease expired (or end them: attempts, deadline)."""

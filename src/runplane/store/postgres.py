@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -30,6 +32,7 @@ from runplane.errors import (
     RunConflict,
     RunNotFound,
     StoreClosed,
+    StoreUnavailable,
     ThreadBusy,
     ThreadExists,
     ThreadNotFound,
@@ -70,6 +73,7 @@ from runplane.store.rows import (
 log = logging.getLogger("runplane.store.postgres")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 #: How often a transaction aborted by the deadlock detector is run again.
@@ -82,8 +86,20 @@ _BATCH_ERRORS: dict[str, Any] = {
     "retries": _DEADLOCK_RETRIES,
     "refused": (asyncpg.PostgresError,),
 }
+#: Errors that say the server could not answer, not that it refused the statement: the
+#: connection was lost or refused, the server is shutting down or starting, out of
+#: connection slots, or the client's connection is broken (asyncpg's InterfaceError, except
+#: its DataError: a bad argument is the caller's fault).
+_UNAVAILABLE = (
+    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+)
 #: How often an idle listener connection proves it is still alive.
 _LISTEN_HEALTH_INTERVAL = 5.0
+
+
+def _unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, _UNAVAILABLE) and not isinstance(exc, asyncpg.DataError)
 
 
 def postgres_dsn(url: str) -> tuple[str, str | None]:
@@ -311,6 +327,8 @@ UPDATE runs
  WHERE run_id = $1 AND status = 'running' AND lease_generation = $2
 RETURNING last_event_seq
 """
+
+_STEP_STORED = "SELECT true FROM steps WHERE run_id = $1 AND idx = $2"
 
 # Workflow writes arrive in batches (store.batch): one statement fences, writes and logs
 # every write of a batch, one row of ``unnest`` per write and at most one per run; it
@@ -556,6 +574,25 @@ async def _get_steps(conn: asyncpg.Connection, run_id: str) -> list[Step]:
     return [step_from_row(r) for r in rows]
 
 
+def _faults(
+    method: Callable[P, Awaitable[T]],
+) -> Callable[P, Awaitable[T]]:
+    """Raise the database's going away as StoreUnavailable (see ``PostgresStore._fault``)."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except Exception as exc:
+            store: PostgresStore = args[0]  # type: ignore[assignment]
+            fault = await store._fault(exc)
+            if fault is exc:
+                raise
+            raise fault from exc
+
+    return call
+
+
 class PostgresStore:
     """:class:`runplane.store.base.Store` on PostgreSQL (many API nodes and workers)."""
 
@@ -582,14 +619,17 @@ class PostgresStore:
         """Group commit of one kind of workflow write: each item is one row of ``sql``'s
         ``unnest``, its run id first; the answer is whether the fence let it through."""
 
-        async def flush(items: list[tuple[Any, ...]]) -> list[bool]:
+        @_faults
+        async def flush(self: PostgresStore, items: list[tuple[Any, ...]]) -> list[bool]:
             columns = [list(column) for column in zip(*items, strict=True)]
             accepted = {r[0] for r in await self.pool.fetch(sql, *columns)}
             return [item[0] in accepted for item in items]
 
         # a deadlock aborts the whole statement, so sending it again is safe
-        return WriteBatcher(name, flush, key=lambda item: item[0], **_BATCH_ERRORS)
+        return WriteBatcher(name, functools.partial(flush, self), key=lambda item: item[0],
+                            **_BATCH_ERRORS)
 
+    @_faults
     async def _create_threadless(self, items: list[tuple[Any, ...]]) -> list[Run]:
         columns = [list(column) for column in zip(*items, strict=True)]
         rows = await self.pool.fetch(_CREATE_THREADLESS, *columns, self.pending_channel)
@@ -612,6 +652,17 @@ class PostgresStore:
                 log.info("transaction aborted to break a deadlock; running it again")
                 await asyncio.sleep(0.001 * 2 ** attempt)
         raise AssertionError("unreachable")
+
+    async def _fault(self, exc: Exception) -> Exception:
+        """The one place that tells a database gone away (StoreUnavailable) from a statement
+        it refused. A lost connection may mean a restarted server: every pooled connection
+        is then replaced on its next use rather than failing one request each."""
+        if not _unavailable(exc):
+            return exc
+        if self._pool is not None:
+            await self._pool.expire_connections()
+        log.warning("PostgreSQL unavailable: %s: %s", type(exc).__name__, exc)
+        return StoreUnavailable(exc)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -959,8 +1010,11 @@ class PostgresStore:
     async def requeue_run(
         self, lease: Lease, reason: str, now: float, *, in_flight: tuple[int, str] | None = None
     ) -> bool:
-        events = 1 if in_flight is None else 2
         async with self.pool.acquire() as conn, conn.transaction():
+            if in_flight is not None and await conn.fetchval(_STEP_STORED, lease.run_id,
+                                                             in_flight[0]):
+                in_flight = None  # its write failed late, after the commit: it is no loss
+            events = 1 if in_flight is None else 2
             seq = await conn.fetchval(_REQUEUE, lease.run_id, lease.generation, now, events)
             if seq is None:
                 return False
@@ -1020,3 +1074,12 @@ class PostgresStore:
         return await self._finishes.submit((
             lease.run_id, lease.generation, status.value, dumps(output) if success else None,
             error, now, FINISH_EVENTS[status], dumps(data), traceback))
+
+
+# Every call of the Store protocol raises a database gone away as StoreUnavailable (the
+# workflow writes, which return futures, through their batchers' flush). ``listen`` keeps
+# its own reconnecting loop; ``close`` has nothing left to tell.
+for _name, _method in list(vars(PostgresStore).items()):
+    if not _name.startswith("_") and _name not in ("listen", "close") \
+            and inspect.iscoroutinefunction(_method):
+        setattr(PostgresStore, _name, _faults(_method))

@@ -42,6 +42,7 @@ from runplane.errors import (
     RunConflict,
     RunNotFound,
     StoreClosed,
+    StoreUnavailable,
     ThreadBusy,
     ThreadExists,
     ThreadNotFound,
@@ -81,6 +82,23 @@ from runplane.store.rows import (
 _MAX_BATCH = 512
 #: Seconds between two checks for other processes' commits (``PRAGMA data_version``).
 CHANGE_CHECK = 0.005
+#: SQLite's primary result codes that say the database could not answer now (busy or locked
+#: past the busy timeout, out of memory, I/O error, disk full, cannot open, lock protocol),
+#: not that it refused the statement.
+_UNAVAILABLE_CODES = frozenset({
+    sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+})
+
+
+def _fault(exc: BaseException) -> BaseException:
+    """The one place that tells a database that cannot answer (StoreUnavailable) from a
+    statement it refused."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _UNAVAILABLE_CODES:
+        return StoreUnavailable(exc)
+    return exc
+
 
 def _run(row: sqlite3.Row) -> Run:
     return run_from_row(dict(zip(row.keys(), row, strict=True)))
@@ -272,6 +290,7 @@ class _ConnectionThread:
             outcomes = [(None, exc)] * len(batch)
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         for op, (result, error) in zip(batch, outcomes, strict=True):
+            error = None if error is None else _fault(error)
             by_loop.setdefault(op.loop, []).append((op.future, result, error))
         for loop, items in by_loop.items():
             try:
@@ -978,7 +997,10 @@ class SQLiteStore:
             if row is None:
                 return False
             seq = row["last_event_seq"]
-            if in_flight is not None:
+            stored = in_flight is not None and conn.execute(
+                "SELECT 1 FROM steps WHERE run_id = ? AND idx = ?", (lease.run_id, in_flight[0])
+            ).fetchone() is not None
+            if in_flight is not None and not stored:  # stored: its write failed late
                 conn.execute("UPDATE runs SET last_event_seq = ? WHERE run_id = ?",
                              (seq + 1, lease.run_id))
                 _append(conn, lease.run_id, seq, "step:cancel",
