@@ -263,7 +263,7 @@ async def test_http_answers_a_store_fault_503_and_a_bug_a_json_500(
     async with rp:
         run = await rp.runs.create(None, "noop")
         transport = httpx.ASGITransport(app=create_app(rp), raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://rp") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             async def unavailable(*args: Any) -> None:
                 raise StoreUnavailable(ConnectionResetError("connection reset by peer"))
 
