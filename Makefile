@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)-dev
 
 lint: $(STAMP)-dev
 	$(BIN)/ruff check src tests benchmarks
+
+## make fuzz: the fuzz test of the HTTP API, longer than in make test (RUNPLANE_FUZZ_EXAMPLES)
+fuzz: $(STAMP)-dev
+	RUNPLANE_FUZZ_EXAMPLES=$${RUNPLANE_FUZZ_EXAMPLES:-200} $(BIN)/pytest tests/test_fuzz.py --timeout 3600
 
 bench: $(STAMP)-run
 	$(BIN)/python benchmarks/throughput.py

@@ -73,13 +73,15 @@ class Server:
         return self.log_path.stat().st_size
 
 
-def _start_server(store: str, database: str, folder: Path) -> Server:
+def _start_server(store: str, database: str, folder: Path, *args: str,
+                  target: str | None = "http_app:app") -> Server:
+    """``runplane serve`` of ``target`` (None: the demo assistants) with ``args`` added."""
     port = free_port()
     log_path = folder / "server.log"
     log_file = log_path.open("wb")
-    cmd = [sys.executable, "-m", "runplane.cli", "serve", "http_app:app",
+    cmd = [sys.executable, "-m", "runplane.cli", "serve", *([target] if target else []),
            "--database", database, "--host", "127.0.0.1", "--port", str(port),
-           "--poll-interval", "0.02", "--max-body-bytes", str(MAX_BODY_BYTES)]
+           "--poll-interval", "0.02", "--max-body-bytes", str(MAX_BODY_BYTES), *args]
     proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(TESTS)},
                             stdout=log_file, stderr=subprocess.STDOUT)
     server = Server(store, database, f"http://127.0.0.1:{port}", proc, log_path, log_file)

@@ -18,8 +18,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import Match
 
 from runplane import __version__
 from runplane.app import Runplane
@@ -34,7 +35,14 @@ from runplane.errors import (
     UnknownWorkflow,
 )
 from runplane.server import assistants, runs, threads
-from runplane.server.auth import Authenticate, BrowserGuard, Origins, allowed_hosts
+from runplane.server.auth import (
+    OPEN_PATHS,
+    Authenticate,
+    BrowserGuard,
+    HostCheck,
+    Origins,
+    allowed_hosts,
+)
 from runplane.server.settings import ServerSettings
 
 
@@ -67,8 +75,7 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None) -> FastAPI:
     app.add_middleware(Authenticate, keys=settings.api_keys)
     app.add_middleware(BrowserGuard, origins=origins)
     app.add_middleware(CORSMiddleware, **origins.cors_options())
-    app.add_middleware(TrustedHostMiddleware,
-                       allowed_hosts=allowed_hosts(settings.allowed_hosts))
+    app.add_middleware(HostCheck, allowed=allowed_hosts(settings.allowed_hosts))
     _error_handlers(app)
 
     @app.get("/ok", tags=["system"])
@@ -83,7 +90,42 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(threads.router)
     app.include_router(runs.router)
     app.mount("/metrics", make_asgi_app())
+    _document_guards(app)
     return app
+
+
+def _document_guards(app: FastAPI) -> None:
+    """Complete the OpenAPI document where FastAPI cannot see: what the middleware answers
+    on any route (a Host not allowed 400, no or a wrong key 401, a foreign origin 403, a
+    form post 415), and the errors of stream routes, which are JSON like any other's."""
+    generate = app.openapi
+    error = {"content": {"application/json": {"schema": {
+        "$ref": "#/components/schemas/ErrorAnswer"}}}}
+    guards = {
+        "400": "The Host is not allowed (--allowed-host), or the body is not valid JSON.",
+        "401": "API keys are configured and the request has none, or an unknown one.",
+        "403": "The request comes from an origin that is not allowed (--cors-origin).",
+        "415": "A form content type: send JSON.",
+    }
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for path, ops in generate()["paths"].items():
+                for method, op in ops.items():
+                    answers = op["responses"]
+                    for code, answer in answers.items():
+                        content = answer.get("content", {})
+                        if code[0] in "45" and "text/event-stream" in content:
+                            content["application/json"] = content.pop("text/event-stream")
+                    for code, why in guards.items():
+                        if code == "415" and method in ("get", "head", "options"):
+                            continue
+                        if code == "401" and path in OPEN_PATHS:
+                            continue
+                        answers.setdefault(code, {**error, "description": why})
+        return generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _detail(exc: BaseException) -> str:
@@ -122,6 +164,13 @@ def _error_handlers(app: FastAPI) -> None:
             return JSONResponse(body, 503)
         return JSONResponse(body, 400)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(_methods(request.app, request.scope))
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
+
     @app.exception_handler(ValueError)
     async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse({"detail": _detail(exc)}, 422)
@@ -131,6 +180,13 @@ def _error_handlers(app: FastAPI) -> None:
         """A bug: a JSON 500 rather than the server's plain text. Starlette re-raises the
         exception after this answer, and the server logs its traceback once."""
         return JSONResponse({"detail": f"internal server error ({type(exc).__name__})"}, 500)
+
+
+def _methods(app: FastAPI, scope: Scope) -> list[str]:
+    """The methods some route of ``app`` answers on the request's path."""
+    return [method for method in ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+            if any(route.matches({**scope, "method": method})[0] is Match.FULL
+                   for route in app.router.routes)]
 
 
 Scope = MutableMapping[str, Any]

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Request
 
 from runplane.errors import UnknownWorkflow
 from runplane.server.deps import App
-from runplane.server.wire import AssistantSearch, assistant_body
+from runplane.server.wire import (
+    AssistantAnswer,
+    AssistantSearch,
+    GraphAnswer,
+    SchemasAnswer,
+    answers,
+    assistant_body,
+)
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
 
@@ -37,22 +44,22 @@ def _matching(rp: Any, request: Request, query: AssistantSearch) -> list[dict[st
     ]
 
 
-@router.post("/search")
+@router.post("/search", **answers(list[AssistantAnswer], 400, 413))
 async def search(rp: App, request: Request, query: AssistantSearch) -> list[dict[str, Any]]:
     return _matching(rp, request, query)[query.offset:query.offset + query.limit]
 
 
-@router.post("/count")
+@router.post("/count", **answers(int, 400, 413))
 async def count(rp: App, request: Request, query: AssistantSearch) -> int:
     return len(_matching(rp, request, query))
 
 
-@router.get("/{assistant_id}")
+@router.get("/{assistant_id}", **answers(AssistantAnswer, 404))
 async def get(rp: App, request: Request, assistant_id: str) -> dict[str, Any]:
     return _one(rp, request, assistant_id)
 
 
-@router.get("/{assistant_id}/graph")
+@router.get("/{assistant_id}/graph", **answers(GraphAnswer, 404))
 async def graph(rp: App, request: Request, assistant_id: str) -> dict[str, Any]:
     """A workflow is code, not a declared graph: start -> workflow -> end."""
     _one(rp, request, assistant_id)
@@ -64,7 +71,7 @@ async def graph(rp: App, request: Request, assistant_id: str) -> dict[str, Any]:
     return {"nodes": nodes, "edges": edges}
 
 
-@router.get("/{assistant_id}/schemas")
+@router.get("/{assistant_id}/schemas", **answers(SchemasAnswer, 404))
 async def schemas(rp: App, request: Request, assistant_id: str) -> dict[str, Any]:
     _one(rp, request, assistant_id)
     return {"graph_id": assistant_id, "input_schema": None, "output_schema": None,

@@ -156,6 +156,34 @@ def _refuse(status: int, detail: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"detail": detail}, status, headers=headers)
 
 
+class HostCheck:
+    """Answer only ``Host`` names of the allow-list (``*``: any; ``*.example.com``: its
+    subdomains), against DNS rebinding. Starlette's TrustedHostMiddleware does the same but
+    refuses in plain text; every runplane error is JSON."""
+
+    def __init__(self, app: ASGIApp, allowed: list[str]) -> None:
+        self.app = app
+        self.allowed = [name.lower() for name in allowed]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "*" not in self.allowed:
+            host = _hostname(Headers(scope=scope).get("host", ""))
+            if not any(host == name or (name.startswith("*.") and host.endswith(name[1:]))
+                       for name in self.allowed):
+                await _refuse(400, f"Host {host!r} is not allowed here (see --allowed-host)")(
+                    scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _hostname(host: str) -> str:
+    """``Host`` without its port: ``name:port`` or ``[v6]:port``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[:host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 class Authenticate:
     """Put the key's caller in ``scope["state"]["caller"]`` (None without keys); refuse a
     missing or unknown key with 401."""

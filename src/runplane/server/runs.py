@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -22,8 +22,15 @@ from runplane.models import Caller, Run, RunStatus
 from runplane.server.deps import Service, Settings, Who
 from runplane.server.streams import event_stream, parse_last_event_id, sse
 from runplane.server.wire import (
+    SSE,
     BulkCancel,
+    BulkCancelAnswer,
+    CancelAnswer,
+    RunAnswer,
     RunCreate,
+    StreamModesQuery,
+    TreeAnswer,
+    answers,
     cancel_body,
     run_body,
     run_result,
@@ -36,8 +43,14 @@ log = logging.getLogger("runplane.server")
 
 router = APIRouter(tags=["runs"])
 
-StreamModes = Annotated[list[str] | None, Query()]
+Action = Literal["interrupt", "rollback"]
+Scope = Literal["run", "tree"]
+Status = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
+#: 202: cancelled (or already interrupted); with ``wait``, 200 once the task stopped.
+_CANCEL_ANSWERS = answers(CancelAnswer, 404, 409, status=202,
+                          also={200: {"model": CancelAnswer, "description": "With wait: the "
+                                      "run's task has stopped."}})
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -137,20 +150,21 @@ async def _result(request: Request, service: RunService, run: Run, *,
 
 
 # --- creating runs ---------------------------------------------------------------------------
-@router.post("/threads/{thread_id}/runs")
+@router.post("/threads/{thread_id}/runs", **answers(RunAnswer, 400, 404, 409, 413))
 async def create_on_thread(service: Service, caller: Who, thread_id: str,
                            body: RunCreate) -> JSONResponse:
     run = await _create(service, caller, thread_id, body)
     return JSONResponse(run_body(run), headers=_headers(run))
 
 
-@router.post("/runs")
+@router.post("/runs", **answers(RunAnswer, 400, 404, 409, 413))
 async def create_threadless(service: Service, caller: Who, body: RunCreate) -> JSONResponse:
     run = await _create(service, caller, None, body)
     return JSONResponse(run_body(run), headers=_headers(run))
 
 
-@router.post("/threads/{thread_id}/runs/stream", response_class=StreamingResponse)
+@router.post("/threads/{thread_id}/runs/stream",
+             **answers(None, 400, 404, 409, 413, ok_content=SSE))
 async def stream_on_thread(request: Request, service: Service, settings: Settings,
                            caller: Who, thread_id: str, body: RunCreate) -> StreamingResponse:
     run = await _create(service, caller, thread_id, body)
@@ -158,7 +172,7 @@ async def stream_on_thread(request: Request, service: Service, settings: Setting
                    cancel_on_disconnect=body.on_disconnect != "continue")
 
 
-@router.post("/runs/stream", response_class=StreamingResponse)
+@router.post("/runs/stream", **answers(None, 400, 404, 409, 413, ok_content=SSE))
 async def stream_threadless(request: Request, service: Service, settings: Settings,
                             caller: Who, body: RunCreate) -> StreamingResponse:
     run = await _create(service, caller, None, body)
@@ -166,7 +180,7 @@ async def stream_threadless(request: Request, service: Service, settings: Settin
                    cancel_on_disconnect=body.on_disconnect != "continue")
 
 
-@router.post("/threads/{thread_id}/runs/wait")
+@router.post("/threads/{thread_id}/runs/wait", **answers(Any, 400, 404, 409, 413))
 async def wait_on_thread(request: Request, service: Service, caller: Who, thread_id: str,
                          body: RunCreate) -> Response:
     run = await _create(service, caller, thread_id, body)
@@ -174,7 +188,7 @@ async def wait_on_thread(request: Request, service: Service, caller: Who, thread
                          cancel_on_disconnect=body.on_disconnect != "continue")
 
 
-@router.post("/runs/wait")
+@router.post("/runs/wait", **answers(Any, 400, 404, 409, 413))
 async def wait_threadless(request: Request, service: Service, caller: Who,
                           body: RunCreate) -> Response:
     run = await _create(service, caller, None, body)
@@ -183,37 +197,37 @@ async def wait_threadless(request: Request, service: Service, caller: Who,
 
 
 # --- reading, deleting -----------------------------------------------------------------------
-@router.get("/threads/{thread_id}/runs")
+@router.get("/threads/{thread_id}/runs", **answers(list[RunAnswer], 404))
 async def list_on_thread(service: Service, caller: Who, thread_id: str,
                          limit: int = Query(10, ge=0), offset: int = Query(0, ge=0),
-                         status: str | None = None) -> list[dict[str, Any]]:
+                         status: Status | None = None) -> list[dict[str, Any]]:
     runs = await service.list_runs(thread_id, status=status, limit=limit, offset=offset,
                                    caller=caller)
     return [run_body(r) for r in runs]
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}")
+@router.get("/threads/{thread_id}/runs/{run_id}", **answers(RunAnswer, 404))
 async def get_on_thread(service: Service, caller: Who, thread_id: str,
                         run_id: str) -> dict[str, Any]:
     return run_body(await service.get_run(run_id, thread_id=thread_id, caller=caller))
 
 
-@router.get("/runs")
+@router.get("/runs", **answers(list[RunAnswer]))
 async def list_all(service: Service, caller: Who, limit: int = Query(10, ge=0),
                    offset: int = Query(0, ge=0),
-                   status: str | None = None) -> list[dict[str, Any]]:
+                   status: Status | None = None) -> list[dict[str, Any]]:
     """Every run of the caller's, newest first (children and thread-less runs included)."""
     runs = await service.list_runs(None, status=status, limit=limit, offset=offset,
                                    caller=caller)
     return [run_body(r) for r in runs]
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", **answers(RunAnswer, 404))
 async def get_by_id(service: Service, caller: Who, run_id: str) -> dict[str, Any]:
     return run_body(await service.get_run(run_id, caller=caller))
 
 
-@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
+@router.delete("/threads/{thread_id}/runs/{run_id}", **answers(None, 404, 409, status=204))
 async def delete_on_thread(service: Service, caller: Who, thread_id: str,
                            run_id: str) -> Response:
     """Only a run that is not active (409 otherwise: cancel it first)."""
@@ -222,7 +236,7 @@ async def delete_on_thread(service: Service, caller: Who, thread_id: str,
 
 
 # --- joining, streaming an existing run ------------------------------------------------------
-@router.get("/threads/{thread_id}/runs/{run_id}/join")
+@router.get("/threads/{thread_id}/runs/{run_id}/join", **answers(Any, 404))
 async def join_on_thread(service: Service, caller: Who, thread_id: str,
                          run_id: str) -> JSONResponse:
     await service.get_run(run_id, thread_id=thread_id, caller=caller)
@@ -230,16 +244,16 @@ async def join_on_thread(service: Service, caller: Who, thread_id: str,
     return JSONResponse(run_result(run), headers=_headers(run))
 
 
-@router.get("/runs/{run_id}/join")
+@router.get("/runs/{run_id}/join", **answers(Any, 404))
 async def join_by_id(service: Service, caller: Who, run_id: str) -> JSONResponse:
     run = await service.settled(run_id, caller=caller)
     return JSONResponse(run_result(run), headers=_headers(run))
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/stream", response_class=StreamingResponse)
+@router.get("/threads/{thread_id}/runs/{run_id}/stream", **answers(None, 404, ok_content=SSE))
 async def join_stream_on_thread(
     request: Request, service: Service, settings: Settings, caller: Who, thread_id: str,
-    run_id: str, stream_mode: StreamModes = None, cancel_on_disconnect: bool = False,
+    run_id: str, stream_mode: StreamModesQuery = None, cancel_on_disconnect: bool = False,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     modes = stream_modes(stream_mode)
@@ -249,10 +263,10 @@ async def join_stream_on_thread(
                    cancel_on_disconnect=cancel_on_disconnect)
 
 
-@router.get("/runs/{run_id}/stream", response_class=StreamingResponse)
+@router.get("/runs/{run_id}/stream", **answers(None, 404, ok_content=SSE))
 async def join_stream_by_id(
     request: Request, service: Service, settings: Settings, caller: Who, run_id: str,
-    stream_mode: StreamModes = None, cancel_on_disconnect: bool = False,
+    stream_mode: StreamModesQuery = None, cancel_on_disconnect: bool = False,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     modes = stream_modes(stream_mode)
@@ -263,9 +277,9 @@ async def join_stream_by_id(
 
 
 # --- cancelling ------------------------------------------------------------------------------
-@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel", **_CANCEL_ANSWERS)
 async def cancel_on_thread(service: Service, caller: Who, thread_id: str, run_id: str,
-                           wait: bool = False, action: str = "interrupt", scope: str = "run",
+                           wait: bool = False, action: Action = "interrupt", scope: Scope = "run",
                            reason: str | None = None) -> JSONResponse:
     """202 for a run this call interrupted and for one already interrupted (``outcome``
     tells which); with ``wait``, 200 once the worker really stopped the task. 409 for a
@@ -275,9 +289,9 @@ async def cancel_on_thread(service: Service, caller: Who, thread_id: str, run_id
                          action=action, scope=scope, reason=reason)
 
 
-@router.post("/runs/{run_id}/cancel")
+@router.post("/runs/{run_id}/cancel", **_CANCEL_ANSWERS)
 async def cancel_by_id(service: Service, caller: Who, run_id: str, wait: bool = False,
-                       action: str = "interrupt", scope: str = "run",
+                       action: Action = "interrupt", scope: Scope = "run",
                        reason: str | None = None) -> JSONResponse:
     """The thread run cancel, for runs addressed by id alone (children, thread-less runs)."""
     return await _cancel(service, caller, run_id, thread_id=None, wait=wait, action=action,
@@ -293,15 +307,15 @@ async def _cancel(service: RunService, caller: Caller | None, run_id: str, *,
     return JSONResponse(cancel_body(result), status_code=200 if wait else 202)
 
 
-@router.get("/runs/{run_id}/tree")
+@router.get("/runs/{run_id}/tree", **answers(TreeAnswer, 404))
 async def tree(service: Service, caller: Who, run_id: str) -> dict[str, Any]:
     """The tree the run belongs to, from its root, with every run's status."""
     return tree_body(await service.tree(run_id, caller=caller))
 
 
-@router.post("/runs/cancel")
+@router.post("/runs/cancel", **answers(BulkCancelAnswer, 400, 404, 413))
 async def cancel_many(service: Service, caller: Who, body: BulkCancel,
-                      action: str = "interrupt") -> dict[str, Any]:
+                      action: Action = "interrupt") -> dict[str, Any]:
     """The single-cancel rules, run by run, over the caller's runs: each outcome is
     reported, none raises (another owner's run is ``not_found``)."""
     outcomes = await service.cancel_many(

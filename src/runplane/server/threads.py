@@ -8,10 +8,13 @@ from fastapi import APIRouter, Response
 
 from runplane.server.deps import Service, Who
 from runplane.server.wire import (
+    ThreadAnswer,
     ThreadCount,
     ThreadCreate,
     ThreadSearch,
+    ThreadStateAnswer,
     ThreadUpdate,
+    answers,
     thread_body,
     thread_state,
 )
@@ -19,7 +22,7 @@ from runplane.server.wire import (
 router = APIRouter(prefix="/threads", tags=["threads"])
 
 
-@router.post("")
+@router.post("", **answers(ThreadAnswer, 400, 409, 413))
 async def create(service: Service, caller: Who, body: ThreadCreate) -> dict[str, Any]:
     thread = await service.create_thread(
         thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists,
@@ -27,7 +30,7 @@ async def create(service: Service, caller: Who, body: ThreadCreate) -> dict[str,
     return thread_body(thread)
 
 
-@router.post("/search")
+@router.post("/search", **answers(list[ThreadAnswer], 400, 413))
 async def search(service: Service, caller: Who, body: ThreadSearch) -> list[dict[str, Any]]:
     threads = await service.search_threads(
         metadata=body.metadata, status=body.status, ids=body.ids, limit=body.limit,
@@ -35,37 +38,37 @@ async def search(service: Service, caller: Who, body: ThreadSearch) -> list[dict
     return [thread_body(t) for t in threads]
 
 
-@router.post("/count")
+@router.post("/count", **answers(int, 400, 413))
 async def count(service: Service, caller: Who, body: ThreadCount) -> int:
     return await service.count_threads(metadata=body.metadata, status=body.status,
                                        caller=caller)
 
 
-@router.get("/{thread_id}")
+@router.get("/{thread_id}", **answers(ThreadAnswer, 404))
 async def get(service: Service, caller: Who, thread_id: str) -> dict[str, Any]:
     return thread_body(await service.get_thread(thread_id, caller=caller))
 
 
-@router.patch("/{thread_id}")
+@router.patch("/{thread_id}", **answers(ThreadAnswer, 400, 404, 413))
 async def update(service: Service, caller: Who, thread_id: str,
                  body: ThreadUpdate) -> dict[str, Any]:
     return thread_body(await service.update_thread(thread_id, metadata=body.metadata,
                                                    caller=caller))
 
 
-@router.delete("/{thread_id}", status_code=204)
+@router.delete("/{thread_id}", **answers(None, 404, status=204))
 async def delete(service: Service, caller: Who, thread_id: str) -> Response:
     """Cancels the thread's active runs first, then deletes it with its runs."""
     await service.delete_thread(thread_id, caller=caller)
     return Response(status_code=204)
 
 
-@router.get("/{thread_id}/state")
+@router.get("/{thread_id}/state", **answers(ThreadStateAnswer, 404))
 async def state(service: Service, caller: Who, thread_id: str) -> dict[str, Any]:
     return thread_state(await service.get_thread(thread_id, caller=caller))
 
 
-@router.post("/{thread_id}/history")
+@router.post("/{thread_id}/history", **answers(list[ThreadStateAnswer], 404))
 async def history(service: Service, caller: Who, thread_id: str) -> list[dict[str, Any]]:
     """runplane keeps the current values only: the history is that one state."""
     return [thread_state(await service.get_thread(thread_id, caller=caller))]

@@ -9,9 +9,12 @@ with a 422 naming the field, those whose meaning runplane cannot honour
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Query
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
 from runplane.models import CancelResult, Run, RunNode, RunStatus, Thread
 from runplane.server.streams import STREAM_MODES
@@ -23,8 +26,17 @@ UNSUPPORTED_RUN_FIELDS = (
 )
 
 
+#: A stream mode as the document gives it: one of LangGraph's, or "" (nothing: ``values``).
+_MODE: dict[str, Any] = {"enum": ["", *STREAM_MODES]}
+StreamModeField = Annotated[str | list[str] | None, WithJsonSchema(
+    {"anyOf": [_MODE, {"type": "array", "items": _MODE}, {"type": "null"}]})]
+StreamModesQuery = Annotated[list[str] | None, Query(), WithJsonSchema(
+    {"anyOf": [{"type": "array", "items": _MODE}, {"type": "null"}]})]
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # strict: a JSON true is not the integer 1, as the document says
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class ThreadCreate(_Body):
@@ -39,7 +51,7 @@ class ThreadUpdate(_Body):
 
 class ThreadSearch(_Body):
     metadata: dict[str, Any] | None = None
-    values: dict[str, Any] | None = None
+    values: SkipJsonSchema[dict[str, Any] | None] = None  # refused when given
     ids: list[str] | None = None
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
     limit: int = Field(10, ge=0, le=1000)
@@ -70,10 +82,10 @@ class RunCreate(_Body):
     assistant_id: str
     input: Any = None
     metadata: dict[str, Any] | None = None
-    multitask_strategy: str | None = None
-    if_not_exists: str | None = None
+    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] | None = None
+    if_not_exists: Literal["reject", "create"] | None = None
     on_disconnect: Literal["cancel", "continue"] | None = None
-    stream_mode: str | list[str] | None = None
+    stream_mode: StreamModeField = None
     #: runplane extensions: seconds before the run ends ``timeout``; claims before ``error``
     timeout: float | None = Field(None, gt=0)
     max_attempts: int | None = Field(None, ge=1)
@@ -81,14 +93,14 @@ class RunCreate(_Body):
     # stream_resumable, ...; runplane streams are always resumable, every step checkpointed)
     config: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
-    # refused when given: see UNSUPPORTED_RUN_FIELDS
-    command: Any = None
-    checkpoint: Any = None
-    checkpoint_id: Any = None
-    interrupt_before: Any = None
-    interrupt_after: Any = None
-    webhook: Any = None
-    after_seconds: Any = None
+    # refused when given (see UNSUPPORTED_RUN_FIELDS), so left out of the OpenAPI document
+    command: SkipJsonSchema[Any] = None
+    checkpoint: SkipJsonSchema[Any] = None
+    checkpoint_id: SkipJsonSchema[Any] = None
+    interrupt_before: SkipJsonSchema[Any] = None
+    interrupt_after: SkipJsonSchema[Any] = None
+    webhook: SkipJsonSchema[Any] = None
+    after_seconds: SkipJsonSchema[Any] = None
 
     @model_validator(mode="after")
     def _refuse_unsupported(self) -> RunCreate:
@@ -237,3 +249,182 @@ def assistant_body(name: str, description: str | None, created_at: datetime) -> 
         "created_at": _iso(created_at),
         "updated_at": _iso(created_at),
     }
+
+
+# --- answers, as /openapi.json describes them ------------------------------------------------
+# The bodies above are built as plain dicts (no validation on the hot path); these models
+# only document them. tests/test_fuzz.py holds every real answer to its documented model.
+
+
+class ErrorAnswer(BaseModel):
+    """Every 4xx and 5xx answer: ``detail`` says what was wrong."""
+
+    detail: str
+
+
+class InvalidAnswer(ErrorAnswer):
+    """422: ``detail`` names each invalid field; ``errors`` lists them one by one."""
+
+    errors: list[dict[str, Any]] | None = None
+
+
+class ConflictAnswer(ErrorAnswer):
+    """409: the state forbids it. A run conflict gives the run's current ``status``; a busy
+    thread (``multitask_strategy='reject'``) its ``active_run_ids``."""
+
+    run_id: str | None = None
+    status: str | None = None
+    active_run_ids: list[str] | None = None
+
+
+class RunAnswer(BaseModel):
+    run_id: str
+    thread_id: str | None
+    assistant_id: str
+    created_at: datetime
+    updated_at: datetime
+    status: Literal["pending", "running", "success", "error", "timeout", "interrupted"]
+    metadata: dict[str, Any]
+    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"]
+    kwargs: dict[str, Any]
+    started_at: datetime | None
+    ended_at: datetime | None
+    attempt: int
+    max_attempts: int
+    timeout: float | None
+    error: str | None
+    #: the workflow's formatted traceback (its last 16 KiB) when it ended error or timeout
+    traceback: str | None
+    cancel_reason: str | None
+    cancel_action: Literal["interrupt", "rollback"] | None
+    cancel_requested_at: datetime | None
+    cancel_requested_by: str | None
+    root_run_id: str
+    parent_run_id: str | None
+
+
+class CancelAnswer(RunAnswer):
+    """The run as the cancel left it, what the cancel did, and to how many runs."""
+
+    outcome: Literal["cancelled", "already_interrupted"]
+    stopped: bool
+    scope: Literal["run", "tree"]
+    remaining_active_in_tree: int | None
+    suggested_endpoint: str | None
+    warning: str | None
+    counts: dict[str, int]
+
+
+class BulkCancelOutcome(BaseModel):
+    run_id: str
+    outcome: Literal["cancelled", "already_interrupted", "conflict", "not_found"]
+
+
+class BulkCancelAnswer(BaseModel):
+    runs: list[BulkCancelOutcome]
+    counts: dict[str, int]
+
+
+class TreeAnswer(BaseModel):
+    run_id: str
+    assistant_id: str
+    status: Literal["pending", "running", "success", "error", "timeout", "interrupted"]
+    parent_run_id: str | None
+    thread_id: str | None
+    created_at: datetime | None
+    ended_at: datetime | None
+    children: list[TreeAnswer]
+
+
+class ThreadAnswer(BaseModel):
+    thread_id: str
+    created_at: datetime
+    updated_at: datetime
+    metadata: dict[str, Any]
+    status: Literal["idle", "busy", "interrupted", "error"]
+    values: Any
+    interrupts: dict[str, Any]
+
+
+class ThreadStateAnswer(BaseModel):
+    values: Any
+    next: list[str]
+    tasks: list[dict[str, Any]]
+    checkpoint: dict[str, Any]
+    metadata: dict[str, Any]
+    created_at: datetime | None
+    parent_checkpoint: dict[str, Any] | None
+    interrupts: list[dict[str, Any]]
+
+
+class AssistantAnswer(BaseModel):
+    assistant_id: str
+    graph_id: str
+    name: str
+    description: str | None
+    config: dict[str, Any]
+    context: dict[str, Any]
+    metadata: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class GraphAnswer(BaseModel):
+    nodes: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
+
+
+class SchemasAnswer(BaseModel):
+    graph_id: str
+    input_schema: dict[str, Any] | None
+    output_schema: dict[str, Any] | None
+    state_schema: dict[str, Any] | None
+    config_schema: dict[str, Any] | None
+    context_schema: dict[str, Any] | None
+
+
+#: Why each error status is answered, as the document says it.
+_ERRORS: dict[int, tuple[type[BaseModel], str]] = {
+    400: (ErrorAnswer, "The body is not valid JSON, or the Host is not allowed."),
+    404: (ErrorAnswer, "No such run, thread or assistant (or not this thread's run)."),
+    409: (ConflictAnswer, "The current state forbids it."),
+    413: (ErrorAnswer, "The body is larger than the server accepts (--max-body-bytes)."),
+    422: (InvalidAnswer, "A field is invalid or out of range; nothing was written."),
+    503: (ErrorAnswer, "The database is unavailable; retry after Retry-After seconds."),
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
+                                "schema": {"type": "integer"}}}
+#: Each server-sent event: its name (a stream mode, ``metadata``, ``error`` or ``end``), its
+#: JSON ``data`` and, on the last event a log entry gives, its ``id`` (for Last-Event-ID).
+SSE = {"text/event-stream": {"schema": {
+    "type": "object", "required": ["event", "data"],
+    "properties": {"event": {"type": "string"},
+                   "data": {"type": "string", "contentMediaType": "application/json"},
+                   "id": {"type": "string"}},
+}}}
+
+
+def answers(ok: Any = None, *errors: int, status: int = 200, ok_content: Any = None,
+            also: dict[int, Any] | None = None) -> dict[str, Any]:
+    """Route keyword arguments documenting every answer: ``ok`` (a model, or a type) on
+    ``status``, each status of ``errors``, and 422 and 503, which any route can give."""
+    documented: dict[int | str, Any] = {}
+    if ok_content is not None:
+        documented[status] = {"description": "Success", "content": ok_content}
+    elif ok is not None:
+        documented[status] = {"description": "Success", "model": ok}
+    for code in sorted({*errors, 422, 503}):
+        model, why = _ERRORS[code]
+        documented[code] = {"model": model, "description": why}
+        if code == 503:
+            documented[code]["headers"] = _RETRY_AFTER
+    documented.update(also or {})
+    kwargs = {"status_code": status, "response_model": None, "responses": documented}
+    if ok_content is SSE:
+        kwargs["response_class"] = EventStream
+    return kwargs
+
+
+class EventStream(StreamingResponse):
+    media_type = "text/event-stream"
