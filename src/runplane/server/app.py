@@ -160,8 +160,8 @@ def _error_handlers(app: FastAPI) -> None:
             return JSONResponse(body, 409)
         if isinstance(exc, StoreUnavailable):
             return JSONResponse(body, 503, {"Retry-After": str(exc.retry_after)})
-        if isinstance(exc, StoreClosed):
-            return JSONResponse(body, 503)
+        if isinstance(exc, StoreClosed):  # shutting down: another node, or this one restarted
+            return JSONResponse(body, 503, {"Retry-After": "1"})
         return JSONResponse(body, 400)
 
     @app.exception_handler(StarletteHTTPException)
