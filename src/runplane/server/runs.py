@@ -18,6 +18,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from runplane.errors import RunConflict, RunNotFound, StoreClosed
+from runplane.limits import MAX_LIMIT, MAX_OFFSET, MAX_TEXT_LENGTH
 from runplane.models import Run
 from runplane.server.deps import Service, Settings
 from runplane.server.streams import event_stream, parse_last_event_id, sse
@@ -38,6 +39,9 @@ router = APIRouter(tags=["runs"])
 
 StreamModes = Annotated[list[str] | None, Query()]
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
+Limit = Annotated[int, Query(ge=0, le=MAX_LIMIT)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+Reason = Annotated[str | None, Query(max_length=MAX_TEXT_LENGTH)]
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -176,8 +180,7 @@ async def wait_threadless(request: Request, service: Service, body: RunCreate) -
 
 # --- reading, deleting -----------------------------------------------------------------------
 @router.get("/threads/{thread_id}/runs")
-async def list_on_thread(service: Service, thread_id: str, limit: int = Query(10, ge=0),
-                         offset: int = Query(0, ge=0),
+async def list_on_thread(service: Service, thread_id: str, limit: Limit = 10, offset: Offset = 0,
                          status: str | None = None) -> list[dict[str, Any]]:
     runs = await service.list_runs(thread_id, status=status, limit=limit, offset=offset)
     return [run_body(r) for r in runs]
@@ -189,7 +192,7 @@ async def get_on_thread(service: Service, thread_id: str, run_id: str) -> dict[s
 
 
 @router.get("/runs")
-async def list_all(service: Service, limit: int = Query(10, ge=0), offset: int = Query(0, ge=0),
+async def list_all(service: Service, limit: Limit = 10, offset: Offset = 0,
                    status: str | None = None) -> list[dict[str, Any]]:
     """Every run, newest first (children and thread-less runs included)."""
     runs = await service.list_runs(None, status=status, limit=limit, offset=offset)
@@ -250,7 +253,7 @@ async def join_stream_by_id(
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_on_thread(service: Service, thread_id: str, run_id: str, wait: bool = False,
                            action: str = "interrupt", scope: str = "run",
-                           reason: str | None = None) -> JSONResponse:
+                           reason: Reason = None) -> JSONResponse:
     """202 for a run this call interrupted and for one already interrupted (``outcome``
     tells which); with ``wait``, 200 once the worker really stopped the task. 409 for a
     finished run, 404 for an unknown run or another thread's. ``scope=tree`` cancels every
@@ -262,7 +265,7 @@ async def cancel_on_thread(service: Service, thread_id: str, run_id: str, wait: 
 @router.post("/runs/{run_id}/cancel")
 async def cancel_by_id(service: Service, run_id: str, wait: bool = False,
                        action: str = "interrupt", scope: str = "run",
-                       reason: str | None = None) -> JSONResponse:
+                       reason: Reason = None) -> JSONResponse:
     """The thread run cancel, for runs addressed by id alone (children, thread-less runs)."""
     return await _cancel(service, run_id, thread_id=None, wait=wait, action=action,
                          scope=scope, reason=reason)

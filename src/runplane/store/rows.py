@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from runplane.limits import MAX_METADATA_BYTES, check_json
 from runplane.models import (
     FINISHED,
     CancelAction,
@@ -84,8 +85,11 @@ def spawned_under_cancel(parent: Run) -> CancelRequest:
 
 
 def merge_metadata(stored: str | None, changes: dict[str, Any]) -> dict[str, Any]:
-    """A thread's metadata after an update: the given top-level keys replace the stored."""
-    return {**(loads(stored) or {}), **changes}
+    """A thread's metadata after an update: the given top-level keys replace the stored.
+    Raises InvalidInput (in the update's transaction: nothing is written) if the merged
+    metadata outgrew MAX_METADATA_BYTES."""
+    merged = {**(loads(stored) or {}), **changes}
+    return check_json("metadata", merged, MAX_METADATA_BYTES)
 
 
 def delete_conflict(run: Run) -> str:
