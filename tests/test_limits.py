@@ -1,17 +1,24 @@
 """Input bounds: a value outside runplane.limits is refused with InvalidInput (a ValueError
-naming the field) before anything is written, on both stores."""
+naming the field) before anything is written, on both stores; and a run whose stored row
+cannot be claimed ends ``error`` without stopping the worker or the runs behind it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import pytest
 
 from runplane import Context, Runplane, limits
-from runplane.errors import InvalidInput
+from runplane.errors import InvalidInput, RunFailed
 from runplane.models import RunStatus
 from runplane.service import RunService
+from runplane.store.postgres import postgres_dsn
+from runplane.store.sqlite import sqlite_path
 
 from support import AppFactory
 
@@ -177,3 +184,100 @@ async def test_thread_metadata_cannot_grow_past_the_bound_by_updates(make_app: A
             await app.threads.update(thread.thread_id, metadata={"b": half})
         assert err.value.field == "metadata"
         assert await app.threads.get(thread.thread_id) == kept
+
+
+# --------------------------------------------------------------------------- #
+# a run whose row cannot be claimed does not stop the worker                  #
+# --------------------------------------------------------------------------- #
+
+
+Statements = list[tuple[str, tuple[Any, ...]]]
+
+
+async def _sql(url: str, *, sqlite: Statements, postgres: Statements) -> None:
+    """Write behind the service's back, as an older version or a person with psql might."""
+    if url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(sqlite_path(url))) as conn, conn:
+            for statement, args in sqlite:
+                conn.execute(statement, args)
+        return
+    dsn, schema = postgres_dsn(url)
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": schema or "public"})
+    try:
+        for statement, args in postgres:
+            await conn.execute(statement, *args)
+    finally:
+        await conn.close()
+
+
+async def _poison_deadline(url: str, run_id: str) -> None:
+    """A timeout whose deadline is no datetime: decoding the claimed run fails."""
+    await _sql(url, sqlite=[("UPDATE runs SET timeout = 1e12 WHERE run_id = ?", (run_id,))],
+               postgres=[("UPDATE runs SET timeout = 1e12 WHERE run_id = $1", (run_id,))])
+
+
+async def _poison_claim(url: str, run_id: str) -> None:
+    """SQLite: a stored step that is no JSON (the claim reads it for the replay).
+    PostgreSQL: an attempt counter the claim statement itself overflows."""
+    await _sql(url, sqlite=[
+        ("UPDATE runs SET step_index = 1 WHERE run_id = ?", (run_id,)),
+        ("INSERT INTO steps (run_id, idx, name, result, created_at) "
+         "VALUES (?, 0, 'echo', '{not json', 0)", (run_id,)),
+    ], postgres=[("UPDATE runs SET attempt = 2147483647 WHERE run_id = $1", (run_id,))])
+
+
+async def test_a_run_that_cannot_be_claimed_ends_error_and_the_others_run(
+    make_app: AppFactory, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = make_app(worker=False)
+    writer.workflow("echo")(_echo)
+    async with writer:
+        thread = await writer.threads.create()
+        bad = await writer.runs.create(None, "echo", {"n": "bad"})
+        # the second bad run is first on its thread: the good one queued behind it must run
+        thread_bad = await writer.runs.create(thread.thread_id, "echo", {"n": "thread_bad"})
+        behind = await writer.runs.create(thread.thread_id, "echo", {"n": "behind"})
+        good = await writer.runs.create(None, "echo", {"n": "good"})
+    await _poison_deadline(database_url, bad.run_id)
+    await _poison_claim(database_url, thread_bad.run_id)
+
+    app = make_app(concurrency=4)
+    app.workflow("echo")(_echo)
+    async with app, asyncio.timeout(30):
+        assert await app.runs.join(good.run_id) == {"echo": {"n": "good"}}
+        assert await app.runs.join(behind.run_id) == {"echo": {"n": "behind"}}
+        for run_id in (bad.run_id, thread_bad.run_id):
+            with pytest.raises(RunFailed) as err:
+                await app.runs.join(run_id)
+            ended = err.value.run
+            assert ended.status is RunStatus.ERROR
+            assert ended.error.startswith("run could not be started, its stored row is invalid")
+            events = [e.event for e in await app.runs.events(run_id)]
+            assert events == ["run:created", "run:fail"], events
+            fail = (await app.runs.events(run_id))[-1]
+            assert fail.data == {"error": ended.error}
+        assert (await app.threads.get(thread.thread_id)).status.value == "idle"
+        # and the worker keeps working: a probe run created now runs
+        probe = await app.runs.create(None, "echo", {"n": "probe"})
+        assert await app.runs.join(probe.run_id) == {"echo": {"n": "probe"}}
+    assert "claiming runs failed" not in caplog.text
+    ended_logs = [r for r in caplog.records if "ended error" in r.getMessage()]
+    assert len(ended_logs) == 2 and all(r.exc_info is None for r in ended_logs)
+
+
+async def test_a_poisoned_row_alone_in_a_batch_of_one_is_ended_too(
+    make_app: AppFactory, database_url: str
+) -> None:
+    """``concurrency=1``: every claim takes one run, the bad one first; it is ended and the
+    next claim takes the good one (no claim is stuck on the same run)."""
+    writer = make_app(worker=False)
+    writer.workflow("echo")(_echo)
+    async with writer:
+        bad = await writer.runs.create(None, "echo", {"n": "bad"})
+        good = await writer.runs.create(None, "echo", {"n": "good"})
+    await _poison_deadline(database_url, bad.run_id)
+    app = make_app(concurrency=1)
+    app.workflow("echo")(_echo)
+    async with app, asyncio.timeout(30):
+        assert await app.runs.join(good.run_id) == {"echo": {"n": "good"}}
+        assert (await app.runs.get(bad.run_id)).status is RunStatus.ERROR

@@ -109,6 +109,17 @@ def reap_decision(
     return RunStatus.PENDING, None, "run:resume"
 
 
+#: What decoding or claiming a run raises for a value out of range in its row (a row written
+#: by an older version or by hand: a timeout whose deadline is no datetime, text that is no
+#: JSON): that run cannot start, and is ended ``error`` so that the runs behind it can.
+BAD_ROW_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, OverflowError, LookupError)
+
+
+def unclaimable_error(exc: Exception) -> str:
+    """The ``error`` of a run ended because its row could not be claimed."""
+    return f"run could not be started, its stored row is invalid: {type(exc).__name__}: {exc}"
+
+
 def run_from_row(row: Mapping[str, Any]) -> Run:
     action = row["cancel_action"]
     return Run(
