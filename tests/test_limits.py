@@ -13,8 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from runplane import Context, Runplane, limits
-from runplane.errors import InvalidInput, RunFailed
+from runplane import Context, InvalidInput, RunFailed, Runplane, limits
 from runplane.models import RunStatus
 from runplane.service import RunService
 from runplane.store.postgres import postgres_dsn

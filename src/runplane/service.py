@@ -105,7 +105,7 @@ class RunService:
             raise ValueError(f"invalid if_exists {if_exists!r}; allowed values: 'raise', "
                              "'do_nothing'")
         metadata = self._metadata(metadata)
-        if thread_id is not None:
+        if thread_id:  # none or empty: a new id
             limits.check_id("thread_id", thread_id)
         return await self._store.create_thread(
             thread_id or _new_id(), metadata, self._clock.now(), if_exists=if_exists
@@ -182,9 +182,10 @@ class RunService:
         timeout = limits.check_timeout("timeout", timeout)
         attempts = self._settings.max_attempts if max_attempts is None else max_attempts
         limits.check_int("max_attempts", attempts, 1, limits.MAX_ATTEMPTS)
-        for field, value in (("thread_id", thread_id), ("run_id", run_id)):
-            if value is not None:
-                limits.check_id(field, value)
+        if thread_id is not None:
+            limits.check_id("thread_id", thread_id)
+        if run_id:  # none or empty: a new id
+            limits.check_id("run_id", run_id)
         now = self._clock.now()
         run_id = run_id or _new_id()
         on_active: OnActive

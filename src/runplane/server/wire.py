@@ -34,7 +34,7 @@ class _Body(BaseModel):
 
 
 #: Bounds of the RunService (runplane.limits), repeated here so that OpenAPI shows them.
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+Id = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
 Limit = Annotated[int, Field(ge=0, le=MAX_LIMIT)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
