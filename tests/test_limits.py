@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import pytest
+from fastapi.encoders import jsonable_encoder
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import TypeAdapter
+from starlette.responses import JSONResponse
 
 from runplane import Context, InvalidInput, RunFailed, Runplane, limits
 from runplane.models import RunStatus
@@ -78,15 +85,48 @@ def test_the_largest_accepted_value_serialises_in_a_response() -> None:
     """What the HTTP layer does to a run body: FastAPI's serialiser (its depth limit is about
     250) and starlette's JSON encoder. The deepest accepted input, wrapped as a listing wraps
     it, and wrapped again by a workflow's output, still goes through both with margin."""
-    from fastapi.encoders import jsonable_encoder
-    from pydantic import TypeAdapter
-    from starlette.responses import JSONResponse
-
     deepest = nested(limits.MAX_JSON_DEPTH - 1)
     limits.check_json("input", deepest, limits.MAX_INPUT_BYTES)
     wrapped = [{"kwargs": {"input": nested(limits.MAX_JSON_DEPTH, deepest)}}]
     TypeAdapter(list[dict[str, Any]]).dump_json(wrapped)
     JSONResponse(jsonable_encoder(wrapped))
+
+
+_ANY_TEXT = st.text(st.characters() | st.sampled_from("\x00\ud800\udfff"), max_size=8)
+_JSON_LIKE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_ANY_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _storable(value: Any) -> bool:
+    """The reference rule: finite numbers, no NUL or surrogate in any string or key."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, str):
+        return not any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_LIKE)
+def test_what_the_check_accepts_is_exactly_what_stores_and_responses_carry(value: Any) -> None:
+    try:
+        limits.check_json("input", value, limits.MAX_INPUT_BYTES)
+    except InvalidInput as exc:
+        assert exc.field == "input"
+        assert not _storable(value)
+        return
+    assert _storable(value)
+    encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    assert "\\u0000" not in encoded  # PostgreSQL's jsonb refuses it
+    assert json.loads(encoded.encode().decode()) == value
+    TypeAdapter(list[dict[str, Any]]).dump_json([{"kwargs": {"input": value}}])
 
 
 # --------------------------------------------------------------------------- #
