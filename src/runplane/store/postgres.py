@@ -524,8 +524,8 @@ async def _insert_thread(
 _SELECT_STEPS = "SELECT run_id, idx, name, result::text AS result, created_at FROM steps"
 
 
-#: What fails the claim of one run, not of the batch: a concurrent claim of a run of the same
-#: thread, or a value out of range in the run's row (see BAD_ROW_ERRORS).
+#: Batch claim failures one run can cause (a concurrent claim of a run of its thread, a
+#: value out of range in its row: see BAD_ROW_ERRORS); the claim is then made run by run.
 _CLAIM_BATCH_ERRORS = (asyncpg.UniqueViolationError, asyncpg.DataError, *BAD_ROW_ERRORS)
 
 
