@@ -134,8 +134,8 @@ async def test_input_at_the_bounds_is_accepted_and_reads_back_everywhere(
     http: httpx.AsyncClient, server: Server
 ) -> None:
     """The deepest input and metadata accepted come back from every read that carries them:
-    the run, the listings, the thread and its search, the run's result (its output wraps the
-    input once more) and its stream."""
+    the run, the listings (``runplane runs list`` too), the thread and its search, the run's
+    result (its output wraps the input once more) and its stream."""
     deepest = "[" * (limits.MAX_JSON_DEPTH - 1) + "]" * (limits.MAX_JSON_DEPTH - 1)
     thread = await http.post("/threads", **_raw(f'{{"metadata": {{"deep": {deepest}}}}}'))
     assert thread.status_code == 200, thread.text
@@ -168,6 +168,8 @@ async def test_input_at_the_bounds_is_accepted_and_reads_back_everywhere(
     assert run["status"] == "success"
     assert run["timeout"] == limits.MAX_TIMEOUT_SECONDS
     assert run["kwargs"]["input"] == {"deep": json.loads(deepest)}
+    listed = e2e.runplane_cli(server, "list")
+    assert listed.returncode == 0 and run_id[:8] in listed.stdout, listed.stdout + listed.stderr
     assert "Traceback" not in server.output()
 
 
