@@ -7,6 +7,7 @@ from runplane.context import ChildHandle, Context
 from runplane.errors import (
     ChildCancelled,
     ChildFailed,
+    InvalidInput,
     RunCancelled,
     RunConflict,
     RunFailed,
@@ -35,6 +36,7 @@ __all__ = [
     "Context",
     "Event",
     "Hooks",
+    "InvalidInput",
     "Run",
     "RunCancelled",
     "RunConflict",

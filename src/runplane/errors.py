@@ -82,6 +82,15 @@ class ThreadExists(Conflict):
         self.thread_id = thread_id
 
 
+class InvalidInput(RunplaneError, ValueError):
+    """A value outside runplane's bounds (see :mod:`runplane.limits`); nothing was written.
+    ``field`` names the argument (the wire field) that holds it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class UnknownWorkflow(RunplaneError, ValueError):
     """No workflow (assistant) is registered under this name."""
 

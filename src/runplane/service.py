@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
-from runplane import metrics
+from runplane import limits, metrics
 from runplane.clock import Clock
 from runplane.config import Settings
 from runplane.errors import (
     ChildCancelled,
     ChildFailed,
+    InvalidInput,
     RunCancelled,
     RunConflict,
     RunFailed,
@@ -70,18 +70,15 @@ SWEEP_OUTCOMES = {"cancelled": "cancelled", "already_interrupted": "already_inte
 #: What a bulk cancel may select by status.
 BULK_STATUSES = ("pending", "running", "all")
 #: The largest event sequence number the stores can hold (a signed 64-bit integer).
-_MAX_SEQ = 2**63 - 1
 
 
 def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _require_json(value: Any, what: str) -> None:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
+def _page(limit: Any, offset: Any) -> None:
+    limits.check_int("limit", limit, 0, limits.MAX_LIMIT)
+    limits.check_int("offset", offset, 0, limits.MAX_OFFSET)
 
 
 def _settled(run: Run, now: float) -> bool:
@@ -124,6 +121,8 @@ class RunService:
             raise ValueError(f"invalid if_exists {if_exists!r}; allowed values: 'raise', "
                              "'do_nothing'")
         metadata = self._metadata(metadata)
+        if thread_id:  # none or empty: a new id
+            limits.check_id("thread_id", thread_id)
         thread_id = thread_id or _new_id()
         thread = await self._store.create_thread(
             thread_id, metadata, self._clock.now(), if_exists=if_exists,
@@ -134,7 +133,7 @@ class RunService:
         return thread
 
     async def get_thread(self, thread_id: str, *, caller: Caller | None = None) -> Thread:
-        thread = await self._store.get_thread(thread_id)
+        thread = await self._store.get_thread(limits.check_id("thread_id", thread_id))
         if thread is None or (caller is not None and not caller.sees(thread.owner)):
             raise ThreadNotFound(thread_id)
         return thread
@@ -142,6 +141,7 @@ class RunService:
     async def list_threads(
         self, *, limit: int = 10, offset: int = 0, caller: Caller | None = None
     ) -> list[Thread]:
+        _page(limit, offset)
         return await self._store.search_threads(
             ThreadQuery(limit=limit, offset=offset, owner=owner_filter(caller)))
 
@@ -211,13 +211,15 @@ class RunService:
         if if_not_exists not in ("reject", "create"):
             raise ValueError(f"invalid if_not_exists {if_not_exists!r}; allowed values: "
                              "'reject', 'create'")
-        _require_json(input, "input")
+        limits.check_json("input", input, limits.MAX_INPUT_BYTES)
         metadata = self._metadata(metadata)
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        timeout = limits.check_timeout("timeout", timeout)
         attempts = self._settings.max_attempts if max_attempts is None else max_attempts
-        if attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {attempts}")
+        limits.check_int("max_attempts", attempts, 1, limits.MAX_ATTEMPTS)
+        if thread_id is not None:
+            limits.check_id("thread_id", thread_id)
+        if run_id:  # none or empty: a new id
+            limits.check_id("run_id", run_id)
         now = self._clock.now()
         run_id = run_id or _new_id()
         on_active: OnActive
@@ -258,7 +260,9 @@ class RunService:
     async def get_run(
         self, run_id: str, *, thread_id: str | None = None, caller: Caller | None = None
     ) -> Run:
-        run = await self._store.get_run(run_id)
+        if thread_id is not None:
+            limits.check_id("thread_id", thread_id)
+        run = await self._store.get_run(limits.check_id("run_id", run_id))
         if run is None or (thread_id is not None and run.thread_id != thread_id) \
                 or (caller is not None and not caller.sees(run.owner)):
             raise RunNotFound(run_id)
@@ -274,6 +278,7 @@ class RunService:
         caller: Caller | None = None,
     ) -> list[Run]:
         wanted = None if status is None else parse_enum(RunStatus, status, "status")
+        _page(limit, offset)
         if thread_id is not None:
             await self.get_thread(thread_id, caller=caller)
         return await self._store.list_runs(
@@ -295,6 +300,7 @@ class RunService:
     async def events(
         self, run_id: str, *, after_seq: int = 0, caller: Caller | None = None
     ) -> list[Event]:
+        limits.check_int("after_seq", after_seq, 0, limits.MAX_SEQ)
         await self.get_run(run_id, caller=caller)
         return await self._store.get_events(run_id, after_seq=after_seq)
 
@@ -320,9 +326,10 @@ class RunService:
         runs only; the sweep then stays within them (a tree has one owner)."""
         request = CancelRequest(
             action=parse_enum(CancelAction, action, "action"),
-            reason=reason,
-            requested_by=requested_by,
+            reason=limits.check_text("reason", reason),
+            requested_by=limits.check_text("requested_by", requested_by),
         )
+        limits.check_id("run_id", run_id)
         if scope not in CANCEL_SCOPES:
             raise ValueError(f"invalid scope {scope!r}; allowed values: "
                              f"{', '.join(map(repr, CANCEL_SCOPES))}")
@@ -394,6 +401,9 @@ class RunService:
         (run_id, outcome) per run: cancelled, already_interrupted, conflict or not_found
         (another owner's run included)."""
         parse_enum(CancelAction, action, "action")
+        limits.check_text("reason", reason)
+        if run_ids is not None:
+            run_ids = limits.check_ids("run_ids", run_ids)
         if run_ids is None and thread_id is None and status is None:
             raise ValueError("name the runs to cancel: run_ids, thread_id or status")
         if status is not None and status not in BULK_STATUSES:
@@ -441,7 +451,8 @@ class RunService:
         leaves it running."""
         if workflow not in self._workflows:
             raise UnknownWorkflow(workflow, list(self._workflows))
-        _require_json(input, "input")
+        limits.check_json("input", input, limits.MAX_INPUT_BYTES)
+        limits.check_id("child_id", child_id)
         run = await self._store.spawn_run(parent, NewRun(
             run_id=child_id, thread_id=None, assistant_id=workflow, input=input,
             metadata={}, multitask_strategy=MultitaskStrategy.ENQUEUE,
@@ -505,6 +516,7 @@ class RunService:
         return nodes[run.root_run_id]
 
     async def resume(self, run_id: str, *, caller: Caller | None = None) -> Run:
+        limits.check_id("run_id", run_id)
         if caller is not None:
             await self.get_run(run_id, caller=caller)
         run = await self._store.resume_run(run_id, self._clock.now())
@@ -538,7 +550,7 @@ class RunService:
         A store that stops answering does not end the stream: reads are tried again (backing
         off, at most a second apart) until it is back, with the same idle ticks meanwhile,
         and the stream goes on from the last event it gave."""
-        after_seq = min(max(after_seq, 0), _MAX_SEQ)  # past any log, still a database integer
+        after_seq = min(max(after_seq, 0), limits.MAX_SEQ)  # past any log, still a database integer
         checked, failures = False, 0
         with self._notifier.watch(run_id, events=True) as logged:
             while True:
@@ -606,13 +618,13 @@ class RunService:
                              f"{', '.join(map(repr, THREAD_SORT_KEYS))}")
         if sort_order not in ("asc", "desc"):
             raise ValueError(f"invalid sort_order {sort_order!r}; allowed values: 'asc', 'desc'")
-        if limit < 0 or offset < 0:
-            raise ValueError("limit and offset must be >= 0")
+        _page(limit, offset)
         return ThreadQuery(
             metadata=RunService._metadata(metadata),
             status=None if status is None else parse_enum(ThreadStatus, status, "status"),
-            ids=ids, limit=limit, offset=offset, sort_by=sort_by,
-            descending=sort_order == "desc", owner=owner_filter(caller),
+            ids=None if ids is None else limits.check_ids("ids", ids), limit=limit,
+            offset=offset, sort_by=sort_by, descending=sort_order == "desc",
+            owner=owner_filter(caller),
         )
 
     @staticmethod
@@ -620,6 +632,6 @@ class RunService:
         if metadata is None:
             return {}
         if not isinstance(metadata, dict):
-            raise ValueError(f"metadata must be a JSON object, got {type(metadata).__name__}")
-        _require_json(metadata, "metadata")
-        return metadata
+            raise InvalidInput(
+                "metadata", f"metadata must be a JSON object, got {type(metadata).__name__}")
+        return limits.check_json("metadata", metadata, limits.MAX_METADATA_BYTES)

@@ -26,6 +26,7 @@ from runplane import __version__
 from runplane.app import Runplane
 from runplane.errors import (
     Conflict,
+    InvalidInput,
     NotFound,
     RunConflict,
     RunplaneError,
@@ -138,6 +139,9 @@ def _error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return JSONResponse({"detail": f"malformed JSON body: {errors[0].get('msg')}"}, 400)
+        # the offending value is not echoed back: NaN, a lone surrogate or a deep value
+        # would make the answer itself unserialisable
+        errors = [{k: v for k, v in e.items() if k != "input"} for e in errors]
         parts = []
         for e in errors:
             where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
@@ -148,6 +152,8 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RunplaneError)
     async def domain(request: Request, exc: RunplaneError) -> JSONResponse:
         body: dict[str, Any] = {"detail": _detail(exc)}
+        if isinstance(exc, InvalidInput):
+            return JSONResponse({**body, "field": exc.field}, 422)
         if isinstance(exc, UnknownWorkflow):
             return JSONResponse(body, 404)
         if isinstance(exc, NotFound):

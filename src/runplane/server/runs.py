@@ -18,6 +18,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from runplane.errors import RunConflict, RunNotFound, StoreClosed
+from runplane.limits import MAX_LIMIT, MAX_OFFSET, MAX_TEXT_LENGTH
 from runplane.models import Caller, Run, RunStatus
 from runplane.server.deps import Service, Settings, Who
 from runplane.server.streams import event_stream, parse_last_event_id, sse
@@ -47,6 +48,9 @@ Action = Literal["interrupt", "rollback"]
 Scope = Literal["run", "tree"]
 Status = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
+Limit = Annotated[int, Query(ge=0, le=MAX_LIMIT)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+Reason = Annotated[str | None, Query(max_length=MAX_TEXT_LENGTH)]
 #: 202: cancelled (or already interrupted); with ``wait``, 200 once the task stopped.
 _CANCEL_ANSWERS = answers(CancelAnswer, 404, 409, status=202,
                           also={200: {"model": CancelAnswer, "description": "With wait: the "
@@ -198,8 +202,8 @@ async def wait_threadless(request: Request, service: Service, caller: Who,
 
 # --- reading, deleting -----------------------------------------------------------------------
 @router.get("/threads/{thread_id}/runs", **answers(list[RunAnswer], 404))
-async def list_on_thread(service: Service, caller: Who, thread_id: str,
-                         limit: int = Query(10, ge=0), offset: int = Query(0, ge=0),
+async def list_on_thread(service: Service, caller: Who, thread_id: str, limit: Limit = 10,
+                         offset: Offset = 0,
                          status: Status | None = None) -> list[dict[str, Any]]:
     runs = await service.list_runs(thread_id, status=status, limit=limit, offset=offset,
                                    caller=caller)
@@ -213,8 +217,7 @@ async def get_on_thread(service: Service, caller: Who, thread_id: str,
 
 
 @router.get("/runs", **answers(list[RunAnswer]))
-async def list_all(service: Service, caller: Who, limit: int = Query(10, ge=0),
-                   offset: int = Query(0, ge=0),
+async def list_all(service: Service, caller: Who, limit: Limit = 10, offset: Offset = 0,
                    status: Status | None = None) -> list[dict[str, Any]]:
     """Every run of the caller's, newest first (children and thread-less runs included)."""
     runs = await service.list_runs(None, status=status, limit=limit, offset=offset,
@@ -280,7 +283,7 @@ async def join_stream_by_id(
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel", **_CANCEL_ANSWERS)
 async def cancel_on_thread(service: Service, caller: Who, thread_id: str, run_id: str,
                            wait: bool = False, action: Action = "interrupt", scope: Scope = "run",
-                           reason: str | None = None) -> JSONResponse:
+                           reason: Reason = None) -> JSONResponse:
     """202 for a run this call interrupted and for one already interrupted (``outcome``
     tells which); with ``wait``, 200 once the worker really stopped the task. 409 for a
     finished run, 404 for an unknown run or another thread's. ``scope=tree`` cancels every
@@ -292,7 +295,7 @@ async def cancel_on_thread(service: Service, caller: Who, thread_id: str, run_id
 @router.post("/runs/{run_id}/cancel", **_CANCEL_ANSWERS)
 async def cancel_by_id(service: Service, caller: Who, run_id: str, wait: bool = False,
                        action: Action = "interrupt", scope: Scope = "run",
-                       reason: str | None = None) -> JSONResponse:
+                       reason: Reason = None) -> JSONResponse:
     """The thread run cancel, for runs addressed by id alone (children, thread-less runs)."""
     return await _cancel(service, caller, run_id, thread_id=None, wait=wait, action=action,
                          scope=scope, reason=reason)

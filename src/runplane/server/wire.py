@@ -16,6 +16,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
+from runplane.limits import (
+    MAX_ATTEMPTS,
+    MAX_ID_LENGTH,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    MAX_TIMEOUT_SECONDS,
+)
 from runplane.models import CancelResult, Run, RunNode, RunStatus, Thread
 from runplane.server.streams import STREAM_MODES
 
@@ -39,8 +46,14 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
 
+#: Bounds of the RunService (runplane.limits), repeated here so that OpenAPI shows them.
+Id = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
+Limit = Annotated[int, Field(ge=0, le=MAX_LIMIT)]
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
+
+
 class ThreadCreate(_Body):
-    thread_id: str | None = None
+    thread_id: Id | None = None
     metadata: dict[str, Any] | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
 
@@ -52,10 +65,10 @@ class ThreadUpdate(_Body):
 class ThreadSearch(_Body):
     metadata: dict[str, Any] | None = None
     values: SkipJsonSchema[dict[str, Any] | None] = None  # refused when given
-    ids: list[str] | None = None
+    ids: list[Id] | None = Field(None, max_length=MAX_LIMIT)
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
-    limit: int = Field(10, ge=0, le=1000)
-    offset: int = Field(0, ge=0)
+    limit: Limit = 10
+    offset: Offset = 0
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
 
@@ -74,8 +87,8 @@ class AssistantSearch(_Body):
     graph_id: str | None = None
     name: str | None = None
     metadata: dict[str, Any] | None = None
-    limit: int = Field(10, ge=0, le=1000)
-    offset: int = Field(0, ge=0)
+    limit: Limit = 10
+    offset: Offset = 0
 
 
 class RunCreate(_Body):
@@ -87,8 +100,8 @@ class RunCreate(_Body):
     on_disconnect: Literal["cancel", "continue"] | None = None
     stream_mode: StreamModeField = None
     #: runplane extensions: seconds before the run ends ``timeout``; claims before ``error``
-    timeout: float | None = Field(None, gt=0)
-    max_attempts: int | None = Field(None, ge=1)
+    timeout: float | None = Field(None, gt=0, le=MAX_TIMEOUT_SECONDS, allow_inf_nan=False)
+    max_attempts: int | None = Field(None, ge=1, le=MAX_ATTEMPTS)
     # accepted with no effect (the model ignores other unknown fields too: durability,
     # stream_resumable, ...; runplane streams are always resumable, every step checkpointed)
     config: dict[str, Any] | None = None
@@ -120,8 +133,8 @@ class RunCreate(_Body):
 
 
 class BulkCancel(_Body):
-    run_ids: list[str] | None = None
-    thread_id: str | None = None
+    run_ids: list[Id] | None = Field(None, max_length=MAX_LIMIT)
+    thread_id: Id | None = None
     status: Literal["pending", "running", "all"] | None = None
 
 

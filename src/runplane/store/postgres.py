@@ -53,6 +53,7 @@ from runplane.models import (
 from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
 from runplane.store.batch import WriteBatcher
 from runplane.store.rows import (
+    BAD_ROW_ERRORS,
     FINISH_EVENTS,
     SWEEP_TICK,
     THREAD_STATUS_SQL,
@@ -68,6 +69,7 @@ from runplane.store.rows import (
     sweep_order,
     thread_from_row,
     thread_run,
+    unclaimable_error,
 )
 
 log = logging.getLogger("runplane.store.postgres")
@@ -282,6 +284,14 @@ WITH c AS (
       FROM u
 )
 SELECT * FROM u ORDER BY c_seq
+"""
+
+# A pending run that cannot be claimed ends ``error`` without being started.
+_FAIL_PENDING = """
+UPDATE runs SET status = 'error', error = $2, ended_at = $3, updated_at = $3,
+       last_event_seq = last_event_seq + 1
+ WHERE run_id = $1 AND status = 'pending'
+RETURNING last_event_seq
 """
 
 _RENEW = """
@@ -538,23 +548,44 @@ async def _insert_thread(
 _SELECT_STEPS = "SELECT run_id, idx, name, result::text AS result, created_at FROM steps"
 
 
+#: Batch claim failures one run can cause (a concurrent claim of a run of its thread, a
+#: value out of range in its row: see BAD_ROW_ERRORS); the claim is then made run by run.
+_CLAIM_BATCH_ERRORS = (asyncpg.UniqueViolationError, asyncpg.DataError, *BAD_ROW_ERRORS)
+
+
 async def _claim_one_by_one(
     conn: asyncpg.Connection, workflows: list[str], owner: str, expires: float, now: float,
     limit: int, exclude: list[str],
-) -> list[asyncpg.Record]:
-    """The claim with a savepoint per run, for when a concurrent claim met the one running
-    run per thread index: the runs it can take are taken, the others left pending."""
+) -> list[ClaimedRun]:
+    """The claim with a savepoint per run, for when the batch statement failed: the runs
+    it can take are taken; one a concurrent claim met the one running run per thread index
+    on is left pending, one whose row cannot be claimed or decoded is ended ``error``."""
     claimed = []
     for record in await conn.fetch(_CLAIMABLE, workflows, limit, exclude):
         try:
             async with conn.transaction():
                 row = await conn.fetchrow(_CLAIM, record[0], owner, expires, now)
+                run = run_from_row(row)
+                steps = await _get_steps(conn, run.run_id) if run.step_index else []
         except asyncpg.UniqueViolationError:
             continue  # another worker started a run of this thread meanwhile
-        await conn.execute(_INSERT_EVENT, row["run_id"], row["last_event_seq"], "run:start",
-                           dumps({"attempt": row["attempt"], "worker": owner}), now)
-        claimed.append(row)
+        except (asyncpg.DataError, *BAD_ROW_ERRORS) as exc:
+            await _fail_unclaimable(conn, record[0], exc, now)
+            continue
+        await conn.execute(_INSERT_EVENT, run.run_id, row["last_event_seq"], "run:start",
+                           dumps({"attempt": run.attempt, "worker": owner}), now)
+        claimed.append(ClaimedRun(run, steps))
     return claimed
+
+
+async def _fail_unclaimable(
+    conn: asyncpg.Connection, run_id: str, exc: Exception, now: float
+) -> None:
+    error = unclaimable_error(exc)
+    log.warning("run %s ended error: %s", run_id, error)
+    seq = await conn.fetchval(_FAIL_PENDING, run_id, error, now)
+    if seq is not None:
+        await conn.execute(_INSERT_EVENT, run_id, seq, "run:fail", dumps({"error": error}), now)
 
 
 async def _with_steps(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[ClaimedRun]:
@@ -984,9 +1015,9 @@ class PostgresStore:
                 async with conn.transaction():
                     rows = await conn.fetch(_CLAIM_BATCH, *args)
                     return await _with_steps(conn, rows)
-            except asyncpg.UniqueViolationError:
+            except _CLAIM_BATCH_ERRORS:
                 async with conn.transaction():
-                    return await _with_steps(conn, await _claim_one_by_one(conn, *args))
+                    return await _claim_one_by_one(conn, *args)
 
     async def renew_leases(self, leases: list[Lease], lease_ttl: float, now: float) -> list[str]:
         rows = await self.pool.fetch(

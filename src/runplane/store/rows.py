@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runplane.errors import ThreadNotFound
+from runplane.limits import MAX_METADATA_BYTES, check_json
 from runplane.models import (
     FINISHED,
     CancelAction,
@@ -96,8 +97,11 @@ def thread_run(new: NewRun, thread_owner: str | None, own_thread_only: bool) -> 
 
 
 def merge_metadata(stored: str | None, changes: dict[str, Any]) -> dict[str, Any]:
-    """A thread's metadata after an update: the given top-level keys replace the stored."""
-    return {**(loads(stored) or {}), **changes}
+    """A thread's metadata after an update: the given top-level keys replace the stored.
+    Raises InvalidInput (in the update's transaction: nothing is written) if the merged
+    metadata outgrew MAX_METADATA_BYTES."""
+    merged = {**(loads(stored) or {}), **changes}
+    return check_json("metadata", merged, MAX_METADATA_BYTES)
 
 
 def delete_conflict(run: Run) -> str:
@@ -115,6 +119,17 @@ def reap_decision(
         error = f"worker lease expired on attempt {attempt} of {max_attempts}"
         return RunStatus.ERROR, error, "run:fail"
     return RunStatus.PENDING, None, "run:resume"
+
+
+#: What decoding or claiming a run raises for a value out of range in its row (a row written
+#: by an older version or by hand: a timeout whose deadline is no datetime, text that is no
+#: JSON): that run cannot start, and is ended ``error`` so that the runs behind it can.
+BAD_ROW_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, OverflowError, LookupError)
+
+
+def unclaimable_error(exc: Exception) -> str:
+    """The ``error`` of a run ended because its row could not be claimed."""
+    return f"run could not be started, its stored row is invalid: {type(exc).__name__}: {exc}"
 
 
 def run_from_row(row: Mapping[str, Any]) -> Run:

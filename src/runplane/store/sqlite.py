@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import queue
 import sqlite3
 import threading
@@ -62,6 +63,7 @@ from runplane.models import (
 )
 from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
 from runplane.store.rows import (
+    BAD_ROW_ERRORS,
     FINISH_EVENTS,
     SWEEP_TICK,
     THREAD_STATUS_SQL,
@@ -77,7 +79,10 @@ from runplane.store.rows import (
     sweep_order,
     thread_from_row,
     thread_run,
+    unclaimable_error,
 )
+
+log = logging.getLogger("runplane.store.sqlite")
 
 _MAX_BATCH = 512
 #: Seconds between two checks for other processes' commits (``PRAGMA data_version``).
@@ -384,6 +389,14 @@ UPDATE runs
 RETURNING *
 """
 
+# A pending run that cannot be claimed ends ``error`` without being started.
+_FAIL_PENDING = """
+UPDATE runs SET status = 'error', error = ?, ended_at = ?, updated_at = ?,
+       last_event_seq = last_event_seq + 1
+ WHERE run_id = ? AND status = 'pending'
+RETURNING last_event_seq
+"""
+
 _RENEW = """
 UPDATE runs SET lease_expires_at = ?
  WHERE run_id = ? AND status = 'running' AND lease_generation = ?
@@ -621,13 +634,29 @@ def _claim(
     ids = [r[0] for r in conn.execute(_CLAIMABLE, (dumps(workflows), dumps(exclude), limit))]
     claimed = []
     for run_id in ids:
-        row = conn.execute(_CLAIM, (owner, now + ttl, now, now, now, run_id)).fetchone()
-        run = _run(row)
-        _append(conn, run_id, row["last_event_seq"], "run:start",
-                {"attempt": run.attempt, "worker": owner}, now)
-        steps = _get_steps(conn, run_id) if run.step_index else []
+        conn.execute("SAVEPOINT claim")  # one bad row must not stop the claim of the others
+        try:
+            row = conn.execute(_CLAIM, (owner, now + ttl, now, now, now, run_id)).fetchone()
+            run = _run(row)
+            _append(conn, run_id, row["last_event_seq"], "run:start",
+                    {"attempt": run.attempt, "worker": owner}, now)
+            steps = _get_steps(conn, run_id) if run.step_index else []
+        except BAD_ROW_ERRORS as exc:
+            conn.execute("ROLLBACK TO claim")
+            conn.execute("RELEASE claim")
+            _fail_unclaimable(conn, run_id, exc, now)
+            continue
+        conn.execute("RELEASE claim")
         claimed.append(ClaimedRun(run, steps))
     return claimed
+
+
+def _fail_unclaimable(conn: sqlite3.Connection, run_id: str, exc: Exception, now: float) -> None:
+    error = unclaimable_error(exc)
+    log.warning("run %s ended error: %s", run_id, error)
+    row = conn.execute(_FAIL_PENDING, (error, now, now, run_id)).fetchone()
+    if row is not None:
+        _append(conn, run_id, row["last_event_seq"], "run:fail", {"error": error}, now)
 
 
 def _get_steps(conn: sqlite3.Connection, run_id: str) -> list[Step]:
