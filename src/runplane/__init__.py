@@ -19,6 +19,7 @@ from runplane.errors import (
     ThreadBusy,
     ThreadNotFound,
     UnknownWorkflow,
+    UnstorableValue,
 )
 from runplane.hooks import Hooks
 from runplane.models import CancelResult, Event, Run, RunNode, RunStatus, Step, Thread
@@ -54,4 +55,5 @@ __all__ = [
     "ThreadBusy",
     "ThreadNotFound",
     "UnknownWorkflow",
+    "UnstorableValue",
 ]

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from runplane import metrics
+from runplane import limits, metrics
 from runplane.clock import Clock
-from runplane.errors import STORE_FAULTS, NonDeterministicReplay, StepResultNotSerializable
+from runplane.errors import (
+    STORE_FAULTS,
+    InvalidInput,
+    NonDeterministicReplay,
+    StepResultNotSerializable,
+    UnstorableValue,
+)
 from runplane.hooks import Hooks
 from runplane.models import ClaimedRun, Lease, RunStatus, Step
 from runplane.store.base import Store
@@ -97,8 +102,13 @@ async def classify_refusal(store: Store, lease: Lease) -> StopReason | None:
     return "lease_lost"
 
 
-def json_checked(value: Any) -> None:
-    json.dumps(value)
+def storable(call: str, check: Callable[..., Any], *args: Any) -> None:
+    """Run a check of :mod:`runplane.limits` on what the workflow's ``call`` hands over,
+    before anything is written: a refusal raises there, naming the call and the spot."""
+    try:
+        check(*args)
+    except InvalidInput as exc:
+        raise UnstorableValue(exc.field, f"{call}: {exc}") from None
 
 
 class Context:
@@ -148,8 +158,10 @@ class Context:
         """Run ``fn`` once for this run and store its result; on resume return the stored result.
 
         A result still in flight when the run is cancelled is discarded, never
-        stored as completed.
+        stored as completed. A result no store could keep (see
+        :func:`runplane.limits.check_result`) fails the step like an exception would.
         """
+        storable(f"ctx.step({name!r})", limits.check_text, "name", name)
         if self.in_flight is not None:
             raise RuntimeError(
                 f"ctx.step({name!r}) called while step {self.in_flight[1]!r} is still running: "
@@ -170,8 +182,8 @@ class Context:
         try:
             result = await self._call(fn, args, kwargs)
             try:
-                json_checked(result)
-            except (TypeError, ValueError) as exc:
+                limits.check_result("result", result)
+            except InvalidInput as exc:
                 raise StepResultNotSerializable(name, exc) from exc
         except Exception as exc:
             # Only completed steps take an index: a failed one runs again on resume.
@@ -179,7 +191,8 @@ class Context:
             self._next_index = index
             await self._fenced("event", self._store.append_event(
                 self.run_id, "step:fail",
-                {"name": name, "index": index, "error": f"{type(exc).__name__}: {exc}"},
+                {"name": name, "index": index,
+                 "error": limits.storable_text(f"{type(exc).__name__}: {exc}")},
                 self._clock.now(), lease=self.lease))
             raise
         cancelled_meanwhile = False
@@ -207,6 +220,8 @@ class Context:
         """
         if self._runs is None:
             raise RuntimeError("this context cannot spawn runs (no run service)")
+        storable(f"ctx.spawn({workflow!r})", limits.check_json, "input", input,
+                 limits.MAX_INPUT_BYTES)
         runs = self._runs
         child_id = str(uuid.uuid5(uuid.NAMESPACE_URL,
                                   f"runplane:{self.run_id}:{self._spawn_epoch}:{self._next_index}"))
@@ -231,20 +246,19 @@ class Context:
         While a resumed run replays its completed steps, emits are skipped: they
         were written on the earlier attempt. Emits after the last completed step
         are written again (at least once: the earlier attempt may have stopped
-        before them).
+        before them). ``data`` no store could keep raises UnstorableValue here.
         """
         if not isinstance(mode, str) or not mode or mode.startswith(_RESERVED_PREFIXES):
             raise ValueError(
                 f"invalid emit mode {mode!r}: a non-empty name not starting with "
                 f"{', '.join(_RESERVED_PREFIXES)} (those are lifecycle events)"
             )
+        call = f"ctx.emit({mode!r})"
+        storable(call, limits.check_id, "mode", mode)
+        storable(call, limits.check_result, "data", data)  # on replay too: the same outcome
         if self.replaying:
             return
         self._raise_if_stopped()
-        try:
-            json_checked(data)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"ctx.emit({mode!r}) data is not JSON-serialisable: {exc}") from exc
         await self._fenced("event", self._store.append_event(
             self.run_id, mode, data, self._clock.now(), lease=self.lease))
 

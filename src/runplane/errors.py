@@ -137,11 +137,19 @@ class ChildFailed(RunplaneError):
         self.error = error
 
 
+class UnstorableValue(InvalidInput, TypeError):
+    """A workflow handed runplane a value no store could keep (see
+    :func:`runplane.limits.check_result`): an event's data, a child's input. Nothing was
+    written. A ValueError like every out-of-bounds value, and a TypeError as a value that
+    is no JSON at all always was."""
+
+
 class StepResultNotSerializable(RunplaneError, TypeError):
-    """A step returned a value that cannot be stored as JSON."""
+    """A step returned a value that cannot be stored (no JSON, or outside the bounds of
+    :mod:`runplane.limits`): the step failed, its result was not stored."""
 
     def __init__(self, step: str, cause: Exception) -> None:
-        super().__init__(f"step {step!r} returned a value that is not JSON-serialisable: {cause}")
+        super().__init__(f"step {step!r} returned a value that cannot be stored: {cause}")
         self.step = step
 
 

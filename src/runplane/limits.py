@@ -5,7 +5,10 @@ every adapter (FastAPI serialises responses with a depth limit of about 250
 and ``allow_nan=False``), and usable by the worker (a deadline must be a valid
 datetime). The RunService runs these checks on everything it is handed before
 any store call, so a refused value leaves nothing written; the HTTP wire
-models repeat the numeric bounds so that OpenAPI shows them.
+models repeat the numeric bounds so that OpenAPI shows them. What a workflow
+writes (step results, events, its output, a child's input) passes the same
+checks in the worker before its write: one stored value no response can carry
+would break every later read of the run, its thread and the run listings.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ from runplane.errors import InvalidInput
 MAX_JSON_DEPTH = 64
 #: Largest JSON encoding (UTF-8 bytes) of a run's input.
 MAX_INPUT_BYTES = 8 << 20
+#: Deepest nesting of what a workflow writes: a step's result, an event's data (``values``
+#: become the thread's values), the run's output. Twice the input's: a result often wraps
+#: its input (``{"echo": input}``, a state that keeps the input's messages), and even the
+#: deepest, wrapped again by a response, stays well under the serialiser's ~250 levels.
+MAX_RESULT_DEPTH = 2 * MAX_JSON_DEPTH
+#: Largest JSON encoding of what a workflow writes, for the same reason twice the input's.
+MAX_RESULT_BYTES = 2 * MAX_INPUT_BYTES
 #: Largest JSON encoding of a thread's or run's metadata (also of a thread after an update).
 MAX_METADATA_BYTES = 64 << 10
 #: Longest thread or run id; ids are printable text (no control characters).
@@ -114,11 +124,11 @@ def check_timeout(field: str, value: Any) -> float | None:
     return float(value)
 
 
-def check_json(field: str, value: Any, max_bytes: int) -> Any:
+def check_json(field: str, value: Any, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """A JSON value both stores keep and every response can carry back: nested at most
-    MAX_JSON_DEPTH levels, finite numbers, strings (keys too) free of NUL and lone
+    ``max_depth`` levels, finite numbers, strings (keys too) free of NUL and lone
     surrogates, encoded in at most ``max_bytes`` bytes."""
-    found = _first_problem(value, 0)
+    found = _first_problem(value, 0, max_depth)
     if found is not None:
         problem, where = found
         raise _refuse(field, problem, "".join(reversed(where or [])))
@@ -132,10 +142,24 @@ def check_json(field: str, value: Any, max_bytes: int) -> Any:
     return value
 
 
+def check_result(field: str, value: Any) -> Any:
+    """What a workflow writes: storable like input, with room to wrap its input."""
+    return check_json(field, value, MAX_RESULT_BYTES, MAX_RESULT_DEPTH)
+
+
+def storable_text(text: str) -> str:
+    """``text`` with what no store keeps (NUL, lone surrogates) written as ``\\uXXXX``: for
+    text a run must record whatever it holds (an exception's message, a traceback), where
+    refusing would lose the outcome and a refused write would leave the run to its lease."""
+    return _UNSTORABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _first_problem(value: Any, depth: int) -> tuple[str, list[str] | None] | None:
+def _first_problem(
+    value: Any, depth: int, max_depth: int
+) -> tuple[str, list[str] | None] | None:
     """What is wrong with ``value``, and where (path steps, innermost first; None where
     the path would be as long as the nesting is deep)."""
     if isinstance(value, str):
@@ -147,13 +171,13 @@ def _first_problem(value: Any, depth: int) -> tuple[str, list[str] | None] | Non
         return f"is {'NaN' if math.isnan(value) else 'Infinity'}, not a JSON number", []
     if not isinstance(value, dict | list | tuple):
         return None
-    if depth >= MAX_JSON_DEPTH:
-        return f"is nested deeper than {MAX_JSON_DEPTH} levels", None
+    if depth >= max_depth:
+        return f"is nested deeper than {max_depth} levels", None
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, item in items:
         if isinstance(key, str) and (problem := _bad_chars(key)) is not None:
             return f"has a key that {problem}", []
-        found = _first_problem(item, depth + 1)
+        found = _first_problem(item, depth + 1, max_depth)
         if found is not None:
             if found[1] is None:
                 return found

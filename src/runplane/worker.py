@@ -15,17 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runplane import metrics
+from runplane import limits, metrics
 from runplane.clock import Clock
 from runplane.config import Settings
-from runplane.context import (
-    Context,
-    StopReason,
-    classify_refusal,
-    json_checked,
-    uncancellable,
-)
-from runplane.errors import STORE_FAULTS, StoreUnavailable
+from runplane.context import Context, StopReason, classify_refusal, uncancellable
+from runplane.errors import STORE_FAULTS, InvalidInput, StoreUnavailable
 from runplane.hooks import Hooks
 from runplane.models import ClaimedRun, Lease, RunStatus
 from runplane.notifier import LocalNotifier, wait_event
@@ -327,16 +321,22 @@ class Worker:
         else:
             status, output = RunStatus.SUCCESS, task.result()
             try:
-                json_checked(output)
-            except (TypeError, ValueError) as exc:
+                limits.check_result("output", output)
+            except InvalidInput as exc:
                 status, output = RunStatus.ERROR, None
-                error = f"the workflow's output is not JSON-serialisable: {exc}"
+                error = f"the workflow's output cannot be stored: {exc}"
+        if status is RunStatus.SUCCESS:
+            trace = None
+        else:
+            # An exception's text may hold a NUL: written as is, the store would refuse the
+            # write, leaving the run to its lease's expiry and a rerun of the workflow.
+            error = error and limits.storable_text(error)
+            trace = trace and limits.storable_text(trace)
         if self._hooks.before_finish is not None:
             await self._hooks.before_finish(ctx.run_id, status)
         try:
             finished = await self._store.finish_run(
-                ctx.lease, status, output, error, self._clock.now(),
-                trace if status is not RunStatus.SUCCESS else None)
+                ctx.lease, status, output, error, self._clock.now(), trace)
         except STORE_FAULTS as exc:  # maybe stored: a refused hand-back then finds it ended
             ctx.store_failed("finish write", exc)
             await self._give_back(ctx, "store_unavailable")
