@@ -310,8 +310,9 @@ _TEXT = st.text(st.characters(codec="utf-8") | st.sampled_from("\x00\ud800\udfff
 _NUMBER = st.integers() | st.integers(-2**80, 2**80) | st.floats() | st.sampled_from(
     [1e300, -0.0, 5e-324, 1.7976931348623157e308, 1e16, 2**63, -2**63 - 1])
 _KEY = _TEXT | st.integers(-3, 3) | st.booleans() | st.none()
+_REFUSED = st.sampled_from([float("nan"), float("-inf"), "\x00", "\udfff", {"\ud800": 0}])
 _VALUE = st.recursive(
-    st.none() | st.booleans() | _NUMBER | _TEXT,
+    st.none() | st.booleans() | _NUMBER | _TEXT | _REFUSED,
     lambda inner: st.lists(inner, max_size=4) | st.tuples(inner)
     | st.dictionaries(_KEY, inner, max_size=4),
     max_leaves=24,
@@ -342,6 +343,7 @@ async def test_what_the_check_accepts_every_store_keeps_and_gives_back(
         return value
 
     accepted: list[Any] = []
+    refused: list[Any] = []
 
     async def round_trip(value: Any) -> None:
         key = str(len(values))
@@ -352,6 +354,7 @@ async def test_what_the_check_accepts_every_store_keeps_and_gives_back(
         try:
             limits.check_result("value", value)
         except InvalidInput:
+            refused.append(value)
             assert ended.status is RunStatus.ERROR, ended
             assert await app.runs.steps(run.run_id) == []
             await _readable(app, run.run_id, thread.thread_id)
@@ -370,11 +373,11 @@ async def test_what_the_check_accepts_every_store_keeps_and_gives_back(
 
     loop = asyncio.get_running_loop()
 
-    @settings(max_examples=120, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=200, deadline=None, derandomize=True, database=None)
     @given(_VALUE)
     def check(value: Any) -> None:
         asyncio.run_coroutine_threadsafe(round_trip(value), loop).result(timeout=60)
 
     async with app:
         await asyncio.to_thread(check)
-    assert len(accepted) > 40, f"too few examples stored: {len(accepted)}"
+    assert len(accepted) > 100 and len(refused) > 20, (len(accepted), len(refused))
