@@ -22,6 +22,10 @@
 - ``family``: spawns one attached ``parks`` child per marker in ``input["markers"]`` and
   awaits them all; a cancelled child is counted, not fatal: it returns
   ``{"cancelled": n}`` once every child ended.
+- ``unstorable``: emits ``values`` ``{"before": True}``, then hands a value no store keeps
+  and no client could send (``UNSTORABLE[input["value"]]``: ``nan``, ``deep``, ``nul``) to
+  what ``input["to"]`` names: ``output`` returns it, ``step`` returns it from a step,
+  ``values`` emits it.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any
 
 from runplane import ChildCancelled, Context, Runplane
 
-WORKFLOWS = ("echo", "steps", "parks", "ticks", "fails", "family")
+WORKFLOWS = ("echo", "steps", "parks", "ticks", "fails", "family", "unstorable")
 
 
 def mark(path: str | None, line: str) -> None:
@@ -81,6 +85,20 @@ async def _park(marker: str | None, cleanup_seconds: float) -> None:
         while not cleanup.done():
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(cleanup)
+
+
+def _deep(levels: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+UNSTORABLE: dict[str, Any] = {
+    "nan": {"score": float("nan")},
+    "deep": {"tree": _deep(300)},
+    "nul": {"text": "a\x00b"},
+}
 
 
 app = Runplane()
@@ -147,3 +165,14 @@ async def family(ctx: Context, input: Any) -> dict[str, int]:
         except ChildCancelled:
             cancelled += 1
     return {"cancelled": cancelled}
+
+
+@app.workflow("unstorable")
+async def unstorable(ctx: Context, input: Any) -> Any:
+    await ctx.emit("values", {"before": True})
+    value = UNSTORABLE[input["value"]]
+    if input["to"] == "step":
+        return await ctx.step("produce", lambda: value)
+    if input["to"] == "values":
+        await ctx.emit("values", value)
+    return value
