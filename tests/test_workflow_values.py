@@ -381,3 +381,43 @@ async def test_what_the_check_accepts_every_store_keeps_and_gives_back(
     async with app:
         await asyncio.to_thread(check)
     assert len(accepted) > 100 and len(refused) > 20, (len(accepted), len(refused))
+
+
+async def test_an_outcome_the_store_refuses_ends_the_run_error_not_a_rerun(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value past the checks (here slipped in under them, between the check and the
+    write) meets the database's own refusal: PostgreSQL refuses ``\\u0000`` in jsonb, and
+    neither driver encodes a lone surrogate. The run ends ``error`` saying so, at once and
+    on its first attempt, instead of waiting for its lease to expire to run again."""
+    app = make_app(max_attempts=3)
+    attempts: list[int] = []
+
+    @app.workflow("slips_past")
+    async def slips_past(ctx: Context, input: Any) -> Any:
+        attempts.append(ctx.attempt)
+        return {"fine": True}
+
+    async with app:
+        store = app.store
+        real_finish = store.finish_run
+        sent: list[Any] = []
+
+        async def finish_run(lease: Any, status: Any, output: Any, *args: Any) -> bool:
+            if output == {"fine": True}:
+                output = {"fine": "\x00\ud800"}
+            sent.append(output)
+            return await real_finish(lease, status, output, *args)
+
+        monkeypatch.setattr(store, "finish_run", finish_run)
+        thread = await app.threads.create()
+        run = await app.runs.create(thread.thread_id, "slips_past")
+        ended = await _finished(app, run.run_id)
+        assert ended.status is RunStatus.ERROR
+        assert ended.error.startswith("the store refused the run's success outcome: "), \
+            ended.error
+        assert ended.output is None and attempts == [1]
+        assert sent == [{"fine": "\x00\ud800"}, None]
+        events = [e.event for e in await app.runs.events(run.run_id)]
+        assert events == ["run:created", "run:start", "run:fail"], events
+        await _readable(app, run.run_id, thread.thread_id)

@@ -341,6 +341,14 @@ class Worker:
             ctx.store_failed("finish write", exc)
             await self._give_back(ctx, "store_unavailable")
             return
+        except Exception as exc:
+            # Not a fault: the store refused the outcome itself (a value past the checks of
+            # runplane.limits). Left unwritten, the run would wait for its lease to expire
+            # and run again, to the same end: it ends ``error`` saying so instead.
+            status, error = RunStatus.ERROR, limits.storable_text(
+                f"the store refused the run's {status.value} outcome: {_describe(exc)}")
+            finished = await self._store.finish_run(
+                ctx.lease, status, None, error, self._clock.now(), None)
         if finished:
             metrics.RUNS_FINISHED.labels(status.value).inc()
             if error is not None:  # one line: the traceback is kept with the run
