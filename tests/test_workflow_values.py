@@ -421,3 +421,47 @@ async def test_an_outcome_the_store_refuses_ends_the_run_error_not_a_rerun(
         events = [e.event for e in await app.runs.events(run.run_id)]
         assert events == ["run:created", "run:start", "run:fail"], events
         await _readable(app, run.run_id, thread.thread_id)
+
+
+async def test_a_step_result_the_store_refuses_fails_the_step_and_it_runs_again(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for a step's result: the refusal fails the step (``step:fail``, no index
+    taken), the workflow sees it at ``ctx.step`` and may go on; nothing waits for a lease."""
+    app = make_app(max_attempts=3)
+    attempts: list[int] = []
+    seen: list[BaseException] = []
+
+    @app.workflow("step_slips_past")
+    async def step_slips_past(ctx: Context, input: Any) -> Any:
+        attempts.append(ctx.attempt)
+        try:
+            await ctx.step("produce", lambda: {"fine": True})
+        except Exception as exc:
+            seen.append(exc)
+        return await ctx.step("produce", lambda: {"fine": "again"})
+
+    async with app:
+        store = app.store
+        real_complete = store.complete_step
+        slipped: list[bool] = []
+
+        async def complete_step(lease: Any, index: int, name: str, result: Any,
+                                *args: Any) -> bool:
+            if result == {"fine": True}:
+                slipped.append(True)
+                result = {"fine": "\x00\ud800"}
+            return await real_complete(lease, index, name, result, *args)
+
+        monkeypatch.setattr(store, "complete_step", complete_step)
+        run = await app.runs.create(None, "step_slips_past")
+        assert await _finished(app, run.run_id) == {"fine": "again"}
+        assert slipped == [True] and attempts == [1]
+        [refusal] = seen
+        assert not isinstance(refusal, RuntimeError), refusal  # not "steps overlap"
+        steps = await app.runs.steps(run.run_id)
+        assert [(s.index, s.name, s.result) for s in steps] == [(0, "produce", {"fine": "again"})]
+        events = [(e.event, (e.data or {}).get("index")) for e in
+                  await app.runs.events(run.run_id) if e.event.startswith("step:")]
+        assert events == [("step:start", 0), ("step:fail", 0), ("step:start", 0),
+                          ("step:complete", 0)], events

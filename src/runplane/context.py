@@ -186,14 +186,7 @@ class Context:
             except InvalidInput as exc:
                 raise StepResultNotSerializable(name, exc) from exc
         except Exception as exc:
-            # Only completed steps take an index: a failed one runs again on resume.
-            self.in_flight = None
-            self._next_index = index
-            await self._fenced("event", self._store.append_event(
-                self.run_id, "step:fail",
-                {"name": name, "index": index,
-                 "error": limits.storable_text(f"{type(exc).__name__}: {exc}")},
-                self._clock.now(), lease=self.lease))
+            await self._step_failed(index, name, exc)
             raise
         cancelled_meanwhile = False
         if self._hooks.after_step_fn is not None:
@@ -203,12 +196,26 @@ class Context:
                 await uncancellable(self._hooks.after_step_fn(self.run_id, index, name))
             except asyncio.CancelledError:
                 cancelled_meanwhile = True
-        await self._fenced("step", self._store.complete_step(
-            self.lease, index, name, result, self._clock.now()))
+        try:
+            await self._fenced("step", self._store.complete_step(
+                self.lease, index, name, result, self._clock.now()))
+        except Exception as exc:  # not a fault, not the fence: the store refused the result
+            await self._step_failed(index, name, exc)
+            raise
         self.in_flight = None
         if cancelled_meanwhile:
             raise asyncio.CancelledError(f"run {self.run_id} stopped: {self.stop_reason}")
         return result
+
+    async def _step_failed(self, index: int, name: str, exc: Exception) -> None:
+        """Only completed steps take an index: a failed one runs again on resume."""
+        self.in_flight = None
+        self._next_index = index
+        await self._fenced("event", self._store.append_event(
+            self.run_id, "step:fail",
+            {"name": name, "index": index,
+             "error": limits.storable_text(f"{type(exc).__name__}: {exc}")},
+            self._clock.now(), lease=self.lease))
 
     async def spawn(self, workflow: str, input: Any = None, *, detached: bool = False
                     ) -> ChildHandle:
