@@ -465,3 +465,25 @@ async def test_a_step_result_the_store_refuses_fails_the_step_and_it_runs_again(
                   await app.runs.events(run.run_id) if e.event.startswith("step:")]
         assert events == [("step:start", 0), ("step:fail", 0), ("step:start", 0),
                           ("step:complete", 0)], events
+
+
+async def test_an_output_at_the_size_bound_is_stored_and_one_past_it_is_refused(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    # a JSON string of n characters encodes in n + 2 bytes
+    sizes = {"at": limits.MAX_RESULT_BYTES - 2, "past": limits.MAX_RESULT_BYTES - 1}
+
+    @app.workflow("big")
+    async def big(ctx: Context, input: str) -> str:
+        return "x" * sizes[input]
+
+    async with app:
+        at = await app.runs.create(None, "big", "at")
+        assert await _finished(app, at.run_id) == "x" * sizes["at"]
+        past = await app.runs.create(None, "big", "past")
+        ended = await _finished(app, past.run_id)
+        assert ended.status is RunStatus.ERROR
+        assert ended.error == (f"the workflow's output cannot be stored: output is larger than "
+                               f"{limits.MAX_RESULT_BYTES} bytes encoded as JSON "
+                               f"({limits.MAX_RESULT_BYTES + 1})")
