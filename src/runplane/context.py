@@ -102,7 +102,7 @@ async def classify_refusal(store: Store, lease: Lease) -> StopReason | None:
     return "lease_lost"
 
 
-def storable(call: str, check: Callable[..., Any], *args: Any) -> None:
+def _storable(call: str, check: Callable[..., Any], *args: Any) -> None:
     """Run a check of :mod:`runplane.limits` on what the workflow's ``call`` hands over,
     before anything is written: a refusal raises there, naming the call and the spot."""
     try:
@@ -161,7 +161,7 @@ class Context:
         stored as completed. A result no store could keep (see
         :func:`runplane.limits.check_result`) fails the step like an exception would.
         """
-        storable(f"ctx.step({name!r})", limits.check_text, "name", name)
+        _storable(f"ctx.step({name!r})", limits.check_text, "name", name)
         if self.in_flight is not None:
             raise RuntimeError(
                 f"ctx.step({name!r}) called while step {self.in_flight[1]!r} is still running: "
@@ -227,7 +227,7 @@ class Context:
         """
         if self._runs is None:
             raise RuntimeError("this context cannot spawn runs (no run service)")
-        storable(f"ctx.spawn({workflow!r})", limits.check_json, "input", input,
+        _storable(f"ctx.spawn({workflow!r})", limits.check_json, "input", input,
                  limits.MAX_INPUT_BYTES)
         runs = self._runs
         child_id = str(uuid.uuid5(uuid.NAMESPACE_URL,
@@ -261,8 +261,8 @@ class Context:
                 f"{', '.join(_RESERVED_PREFIXES)} (those are lifecycle events)"
             )
         call = f"ctx.emit({mode!r})"
-        storable(call, limits.check_id, "mode", mode)
-        storable(call, limits.check_result, "data", data)  # on replay too: the same outcome
+        _storable(call, limits.check_id, "mode", mode)
+        _storable(call, limits.check_result, "data", data)  # on replay too: the same outcome
         if self.replaying:
             return
         self._raise_if_stopped()
