@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Query
+from fastapi import Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
@@ -48,6 +48,8 @@ class _Body(BaseModel):
 
 #: Bounds of the RunService (runplane.limits), repeated here so that OpenAPI shows them.
 Id = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
+ThreadId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
+RunId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
 Limit = Annotated[int, Field(ge=0, le=MAX_LIMIT)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
