@@ -612,14 +612,18 @@ def _faults(
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        store: PostgresStore = args[0]  # type: ignore[assignment]
         try:
-            return await method(*args, **kwargs)
+            result = await method(*args, **kwargs)
         except Exception as exc:
-            store: PostgresStore = args[0]  # type: ignore[assignment]
             fault = await store._fault(exc)
             if fault is exc:
                 raise
             raise fault from exc
+        if store._away:
+            store._away = False
+            log.warning("PostgreSQL answers again")
+        return result
 
     return call
 
@@ -633,6 +637,8 @@ class PostgresStore:
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        #: the last call met an outage (logged once; its end is logged too)
+        self._away = False
         suffix = f"_{self.schema}" if self.schema else ""
         self.pending_channel = f"runplane_pending{suffix}"
         self.cancel_channel = f"runplane_cancel{suffix}"
@@ -690,9 +696,11 @@ class PostgresStore:
         is then replaced on its next use rather than failing one request each."""
         if not _unavailable(exc):
             return exc
-        if self._pool is not None:
+        if self._pool is not None:  # open: the caller says it could not open, once
             await self._pool.expire_connections()
-        log.warning("PostgreSQL unavailable: %s: %s", type(exc).__name__, exc)
+            if not self._away:  # once per outage, not once per call
+                log.warning("PostgreSQL unavailable: %s: %s", type(exc).__name__, exc)
+            self._away = True
         return StoreUnavailable(exc)
 
     @property
