@@ -28,7 +28,7 @@ from runplane.server.app import create_app
 from runplane.store.postgres import PostgresStore
 from runplane.store.sqlite import SQLiteStore
 
-from support import AppFactory
+from support import AppFactory, eventually
 
 STEPS = ("one", "two", "three")
 
@@ -167,12 +167,15 @@ async def _check_handed_back(app: Runplane, faults: Faults, twice: set[str],
         assert final.status is RunStatus.SUCCESS and final.error is None
         # handed back, not reaped: the attempt did not count against max_attempts=1
         assert final.attempt == 1
+        assert app.worker is not None
+        await eventually(lambda: not app.worker.active_runs)  # its settling is over too
         events = await app.runs.events(run.run_id)
     per_step = Counter(name for (_, name) in executed.elements())
     assert per_step == {name: 2 if name in twice else 1 for name in STEPS}, executed
     lifecycle = [e.event for e in events if e.event.startswith("run:")]
     if faults.write == "finish" and faults.when == "after":  # stored: nothing to hand back
         assert lifecycle == ["run:created", "run:start", "run:complete"]
+        assert "lease:lost" not in [e.event for e in events]  # its own finish, not a loss
         return
     assert lifecycle == ["run:created", "run:start", "run:resume", "run:start",
                          "run:complete"]

@@ -339,8 +339,12 @@ class Worker:
                 trace if status is not RunStatus.SUCCESS else None)
         except STORE_FAULTS as exc:  # maybe stored: a refused hand-back then finds it ended
             ctx.store_failed("finish write", exc)
-            await self._give_back(ctx, "store_unavailable")
-            return
+            if await self._hand_back(ctx.lease, ctx.in_flight, "store_unavailable"):
+                return
+            finished = await self._finished_by(ctx.lease, status)
+            if not finished:
+                await self._abandon(ctx, await self._classify(ctx))
+                return
         if finished:
             metrics.RUNS_FINISHED.labels(status.value).inc()
             if error is not None:  # one line: the traceback is kept with the run
@@ -352,6 +356,14 @@ class Worker:
             return
         metrics.REFUSED_WRITES.labels("finish").inc()
         await self._abandon(ctx, await self._classify(ctx))
+
+    async def _finished_by(self, lease: Lease, status: RunStatus) -> bool:
+        """Did this lease's own finish write land (its answer lost with the connection)?
+        The run then ended ``status`` under this generation, and no cancel revoked it."""
+        run = await self._store.get_run(lease.run_id)
+        return run is not None and run.status is status \
+            and run.lease_generation == lease.generation \
+            and run.cancelled_generation != lease.generation
 
     async def _classify(self, ctx: Context) -> StopReason:
         return await classify_refusal(self._store, ctx.lease) or "lease_lost"
