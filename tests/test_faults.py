@@ -22,7 +22,7 @@ import runplane.store.postgres as pg
 import runplane.store.sqlite as sq
 from conftest import postgres_schema
 from runplane import Context, Runplane
-from runplane.errors import StoreUnavailable
+from runplane.errors import RunCancelled, StoreUnavailable
 from runplane.models import RunStatus
 from runplane.server.app import create_app
 from runplane.store.postgres import PostgresStore
@@ -364,3 +364,35 @@ async def test_a_stream_keeps_ticking_through_an_outage_and_goes_on_after_it(
                 seen.append(None if event is None else event.event)
     assert seen == [None] * 4 + ["step:start", "step:complete", "step:start",
                                  "step:complete", "run:complete"]
+
+
+async def test_join_waits_out_a_store_outage_instead_of_failing(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+):
+    """``join`` and ``wait`` of a run that exists ride out an outage: an error answered
+    now (a 503 over HTTP) would make a client retry and create a second run."""
+    app = make_app(worker=False)
+
+    @app.workflow("noop")
+    async def noop(ctx: Context, input: Any) -> str:
+        return "done"
+
+    async with app:
+        run = await app.runs.create(None, "noop")
+        real_get_run = app.store.get_run
+        refused = 0
+
+        async def get_run(run_id: str) -> Any:
+            nonlocal refused
+            if refused < 3:
+                refused += 1
+                raise StoreUnavailable(ConnectionResetError("connection reset by peer"))
+            return await real_get_run(run_id)
+
+        monkeypatch.setattr(app.store, "get_run", get_run)
+        joined = asyncio.ensure_future(app.runs.join(run.run_id))
+        await eventually(lambda: refused == 3)
+        monkeypatch.setattr(app.store, "get_run", real_get_run)
+        await app.runs.cancel(run.run_id, reason="outage over")  # no worker: end it this way
+        with pytest.raises(RunCancelled):
+            await asyncio.wait_for(joined, 10)

@@ -157,3 +157,9 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
     except TimeoutError:
         pass
     event.clear()
+
+
+def backoff(base: float, failures: int = 1) -> float:
+    """Seconds to wait after ``failures`` failed tries of a store that does not answer:
+    doubling from ``base``, at most 1."""
+    return min(1.0, base * 2 ** min(failures, 10))

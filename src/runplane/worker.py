@@ -28,7 +28,7 @@ from runplane.context import (
 from runplane.errors import STORE_FAULTS, StoreUnavailable
 from runplane.hooks import Hooks
 from runplane.models import ClaimedRun, Lease, RunStatus
-from runplane.notifier import LocalNotifier, wait_event
+from runplane.notifier import LocalNotifier, backoff, wait_event
 from runplane.store.base import Store
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ class Worker:
                     log.warning("claiming runs failed, the store did not answer (%s); "
                                 "retrying", exc)
                     claimed = []
-                    await asyncio.sleep(_backoff(s.poll_interval, failures))
+                    await asyncio.sleep(backoff(s.poll_interval, failures))
                 except Exception:
                     log.exception("claiming runs failed; retrying")
                     claimed = []
@@ -422,9 +422,4 @@ class Worker:
                 failures += 1
                 if time.monotonic() >= deadline:
                     raise
-                await asyncio.sleep(_backoff(0.05, failures))
-
-
-def _backoff(base: float, failures: int = 1) -> float:
-    """Seconds to wait after ``failures`` failed tries: doubling from ``base``, at most 1."""
-    return min(1.0, base * 2 ** min(failures, 10))
+                await asyncio.sleep(backoff(0.05, failures))
