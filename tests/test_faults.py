@@ -250,7 +250,8 @@ def test_postgres_tells_an_unavailable_database_from_a_refused_statement():
                 asyncpg.InterfaceError("connection is closed")):
         assert pg._unavailable(exc), exc
     for exc in (asyncpg.UniqueViolationError("dup"), asyncpg.DataError("bad argument"),
-                asyncpg.DeadlockDetectedError("deadlock"), ValueError("x")):
+                asyncpg.DeadlockDetectedError("deadlock"), ValueError("x"),
+                asyncpg.QueryCanceledError("canceling statement due to statement timeout")):
         assert not pg._unavailable(exc), exc
 
 

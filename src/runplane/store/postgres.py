@@ -90,8 +90,10 @@ _BATCH_ERRORS: dict[str, Any] = {
 }
 #: Errors that say the server could not answer, not that it refused the statement: the
 #: connection was lost or refused, the server is shutting down or starting, out of
-#: connection slots, or the client's connection is broken (asyncpg's InterfaceError, except
-#: its DataError: a bad argument is the caller's fault).
+#: connection slots, or the client's connection is broken (asyncpg's InterfaceError). Not
+#: a DataError (a bad argument is the caller's fault), nor a statement cancelled by
+#: statement_timeout: it would fail again each time, and a run handed back for it would be
+#: handed back for ever.
 _UNAVAILABLE = (
     OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError, asyncpg.InterfaceError, asyncpg.InternalClientError,
@@ -101,7 +103,8 @@ _LISTEN_HEALTH_INTERVAL = 5.0
 
 
 def _unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, _UNAVAILABLE) and not isinstance(exc, asyncpg.DataError)
+    return isinstance(exc, _UNAVAILABLE) \
+        and not isinstance(exc, asyncpg.DataError | asyncpg.QueryCanceledError)
 
 
 def postgres_dsn(url: str) -> tuple[str, str | None]:
