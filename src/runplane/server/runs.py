@@ -11,25 +11,30 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from runplane.errors import RunConflict, RunNotFound, StoreClosed
-from runplane.limits import MAX_LIMIT, MAX_OFFSET, MAX_TEXT_LENGTH
 from runplane.models import Caller, Run, RunStatus
 from runplane.server.deps import Service, Settings, Who
 from runplane.server.streams import event_stream, parse_last_event_id, sse
 from runplane.server.wire import (
     SSE,
+    ActionName,
     BulkCancel,
     BulkCancelAnswer,
     CancelAnswer,
+    LimitQuery,
+    OffsetQuery,
+    ReasonQuery,
     RunAnswer,
     RunCreate,
     RunId,
+    RunStatusName,
+    ScopeName,
     StreamModesQuery,
     ThreadId,
     TreeAnswer,
@@ -46,13 +51,7 @@ log = logging.getLogger("runplane.server")
 
 router = APIRouter(tags=["runs"])
 
-Action = Literal["interrupt", "rollback"]
-Scope = Literal["run", "tree"]
-Status = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
-Limit = Annotated[int, Query(ge=0, le=MAX_LIMIT)]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
-Reason = Annotated[str | None, Query(max_length=MAX_TEXT_LENGTH)]
 #: 202: cancelled (or already interrupted); with ``wait``, 200 once the task stopped.
 _CANCEL_ANSWERS = answers(CancelAnswer, 404, 409, status=202,
                           also={200: {"model": CancelAnswer, "description": "With wait: the "
@@ -204,9 +203,9 @@ async def wait_threadless(request: Request, service: Service, caller: Who,
 
 # --- reading, deleting -----------------------------------------------------------------------
 @router.get("/threads/{thread_id}/runs", **answers(list[RunAnswer], 404))
-async def list_on_thread(service: Service, caller: Who, thread_id: ThreadId, limit: Limit = 10,
-                         offset: Offset = 0,
-                         status: Status | None = None) -> list[dict[str, Any]]:
+async def list_on_thread(service: Service, caller: Who, thread_id: ThreadId, limit: LimitQuery = 10,
+                         offset: OffsetQuery = 0,
+                         status: RunStatusName | None = None) -> list[dict[str, Any]]:
     runs = await service.list_runs(thread_id, status=status, limit=limit, offset=offset,
                                    caller=caller)
     return [run_body(r) for r in runs]
@@ -219,8 +218,8 @@ async def get_on_thread(service: Service, caller: Who, thread_id: ThreadId,
 
 
 @router.get("/runs", **answers(list[RunAnswer]))
-async def list_all(service: Service, caller: Who, limit: Limit = 10, offset: Offset = 0,
-                   status: Status | None = None) -> list[dict[str, Any]]:
+async def list_all(service: Service, caller: Who, limit: LimitQuery = 10, offset: OffsetQuery = 0,
+                   status: RunStatusName | None = None) -> list[dict[str, Any]]:
     """Every run of the caller's, newest first (children and thread-less runs included)."""
     runs = await service.list_runs(None, status=status, limit=limit, offset=offset,
                                    caller=caller)
@@ -284,8 +283,8 @@ async def join_stream_by_id(
 # --- cancelling ------------------------------------------------------------------------------
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel", **_CANCEL_ANSWERS)
 async def cancel_on_thread(service: Service, caller: Who, thread_id: ThreadId, run_id: RunId,
-                           wait: bool = False, action: Action = "interrupt", scope: Scope = "run",
-                           reason: Reason = None) -> JSONResponse:
+                           wait: bool = False, action: ActionName = "interrupt",
+                           scope: ScopeName = "run", reason: ReasonQuery = None) -> JSONResponse:
     """202 for a run this call interrupted and for one already interrupted (``outcome``
     tells which); with ``wait``, 200 once the worker really stopped the task. 409 for a
     finished run, 404 for an unknown run or another thread's. ``scope=tree`` cancels every
@@ -296,8 +295,8 @@ async def cancel_on_thread(service: Service, caller: Who, thread_id: ThreadId, r
 
 @router.post("/runs/{run_id}/cancel", **_CANCEL_ANSWERS)
 async def cancel_by_id(service: Service, caller: Who, run_id: RunId, wait: bool = False,
-                       action: Action = "interrupt", scope: Scope = "run",
-                       reason: Reason = None) -> JSONResponse:
+                       action: ActionName = "interrupt", scope: ScopeName = "run",
+                       reason: ReasonQuery = None) -> JSONResponse:
     """The thread run cancel, for runs addressed by id alone (children, thread-less runs)."""
     return await _cancel(service, caller, run_id, thread_id=None, wait=wait, action=action,
                          scope=scope, reason=reason)
@@ -320,7 +319,7 @@ async def tree(service: Service, caller: Who, run_id: RunId) -> dict[str, Any]:
 
 @router.post("/runs/cancel", **answers(BulkCancelAnswer, 400, 404, 413))
 async def cancel_many(service: Service, caller: Who, body: BulkCancel,
-                      action: Action = "interrupt") -> dict[str, Any]:
+                      action: ActionName = "interrupt") -> dict[str, Any]:
     """The single-cancel rules, run by run, over the caller's runs: each outcome is
     reported, none raises (another owner's run is ``not_found``)."""
     outcomes = await service.cancel_many(
