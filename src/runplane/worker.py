@@ -288,7 +288,8 @@ class Worker:
             await self._settle(handle, run.timeout)
         except STORE_FAULTS as exc:
             log.warning("run %s: the store did not answer while settling the run (%s); its "
-                        "lease will expire and the run be re-queued", run.run_id, exc)
+                        "lease, if still held, expires and the reaper takes it from there",
+                        run.run_id, exc)
         except Exception:
             log.exception("run %s: worker failed while settling the run", run.run_id)
         finally:
