@@ -22,13 +22,13 @@ import runplane.store.postgres as pg
 import runplane.store.sqlite as sq
 from conftest import postgres_schema
 from runplane import Context, Runplane
-from runplane.errors import StoreUnavailable
+from runplane.errors import RunCancelled, StoreUnavailable
 from runplane.models import RunStatus
 from runplane.server.app import create_app
 from runplane.store.postgres import PostgresStore
 from runplane.store.sqlite import SQLiteStore
 
-from support import AppFactory
+from support import AppFactory, eventually
 
 STEPS = ("one", "two", "three")
 
@@ -167,12 +167,15 @@ async def _check_handed_back(app: Runplane, faults: Faults, twice: set[str],
         assert final.status is RunStatus.SUCCESS and final.error is None
         # handed back, not reaped: the attempt did not count against max_attempts=1
         assert final.attempt == 1
+        assert app.worker is not None
+        await eventually(lambda: not app.worker.active_runs)  # its settling is over too
         events = await app.runs.events(run.run_id)
     per_step = Counter(name for (_, name) in executed.elements())
     assert per_step == {name: 2 if name in twice else 1 for name in STEPS}, executed
     lifecycle = [e.event for e in events if e.event.startswith("run:")]
     if faults.write == "finish" and faults.when == "after":  # stored: nothing to hand back
         assert lifecycle == ["run:created", "run:start", "run:complete"]
+        assert "lease:lost" not in [e.event for e in events]  # its own finish, not a loss
         return
     assert lifecycle == ["run:created", "run:start", "run:resume", "run:start",
                          "run:complete"]
@@ -247,7 +250,8 @@ def test_postgres_tells_an_unavailable_database_from_a_refused_statement():
                 asyncpg.InterfaceError("connection is closed")):
         assert pg._unavailable(exc), exc
     for exc in (asyncpg.UniqueViolationError("dup"), asyncpg.DataError("bad argument"),
-                asyncpg.DeadlockDetectedError("deadlock"), ValueError("x")):
+                asyncpg.DeadlockDetectedError("deadlock"), ValueError("x"),
+                asyncpg.QueryCanceledError("canceling statement due to statement timeout")):
         assert not pg._unavailable(exc), exc
 
 
@@ -361,3 +365,35 @@ async def test_a_stream_keeps_ticking_through_an_outage_and_goes_on_after_it(
                 seen.append(None if event is None else event.event)
     assert seen == [None] * 4 + ["step:start", "step:complete", "step:start",
                                  "step:complete", "run:complete"]
+
+
+async def test_join_waits_out_a_store_outage_instead_of_failing(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+):
+    """``join`` and ``wait`` of a run that exists ride out an outage: an error answered
+    now (a 503 over HTTP) would make a client retry and create a second run."""
+    app = make_app(worker=False)
+
+    @app.workflow("noop")
+    async def noop(ctx: Context, input: Any) -> str:
+        return "done"
+
+    async with app:
+        run = await app.runs.create(None, "noop")
+        real_get_run = app.store.get_run
+        refused = 0
+
+        async def get_run(run_id: str) -> Any:
+            nonlocal refused
+            if refused < 3:
+                refused += 1
+                raise StoreUnavailable(ConnectionResetError("connection reset by peer"))
+            return await real_get_run(run_id)
+
+        monkeypatch.setattr(app.store, "get_run", get_run)
+        joined = asyncio.ensure_future(app.runs.join(run.run_id))
+        await eventually(lambda: refused == 3)
+        monkeypatch.setattr(app.store, "get_run", real_get_run)
+        await app.runs.cancel(run.run_id, reason="outage over")  # no worker: end it this way
+        with pytest.raises(RunCancelled):
+            await asyncio.wait_for(joined, 10)

@@ -72,7 +72,8 @@ def fuzzed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
 def _schemathesis(server: Server, report: Path) -> subprocess.CompletedProcess[str]:
     st = Path(sys.executable).with_name("st")
     return subprocess.run(
-        [str(st), "run", f"{server.url}/openapi.json", "--checks", CHECKS,
+        [str(st), "--config-file", str(Path(__file__).with_name("schemathesis.toml")), "run",
+         f"{server.url}/openapi.json", "--checks", CHECKS,
          "--max-examples", str(EXAMPLES), "--seed", str(SEED), "--workers", "1",
          "--generation-database", "none", "--request-timeout", "30", "--no-color",
          "--report", "junit", "--report-junit-path", str(report)],

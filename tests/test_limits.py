@@ -249,10 +249,11 @@ async def _sql(url: str, *, sqlite: Statements, postgres: Statements) -> None:
         await conn.close()
 
 
-async def _poison_deadline(url: str, run_id: str) -> None:
-    """A timeout whose deadline is no datetime: decoding the claimed run fails."""
-    await _sql(url, sqlite=[("UPDATE runs SET timeout = 1e12 WHERE run_id = ?", (run_id,))],
-               postgres=[("UPDATE runs SET timeout = 1e12 WHERE run_id = $1", (run_id,))])
+async def _poison_deadline(url: str, run_id: str, timeout: float) -> None:
+    """A timeout whose deadline is no datetime: decoding the claimed run fails (1e12: an
+    OverflowError or ValueError; 1e18: an OSError, which is no connection fault)."""
+    await _sql(url, sqlite=[("UPDATE runs SET timeout = ? WHERE run_id = ?", (timeout, run_id))],
+               postgres=[("UPDATE runs SET timeout = $1 WHERE run_id = $2", (timeout, run_id))])
 
 
 async def _poison_claim(url: str, run_id: str) -> None:
@@ -273,11 +274,13 @@ async def test_a_run_that_cannot_be_claimed_ends_error_and_the_others_run(
     async with writer:
         thread = await writer.threads.create()
         bad = await writer.runs.create(None, "echo", {"n": "bad"})
+        far = await writer.runs.create(None, "echo", {"n": "far"})
         # the second bad run is first on its thread: the good one queued behind it must run
         thread_bad = await writer.runs.create(thread.thread_id, "echo", {"n": "thread_bad"})
         behind = await writer.runs.create(thread.thread_id, "echo", {"n": "behind"})
         good = await writer.runs.create(None, "echo", {"n": "good"})
-    await _poison_deadline(database_url, bad.run_id)
+    await _poison_deadline(database_url, bad.run_id, 1e12)
+    await _poison_deadline(database_url, far.run_id, 1e18)
     await _poison_claim(database_url, thread_bad.run_id)
 
     app = make_app(concurrency=4)
@@ -285,7 +288,7 @@ async def test_a_run_that_cannot_be_claimed_ends_error_and_the_others_run(
     async with app, asyncio.timeout(30):
         assert await app.runs.join(good.run_id) == {"echo": {"n": "good"}}
         assert await app.runs.join(behind.run_id) == {"echo": {"n": "behind"}}
-        for run_id in (bad.run_id, thread_bad.run_id):
+        for run_id in (bad.run_id, far.run_id, thread_bad.run_id):
             with pytest.raises(RunFailed) as err:
                 await app.runs.join(run_id)
             ended = err.value.run
@@ -301,7 +304,7 @@ async def test_a_run_that_cannot_be_claimed_ends_error_and_the_others_run(
         assert await app.runs.join(probe.run_id) == {"echo": {"n": "probe"}}
     assert "claiming runs failed" not in caplog.text
     ended_logs = [r for r in caplog.records if "ended error" in r.getMessage()]
-    assert len(ended_logs) == 2 and all(r.exc_info is None for r in ended_logs)
+    assert len(ended_logs) == 3 and all(r.exc_info is None for r in ended_logs)
 
 
 async def test_a_poisoned_row_alone_in_a_batch_of_one_is_ended_too(
@@ -313,8 +316,10 @@ async def test_a_poisoned_row_alone_in_a_batch_of_one_is_ended_too(
     writer.workflow("echo")(_echo)
     async with writer:
         bad = await writer.runs.create(None, "echo", {"n": "bad"})
+        far = await writer.runs.create(None, "echo", {"n": "far"})
         good = await writer.runs.create(None, "echo", {"n": "good"})
-    await _poison_deadline(database_url, bad.run_id)
+    await _poison_deadline(database_url, bad.run_id, 1e12)
+    await _poison_deadline(database_url, far.run_id, 1e18)
     app = make_app(concurrency=1)
     app.workflow("echo")(_echo)
     async with app, asyncio.timeout(30):

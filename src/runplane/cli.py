@@ -217,7 +217,9 @@ ConcurrencyOption = Annotated[
 ]
 PollIntervalOption = Annotated[
     float | None,
-    typer.Option("--poll-interval", help="Seconds between checks for new runs and cancels."),
+    typer.Option("--poll-interval",
+                 help="Seconds between fallback polls for new runs and cancels (PostgreSQL "
+                      "notifies; SQLite checks for other processes' commits every 5 ms)."),
 ]
 GraceOption = Annotated[
     float | None,

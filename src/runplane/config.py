@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass, fields
 from typing import Any
 
+from runplane.limits import MAX_ATTEMPTS
+
 DEFAULT_DATABASE_URL = "sqlite:///./runplane.db"
 
 
@@ -57,8 +59,9 @@ class Settings:
     def validate(self) -> None:
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise ValueError(f"max_attempts must be between 1 and {MAX_ATTEMPTS}, "
+                             f"got {self.max_attempts}")
         for name in ("poll_interval", "lease_ttl", "heartbeat_interval", "reap_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
 
-from runplane.errors import StoreClosed
+from runplane.errors import StoreClosed, StoreUnavailable
 
 log = logging.getLogger("runplane.notifier")
 
@@ -116,6 +116,7 @@ class LocalNotifier:
     async def _poll(self) -> None:
         seen: dict[str, tuple[Hashable, ...]] = {}
         rest = 0.0
+        away = False  # the store was unavailable at the last read
         loop = asyncio.get_running_loop()
         while self._run_watchers or self._event_watchers:
             await asyncio.sleep(rest)
@@ -125,6 +126,11 @@ class LocalNotifier:
                 marks = await self._marks(list({*self._run_watchers, *self._event_watchers}))
             except StoreClosed:
                 return
+            except StoreUnavailable as exc:  # once per outage, not once per poll
+                if not away:
+                    log.warning("polling watched runs: %s; retrying until it is back", exc)
+                away = True
+                continue
             except Exception:
                 log.exception("polling watched runs failed; retrying")
                 continue
@@ -133,6 +139,7 @@ class LocalNotifier:
                 # rest a few times as long as it took, so that reading marks takes at most
                 # a fifth of this process (never resting past the poll interval).
                 rest = min(self._poll_interval, _PACE * (loop.time() - started))
+            away = False
             for run_id, mark in marks.items():
                 before = seen.get(run_id)
                 if before is None or before[:-1] != mark[:-1]:
@@ -150,3 +157,9 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
     except TimeoutError:
         pass
     event.clear()
+
+
+def backoff(base: float, failures: int = 1) -> float:
+    """Seconds to wait after ``failures`` failed tries of a store that does not answer:
+    doubling from ``base``, at most 1."""
+    return min(1.0, base * 2 ** min(failures, 10))

@@ -58,7 +58,7 @@ from runplane.models import (
     owner_filter,
     parse_enum,
 )
-from runplane.notifier import LocalNotifier, wait_event
+from runplane.notifier import LocalNotifier, backoff, wait_event
 from runplane.store.base import OnActive, Store
 
 #: Events after which a run is over, unless it is resumed later.
@@ -69,7 +69,6 @@ SWEEP_OUTCOMES = {"cancelled": "cancelled", "already_interrupted": "already_inte
                   "conflict": "already_finished"}
 #: What a bulk cancel may select by status.
 BULK_STATUSES = ("pending", "running", "all")
-#: The largest event sequence number the stores can hold (a signed 64-bit integer).
 
 
 def _new_id() -> str:
@@ -571,7 +570,7 @@ class RunService:
                     failures = 0
                 except StoreUnavailable:
                     failures += 1
-                    await asyncio.sleep(min(1.0, 0.05 * 2 ** min(failures, 5), idle or 1.0))
+                    await asyncio.sleep(min(backoff(0.05, failures), idle or 1.0))
                     if idle is not None:
                         yield None
                     continue
@@ -589,11 +588,19 @@ class RunService:
 
     async def wait(self, run_id: str, until: Callable[[Run, float], bool]) -> Run:
         """Re-read the run until ``until(run, now)``: woken by this process's changes,
-        polling for other processes'."""
+        polling for other processes'. A store that stops answering is waited out (the run
+        exists: a client answered 503 now would retry, and create a second run)."""
+        failures = 0
         with self._notifier.watch(run_id) as changed:
             while True:
                 changed.clear()
-                run = await self.get_run(run_id)
+                try:
+                    run = await self.get_run(run_id)
+                except StoreUnavailable:
+                    failures += 1
+                    await asyncio.sleep(backoff(0.05, failures))
+                    continue
+                failures = 0
                 now = self._clock.now()
                 if until(run, now):
                     return run

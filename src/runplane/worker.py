@@ -22,7 +22,7 @@ from runplane.context import Context, StopReason, classify_refusal, uncancellabl
 from runplane.errors import STORE_FAULTS, InvalidInput, StoreUnavailable
 from runplane.hooks import Hooks
 from runplane.models import ClaimedRun, Lease, RunStatus
-from runplane.notifier import LocalNotifier, wait_event
+from runplane.notifier import LocalNotifier, backoff, wait_event
 from runplane.store.base import Store
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ class Worker:
                     log.warning("claiming runs failed, the store did not answer (%s); "
                                 "retrying", exc)
                     claimed = []
-                    await asyncio.sleep(_backoff(s.poll_interval, failures))
+                    await asyncio.sleep(backoff(s.poll_interval, failures))
                 except Exception:
                     log.exception("claiming runs failed; retrying")
                     claimed = []
@@ -282,7 +282,8 @@ class Worker:
             await self._settle(handle, run.timeout)
         except STORE_FAULTS as exc:
             log.warning("run %s: the store did not answer while settling the run (%s); its "
-                        "lease will expire and the run be re-queued", run.run_id, exc)
+                        "lease, if still held, expires and the reaper takes it from there",
+                        run.run_id, exc)
         except Exception:
             log.exception("run %s: worker failed while settling the run", run.run_id)
         finally:
@@ -339,8 +340,12 @@ class Worker:
                 ctx.lease, status, output, error, self._clock.now(), trace)
         except STORE_FAULTS as exc:  # maybe stored: a refused hand-back then finds it ended
             ctx.store_failed("finish write", exc)
-            await self._give_back(ctx, "store_unavailable")
-            return
+            if await self._hand_back(ctx.lease, ctx.in_flight, "store_unavailable"):
+                return
+            finished = await self._finished_by(ctx.lease, status)
+            if not finished:
+                await self._abandon(ctx, await self._classify(ctx))
+                return
         except Exception as exc:
             # Not a fault: the store refused the outcome itself (a value past the checks of
             # runplane.limits). Left unwritten, the run would wait for its lease to expire
@@ -360,6 +365,14 @@ class Worker:
             return
         metrics.REFUSED_WRITES.labels("finish").inc()
         await self._abandon(ctx, await self._classify(ctx))
+
+    async def _finished_by(self, lease: Lease, status: RunStatus) -> bool:
+        """Did this lease's own finish write land (its answer lost with the connection)?
+        The run then ended ``status`` under this generation, and no cancel revoked it."""
+        run = await self._store.get_run(lease.run_id)
+        return run is not None and run.status is status \
+            and run.lease_generation == lease.generation \
+            and run.cancelled_generation != lease.generation
 
     async def _classify(self, ctx: Context) -> StopReason:
         return await classify_refusal(self._store, ctx.lease) or "lease_lost"
@@ -418,9 +431,4 @@ class Worker:
                 failures += 1
                 if time.monotonic() >= deadline:
                     raise
-                await asyncio.sleep(_backoff(0.05, failures))
-
-
-def _backoff(base: float, failures: int = 1) -> float:
-    """Seconds to wait after ``failures`` failed tries: doubling from ``base``, at most 1."""
-    return min(1.0, base * 2 ** min(failures, 10))
+                await asyncio.sleep(backoff(0.05, failures))

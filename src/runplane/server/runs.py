@@ -11,25 +11,32 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from runplane.errors import RunConflict, RunNotFound, StoreClosed
-from runplane.limits import MAX_LIMIT, MAX_OFFSET, MAX_TEXT_LENGTH
 from runplane.models import Caller, Run, RunStatus
 from runplane.server.deps import Service, Settings, Who
 from runplane.server.streams import event_stream, parse_last_event_id, sse
 from runplane.server.wire import (
     SSE,
+    ActionName,
     BulkCancel,
     BulkCancelAnswer,
     CancelAnswer,
+    LimitQuery,
+    OffsetQuery,
+    ReasonQuery,
     RunAnswer,
     RunCreate,
+    RunId,
+    RunStatusName,
+    ScopeName,
     StreamModesQuery,
+    ThreadId,
     TreeAnswer,
     answers,
     cancel_body,
@@ -44,13 +51,7 @@ log = logging.getLogger("runplane.server")
 
 router = APIRouter(tags=["runs"])
 
-Action = Literal["interrupt", "rollback"]
-Scope = Literal["run", "tree"]
-Status = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
-Limit = Annotated[int, Query(ge=0, le=MAX_LIMIT)]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
-Reason = Annotated[str | None, Query(max_length=MAX_TEXT_LENGTH)]
 #: 202: cancelled (or already interrupted); with ``wait``, 200 once the task stopped.
 _CANCEL_ANSWERS = answers(CancelAnswer, 404, 409, status=202,
                           also={200: {"model": CancelAnswer, "description": "With wait: the "
@@ -155,7 +156,7 @@ async def _result(request: Request, service: RunService, run: Run, *,
 
 # --- creating runs ---------------------------------------------------------------------------
 @router.post("/threads/{thread_id}/runs", **answers(RunAnswer, 400, 404, 409, 413))
-async def create_on_thread(service: Service, caller: Who, thread_id: str,
+async def create_on_thread(service: Service, caller: Who, thread_id: ThreadId,
                            body: RunCreate) -> JSONResponse:
     run = await _create(service, caller, thread_id, body)
     return JSONResponse(run_body(run), headers=_headers(run))
@@ -170,7 +171,7 @@ async def create_threadless(service: Service, caller: Who, body: RunCreate) -> J
 @router.post("/threads/{thread_id}/runs/stream",
              **answers(None, 400, 404, 409, 413, ok_content=SSE))
 async def stream_on_thread(request: Request, service: Service, settings: Settings,
-                           caller: Who, thread_id: str, body: RunCreate) -> StreamingResponse:
+                           caller: Who, thread_id: ThreadId, body: RunCreate) -> StreamingResponse:
     run = await _create(service, caller, thread_id, body)
     return _stream(request, service, settings, run, body.stream_modes(),
                    cancel_on_disconnect=body.on_disconnect != "continue")
@@ -185,7 +186,7 @@ async def stream_threadless(request: Request, service: Service, settings: Settin
 
 
 @router.post("/threads/{thread_id}/runs/wait", **answers(Any, 400, 404, 409, 413))
-async def wait_on_thread(request: Request, service: Service, caller: Who, thread_id: str,
+async def wait_on_thread(request: Request, service: Service, caller: Who, thread_id: ThreadId,
                          body: RunCreate) -> Response:
     run = await _create(service, caller, thread_id, body)
     return await _result(request, service, run,
@@ -202,23 +203,23 @@ async def wait_threadless(request: Request, service: Service, caller: Who,
 
 # --- reading, deleting -----------------------------------------------------------------------
 @router.get("/threads/{thread_id}/runs", **answers(list[RunAnswer], 404))
-async def list_on_thread(service: Service, caller: Who, thread_id: str, limit: Limit = 10,
-                         offset: Offset = 0,
-                         status: Status | None = None) -> list[dict[str, Any]]:
+async def list_on_thread(service: Service, caller: Who, thread_id: ThreadId, limit: LimitQuery = 10,
+                         offset: OffsetQuery = 0,
+                         status: RunStatusName | None = None) -> list[dict[str, Any]]:
     runs = await service.list_runs(thread_id, status=status, limit=limit, offset=offset,
                                    caller=caller)
     return [run_body(r) for r in runs]
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}", **answers(RunAnswer, 404))
-async def get_on_thread(service: Service, caller: Who, thread_id: str,
-                        run_id: str) -> dict[str, Any]:
+async def get_on_thread(service: Service, caller: Who, thread_id: ThreadId,
+                        run_id: RunId) -> dict[str, Any]:
     return run_body(await service.get_run(run_id, thread_id=thread_id, caller=caller))
 
 
 @router.get("/runs", **answers(list[RunAnswer]))
-async def list_all(service: Service, caller: Who, limit: Limit = 10, offset: Offset = 0,
-                   status: Status | None = None) -> list[dict[str, Any]]:
+async def list_all(service: Service, caller: Who, limit: LimitQuery = 10, offset: OffsetQuery = 0,
+                   status: RunStatusName | None = None) -> list[dict[str, Any]]:
     """Every run of the caller's, newest first (children and thread-less runs included)."""
     runs = await service.list_runs(None, status=status, limit=limit, offset=offset,
                                    caller=caller)
@@ -226,13 +227,13 @@ async def list_all(service: Service, caller: Who, limit: Limit = 10, offset: Off
 
 
 @router.get("/runs/{run_id}", **answers(RunAnswer, 404))
-async def get_by_id(service: Service, caller: Who, run_id: str) -> dict[str, Any]:
+async def get_by_id(service: Service, caller: Who, run_id: RunId) -> dict[str, Any]:
     return run_body(await service.get_run(run_id, caller=caller))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", **answers(None, 404, 409, status=204))
-async def delete_on_thread(service: Service, caller: Who, thread_id: str,
-                           run_id: str) -> Response:
+async def delete_on_thread(service: Service, caller: Who, thread_id: ThreadId,
+                           run_id: RunId) -> Response:
     """Only a run that is not active (409 otherwise: cancel it first)."""
     await service.delete_run(run_id, thread_id=thread_id, caller=caller)
     return Response(status_code=204)
@@ -240,23 +241,23 @@ async def delete_on_thread(service: Service, caller: Who, thread_id: str,
 
 # --- joining, streaming an existing run ------------------------------------------------------
 @router.get("/threads/{thread_id}/runs/{run_id}/join", **answers(Any, 404))
-async def join_on_thread(service: Service, caller: Who, thread_id: str,
-                         run_id: str) -> JSONResponse:
+async def join_on_thread(service: Service, caller: Who, thread_id: ThreadId,
+                         run_id: RunId) -> JSONResponse:
     await service.get_run(run_id, thread_id=thread_id, caller=caller)
     run = await service.settled(run_id)
     return JSONResponse(run_result(run), headers=_headers(run))
 
 
 @router.get("/runs/{run_id}/join", **answers(Any, 404))
-async def join_by_id(service: Service, caller: Who, run_id: str) -> JSONResponse:
+async def join_by_id(service: Service, caller: Who, run_id: RunId) -> JSONResponse:
     run = await service.settled(run_id, caller=caller)
     return JSONResponse(run_result(run), headers=_headers(run))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream", **answers(None, 404, ok_content=SSE))
 async def join_stream_on_thread(
-    request: Request, service: Service, settings: Settings, caller: Who, thread_id: str,
-    run_id: str, stream_mode: StreamModesQuery = None, cancel_on_disconnect: bool = False,
+    request: Request, service: Service, settings: Settings, caller: Who, thread_id: ThreadId,
+    run_id: RunId, stream_mode: StreamModesQuery = None, cancel_on_disconnect: bool = False,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     modes = stream_modes(stream_mode)
@@ -268,7 +269,7 @@ async def join_stream_on_thread(
 
 @router.get("/runs/{run_id}/stream", **answers(None, 404, ok_content=SSE))
 async def join_stream_by_id(
-    request: Request, service: Service, settings: Settings, caller: Who, run_id: str,
+    request: Request, service: Service, settings: Settings, caller: Who, run_id: RunId,
     stream_mode: StreamModesQuery = None, cancel_on_disconnect: bool = False,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
@@ -281,9 +282,9 @@ async def join_stream_by_id(
 
 # --- cancelling ------------------------------------------------------------------------------
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel", **_CANCEL_ANSWERS)
-async def cancel_on_thread(service: Service, caller: Who, thread_id: str, run_id: str,
-                           wait: bool = False, action: Action = "interrupt", scope: Scope = "run",
-                           reason: Reason = None) -> JSONResponse:
+async def cancel_on_thread(service: Service, caller: Who, thread_id: ThreadId, run_id: RunId,
+                           wait: bool = False, action: ActionName = "interrupt",
+                           scope: ScopeName = "run", reason: ReasonQuery = None) -> JSONResponse:
     """202 for a run this call interrupted and for one already interrupted (``outcome``
     tells which); with ``wait``, 200 once the worker really stopped the task. 409 for a
     finished run, 404 for an unknown run or another thread's. ``scope=tree`` cancels every
@@ -293,9 +294,9 @@ async def cancel_on_thread(service: Service, caller: Who, thread_id: str, run_id
 
 
 @router.post("/runs/{run_id}/cancel", **_CANCEL_ANSWERS)
-async def cancel_by_id(service: Service, caller: Who, run_id: str, wait: bool = False,
-                       action: Action = "interrupt", scope: Scope = "run",
-                       reason: Reason = None) -> JSONResponse:
+async def cancel_by_id(service: Service, caller: Who, run_id: RunId, wait: bool = False,
+                       action: ActionName = "interrupt", scope: ScopeName = "run",
+                       reason: ReasonQuery = None) -> JSONResponse:
     """The thread run cancel, for runs addressed by id alone (children, thread-less runs)."""
     return await _cancel(service, caller, run_id, thread_id=None, wait=wait, action=action,
                          scope=scope, reason=reason)
@@ -311,14 +312,14 @@ async def _cancel(service: RunService, caller: Caller | None, run_id: str, *,
 
 
 @router.get("/runs/{run_id}/tree", **answers(TreeAnswer, 404))
-async def tree(service: Service, caller: Who, run_id: str) -> dict[str, Any]:
+async def tree(service: Service, caller: Who, run_id: RunId) -> dict[str, Any]:
     """The tree the run belongs to, from its root, with every run's status."""
     return tree_body(await service.tree(run_id, caller=caller))
 
 
 @router.post("/runs/cancel", **answers(BulkCancelAnswer, 400, 404, 413))
 async def cancel_many(service: Service, caller: Who, body: BulkCancel,
-                      action: Action = "interrupt") -> dict[str, Any]:
+                      action: ActionName = "interrupt") -> dict[str, Any]:
     """The single-cancel rules, run by run, over the caller's runs: each outcome is
     reported, none raises (another owner's run is ``not_found``)."""
     outcomes = await service.cancel_many(

@@ -11,6 +11,7 @@ from runplane.server.wire import (
     ThreadAnswer,
     ThreadCount,
     ThreadCreate,
+    ThreadId,
     ThreadSearch,
     ThreadStateAnswer,
     ThreadUpdate,
@@ -45,30 +46,30 @@ async def count(service: Service, caller: Who, body: ThreadCount) -> int:
 
 
 @router.get("/{thread_id}", **answers(ThreadAnswer, 404))
-async def get(service: Service, caller: Who, thread_id: str) -> dict[str, Any]:
+async def get(service: Service, caller: Who, thread_id: ThreadId) -> dict[str, Any]:
     return thread_body(await service.get_thread(thread_id, caller=caller))
 
 
 @router.patch("/{thread_id}", **answers(ThreadAnswer, 400, 404, 413))
-async def update(service: Service, caller: Who, thread_id: str,
+async def update(service: Service, caller: Who, thread_id: ThreadId,
                  body: ThreadUpdate) -> dict[str, Any]:
     return thread_body(await service.update_thread(thread_id, metadata=body.metadata,
                                                    caller=caller))
 
 
 @router.delete("/{thread_id}", **answers(None, 404, status=204))
-async def delete(service: Service, caller: Who, thread_id: str) -> Response:
+async def delete(service: Service, caller: Who, thread_id: ThreadId) -> Response:
     """Cancels the thread's active runs first, then deletes it with its runs."""
     await service.delete_thread(thread_id, caller=caller)
     return Response(status_code=204)
 
 
 @router.get("/{thread_id}/state", **answers(ThreadStateAnswer, 404))
-async def state(service: Service, caller: Who, thread_id: str) -> dict[str, Any]:
+async def state(service: Service, caller: Who, thread_id: ThreadId) -> dict[str, Any]:
     return thread_state(await service.get_thread(thread_id, caller=caller))
 
 
 @router.post("/{thread_id}/history", **answers(list[ThreadStateAnswer], 404))
-async def history(service: Service, caller: Who, thread_id: str) -> list[dict[str, Any]]:
+async def history(service: Service, caller: Who, thread_id: ThreadId) -> list[dict[str, Any]]:
     """runplane keeps the current values only: the history is that one state."""
     return [thread_state(await service.get_thread(thread_id, caller=caller))]

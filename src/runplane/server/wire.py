@@ -8,10 +8,11 @@ with a 422 naming the field, those whose meaning runplane cannot honour
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Query
+from fastapi import Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
@@ -21,16 +22,43 @@ from runplane.limits import (
     MAX_ID_LENGTH,
     MAX_LIMIT,
     MAX_OFFSET,
+    MAX_TEXT_LENGTH,
     MAX_TIMEOUT_SECONDS,
 )
-from runplane.models import CancelResult, Run, RunNode, RunStatus, Thread
+from runplane.models import (
+    THREAD_SORT_KEYS,
+    CancelAction,
+    CancelResult,
+    MultitaskStrategy,
+    Run,
+    RunNode,
+    RunStatus,
+    Thread,
+    ThreadStatus,
+)
 from runplane.server.streams import STREAM_MODES
+from runplane.service import BULK_STATUSES, CANCEL_SCOPES
 
 #: Run-creation fields runplane does not implement; sending one is an error, not a no-op.
 UNSUPPORTED_RUN_FIELDS = (
     "command", "checkpoint", "checkpoint_id", "interrupt_before", "interrupt_after",
     "webhook", "after_seconds",
 )
+
+
+def _one_of(choices: Iterable[str]) -> Any:
+    """The Literal of the service's own list of values (the document shows it; pydantic
+    refuses anything else with a 422 naming them)."""
+    return Literal[tuple(str(c) for c in choices)]
+
+
+RunStatusName = _one_of(RunStatus)
+ThreadStatusName = _one_of(ThreadStatus)
+StrategyName = _one_of(MultitaskStrategy)
+ActionName = _one_of(CancelAction)
+ScopeName = _one_of(CANCEL_SCOPES)
+BulkStatusName = _one_of(BULK_STATUSES)
+SortKey = _one_of(THREAD_SORT_KEYS)
 
 
 #: A stream mode as the document gives it: one of LangGraph's, or "" (nothing: ``values``).
@@ -48,6 +76,11 @@ class _Body(BaseModel):
 
 #: Bounds of the RunService (runplane.limits), repeated here so that OpenAPI shows them.
 Id = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
+LimitQuery = Annotated[int, Query(ge=0, le=MAX_LIMIT)]
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+ReasonQuery = Annotated[str | None, Query(max_length=MAX_TEXT_LENGTH)]
+ThreadId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
+RunId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
 Limit = Annotated[int, Field(ge=0, le=MAX_LIMIT)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
@@ -66,10 +99,10 @@ class ThreadSearch(_Body):
     metadata: dict[str, Any] | None = None
     values: SkipJsonSchema[dict[str, Any] | None] = None  # refused when given
     ids: list[Id] | None = Field(None, max_length=MAX_LIMIT)
-    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+    status: ThreadStatusName | None = None
     limit: Limit = 10
     offset: Offset = 0
-    sort_by: Literal["thread_id", "status", "created_at", "updated_at"] = "created_at"
+    sort_by: SortKey = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
 
     @model_validator(mode="after")
@@ -95,7 +128,7 @@ class RunCreate(_Body):
     assistant_id: str
     input: Any = None
     metadata: dict[str, Any] | None = None
-    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] | None = None
+    multitask_strategy: StrategyName | None = None
     if_not_exists: Literal["reject", "create"] | None = None
     on_disconnect: Literal["cancel", "continue"] | None = None
     stream_mode: StreamModeField = None
@@ -135,7 +168,7 @@ class RunCreate(_Body):
 class BulkCancel(_Body):
     run_ids: list[Id] | None = Field(None, max_length=MAX_LIMIT)
     thread_id: Id | None = None
-    status: Literal["pending", "running", "all"] | None = None
+    status: BulkStatusName | None = None
 
 
 def stream_modes(requested: str | list[str] | None) -> list[str]:
@@ -296,9 +329,9 @@ class RunAnswer(BaseModel):
     assistant_id: str
     created_at: datetime
     updated_at: datetime
-    status: Literal["pending", "running", "success", "error", "timeout", "interrupted"]
+    status: RunStatusName
     metadata: dict[str, Any]
-    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"]
+    multitask_strategy: StrategyName
     kwargs: dict[str, Any]
     started_at: datetime | None
     ended_at: datetime | None
@@ -309,7 +342,7 @@ class RunAnswer(BaseModel):
     #: the workflow's formatted traceback (its last 16 KiB) when it ended error or timeout
     traceback: str | None
     cancel_reason: str | None
-    cancel_action: Literal["interrupt", "rollback"] | None
+    cancel_action: ActionName | None
     cancel_requested_at: datetime | None
     cancel_requested_by: str | None
     root_run_id: str
@@ -321,7 +354,7 @@ class CancelAnswer(RunAnswer):
 
     outcome: Literal["cancelled", "already_interrupted"]
     stopped: bool
-    scope: Literal["run", "tree"]
+    scope: ScopeName
     remaining_active_in_tree: int | None
     suggested_endpoint: str | None
     warning: str | None
@@ -341,7 +374,7 @@ class BulkCancelAnswer(BaseModel):
 class TreeAnswer(BaseModel):
     run_id: str
     assistant_id: str
-    status: Literal["pending", "running", "success", "error", "timeout", "interrupted"]
+    status: RunStatusName
     parent_run_id: str | None
     thread_id: str | None
     created_at: datetime | None
@@ -354,7 +387,7 @@ class ThreadAnswer(BaseModel):
     created_at: datetime
     updated_at: datetime
     metadata: dict[str, Any]
-    status: Literal["idle", "busy", "interrupted", "error"]
+    status: ThreadStatusName
     values: Any
     interrupts: dict[str, Any]
 

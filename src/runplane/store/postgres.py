@@ -90,8 +90,10 @@ _BATCH_ERRORS: dict[str, Any] = {
 }
 #: Errors that say the server could not answer, not that it refused the statement: the
 #: connection was lost or refused, the server is shutting down or starting, out of
-#: connection slots, or the client's connection is broken (asyncpg's InterfaceError, except
-#: its DataError: a bad argument is the caller's fault).
+#: connection slots, or the client's connection is broken (asyncpg's InterfaceError). Not
+#: a DataError (a bad argument is the caller's fault), nor a statement cancelled by
+#: statement_timeout: it would fail again each time, and a run handed back for it would be
+#: handed back for ever.
 _UNAVAILABLE = (
     OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError, asyncpg.InterfaceError, asyncpg.InternalClientError,
@@ -101,7 +103,8 @@ _LISTEN_HEALTH_INTERVAL = 5.0
 
 
 def _unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, _UNAVAILABLE) and not isinstance(exc, asyncpg.DataError)
+    return isinstance(exc, _UNAVAILABLE) \
+        and not isinstance(exc, asyncpg.DataError | asyncpg.QueryCanceledError)
 
 
 def postgres_dsn(url: str) -> tuple[str, str | None]:
@@ -612,14 +615,18 @@ def _faults(
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        store: PostgresStore = args[0]  # type: ignore[assignment]
         try:
-            return await method(*args, **kwargs)
+            result = await method(*args, **kwargs)
         except Exception as exc:
-            store: PostgresStore = args[0]  # type: ignore[assignment]
             fault = await store._fault(exc)
             if fault is exc:
                 raise
             raise fault from exc
+        if store._away:
+            store._away = False
+            log.warning("PostgreSQL answers again")
+        return result
 
     return call
 
@@ -633,6 +640,8 @@ class PostgresStore:
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        #: the last call met an outage (logged once; its end is logged too)
+        self._away = False
         suffix = f"_{self.schema}" if self.schema else ""
         self.pending_channel = f"runplane_pending{suffix}"
         self.cancel_channel = f"runplane_cancel{suffix}"
@@ -690,9 +699,11 @@ class PostgresStore:
         is then replaced on its next use rather than failing one request each."""
         if not _unavailable(exc):
             return exc
-        if self._pool is not None:
+        if self._pool is not None:  # open: the caller says it could not open, once
             await self._pool.expire_connections()
-        log.warning("PostgreSQL unavailable: %s: %s", type(exc).__name__, exc)
+            if not self._away:  # once per outage, not once per call
+                log.warning("PostgreSQL unavailable: %s: %s", type(exc).__name__, exc)
+            self._away = True
         return StoreUnavailable(exc)
 
     @property

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from runplane.errors import ThreadNotFound
 from runplane.limits import MAX_METADATA_BYTES, check_json
@@ -121,10 +121,20 @@ def reap_decision(
     return RunStatus.PENDING, None, "run:resume"
 
 
-#: What decoding or claiming a run raises for a value out of range in its row (a row written
-#: by an older version or by hand: a timeout whose deadline is no datetime, text that is no
-#: JSON): that run cannot start, and is ended ``error`` so that the runs behind it can.
-BAD_ROW_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, OverflowError, LookupError)
+T = TypeVar("T")
+
+
+class BadRow(Exception):
+    """A stored row that cannot be decoded: written by an older version or by hand (a
+    timeout whose deadline is no datetime, text that is no JSON)."""
+
+
+#: What a value out of range in a row makes decoding raise (datetime.fromtimestamp alone
+#: raises ValueError, OverflowError or OSError, by how far out of range).
+_DECODING = (ValueError, TypeError, OverflowError, OSError)
+#: What claiming a run raises for a bad row: that run cannot start, and is ended ``error``
+#: so that the runs behind it can. A bug elsewhere stays a bug.
+BAD_ROW_ERRORS: tuple[type[Exception], ...] = (BadRow,)
 
 
 def unclaimable_error(exc: Exception) -> str:
@@ -132,7 +142,18 @@ def unclaimable_error(exc: Exception) -> str:
     return f"run could not be started, its stored row is invalid: {type(exc).__name__}: {exc}"
 
 
+def _decoded(kind: str, row: Mapping[str, Any], decode: Callable[[Mapping[str, Any]], T]) -> T:
+    try:
+        return decode(row)
+    except _DECODING as exc:
+        raise BadRow(f"{kind} of run {row['run_id']!r}: {type(exc).__name__}: {exc}") from exc
+
+
 def run_from_row(row: Mapping[str, Any]) -> Run:
+    return _decoded("the row", row, _run_from_row)
+
+
+def _run_from_row(row: Mapping[str, Any]) -> Run:
     action = row["cancel_action"]
     return Run(
         run_id=row["run_id"],
@@ -201,6 +222,10 @@ def thread_from_row(row: Mapping[str, Any]) -> Thread:
 
 
 def step_from_row(row: Mapping[str, Any]) -> Step:
+    return _decoded("a step", row, _step_from_row)
+
+
+def _step_from_row(row: Mapping[str, Any]) -> Step:
     return Step(
         run_id=row["run_id"],
         index=row["idx"],
