@@ -487,3 +487,38 @@ async def test_an_output_at_the_size_bound_is_stored_and_one_past_it_is_refused(
         assert ended.error == (f"the workflow's output cannot be stored: output is larger than "
                                f"{limits.MAX_RESULT_BYTES} bytes encoded as JSON "
                                f"({limits.MAX_RESULT_BYTES + 1})")
+
+
+async def test_an_event_the_store_refuses_raises_at_the_emit_and_the_run_goes_on(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event's refused write is the workflow's to handle at ``ctx.emit``: nothing is
+    written and nothing waits for a lease."""
+    app = make_app(max_attempts=3)
+    attempts: list[int] = []
+
+    @app.workflow("emit_slips_past")
+    async def emit_slips_past(ctx: Context, input: Any) -> Any:
+        attempts.append(ctx.attempt)
+        try:
+            await ctx.emit("custom", {"fine": True})
+        except Exception as exc:
+            return {"refused": type(exc).__name__}
+        return {"refused": None}
+
+    async with app:
+        store = app.store
+        real_append = store.append_event
+
+        async def append_event(run_id: str, event: str, data: Any, *args: Any,
+                               **kwargs: Any) -> bool:
+            if data == {"fine": True}:
+                data = {"fine": "\x00\ud800"}
+            return await real_append(run_id, event, data, *args, **kwargs)
+
+        monkeypatch.setattr(store, "append_event", append_event)
+        run = await app.runs.create(None, "emit_slips_past")
+        out = await _finished(app, run.run_id)
+        assert out["refused"] is not None and attempts == [1], out
+        events = [e.event for e in await app.runs.events(run.run_id)]
+        assert events == ["run:created", "run:start", "run:complete"], events
