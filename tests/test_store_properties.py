@@ -53,6 +53,7 @@ from hypothesis.stateful import (
 
 from conftest import POSTGRES_URL
 from runplane.errors import RunConflict, RunNotFound, ThreadBusy
+from runplane.lifecycle import FINISH_EVENTS, TRANSITIONS
 from runplane.models import (
     FINISHED,
     CancelAction,
@@ -83,18 +84,6 @@ MAX_RUNS = 7
 
 PENDING, RUNNING, INTERRUPTED = RunStatus.PENDING, RunStatus.RUNNING, RunStatus.INTERRUPTED
 SUCCESS, ERROR, TIMEOUT = RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.TIMEOUT
-
-#: Lifecycle events and the status each one moves a run to.
-LIFECYCLE = {
-    "run:created": PENDING,
-    "run:start": RUNNING,
-    "run:cancel": INTERRUPTED,
-    "run:resume": PENDING,
-    "run:complete": SUCCESS,
-    "run:fail": ERROR,
-    "run:timeout": TIMEOUT,
-}
-FINISH_EVENTS = {SUCCESS: "run:complete", ERROR: "run:fail", TIMEOUT: "run:timeout"}
 
 #: The status changes each operation may make; anything else is a contract violation.
 #: No entry moves a terminal status to another terminal status.
@@ -800,12 +789,14 @@ class StoreMachine(RuleBasedStateMachine):
             # the lifecycle events replay, through allowed transitions, to the status
             replayed: RunStatus | None = None
             for e in events:
-                if e.event in LIFECYCLE:
-                    target = LIFECYCLE[e.event]
+                if e.event in TRANSITIONS:
+                    transition = TRANSITIONS[e.event]
+                    target = transition.target
                     if replayed is None:
                         assert e.event == "run:created" and e.seq == 1
                     else:
                         assert (replayed, target) in ANY_TRANSITION, (run_id, replayed, target)
+                        assert replayed in transition.sources, (run_id, e.event, replayed)
                     replayed = target
             assert replayed is run.status, (run_id, replayed, run.status)
             if run.status is RUNNING:
@@ -828,7 +819,7 @@ class StoreMachine(RuleBasedStateMachine):
                 b.thread_id, b.assistant_id, b.input, b.created_at)
             old, new = prev.events[run_id], snap.events[run_id]
             assert new[: len(old)] == old, "the event log is append-only"
-            changes = sum(e.event in LIFECYCLE for e in new[len(old):])
+            changes = sum(e.event in TRANSITIONS for e in new[len(old):])
             assert changes == (b.status is not a.status), "each status change logged once"
             if a.status is RUNNING and b.status is not RUNNING and a.thread_id is not None:
                 older = snap.thread_runs(a.thread_id)

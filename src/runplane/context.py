@@ -19,6 +19,7 @@ from runplane.errors import (
     UnstorableValue,
 )
 from runplane.hooks import Hooks
+from runplane.lifecycle import RESERVED_PREFIXES, EventName
 from runplane.models import ClaimedRun, Lease, RunStatus, Step
 from runplane.store.base import Store
 
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("runplane.worker")
 
 T = TypeVar("T")
-
-_RESERVED_PREFIXES = ("run:", "step:", "lease:")
 
 StopReason = Literal["cancelled", "lease_lost", "timeout", "shutdown", "store_unavailable"]
 
@@ -177,7 +176,7 @@ class Context:
         self._raise_if_stopped()
         self.in_flight = (index, name)
         await self._fenced("event", self._store.append_event(
-            self.run_id, "step:start", {"name": name, "index": index}, self._clock.now(),
+            self.run_id, EventName.STEP_START, {"name": name, "index": index}, self._clock.now(),
             lease=self.lease))
         try:
             result = await self._call(fn, args, kwargs)
@@ -212,7 +211,7 @@ class Context:
         self.in_flight = None
         self._next_index = index
         await self._fenced("event", self._store.append_event(
-            self.run_id, "step:fail",
+            self.run_id, EventName.STEP_FAIL,
             {"name": name, "index": index,
              "error": limits.storable_text(f"{type(exc).__name__}: {exc}")},
             self._clock.now(), lease=self.lease))
@@ -255,10 +254,10 @@ class Context:
         are written again (at least once: the earlier attempt may have stopped
         before them). ``data`` no store could keep raises UnstorableValue here.
         """
-        if not isinstance(mode, str) or not mode or mode.startswith(_RESERVED_PREFIXES):
+        if not isinstance(mode, str) or not mode or mode.startswith(RESERVED_PREFIXES):
             raise ValueError(
                 f"invalid emit mode {mode!r}: a non-empty name not starting with "
-                f"{', '.join(_RESERVED_PREFIXES)} (those are lifecycle events)"
+                f"{', '.join(RESERVED_PREFIXES)} (those are lifecycle events)"
             )
         call = f"ctx.emit({mode!r})"
         _storable(call, limits.check_id, "mode", mode)

@@ -18,6 +18,7 @@ from rich.text import Text
 from runplane.app import Runplane
 from runplane.context import Context
 from runplane.errors import RunCancelled, RunFailed
+from runplane.lifecycle import EventName
 from runplane.models import Event, Run, RunStatus
 
 #: Long enough for a cancel to land in the middle of a step, short enough for a quick demo.
@@ -220,9 +221,9 @@ async def _explain_stop(app: Runplane, console: Console, run_id: str) -> None:
     run = await app.runs.get(run_id)
     steps = await app.runs.steps(run_id)
     events = await app.runs.events(run_id)
-    cancel_seq = next(e.seq for e in events if e.event == "run:cancel")
-    late = [e for e in events if e.seq > cancel_seq and e.event == "step:complete"]
-    dropped = [e.data["name"] for e in events if e.event == "step:cancel"]
+    cancel_seq = next(e.seq for e in events if e.event == EventName.RUN_CANCEL)
+    late = [e for e in events if e.seq > cancel_seq and e.event == EventName.STEP_COMPLETE]
+    dropped = [e.data["name"] for e in events if e.event == EventName.STEP_CANCEL]
     verdict = "[green]none[/]" if not late else f"[red]{len(late)}[/]"
     console.print(
         f"\n{short(run_id)}: {len(steps)} steps stored (step_index={run.step_index}), "
@@ -233,11 +234,11 @@ async def _explain_stop(app: Runplane, console: Console, run_id: str) -> None:
 
 async def _explain_resume(app: Runplane, console: Console, run_id: str) -> None:
     events = await app.runs.events(run_id)
-    resume_seq = next(e.seq for e in events if e.event == "run:resume")
+    resume_seq = next(e.seq for e in events if e.event == EventName.RUN_RESUME)
     before = sorted({e.data["index"] for e in events
-                     if e.event == "step:complete" and e.seq < resume_seq})
+                     if e.event == EventName.STEP_COMPLETE and e.seq < resume_seq})
     after = sorted({e.data["index"] for e in events
-                    if e.event == "step:start" and e.seq > resume_seq})
+                    if e.event == EventName.STEP_START and e.seq > resume_seq})
     console.print(
         f"{short(run_id)}: steps {_span(before)} ran before the pause, "
         f"steps {_span(after)} ran after the resume"
@@ -270,7 +271,7 @@ def _note(run: Run, events: list[Event]) -> str:
         return f"cancelled: {run.cancel_reason or '(no reason)'}"
     if run.error:
         return run.error
-    cancels = [e for e in events if e.event == "run:cancel"]
+    cancels = [e for e in events if e.event == EventName.RUN_CANCEL]
     if cancels:
         return f"resumed after cancel: {cancels[-1].data.get('reason') or '(no reason)'}"
     return ""

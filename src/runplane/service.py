@@ -38,6 +38,7 @@ from runplane.errors import (
     ThreadNotFound,
     UnknownWorkflow,
 )
+from runplane.lifecycle import ENDING_EVENTS
 from runplane.models import (
     THREAD_SORT_KEYS,
     Caller,
@@ -61,8 +62,6 @@ from runplane.models import (
 from runplane.notifier import LocalNotifier, backoff, wait_event
 from runplane.store.base import OnActive, Store
 
-#: Events after which a run is over, unless it is resumed later.
-ENDING_EVENTS = frozenset({"run:complete", "run:fail", "run:timeout", "run:cancel"})
 CANCEL_SCOPES = ("run", "tree")
 #: A sweep's per-run outcomes, as a cancel result counts them.
 SWEEP_OUTCOMES = {"cancelled": "cancelled", "already_interrupted": "already_interrupted",

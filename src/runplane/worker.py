@@ -21,6 +21,7 @@ from runplane.config import Settings
 from runplane.context import Context, StopReason, classify_refusal, uncancellable
 from runplane.errors import STORE_FAULTS, InvalidInput, StoreUnavailable
 from runplane.hooks import Hooks
+from runplane.lifecycle import EventName
 from runplane.models import ClaimedRun, Lease, RunStatus
 from runplane.notifier import LocalNotifier, backoff, wait_event
 from runplane.store.base import Store
@@ -393,7 +394,7 @@ class Worker:
         metrics.LEASE_LOST.inc()
         log.warning("run %s: lease generation %s lost; work discarded", ctx.run_id,
                     ctx.lease.generation)
-        await self._store.append_event(ctx.run_id, "lease:lost", {
+        await self._store.append_event(ctx.run_id, EventName.LEASE_LOST, {
             "worker": self.worker_id,
             "generation": ctx.lease.generation,
             "step": None if ctx.in_flight is None else

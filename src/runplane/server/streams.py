@@ -19,15 +19,16 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+from runplane.lifecycle import ENDED_BY, EventName
 from runplane.models import Event, RunStatus
 
 #: The stream modes a client may ask for: LangGraph's (``langgraph_sdk.schema.StreamMode``).
 STREAM_MODES = ("values", "updates", "custom", "debug", "messages", "messages-tuple", "events",
                 "tasks", "checkpoints", "tools", "lifecycle")
-#: Log events that end a run, and the stream ``error`` payload each gives.
-_FAILURES = {"run:fail": "RunError", "run:timeout": "RunTimeout"}
-_ENDINGS = {"run:complete": "success", "run:fail": "error", "run:timeout": "timeout",
-            "run:cancel": "interrupted"}
+#: Log events that end a run failed, and the stream ``error`` payload each gives.
+_FAILURES = {EventName.RUN_FAIL: "RunError", EventName.RUN_TIMEOUT: "RunTimeout"}
+#: Log events that end a run, and the status its stream's ``end`` gives.
+_ENDINGS = {event: status.value for status, event in ENDED_BY.items()}
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> bytes:
@@ -65,16 +66,16 @@ class StreamView:
         if "debug" in self.modes:
             yield "debug", {"type": name, "seq": event.seq, "data": data,
                             "timestamp": event.created_at.isoformat()}
-        if name == "step:complete":
+        if name == EventName.STEP_COMPLETE:
             if "updates" in self.modes:
                 yield "updates", {data["name"]: data["result"]}
-        elif name == "run:complete":
+        elif name == EventName.RUN_COMPLETE:
             output = data.get("output")
             if "values" in self.modes and output is not None and output != self._last_values:
                 yield "values", output
         elif name in _FAILURES:
             yield "error", {"error": _FAILURES[name], "message": data.get("error")}
-        elif name == "run:resume":
+        elif name == EventName.RUN_RESUME:
             self.ended = False
         elif ":" not in name:  # a workflow's ctx.emit(name, data)
             if name not in STREAM_MODES:

@@ -37,6 +37,7 @@ from runplane.errors import (
     ThreadExists,
     ThreadNotFound,
 )
+from runplane.lifecycle import FINISH_EVENTS, EventName
 from runplane.models import (
     CancelAction,
     CancelRequest,
@@ -54,7 +55,6 @@ from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
 from runplane.store.batch import WriteBatcher
 from runplane.store.rows import (
     BAD_ROW_ERRORS,
-    FINISH_EVENTS,
     SWEEP_TICK,
     THREAD_STATUS_SQL,
     cancel_event,
@@ -464,7 +464,7 @@ async def _cancel(
         _CANCEL, run_id, now, request.reason, request.action.value, request.requested_by
     )
     run = run_from_row(row)
-    await conn.execute(_INSERT_EVENT, run_id, row["last_event_seq"], "run:cancel",
+    await conn.execute(_INSERT_EVENT, run_id, row["last_event_seq"], EventName.RUN_CANCEL,
                        dumps(cancel_event(request, current.status)), now)
     if request.action is CancelAction.ROLLBACK:
         await conn.execute("DELETE FROM steps WHERE run_id = $1", run_id)
@@ -491,7 +491,7 @@ async def _insert_run(conn: asyncpg.Connection, new: NewRun, now: float) -> Run:
         new.timeout, new.root_run_id, new.parent_run_id, new.owner,
     )
     created = dumps({"assistant_id": new.assistant_id, "thread_id": new.thread_id})
-    await conn.execute(_INSERT_EVENT, new.run_id, 1, "run:created", created, now)
+    await conn.execute(_INSERT_EVENT, new.run_id, 1, EventName.RUN_CREATED, created, now)
     return run_from_row(row)
 
 
@@ -575,7 +575,7 @@ async def _claim_one_by_one(
         except (asyncpg.DataError, *BAD_ROW_ERRORS) as exc:
             await _fail_unclaimable(conn, record[0], exc, now)
             continue
-        await conn.execute(_INSERT_EVENT, run.run_id, row["last_event_seq"], "run:start",
+        await conn.execute(_INSERT_EVENT, run.run_id, row["last_event_seq"], EventName.RUN_START,
                            dumps({"attempt": run.attempt, "worker": owner}), now)
         claimed.append(ClaimedRun(run, steps))
     return claimed
@@ -588,7 +588,8 @@ async def _fail_unclaimable(
     log.warning("run %s ended error: %s", run_id, error)
     seq = await conn.fetchval(_FAIL_PENDING, run_id, error, now)
     if seq is not None:
-        await conn.execute(_INSERT_EVENT, run_id, seq, "run:fail", dumps({"error": error}), now)
+        await conn.execute(_INSERT_EVENT, run_id, seq, EventName.RUN_FAIL,
+                           dumps({"error": error}), now)
 
 
 async def _with_steps(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[ClaimedRun]:
@@ -989,7 +990,7 @@ class PostgresStore:
                 raise RunConflict(run_id, current.status.value,
                                   f"run {run_id!r} is {current.status.value}; "
                                   "only an interrupted run can be resumed")
-            await conn.execute(_INSERT_EVENT, run_id, row["last_event_seq"], "run:resume",
+            await conn.execute(_INSERT_EVENT, run_id, row["last_event_seq"], EventName.RUN_RESUME,
                                dumps({"reason": "resumed", "step_index": row["step_index"]}), now)
             await _notify(conn, self.pending_channel)
             return run_from_row(row)
@@ -1061,9 +1062,10 @@ class PostgresStore:
             if seq is None:
                 return False
             if in_flight is not None:
-                await conn.execute(_INSERT_EVENT, lease.run_id, seq - 1, "step:cancel", dumps(
-                    {"index": in_flight[0], "name": in_flight[1], "reason": reason}), now)
-            await conn.execute(_INSERT_EVENT, lease.run_id, seq, "run:resume",
+                await conn.execute(
+                    _INSERT_EVENT, lease.run_id, seq - 1, EventName.STEP_CANCEL,
+                    dumps({"index": in_flight[0], "name": in_flight[1], "reason": reason}), now)
+            await conn.execute(_INSERT_EVENT, lease.run_id, seq, EventName.RUN_RESUME,
                                dumps({"reason": reason}), now)
             await _notify(conn, self.pending_channel)
             return True

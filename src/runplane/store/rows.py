@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from runplane.errors import ThreadNotFound
+from runplane.lifecycle import EventName
 from runplane.limits import MAX_METADATA_BYTES, check_json
 from runplane.models import (
     FINISHED,
@@ -27,12 +28,6 @@ from runplane.models import (
     ThreadStatus,
     to_datetime,
 )
-
-FINISH_EVENTS = {
-    RunStatus.SUCCESS: "run:complete",
-    RunStatus.ERROR: "run:fail",
-    RunStatus.TIMEOUT: "run:timeout",
-}
 
 
 def dumps(value: Any) -> str:
@@ -111,14 +106,14 @@ def delete_conflict(run: Run) -> str:
 
 def reap_decision(
     attempt: int, max_attempts: int, deadline_at: float | None, now: float
-) -> tuple[RunStatus, str | None, str]:
+) -> tuple[RunStatus, str | None, EventName]:
     """What becomes of a running run whose lease expired: (status, error, event name)."""
     if deadline_at is not None and deadline_at <= now:
-        return RunStatus.TIMEOUT, "run timed out while its worker was lost", "run:timeout"
+        return RunStatus.TIMEOUT, "run timed out while its worker was lost", EventName.RUN_TIMEOUT
     if attempt >= max_attempts:
         error = f"worker lease expired on attempt {attempt} of {max_attempts}"
-        return RunStatus.ERROR, error, "run:fail"
-    return RunStatus.PENDING, None, "run:resume"
+        return RunStatus.ERROR, error, EventName.RUN_FAIL
+    return RunStatus.PENDING, None, EventName.RUN_RESUME
 
 
 T = TypeVar("T")

@@ -48,6 +48,7 @@ from runplane.errors import (
     ThreadExists,
     ThreadNotFound,
 )
+from runplane.lifecycle import FINISH_EVENTS, EventName
 from runplane.models import (
     CancelAction,
     CancelRequest,
@@ -64,7 +65,6 @@ from runplane.models import (
 from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
 from runplane.store.rows import (
     BAD_ROW_ERRORS,
-    FINISH_EVENTS,
     SWEEP_TICK,
     THREAD_STATUS_SQL,
     cancel_event,
@@ -523,7 +523,7 @@ def _cancel(
          now, now, run_id),
     ).fetchone()
     run = _run(row)
-    _append(conn, run_id, row["last_event_seq"], "run:cancel",
+    _append(conn, run_id, row["last_event_seq"], EventName.RUN_CANCEL,
             cancel_event(request, current.status), now)
     if request.action is CancelAction.ROLLBACK:
         conn.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
@@ -580,7 +580,7 @@ def _insert_run(conn: sqlite3.Connection, new: NewRun, now: float) -> Run:
          new.multitask_strategy.value, now, now, new.max_attempts, new.timeout, new.root_run_id,
          new.parent_run_id, new.owner),
     ).fetchone()
-    _append(conn, new.run_id, 1, "run:created",
+    _append(conn, new.run_id, 1, EventName.RUN_CREATED,
             {"assistant_id": new.assistant_id, "thread_id": new.thread_id}, now)
     return _run(row)
 
@@ -638,7 +638,7 @@ def _claim(
         try:
             row = conn.execute(_CLAIM, (owner, now + ttl, now, now, now, run_id)).fetchone()
             run = _run(row)
-            _append(conn, run_id, row["last_event_seq"], "run:start",
+            _append(conn, run_id, row["last_event_seq"], EventName.RUN_START,
                     {"attempt": run.attempt, "worker": owner}, now)
             steps = _get_steps(conn, run_id) if run.step_index else []
         except BAD_ROW_ERRORS as exc:
@@ -656,7 +656,7 @@ def _fail_unclaimable(conn: sqlite3.Connection, run_id: str, exc: Exception, now
     log.warning("run %s ended error: %s", run_id, error)
     row = conn.execute(_FAIL_PENDING, (error, now, now, run_id)).fetchone()
     if row is not None:
-        _append(conn, run_id, row["last_event_seq"], "run:fail", {"error": error}, now)
+        _append(conn, run_id, row["last_event_seq"], EventName.RUN_FAIL, {"error": error}, now)
 
 
 def _get_steps(conn: sqlite3.Connection, run_id: str) -> list[Step]:
@@ -711,7 +711,7 @@ def _complete_step(
     )
     conn.execute(
         _INSERT_EVENT,
-        (lease.run_id, row["last_event_seq"], "step:complete",
+        (lease.run_id, row["last_event_seq"], EventName.STEP_COMPLETE,
          f'{{"name":{dumps(name)},"index":{index},"result":{encoded}}}', now),
     )
     return True
@@ -728,7 +728,7 @@ def _record_step_cancel(
         (now, lease.run_id, lease.generation, index),
     ).fetchone()
     if row is not None:
-        _append(conn, lease.run_id, row["last_event_seq"], "step:cancel",
+        _append(conn, lease.run_id, row["last_event_seq"], EventName.STEP_CANCEL,
                 {"name": name, "index": index, "reason": reason}, now)
 
 
@@ -954,7 +954,7 @@ class SQLiteStore:
                 raise RunConflict(run_id, current.status.value,
                                   f"run {run_id!r} is {current.status.value}; "
                                   "only an interrupted run can be resumed")
-            _append(conn, run_id, row["last_event_seq"], "run:resume",
+            _append(conn, run_id, row["last_event_seq"], EventName.RUN_RESUME,
                     {"reason": "resumed", "step_index": row["step_index"]}, now)
             return _run(row)
 
@@ -1032,10 +1032,10 @@ class SQLiteStore:
             if in_flight is not None and not stored:  # stored: its write failed late
                 conn.execute("UPDATE runs SET last_event_seq = ? WHERE run_id = ?",
                              (seq + 1, lease.run_id))
-                _append(conn, lease.run_id, seq, "step:cancel",
+                _append(conn, lease.run_id, seq, EventName.STEP_CANCEL,
                         {"index": in_flight[0], "name": in_flight[1], "reason": reason}, now)
                 seq += 1
-            _append(conn, lease.run_id, seq, "run:resume", {"reason": reason}, now)
+            _append(conn, lease.run_id, seq, EventName.RUN_RESUME, {"reason": reason}, now)
             return True
 
         return await self._write(tx)
