@@ -1,6 +1,6 @@
 """The lifecycle vocabulary is one table, consistent with itself and with every place that
 speaks it: the stored event names, the status transitions, the events that end a run, the
-stream's endings and the SQL that logs events.
+stream's endings, the SQL that logs events, the cancel outcomes on the wire and in metrics.
 No database: these hold the tables, the stores' tests hold the stores to them."""
 
 from __future__ import annotations
@@ -8,9 +8,12 @@ from __future__ import annotations
 import inspect
 import re
 from datetime import UTC, datetime
+from typing import get_args
 
 import pytest
+from prometheus_client import REGISTRY
 
+from runplane import metrics
 from runplane.lifecycle import (
     ENDED_BY,
     ENDING_EVENTS,
@@ -20,7 +23,8 @@ from runplane.lifecycle import (
     TRANSITIONS,
     EventName,
 )
-from runplane.models import FINISHED, Event, RunStatus
+from runplane.models import FINISHED, SWEPT_OUTCOMES, CancelOutcome, Event, RunStatus
+from runplane.server import wire
 from runplane.server.streams import StreamView
 from runplane.store import postgres, sqlite
 
@@ -101,3 +105,21 @@ def test_event_names_written_in_sql_text_are_lifecycle_names() -> None:
     written = set(re.findall(r"'((?:run|step|lease):[a-z_]+)'", sources))
     assert written and written <= set(EventName)
 
+
+def test_cancel_outcomes_keep_their_wire_names() -> None:
+    assert [o.value for o in CancelOutcome] == [
+        "cancelled", "already_interrupted", "conflict", "not_found"]
+    assert [o.count_key for o in SWEPT_OUTCOMES] == [
+        "cancelled", "already_interrupted", "already_finished"]
+    assert get_args(wire.BulkOutcomeName) == tuple(o.value for o in CancelOutcome)
+    assert get_args(wire.CancelOutcomeName) == ("cancelled", "already_interrupted")
+
+
+def test_a_cancel_of_a_finished_run_is_counted_as_conflict() -> None:
+    def conflicts() -> float:
+        return REGISTRY.get_sample_value("runplane_cancel_requests_total",
+                                         {"outcome": "conflict"}) or 0.0
+
+    before = conflicts()
+    metrics.count_cancel(CancelOutcome.ALREADY_FINISHED)
+    assert conflicts() == before + 1

@@ -35,6 +35,30 @@ class CancelAction(StrEnum):
     ROLLBACK = "rollback"
 
 
+class CancelOutcome(StrEnum):
+    """What one cancel found and did to one run. The values are the outcomes the stores,
+    ``cancel_many``, the bulk cancel's answer and the ``runplane_cancel_requests`` metric
+    give; a cancel result's ``counts`` tally them under :attr:`count_key`."""
+
+    #: this call made the transition
+    CANCELLED = "cancelled"
+    #: an idempotent repeat: the run was interrupted already
+    ALREADY_INTERRUPTED = "already_interrupted"
+    #: the run had ended ``success``, ``error`` or ``timeout``: a single cancel answers 409
+    ALREADY_FINISHED = "conflict"
+    #: no such run (or another owner's): a single cancel answers 404
+    NOT_FOUND = "not_found"
+
+    @property
+    def count_key(self) -> str:
+        return "already_finished" if self is CancelOutcome.ALREADY_FINISHED else self.value
+
+
+#: The outcomes a sweep gives its runs (every one exists), in the order counts list them.
+SWEPT_OUTCOMES = (CancelOutcome.CANCELLED, CancelOutcome.ALREADY_INTERRUPTED,
+                  CancelOutcome.ALREADY_FINISHED)
+
+
 class MultitaskStrategy(StrEnum):
     REJECT = "reject"
     INTERRUPT = "interrupt"
@@ -205,16 +229,18 @@ class CancelRequest:
 
 @dataclass(frozen=True, slots=True)
 class CancelResult:
-    """What ``cancel`` answers. ``outcome`` is ``cancelled`` when this call made the transition.
+    """What ``cancel`` answers. ``outcome`` is ``cancelled`` when this call made the transition
+    (``already_interrupted`` when the run was; a finished run raises RunConflict instead).
 
     ``scope`` is ``run`` (the run and its attached descendants) or ``tree`` (every run under
     the root). A run cancel that leaves other runs of its tree active says so: ``warning``,
     ``remaining_active_in_tree`` and the ``suggested_endpoint`` for the whole tree (all None
     when nothing else stays active). ``counts`` tallies the outcomes over the runs this call
-    swept (``cancelled``, ``already_interrupted``, ``already_finished``).
+    swept, by :attr:`CancelOutcome.count_key` (``cancelled``, ``already_interrupted``,
+    ``already_finished``).
     """
 
-    outcome: str
+    outcome: CancelOutcome
     run: Run
     stopped: bool = False
     scope: str = "run"

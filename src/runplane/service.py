@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
@@ -40,9 +41,11 @@ from runplane.errors import (
 )
 from runplane.lifecycle import ENDING_EVENTS
 from runplane.models import (
+    SWEPT_OUTCOMES,
     THREAD_SORT_KEYS,
     Caller,
     CancelAction,
+    CancelOutcome,
     CancelRequest,
     CancelResult,
     Event,
@@ -63,9 +66,6 @@ from runplane.notifier import LocalNotifier, backoff, wait_event
 from runplane.store.base import OnActive, Store
 
 CANCEL_SCOPES = ("run", "tree")
-#: A sweep's per-run outcomes, as a cancel result counts them.
-SWEEP_OUTCOMES = {"cancelled": "cancelled", "already_interrupted": "already_interrupted",
-                  "conflict": "already_finished"}
 #: What a bulk cancel may select by status.
 BULK_STATUSES = ("pending", "running", "all")
 
@@ -250,7 +250,7 @@ class RunService:
             own_thread_only=owner_filter(caller) is not None,
         )
         for cancelled in created.cancelled:
-            metrics.CANCEL_REQUESTS.labels("cancelled").inc()
+            metrics.count_cancel(CancelOutcome.CANCELLED)
             self._notifier.run_cancelled(cancelled.run_id, cancelled.cancelled_generation)
         self._notifier.runs_pending()
         return created.run
@@ -335,27 +335,28 @@ class RunService:
             try:
                 await self.get_run(run_id, thread_id=thread_id, caller=caller)
             except RunNotFound:
-                metrics.CANCEL_REQUESTS.labels("not_found").inc()
+                metrics.count_cancel(CancelOutcome.NOT_FOUND)
                 raise
         swept = await self._store.cancel_runs(
             run_id, request, self._clock.now(), whole_tree=scope == "tree")
         if swept is None:
-            metrics.CANCEL_REQUESTS.labels("not_found").inc()
+            metrics.count_cancel(CancelOutcome.NOT_FOUND)
             raise RunNotFound(run_id)
         for done in swept.runs:
-            metrics.CANCEL_REQUESTS.labels(done.outcome).inc()
-            if done.outcome == "cancelled":  # leaves first, as the sweep wrote them
+            metrics.count_cancel(done.outcome)
+            if done.outcome is CancelOutcome.CANCELLED:  # leaves first, as the sweep wrote them
                 self._notifier.run_cancelled(done.run.run_id, done.run.cancelled_generation)
-        counts = {key: sum(1 for d in swept.runs if SWEEP_OUTCOMES[d.outcome] == key)
-                  for key in ("cancelled", "already_interrupted", "already_finished")}
+        tally = Counter(done.outcome for done in swept.runs)
+        counts = {outcome.count_key: tally[outcome] for outcome in SWEPT_OUTCOMES}
         target = swept.target
         if scope == "tree":
-            if counts["cancelled"] == counts["already_interrupted"] == 0:
+            if tally[CancelOutcome.CANCELLED] == tally[CancelOutcome.ALREADY_INTERRUPTED] == 0:
                 raise RunConflict(
                     run_id, target.run.status.value,
                     f"every run of the tree of {run_id!r} already ended; nothing to cancel")
-            outcome = "cancelled" if counts["cancelled"] else "already_interrupted"
-        elif target.outcome == "conflict":
+            outcome = (CancelOutcome.CANCELLED if tally[CancelOutcome.CANCELLED]
+                       else CancelOutcome.ALREADY_INTERRUPTED)
+        elif target.outcome is CancelOutcome.ALREADY_FINISHED:
             raise RunConflict(
                 run_id,
                 target.run.status.value,
@@ -393,11 +394,11 @@ class RunService:
         reason: str | None = None,
         requested_by: str | None = None,
         caller: Caller | None = None,
-    ) -> list[tuple[str, str]]:
+    ) -> list[tuple[str, CancelOutcome]]:
         """Cancel each run named or selected (``status``: pending, running or all active ones,
         of ``thread_id`` if given, of the caller's), by the rules of :meth:`cancel`. Answers
-        (run_id, outcome) per run: cancelled, already_interrupted, conflict or not_found
-        (another owner's run included)."""
+        (run_id, outcome) per run: any :class:`CancelOutcome`, ``not_found`` for another
+        owner's run too."""
         parse_enum(CancelAction, action, "action")
         limits.check_text("reason", reason)
         if run_ids is not None:
@@ -419,9 +420,9 @@ class RunService:
                                            caller=caller)
                 outcomes.append((run_id, result.outcome))
             except RunNotFound:
-                outcomes.append((run_id, "not_found"))
+                outcomes.append((run_id, CancelOutcome.NOT_FOUND))
             except RunConflict:
-                outcomes.append((run_id, "conflict"))
+                outcomes.append((run_id, CancelOutcome.ALREADY_FINISHED))
         return outcomes
 
     async def _active_run_ids(

@@ -28,6 +28,7 @@ from runplane.limits import (
 from runplane.models import (
     THREAD_SORT_KEYS,
     CancelAction,
+    CancelOutcome,
     CancelResult,
     MultitaskStrategy,
     Run,
@@ -56,6 +57,10 @@ RunStatusName = _one_of(RunStatus)
 ThreadStatusName = _one_of(ThreadStatus)
 StrategyName = _one_of(MultitaskStrategy)
 ActionName = _one_of(CancelAction)
+#: What one run's cancel answers (a finished run: 409; an unknown one: 404) and what a bulk
+#: cancel reports for each run.
+CancelOutcomeName = _one_of((CancelOutcome.CANCELLED, CancelOutcome.ALREADY_INTERRUPTED))
+BulkOutcomeName = _one_of(CancelOutcome)
 ScopeName = _one_of(CANCEL_SCOPES)
 BulkStatusName = _one_of(BULK_STATUSES)
 SortKey = _one_of(THREAD_SORT_KEYS)
@@ -352,7 +357,7 @@ class RunAnswer(BaseModel):
 class CancelAnswer(RunAnswer):
     """The run as the cancel left it, what the cancel did, and to how many runs."""
 
-    outcome: Literal["cancelled", "already_interrupted"]
+    outcome: CancelOutcomeName
     stopped: bool
     scope: ScopeName
     remaining_active_in_tree: int | None
@@ -363,7 +368,7 @@ class CancelAnswer(RunAnswer):
 
 class BulkCancelOutcome(BaseModel):
     run_id: str
-    outcome: Literal["cancelled", "already_interrupted", "conflict", "not_found"]
+    outcome: BulkOutcomeName
 
 
 class BulkCancelAnswer(BaseModel):

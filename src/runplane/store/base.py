@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from runplane.models import (
+    CancelOutcome,
     CancelRequest,
     ClaimedRun,
     Event,
@@ -32,8 +33,6 @@ from runplane.models import (
 
 #: How ``create_run`` treats a thread that already has an active run.
 OnActive = Literal["enqueue", "reject"] | CancelRequest
-
-CancelOutcome = Literal["cancelled", "already_interrupted", "conflict"]
 
 
 @dataclass(frozen=True, slots=True)

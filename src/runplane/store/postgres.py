@@ -40,6 +40,7 @@ from runplane.errors import (
 from runplane.lifecycle import FINISH_EVENTS, EventName
 from runplane.models import (
     CancelAction,
+    CancelOutcome,
     CancelRequest,
     ClaimedRun,
     Event,
@@ -457,9 +458,9 @@ async def _cancel(
     if current is None:
         return None
     if current.status is RunStatus.INTERRUPTED:
-        return Cancelled("already_interrupted", current)
+        return Cancelled(CancelOutcome.ALREADY_INTERRUPTED, current)
     if not current.status.active:
-        return Cancelled("conflict", current)
+        return Cancelled(CancelOutcome.ALREADY_FINISHED, current)
     row = await conn.fetchrow(
         _CANCEL, run_id, now, request.reason, request.action.value, request.requested_by
     )
@@ -472,7 +473,7 @@ async def _cancel(
             await conn.execute(_ROLLBACK_VALUES, run.thread_id, row["pre_run_values"], now, run_id)
     # delivered on commit, to the worker holding the revoked generation
     await _notify(conn, channel, f"{run_id} {run.cancelled_generation or ''}".rstrip())
-    return Cancelled("cancelled", run)
+    return Cancelled(CancelOutcome.CANCELLED, run)
 
 
 _ORPHANS = f"""
@@ -906,7 +907,8 @@ class PostgresStore:
                     swept = await _sweep(conn, run_id, on_active, now, self.cancel_channel,
                                          whole_tree=False)
                     if swept is not None:
-                        cancelled += [c.run for c in swept.runs if c.outcome == "cancelled"]
+                        cancelled += [c.run for c in swept.runs
+                                      if c.outcome is CancelOutcome.CANCELLED]
             run = await _insert_run(conn, run_new, now)
             await _notify(conn, self.pending_channel)
             return Created(run, cancelled)

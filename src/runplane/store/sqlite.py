@@ -51,6 +51,7 @@ from runplane.errors import (
 from runplane.lifecycle import FINISH_EVENTS, EventName
 from runplane.models import (
     CancelAction,
+    CancelOutcome,
     CancelRequest,
     ClaimedRun,
     Event,
@@ -514,9 +515,9 @@ def _cancel(
     if current is None:
         return None
     if current.status is RunStatus.INTERRUPTED:
-        return Cancelled("already_interrupted", current)
+        return Cancelled(CancelOutcome.ALREADY_INTERRUPTED, current)
     if not current.status.active:
-        return Cancelled("conflict", current)
+        return Cancelled(CancelOutcome.ALREADY_FINISHED, current)
     row = conn.execute(
         _CANCEL,
         (now, request.reason, request.action.value, request.requested_by, request.action.value,
@@ -529,7 +530,7 @@ def _cancel(
         conn.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
         if run.thread_id is not None and row["pre_run_values"] is not None:
             conn.execute(_ROLLBACK_VALUES, (row["pre_run_values"], now, run.thread_id, run_id))
-    return Cancelled("cancelled", run)
+    return Cancelled(CancelOutcome.CANCELLED, run)
 
 
 def _create_run(
@@ -561,7 +562,7 @@ def _create_run(
             for run_id in active:  # with its attached children, which would outlive it
                 swept = _sweep(conn, run_id, on_active, now, whole_tree=False)
                 if swept is not None:
-                    cancelled += [c.run for c in swept.runs if c.outcome == "cancelled"]
+                    cancelled += [c.run for c in swept.runs if c.outcome is CancelOutcome.CANCELLED]
     return Created(_insert_run(conn, new, now), cancelled)
 
 
