@@ -287,6 +287,14 @@ async def test_http_answers_a_store_fault_503_and_a_bug_a_json_500(
             assert response.status_code == 500
             assert response.json() == {"detail": "internal server error (KeyError)"}
 
+            async def value_bug(*args: Any) -> None:  # not the client's fault: no 422
+                raise ValueError("Out of range float values are not JSON compliant")
+
+            monkeypatch.setattr(rp.store, "get_run", value_bug)
+            response = await http.get(f"/runs/{run.run_id}")
+            assert response.status_code == 500
+            assert response.json() == {"detail": "internal server error (ValueError)"}
+
 
 @pytest.mark.parametrize("fails", ["spawn", "child_result"])
 async def test_a_store_fault_while_spawning_or_awaiting_a_child_hands_the_parent_back(

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from runplane.errors import InvalidInput
+
 
 class RunStatus(StrEnum):
     PENDING = "pending"
@@ -77,12 +79,13 @@ E = TypeVar("E", bound=StrEnum)
 
 
 def parse_enum(enum: type[E], value: str | E, what: str) -> E:
-    """Turn a user-supplied string into ``enum`` or raise a ValueError naming the allowed values."""
+    """Turn a user-supplied string into ``enum`` or raise InvalidInput naming the allowed values."""
     try:
         return enum(value)
     except ValueError:
         allowed = ", ".join(repr(m.value) for m in enum)
-        raise ValueError(f"invalid {what} {value!r}; allowed values: {allowed}") from None
+        raise InvalidInput(what, f"invalid {what} {value!r}; allowed values: {allowed}") \
+            from None
 
 
 def to_datetime(ts: float | None) -> datetime | None:

@@ -116,8 +116,8 @@ class RunService:
         """A thread id is unique across owners: ``do_nothing`` on an id another owner took
         raises ThreadExists rather than hand that owner's thread over."""
         if if_exists not in ("raise", "do_nothing"):
-            raise ValueError(f"invalid if_exists {if_exists!r}; allowed values: 'raise', "
-                             "'do_nothing'")
+            raise InvalidInput("if_exists", f"invalid if_exists {if_exists!r}; allowed "
+                                            "values: 'raise', 'do_nothing'")
         metadata = self._metadata(metadata)
         if thread_id:  # none or empty: a new id
             limits.check_id("thread_id", thread_id)
@@ -207,8 +207,8 @@ class RunService:
             raise UnknownWorkflow(assistant_id, list(self._workflows))
         strategy = parse_enum(MultitaskStrategy, multitask_strategy, "multitask_strategy")
         if if_not_exists not in ("reject", "create"):
-            raise ValueError(f"invalid if_not_exists {if_not_exists!r}; allowed values: "
-                             "'reject', 'create'")
+            raise InvalidInput("if_not_exists", f"invalid if_not_exists {if_not_exists!r}; "
+                                                "allowed values: 'reject', 'create'")
         limits.check_json("input", input, limits.MAX_INPUT_BYTES)
         metadata = self._metadata(metadata)
         timeout = limits.check_timeout("timeout", timeout)
@@ -329,7 +329,7 @@ class RunService:
         )
         limits.check_id("run_id", run_id)
         if scope not in CANCEL_SCOPES:
-            raise ValueError(f"invalid scope {scope!r}; allowed values: "
+            raise InvalidInput("scope", f"invalid scope {scope!r}; allowed values: "
                              f"{', '.join(map(repr, CANCEL_SCOPES))}")
         if thread_id is not None or caller is not None:
             try:
@@ -404,9 +404,9 @@ class RunService:
         if run_ids is not None:
             run_ids = limits.check_ids("run_ids", run_ids)
         if run_ids is None and thread_id is None and status is None:
-            raise ValueError("name the runs to cancel: run_ids, thread_id or status")
+            raise InvalidInput("run_ids", "name the runs to cancel: run_ids, thread_id or status")
         if status is not None and status not in BULK_STATUSES:
-            raise ValueError(f"invalid status {status!r}; allowed values: "
+            raise InvalidInput("status", f"invalid status {status!r}; allowed values: "
                              f"{', '.join(map(repr, BULK_STATUSES))}")
         if thread_id is not None:
             await self.get_thread(thread_id, caller=caller)
@@ -621,10 +621,11 @@ class RunService:
         sort_order: str = "desc",
     ) -> ThreadQuery:
         if sort_by not in THREAD_SORT_KEYS:
-            raise ValueError(f"invalid sort_by {sort_by!r}; allowed values: "
+            raise InvalidInput("sort_by", f"invalid sort_by {sort_by!r}; allowed values: "
                              f"{', '.join(map(repr, THREAD_SORT_KEYS))}")
         if sort_order not in ("asc", "desc"):
-            raise ValueError(f"invalid sort_order {sort_order!r}; allowed values: 'asc', 'desc'")
+            raise InvalidInput("sort_order", f"invalid sort_order {sort_order!r}; allowed "
+                                             "values: 'asc', 'desc'")
         _page(limit, offset)
         return ThreadQuery(
             metadata=RunService._metadata(metadata),

@@ -177,14 +177,11 @@ def _error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(_methods(request.app, request.scope))
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
 
-    @app.exception_handler(ValueError)
-    async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
-        return JSONResponse({"detail": _detail(exc)}, 422)
-
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         """A bug: a JSON 500 rather than the server's plain text. Starlette re-raises the
-        exception after this answer, and the server logs its traceback once."""
+        exception after this answer, and the server logs its traceback once. A ValueError
+        is one too: what a client sent wrong is an InvalidInput (422), decided before."""
         return JSONResponse({"detail": f"internal server error ({type(exc).__name__})"}, 500)
 
 

@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
+from runplane.errors import InvalidInput
 from runplane.limits import (
     MAX_ATTEMPTS,
     MAX_ID_LENGTH,
@@ -178,14 +179,14 @@ class BulkCancel(_Body):
 
 def stream_modes(requested: str | list[str] | None) -> list[str]:
     """The SDK's ``stream_mode`` as a list; nothing (or an empty value) means ``values``.
-    An unknown mode is a ValueError naming the allowed ones (a typo would stream nothing)."""
+    An unknown mode is an InvalidInput naming the allowed ones (a typo would stream nothing)."""
     if isinstance(requested, str):
         requested = [requested]
     modes = list(dict.fromkeys(m for m in requested or [] if m))
     unknown = [m for m in modes if m not in STREAM_MODES]
     if unknown:
-        raise ValueError(f"unknown stream mode {', '.join(map(repr, unknown))}; allowed: "
-                         f"{', '.join(STREAM_MODES)}")
+        raise InvalidInput("stream_mode", f"unknown stream mode "
+                           f"{', '.join(map(repr, unknown))}; allowed: {', '.join(STREAM_MODES)}")
     return modes or ["values"]
 
 
