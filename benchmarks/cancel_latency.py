@@ -134,8 +134,11 @@ async def measure(url: str, cancels: int, warmup: int, in_flight: int,
                         results["from_call"].append(stopped - before)
 
             await asyncio.gather(*(lane() for _ in range(in_flight)))
-            interrupted = await client.runs.list(status="interrupted", limit=total + 1)
-            assert len(interrupted) == total, f"{len(interrupted)} of {total} runs interrupted"
+            interrupted = 0  # a page at a time: a list answers at most 1,000 runs
+            while page := await client.runs.list(status="interrupted", limit=1000,
+                                                 offset=interrupted):
+                interrupted += len(page)
+            assert interrupted == total, f"{interrupted} of {total} runs interrupted"
         except BaseException:
             print("worker stderr:\n" + workers[0].describe(), file=sys.stderr)
             raise
