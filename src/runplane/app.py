@@ -2,154 +2,73 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from types import TracebackType
+from collections.abc import Callable, Mapping
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from runplane.clock import Clock, SystemClock
 from runplane.config import Settings
 from runplane.hooks import Hooks
-from runplane.models import CancelResult, Event, Run, RunNode, Step, Thread
 from runplane.notifier import LocalNotifier
 from runplane.service import RunService
 from runplane.store import Store, open_store
 from runplane.worker import Worker, Workflow
 
 
-class Threads:
-    """``app.threads``: thin adapter over :class:`RunService`."""
+class Operations:
+    """The open app's :class:`RunService` methods under short names (``OPERATIONS``: short
+    name -> service method). Each attribute IS the bound service method, with its signature
+    and docstring, so the Python API offers whatever the service offers and cannot drift."""
+
+    OPERATIONS: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, service: Callable[[], RunService]) -> None:
         self._service = service
 
-    async def create(
-        self,
-        *,
-        metadata: dict[str, Any] | None = None,
-        thread_id: str | None = None,
-        if_exists: str = "raise",
-    ) -> Thread:
-        return await self._service().create_thread(
-            thread_id=thread_id, metadata=metadata, if_exists=if_exists
-        )
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.OPERATIONS:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self._service(), self.OPERATIONS[name])  # raises unless the app is open
 
-    async def get(self, thread_id: str) -> Thread:
-        return await self._service().get_thread(thread_id)
+    def __dir__(self) -> list[str]:
+        return sorted(self.OPERATIONS)
 
-    async def list(self, *, limit: int = 10, offset: int = 0) -> list[Thread]:
-        return await self._service().list_threads(limit=limit, offset=offset)
-
-    async def search(
-        self,
-        *,
-        metadata: dict[str, Any] | None = None,
-        status: str | None = None,
-        limit: int = 10,
-        offset: int = 0,
-    ) -> list[Thread]:
-        return await self._service().search_threads(
-            metadata=metadata, status=status, limit=limit, offset=offset)
-
-    async def update(self, thread_id: str, *, metadata: dict[str, Any]) -> Thread:
-        return await self._service().update_thread(thread_id, metadata=metadata)
-
-    async def delete(self, thread_id: str) -> None:
-        await self._service().delete_thread(thread_id)
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {', '.join(sorted(self.OPERATIONS))}>"
 
 
-class Runs:
-    """``app.runs``: thin adapter over :class:`RunService`."""
+class Threads(Operations):
+    """``app.threads``."""
 
-    def __init__(self, service: Callable[[], RunService]) -> None:
-        self._service = service
+    OPERATIONS = MappingProxyType({
+        "create": "create_thread",
+        "get": "get_thread",
+        "list": "list_threads",
+        "search": "search_threads",
+        "count": "count_threads",
+        "update": "update_thread",
+        "delete": "delete_thread",
+    })
 
-    async def create(
-        self,
-        thread_id: str | None,
-        assistant_id: str,
-        input: Any = None,
-        *,
-        multitask_strategy: str = "enqueue",
-        metadata: dict[str, Any] | None = None,
-        timeout: float | None = None,
-        max_attempts: int | None = None,
-        if_not_exists: str = "reject",
-    ) -> Run:
-        return await self._service().create_run(
-            thread_id,
-            assistant_id,
-            input,
-            multitask_strategy=multitask_strategy,
-            metadata=metadata,
-            timeout=timeout,
-            max_attempts=max_attempts,
-            if_not_exists=if_not_exists,
-        )
 
-    async def get(self, run_id: str) -> Run:
-        return await self._service().get_run(run_id)
+class Runs(Operations):
+    """``app.runs``."""
 
-    async def list(
-        self,
-        thread_id: str | None = None,
-        *,
-        status: str | None = None,
-        limit: int = 10,
-        offset: int = 0,
-    ) -> list[Run]:
-        return await self._service().list_runs(
-            thread_id, status=status, limit=limit, offset=offset
-        )
-
-    async def join(self, run_id: str) -> Any:
-        return await self._service().join(run_id)
-
-    async def cancel(
-        self,
-        run_id: str,
-        *,
-        action: str = "interrupt",
-        wait: bool = False,
-        reason: str | None = None,
-        requested_by: str | None = None,
-        scope: str = "run",
-    ) -> CancelResult:
-        """``scope="run"``: the run and its attached descendants; ``"tree"``: every run
-        under its root, leaves first."""
-        return await self._service().cancel(
-            run_id, action=action, wait=wait, reason=reason, requested_by=requested_by,
-            scope=scope,
-        )
-
-    async def tree(self, run_id: str) -> RunNode:
-        """The root node of the tree ``run_id`` belongs to (``.children`` nested)."""
-        return await self._service().tree(run_id)
-
-    async def cancel_many(
-        self,
-        *,
-        run_ids: list[str] | None = None,
-        thread_id: str | None = None,
-        status: str | None = None,
-        action: str = "interrupt",
-    ) -> list[tuple[str, str]]:
-        return await self._service().cancel_many(
-            run_ids=run_ids, thread_id=thread_id, status=status, action=action)
-
-    async def resume(self, run_id: str) -> Run:
-        return await self._service().resume(run_id)
-
-    async def delete(self, run_id: str) -> Run:
-        return await self._service().delete_run(run_id)
-
-    def stream(self, run_id: str, *, after_seq: int = 0) -> AsyncIterator[Event | None]:
-        return self._service().stream(run_id, after_seq=after_seq)
-
-    async def steps(self, run_id: str) -> list[Step]:
-        return await self._service().steps(run_id)
-
-    async def events(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
-        return await self._service().events(run_id, after_seq=after_seq)
+    OPERATIONS = MappingProxyType({
+        "create": "create_run",
+        "get": "get_run",
+        "list": "list_runs",
+        "join": "join",
+        "settled": "settled",
+        "cancel": "cancel",
+        "cancel_many": "cancel_many",
+        "resume": "resume",
+        "delete": "delete_run",
+        "steps": "steps",
+        "events": "events",
+        "tree": "tree",
+        "stream": "stream",
+    })
 
 
 class Runplane:
