@@ -101,9 +101,13 @@ async def test_a_tree_over_two_workers_survives_a_kill_and_stops_as_one(
         resumed = [n for n in nodes if n.run.attempt > 1]
         assert resumed, "the killed worker's runs did not move"
         for node in nodes:
-            steps = await client.runs.steps(node.run_id)
-            spawned = [s.result["run_id"] for s in steps if s.name.startswith("spawn:")]
-            assert spawned == [c.run_id for c in node.children]
+            # a child can be claimed before its parent's spawn step is stored (two writes)
+            async def spawned_are_children(node=node) -> bool:
+                steps = await client.runs.steps(node.run_id)
+                spawned = [s.result["run_id"] for s in steps if s.name.startswith("spawn:")]
+                return spawned == [c.run_id for c in node.children]
+
+            await eventually(spawned_are_children, timeout=10)
 
         # a tree cancel from another process, named by a leaf
         leaf = next(n for n in nodes if n.assistant_id == "leaf")
