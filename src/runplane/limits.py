@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from runplane.errors import InvalidInput
@@ -101,6 +102,14 @@ def check_text(field: str, value: Any, max_length: int = MAX_TEXT_LENGTH) -> str
     problem = _bad_chars(value)
     if problem:
         raise _refuse(field, problem)
+    return value
+
+
+def check_choice(field: str, value: Any, allowed: Sequence[str]) -> Any:
+    """One of ``allowed``; the error names them all."""
+    if value not in allowed:
+        raise InvalidInput(field, f"invalid {field} {value!r}; allowed values: "
+                                  f"{', '.join(map(repr, allowed))}")
     return value
 
 

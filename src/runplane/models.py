@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from runplane.errors import InvalidInput
+from runplane.limits import check_choice
 
 
 class RunStatus(StrEnum):
@@ -80,12 +80,7 @@ E = TypeVar("E", bound=StrEnum)
 
 def parse_enum(enum: type[E], value: str | E, what: str) -> E:
     """Turn a user-supplied string into ``enum`` or raise InvalidInput naming the allowed values."""
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in enum)
-        raise InvalidInput(what, f"invalid {what} {value!r}; allowed values: {allowed}") \
-            from None
+    return enum(check_choice(what, value, [m.value for m in enum]))
 
 
 def to_datetime(ts: float | None) -> datetime | None:

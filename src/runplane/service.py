@@ -115,9 +115,7 @@ class RunService:
     ) -> Thread:
         """A thread id is unique across owners: ``do_nothing`` on an id another owner took
         raises ThreadExists rather than hand that owner's thread over."""
-        if if_exists not in ("raise", "do_nothing"):
-            raise InvalidInput("if_exists", f"invalid if_exists {if_exists!r}; allowed "
-                                            "values: 'raise', 'do_nothing'")
+        limits.check_choice("if_exists", if_exists, ("raise", "do_nothing"))
         metadata = self._metadata(metadata)
         if thread_id:  # none or empty: a new id
             limits.check_id("thread_id", thread_id)
@@ -206,9 +204,7 @@ class RunService:
         if assistant_id not in self._workflows:
             raise UnknownWorkflow(assistant_id, list(self._workflows))
         strategy = parse_enum(MultitaskStrategy, multitask_strategy, "multitask_strategy")
-        if if_not_exists not in ("reject", "create"):
-            raise InvalidInput("if_not_exists", f"invalid if_not_exists {if_not_exists!r}; "
-                                                "allowed values: 'reject', 'create'")
+        limits.check_choice("if_not_exists", if_not_exists, ("reject", "create"))
         limits.check_json("input", input, limits.MAX_INPUT_BYTES)
         metadata = self._metadata(metadata)
         timeout = limits.check_timeout("timeout", timeout)
@@ -328,9 +324,7 @@ class RunService:
             requested_by=limits.check_text("requested_by", requested_by),
         )
         limits.check_id("run_id", run_id)
-        if scope not in CANCEL_SCOPES:
-            raise InvalidInput("scope", f"invalid scope {scope!r}; allowed values: "
-                             f"{', '.join(map(repr, CANCEL_SCOPES))}")
+        limits.check_choice("scope", scope, CANCEL_SCOPES)
         if thread_id is not None or caller is not None:
             try:
                 await self.get_run(run_id, thread_id=thread_id, caller=caller)
@@ -405,9 +399,8 @@ class RunService:
             run_ids = limits.check_ids("run_ids", run_ids)
         if run_ids is None and thread_id is None and status is None:
             raise InvalidInput("run_ids", "name the runs to cancel: run_ids, thread_id or status")
-        if status is not None and status not in BULK_STATUSES:
-            raise InvalidInput("status", f"invalid status {status!r}; allowed values: "
-                             f"{', '.join(map(repr, BULK_STATUSES))}")
+        if status is not None:
+            limits.check_choice("status", status, BULK_STATUSES)
         if thread_id is not None:
             await self.get_thread(thread_id, caller=caller)
         if run_ids is None:
@@ -620,12 +613,8 @@ class RunService:
         sort_by: str = "created_at",
         sort_order: str = "desc",
     ) -> ThreadQuery:
-        if sort_by not in THREAD_SORT_KEYS:
-            raise InvalidInput("sort_by", f"invalid sort_by {sort_by!r}; allowed values: "
-                             f"{', '.join(map(repr, THREAD_SORT_KEYS))}")
-        if sort_order not in ("asc", "desc"):
-            raise InvalidInput("sort_order", f"invalid sort_order {sort_order!r}; allowed "
-                                             "values: 'asc', 'desc'")
+        limits.check_choice("sort_by", sort_by, THREAD_SORT_KEYS)
+        limits.check_choice("sort_order", sort_order, ("asc", "desc"))
         _page(limit, offset)
         return ThreadQuery(
             metadata=RunService._metadata(metadata),
