@@ -41,7 +41,7 @@ class ChildHandle:
     """A spawned child run: ``await handle`` (any number of times, e.g. in ``gather``)
     returns its output or raises ChildCancelled / ChildFailed."""
 
-    def __init__(self, run_id: str, runs: RunService, ctx: Context | None = None) -> None:
+    def __init__(self, run_id: str, runs: RunService, ctx: Context) -> None:
         self.run_id = run_id
         self._runs = runs
         self._ctx = ctx
@@ -52,9 +52,7 @@ class ChildHandle:
     async def _result(self) -> Any:
         try:
             return await self._runs.child_result(self.run_id)
-        except STORE_FAULTS as exc:
-            if self._ctx is None:
-                raise
+        except STORE_FAULTS as exc:  # the parent's attempt stops, as for a failed write
             raise self._ctx.store_failed("child read", exc) from exc
 
     def __repr__(self) -> str:
