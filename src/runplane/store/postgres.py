@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import inspect
 import logging
@@ -65,6 +64,7 @@ from runplane.store.rows import (
     merge_metadata,
     reap_decision,
     run_from_row,
+    spawned_by,
     spawned_under_cancel,
     step_from_row,
     sweep_order,
@@ -949,7 +949,7 @@ class PostgresStore:
             existing = await _get_run(conn, new.run_id)
             if existing is not None or holder is None:
                 return existing
-            child = dataclasses.replace(new, owner=holder.owner)  # a tree has one owner
+            child = spawned_by(new, holder)
             if holder.status is RunStatus.RUNNING and \
                     holder.lease_generation == parent.generation:
                 run = await _insert_run(conn, child, now)

@@ -82,6 +82,11 @@ def spawned_under_cancel(parent: Run) -> CancelRequest:
                          requested_by="cascade")
 
 
+def spawned_by(new: NewRun, holder: Run) -> NewRun:
+    """``new`` as spawned by the run ``holder``: its owner's, so a tree has one owner."""
+    return dataclasses.replace(new, owner=holder.owner)
+
+
 def thread_run(new: NewRun, thread_owner: str | None, own_thread_only: bool) -> NewRun:
     """``new`` as created on an existing thread: it gets the thread's owner (a thread's runs
     are its owner's, whoever started them). ``own_thread_only``: a thread of another owner

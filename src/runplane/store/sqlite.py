@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import queue
 import sqlite3
@@ -75,6 +74,7 @@ from runplane.store.rows import (
     merge_metadata,
     reap_decision,
     run_from_row,
+    spawned_by,
     spawned_under_cancel,
     step_from_row,
     sweep_order,
@@ -618,7 +618,7 @@ def _spawn(conn: sqlite3.Connection, parent: Lease, new: NewRun, now: float) -> 
     holder = _get_run(conn, parent.run_id)
     if holder is None:
         return None
-    new = dataclasses.replace(new, owner=holder.owner)  # a tree has one owner
+    new = spawned_by(new, holder)
     if holder.status is RunStatus.RUNNING and holder.lease_generation == parent.generation:
         return _insert_run(conn, new, now)
     if holder.cancelled_generation == parent.generation and holder.status is RunStatus.INTERRUPTED:
