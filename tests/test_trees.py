@@ -18,6 +18,7 @@ from runplane.clock import ManualClock
 from runplane.errors import RunConflict
 from runplane.hooks import Hooks
 from runplane.models import CancelRequest, Lease, MultitaskStrategy, NewRun
+from runplane.server.wire import cancel_body
 from runplane.store import Store
 
 from support import AppFactory, Gate, eventually
@@ -129,8 +130,9 @@ async def test_a_parent_handles_a_cancelled_child_and_finishes_success(make_app:
         assert result.outcome == "cancelled" and result.scope == "run"
         assert result.root_run_id == run.run_id
         assert result.remaining_active_in_tree == 1
-        assert result.suggested_endpoint == f"/runs/{run.run_id}/cancel?scope=tree"
-        assert "scope=tree" in result.warning
+        body = cancel_body(result)  # the HTTP answer words it
+        assert body["suggested_endpoint"] == f"/runs/{run.run_id}/cancel?scope=tree"
+        assert "scope=tree" in body["warning"]
         assert await app.runs.join(run.run_id) == {"child": child.run_id,
                                                    "status": "interrupted"}
 
@@ -185,7 +187,8 @@ async def test_cancelling_a_parent_cancels_its_attached_children_not_detached_on
         await eventually(lambda: _status_is(app, attached.run_id, RunStatus.RUNNING))
         await eventually(lambda: _status_is(app, detached, RunStatus.RUNNING))
         result = await app.runs.cancel(run.run_id, wait=True)
-        assert result.outcome == "cancelled" and result.warning is None
+        assert result.outcome == "cancelled" and result.remaining_active_in_tree is None
+        assert cancel_body(result)["warning"] is None
         assert result.counts == {"cancelled": 2, "already_interrupted": 0,
                                  "already_finished": 0}
         assert (await app.runs.get(attached.run_id)).status is RunStatus.INTERRUPTED
@@ -204,7 +207,8 @@ async def test_a_tree_cancel_stops_every_run_leaves_first_exactly_once(make_app:
         assert result.scope == "tree" and result.outcome == "cancelled"
         assert result.counts == {"cancelled": size, "already_interrupted": 0,
                                  "already_finished": 0}
-        assert result.warning is None and result.root_run_id == root
+        assert result.remaining_active_in_tree is None and result.root_run_id == root
+        assert cancel_body(result)["warning"] is None
         nodes = list(_walk(await app.runs.tree(root)))
         assert all(n.status is RunStatus.INTERRUPTED for n in nodes)
         # children before their parents in the log

@@ -231,11 +231,11 @@ class CancelResult:
     (``already_interrupted`` when the run was; a finished run raises RunConflict instead).
 
     ``scope`` is ``run`` (the run and its attached descendants) or ``tree`` (every run under
-    the root). A run cancel that leaves other runs of its tree active says so: ``warning``,
-    ``remaining_active_in_tree`` and the ``suggested_endpoint`` for the whole tree (all None
-    when nothing else stays active). ``counts`` tallies the outcomes over the runs this call
-    swept, by :attr:`CancelOutcome.count_key` (``cancelled``, ``already_interrupted``,
-    ``already_finished``).
+    the root). A run cancel that leaves other runs of its tree active says how many:
+    ``remaining_active_in_tree`` (None when nothing else stays active), so that an adapter
+    can point at the tree cancel of ``root_run_id`` in its own words. ``counts`` tallies the
+    outcomes over the runs this call swept, by :attr:`CancelOutcome.count_key`
+    (``cancelled``, ``already_interrupted``, ``already_finished``).
     """
 
     outcome: CancelOutcome
@@ -244,8 +244,6 @@ class CancelResult:
     scope: str = "run"
     root_run_id: str | None = None
     remaining_active_in_tree: int | None = None
-    suggested_endpoint: str | None = None
-    warning: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
 
     @property

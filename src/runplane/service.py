@@ -316,7 +316,7 @@ class RunService:
         Idempotent: a second cancel of an interrupted run answers ``already_interrupted``
         with the first request's reason and time. A finished run raises RunConflict (a tree
         only when every run of it finished). A run cancel that leaves other runs of its
-        tree active says so in the result's warning fields. A caller may cancel its own
+        tree active says how many in ``remaining_active_in_tree``. A caller may cancel its own
         runs only; the sweep then stays within them (a tree has one owner)."""
         request = CancelRequest(
             action=parse_enum(CancelAction, action, "action"),
@@ -365,18 +365,10 @@ class RunService:
                 settled = await self.wait(done.run.run_id, _settled)
                 if done.run.run_id == run_id:
                     run = settled
-        stopped = _settled(run, self._clock.now())
-        if scope == "run" and swept.remaining_active:
-            return CancelResult(
-                outcome, run, stopped=stopped, scope=scope, root_run_id=swept.root_run_id,
-                remaining_active_in_tree=swept.remaining_active,
-                suggested_endpoint=f"/runs/{swept.root_run_id}/cancel?scope=tree",
-                warning=(f"{swept.remaining_active} other run(s) of this run's tree are still "
-                         "active; cancel with scope=tree to stop the whole tree"),
-                counts=counts,
-            )
-        return CancelResult(outcome, run, stopped=stopped, scope=scope,
-                            root_run_id=swept.root_run_id, counts=counts)
+        remaining = swept.remaining_active if scope == "run" and swept.remaining_active else None
+        return CancelResult(outcome, run, stopped=_settled(run, self._clock.now()), scope=scope,
+                            root_run_id=swept.root_run_id, remaining_active_in_tree=remaining,
+                            counts=counts)
 
     async def cancel_many(
         self,

@@ -222,15 +222,20 @@ def run_body(run: Run) -> dict[str, Any]:
 
 
 def cancel_body(result: CancelResult) -> dict[str, Any]:
+    """A run cancel that left other runs of its tree active points at the tree cancel, in
+    the API's own terms (``suggested_endpoint``, ``warning``: both None otherwise)."""
+    remaining = result.remaining_active_in_tree
     return {
         **run_body(result.run),
         "outcome": result.outcome,
         "stopped": result.stopped,
         "scope": result.scope,
         "root_run_id": result.root_run_id,
-        "remaining_active_in_tree": result.remaining_active_in_tree,
-        "suggested_endpoint": result.suggested_endpoint,
-        "warning": result.warning,
+        "remaining_active_in_tree": remaining,
+        "suggested_endpoint": f"/runs/{result.root_run_id}/cancel?scope=tree"
+        if remaining else None,
+        "warning": f"{remaining} other run(s) of this run's tree are still active; cancel "
+        "with scope=tree to stop the whole tree" if remaining else None,
         "counts": result.counts,
     }
 
