@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-from runplane import Runplane
+from runplane import RunNotFound, Runplane
 from runplane.app import Runs, Threads
 from runplane.models import CancelOutcome, RunStatus
 from runplane.service import RunService
@@ -61,6 +61,23 @@ async def test_threads_search_by_ids_sorted_and_count(make_app: AppFactory):
         assert [t.thread_id for t in found] == ["t-c", "t-a"]
         assert await app.threads.count() == 4
         assert await app.threads.count(metadata={"team": "x"}) == 3
+
+
+async def test_join_and_settled_take_the_thread_the_run_must_be_on(make_app: AppFactory):
+    """As ``GET /threads/{thread_id}/runs/{run_id}/join``: another thread's run is not found,
+    at once (not after waiting for it)."""
+    app = make_app()
+    app.workflow("noop")(_noop)
+    async with app:
+        mine, other = await app.threads.create(), await app.threads.create()
+        run = await app.runs.create(mine.thread_id, "noop", input={"n": 1})
+        with pytest.raises(RunNotFound):
+            await app.runs.join(run.run_id, thread_id=other.thread_id)
+        with pytest.raises(RunNotFound):
+            await app.runs.settled(run.run_id, thread_id=other.thread_id)
+        assert await app.runs.join(run.run_id, thread_id=mine.thread_id) == {"n": 1}
+        settled = await app.runs.settled(run.run_id, thread_id=mine.thread_id)
+        assert settled.status is RunStatus.SUCCESS
 
 
 @pytest.mark.parametrize("facade", [Runs, Threads])

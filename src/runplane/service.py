@@ -507,19 +507,24 @@ class RunService:
         self._notifier.runs_pending()
         return run
 
-    async def join(self, run_id: str, *, caller: Caller | None = None) -> Any:
+    async def join(
+        self, run_id: str, *, thread_id: str | None = None, caller: Caller | None = None
+    ) -> Any:
         """Wait until the run ended and its task stopped; return its output or raise why not."""
-        run = await self.settled(run_id, caller=caller)
+        run = await self.settled(run_id, thread_id=thread_id, caller=caller)
         if run.status is RunStatus.SUCCESS:
             return run.output
         if run.status is RunStatus.INTERRUPTED:
             raise RunCancelled(run)
         raise RunFailed(run)
 
-    async def settled(self, run_id: str, *, caller: Caller | None = None) -> Run:
-        """The run once it ended and its task stopped, whatever the outcome."""
-        if caller is not None:
-            await self.get_run(run_id, caller=caller)
+    async def settled(
+        self, run_id: str, *, thread_id: str | None = None, caller: Caller | None = None
+    ) -> Run:
+        """The run once it ended and its task stopped, whatever the outcome (RunNotFound at
+        once for a run that is not ``thread_id``'s, or not the caller's)."""
+        if thread_id is not None or caller is not None:
+            await self.get_run(run_id, thread_id=thread_id, caller=caller)
         return await self.wait(run_id, _settled)
 
     async def stream(

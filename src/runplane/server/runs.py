@@ -243,8 +243,7 @@ async def delete_on_thread(service: Service, caller: Who, thread_id: ThreadId,
 @router.get("/threads/{thread_id}/runs/{run_id}/join", **answers(Any, 404))
 async def join_on_thread(service: Service, caller: Who, thread_id: ThreadId,
                          run_id: RunId) -> JSONResponse:
-    await service.get_run(run_id, thread_id=thread_id, caller=caller)
-    run = await service.settled(run_id)
+    run = await service.settled(run_id, thread_id=thread_id, caller=caller)
     return JSONResponse(run_result(run), headers=_headers(run))
 
 
