@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: run test lint fuzz bench clean
+.PHONY: run test lint typecheck fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)-dev
 
 lint: $(STAMP)-dev
 	$(BIN)/ruff check src tests benchmarks
+
+## make typecheck: check the types of src/ with mypy (settings in pyproject.toml)
+typecheck: $(STAMP)-dev
+	$(BIN)/mypy
 
 ## make fuzz: the fuzz test of the HTTP API, longer than in make test (RUNPLANE_FUZZ_EXAMPLES)
 fuzz: $(STAMP)-dev
