@@ -14,8 +14,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
+from pydantic_core import CoreSchema, core_schema
 
 from runplane.errors import InvalidInput
 from runplane.limits import (
@@ -48,23 +56,32 @@ UNSUPPORTED_RUN_FIELDS = (
 )
 
 
-def _one_of(choices: Iterable[str]) -> Any:
-    """The Literal of the service's own list of values (the document shows it; pydantic
-    refuses anything else with a 422 naming them)."""
-    return Literal[tuple(str(c) for c in choices)]
+class _OneOf:
+    """A ``str`` that is one of the service's own list of values, validated and documented
+    as the Literal of them (the document shows them; pydantic refuses anything else with a
+    422 naming them). An annotation, not a Literal built at run time, so that type checkers
+    see a plain ``str``."""
+
+    def __init__(self, choices: Iterable[str]) -> None:
+        self.choices = tuple(str(c) for c in choices)
+
+    def __get_pydantic_core_schema__(self, source: Any,
+                                     handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.literal_schema(list(self.choices))
 
 
-RunStatusName = _one_of(RunStatus)
-ThreadStatusName = _one_of(ThreadStatus)
-StrategyName = _one_of(MultitaskStrategy)
-ActionName = _one_of(CancelAction)
+RunStatusName = Annotated[str, _OneOf(RunStatus)]
+ThreadStatusName = Annotated[str, _OneOf(ThreadStatus)]
+StrategyName = Annotated[str, _OneOf(MultitaskStrategy)]
+ActionName = Annotated[str, _OneOf(CancelAction)]
 #: What one run's cancel answers (a finished run: 409; an unknown one: 404) and what a bulk
 #: cancel reports for each run.
-CancelOutcomeName = _one_of((CancelOutcome.CANCELLED, CancelOutcome.ALREADY_INTERRUPTED))
-BulkOutcomeName = _one_of(CancelOutcome)
-ScopeName = _one_of(CANCEL_SCOPES)
-BulkStatusName = _one_of(BULK_STATUSES)
-SortKey = _one_of(THREAD_SORT_KEYS)
+CancelOutcomeName = Annotated[
+    str, _OneOf((CancelOutcome.CANCELLED, CancelOutcome.ALREADY_INTERRUPTED))]
+BulkOutcomeName = Annotated[str, _OneOf(CancelOutcome)]
+ScopeName = Annotated[str, _OneOf(CANCEL_SCOPES)]
+BulkStatusName = Annotated[str, _OneOf(BULK_STATUSES)]
+SortKey = Annotated[str, _OneOf(THREAD_SORT_KEYS)]
 
 
 #: A stream mode as the document gives it: one of LangGraph's, or "" (nothing: ``values``).
@@ -466,7 +483,7 @@ def answers(ok: Any = None, *errors: int, status: int = 200, ok_content: Any = N
             also: dict[int, Any] | None = None) -> dict[str, Any]:
     """Route keyword arguments documenting every answer: ``ok`` (a model, or a type) on
     ``status``, each status of ``errors``, and 422 and 503, which any route can give."""
-    documented: dict[int | str, Any] = {}
+    documented: dict[int, Any] = {}
     if ok_content is not None:
         documented[status] = {"description": "Success", "content": ok_content}
     elif ok is not None:
@@ -477,7 +494,8 @@ def answers(ok: Any = None, *errors: int, status: int = 200, ok_content: Any = N
         if code == 503:
             documented[code]["headers"] = _RETRY_AFTER
     documented.update(also or {})
-    kwargs = {"status_code": status, "response_model": None, "responses": documented}
+    kwargs: dict[str, Any] = {
+        "status_code": status, "response_model": None, "responses": documented}
     if ok_content is SSE:
         kwargs["response_class"] = EventStream
     return kwargs
