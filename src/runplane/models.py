@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from runplane.limits import check_choice
 
@@ -83,6 +83,10 @@ def parse_enum(enum: type[E], value: str | E, what: str) -> E:
     return enum(check_choice(what, value, [m.value for m in enum]))
 
 
+@overload
+def to_datetime(ts: float) -> datetime: ...
+@overload
+def to_datetime(ts: float | None) -> datetime | None: ...
 def to_datetime(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 

@@ -1,15 +1,15 @@
 """Row decoding and the decisions both stores make inside their transactions.
 
 Both stores keep JSON as text and time as epoch seconds, so one decoder serves
-both; any mapping from column name to value will do.
+both; any row that reads a column by name will do (:class:`Row`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from runplane.errors import ThreadNotFound
 from runplane.lifecycle import EventName
@@ -28,6 +28,13 @@ from runplane.models import (
     ThreadStatus,
     to_datetime,
 )
+
+
+class Row(Protocol):
+    """A stored row as the decoders read it: ``sqlite3.Row`` and ``asyncpg.Record`` alike
+    (neither is a ``Mapping``)."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
 
 
 def dumps(value: Any) -> str:
@@ -142,18 +149,18 @@ def unclaimable_error(exc: Exception) -> str:
     return f"run could not be started, its stored row is invalid: {type(exc).__name__}: {exc}"
 
 
-def _decoded(kind: str, row: Mapping[str, Any], decode: Callable[[Mapping[str, Any]], T]) -> T:
+def _decoded(kind: str, row: Row, decode: Callable[[Row], T]) -> T:
     try:
         return decode(row)
     except _DECODING as exc:
         raise BadRow(f"{kind} of run {row['run_id']!r}: {type(exc).__name__}: {exc}") from exc
 
 
-def run_from_row(row: Mapping[str, Any]) -> Run:
+def run_from_row(row: Row) -> Run:
     return _decoded("the row", row, _run_from_row)
 
 
-def _run_from_row(row: Mapping[str, Any]) -> Run:
+def _run_from_row(row: Row) -> Run:
     action = row["cancel_action"]
     return Run(
         run_id=row["run_id"],
@@ -209,7 +216,7 @@ def thread_status(busy: int, last_status: str | None) -> ThreadStatus:
     return ThreadStatus.IDLE
 
 
-def thread_from_row(row: Mapping[str, Any]) -> Thread:
+def thread_from_row(row: Row) -> Thread:
     return Thread(
         thread_id=row["thread_id"],
         created_at=to_datetime(row["created_at"]),
@@ -221,11 +228,11 @@ def thread_from_row(row: Mapping[str, Any]) -> Thread:
     )
 
 
-def step_from_row(row: Mapping[str, Any]) -> Step:
+def step_from_row(row: Row) -> Step:
     return _decoded("a step", row, _step_from_row)
 
 
-def _step_from_row(row: Mapping[str, Any]) -> Step:
+def _step_from_row(row: Row) -> Step:
     return Step(
         run_id=row["run_id"],
         index=row["idx"],
@@ -235,7 +242,7 @@ def _step_from_row(row: Mapping[str, Any]) -> Step:
     )
 
 
-def event_from_row(row: Mapping[str, Any]) -> Event:
+def event_from_row(row: Row) -> Event:
     return Event(
         run_id=row["run_id"],
         seq=row["seq"],
