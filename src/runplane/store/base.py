@@ -148,6 +148,11 @@ class Store(Protocol):
         gets None and nothing is written. The child gets its parent's owner: every run of
         a tree has the root's owner."""
 
+    async def delete_run(self, run_id: str) -> Run:
+        """Delete a run that is not active, with its steps and events, and return it as it
+        was. RunNotFound for an unknown run; RunConflict (nothing deleted) for a pending or
+        running one, which must be cancelled first."""
+
     async def get_tree(self, root_run_id: str) -> list[Run]:
         """Every run whose root is ``root_run_id``, in creation order."""
 
