@@ -7,7 +7,7 @@ import inspect
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from runplane import limits, metrics
 from runplane.clock import Clock
@@ -149,6 +149,12 @@ class Context:
     def replaying(self) -> bool:
         return self._next_index < len(self._replay)
 
+    @overload
+    async def step(
+        self, name: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T: ...
+    @overload
+    async def step(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
     async def step(
         self, name: str, fn: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: Any
     ) -> T:
