@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rich.console import Console
@@ -20,6 +19,7 @@ from runplane.context import Context
 from runplane.errors import RunCancelled, RunFailed
 from runplane.lifecycle import EventName
 from runplane.models import Event, Run, RunStatus
+from runplane.worker import Workflow
 
 #: Long enough for a cancel to land in the middle of a step, short enough for a quick demo.
 STEP_SECONDS = 0.2
@@ -99,7 +99,7 @@ async def flaky_tool(ctx: Context, input: dict[str, Any] | None) -> dict[str, An
     return {"forecast": forecast}
 
 
-WORKFLOWS: dict[str, Callable[[Context, Any], Awaitable[Any]]] = {
+WORKFLOWS: dict[str, Workflow] = {
     "summarise": summarise,
     "research_agent": research_agent,
     "flaky_tool": flaky_tool,

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runplane.worker")
 
-Workflow = Callable[[Context, Any], Awaitable[Any]]
+#: ``async def fn(ctx, input) -> output``: a coroutine function, as its run is a task.
+Workflow = Callable[[Context, Any], Coroutine[Any, Any, Any]]
 
 
 @dataclass(slots=True)
@@ -295,9 +296,9 @@ class Worker:
     async def _settle(self, handle: _Held, timeout: float | None) -> None:
         ctx, task = handle.ctx, handle.task
         assert task is not None
-        if ctx.stop_reason is not None and not task.cancelled() and task.exception():
+        if ctx.stop_reason is not None and not task.cancelled() and (exc := task.exception()):
             log.warning("run %s: workflow raised while stopping (%s): %s", ctx.run_id,
-                        ctx.stop_reason, _describe(task.exception()))
+                        ctx.stop_reason, _describe(exc))
         if ctx.stop_reason in ("cancelled", "lease_lost"):
             await self._abandon(ctx, ctx.stop_reason)
             return
