@@ -166,7 +166,8 @@ def get(run_id: RunId, url: Url = DEFAULT_URL, as_json: Json = False) -> None:
 
 
 def _sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
-    event, data = "message", []
+    event = "message"
+    data: list[str] = []
     for line in lines:
         if not line:
             if data:

@@ -42,7 +42,7 @@ class Settings:
             if overrides.get(f.name) is not None:
                 values[f.name] = overrides[f.name]
             elif env:
-                kind = type(f.default)
+                kind: type[Any] = type(f.default)  # every setting has a default
                 try:
                     values[f.name] = kind(env)
                 except ValueError:

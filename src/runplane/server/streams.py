@@ -26,9 +26,9 @@ from runplane.models import Event, RunStatus
 STREAM_MODES = ("values", "updates", "custom", "debug", "messages", "messages-tuple", "events",
                 "tasks", "checkpoints", "tools", "lifecycle")
 #: Log events that end a run failed, and the stream ``error`` payload each gives.
-_FAILURES = {EventName.RUN_FAIL: "RunError", EventName.RUN_TIMEOUT: "RunTimeout"}
+_FAILURES: dict[str, str] = {EventName.RUN_FAIL: "RunError", EventName.RUN_TIMEOUT: "RunTimeout"}
 #: Log events that end a run, and the status its stream's ``end`` gives.
-_ENDINGS = {event: status.value for status, event in ENDED_BY.items()}
+_ENDINGS: dict[str, str] = {event: status.value for status, event in ENDED_BY.items()}
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> bytes:
