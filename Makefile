@@ -34,7 +34,7 @@ typecheck: $(STAMP)-dev
 
 ## make fuzz: the fuzz test of the HTTP API, longer than in make test (RUNPLANE_FUZZ_EXAMPLES)
 fuzz: $(STAMP)-dev
-	RUNPLANE_FUZZ_EXAMPLES=$${RUNPLANE_FUZZ_EXAMPLES:-200} $(BIN)/pytest tests/test_fuzz.py --timeout 3600
+	RUNPLANE_FUZZ_EXAMPLES=$${RUNPLANE_FUZZ_EXAMPLES:-200} $(BIN)/pytest tests/acceptance/http/test_fuzz.py --timeout 3600
 
 bench: $(STAMP)-run
 	$(BIN)/python benchmarks/throughput.py

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +21,7 @@ from runplane import Runplane
 from runplane.store import Store, open_store
 
 from support import AppFactory
-
-POSTGRES_URL = os.environ.get(
-    "RUNPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
-STORES = ["sqlite", "postgres"]
-_RUN = uuid.uuid4().hex[:8]
+from support.databases import POSTGRES_URL, STORES, postgres_schema
 
 
 @pytest.fixture(scope="session")
@@ -55,18 +48,6 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     async with postgres_schema(request.getfixturevalue("postgres_server")) as url:
         yield url
-
-
-@asynccontextmanager
-async def postgres_schema(server: str, prefix: str = "rp") -> AsyncIterator[str]:
-    """A URL on ``server`` whose tables live in a fresh schema, dropped afterwards."""
-    schema = f"{prefix}_{_RUN}_{uuid.uuid4().hex[:10]}"
-    yield f"{server}?schema={schema}"
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

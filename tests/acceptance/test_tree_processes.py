@@ -17,7 +17,7 @@ import pytest
 import tree_app
 from runplane import Runplane, RunStatus
 
-from support import TESTS, eventually, run_python
+from support import APPS, eventually, run_python
 
 LEAVES = [6, 5, 5]
 SIZE = 1 + len(LEAVES) + sum(LEAVES)
@@ -43,7 +43,7 @@ def _worker(database_url: str, log: Path) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "runplane.cli", "worker", "tree_app:app",
              "--database", database_url, *WORKER],
-            cwd=TESTS, env={**os.environ, "PYTHONPATH": str(TESTS)}, stdout=out, stderr=out)
+            cwd=APPS, env={**os.environ, "PYTHONPATH": str(APPS)}, stdout=out, stderr=out)
 
 
 @pytest.fixture

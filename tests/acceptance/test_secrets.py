@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from runplane.cli import redact_url
 
-from support import TESTS, free_port
+from support import APPS, free_port
 
 #: Passwords: anything printable but the mask itself, the URL delimiters included.
 PASSWORD = st.text(
@@ -81,7 +81,7 @@ def test_urls_without_passwords_are_shown_as_they_are() -> None:
         assert redact_url(url) == url
 
 
-def _run(*args: str, cwd: Path = TESTS) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, cwd: Path = APPS) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run([sys.executable, "-m", "runplane.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 import cli_app
+from acceptance.test_cli_worker import staged_input, worker_process
 from runplane import Runplane, RunStatus
 from runplane.store import sqlite as sqlite_store
-from test_cli_worker import staged_input, worker_process
 
 from support import eventually
 

@@ -22,7 +22,7 @@ from langgraph_sdk import get_client
 from http_app import marks
 from runplane import Runplane, RunStatus
 
-from support import TESTS, eventually, free_port
+from support import APPS, eventually, free_port
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def serve(tmp_path: Path) -> Iterator[callable]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runplane.cli", "serve", *args, "--port", str(port),
              "--poll-interval", "0.02", "--log-level", "warning"],
-            env={**os.environ, "PYTHONPATH": str(TESTS)}, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(APPS)}, cwd=tmp_path,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         procs.append(proc)
         return f"http://127.0.0.1:{port}", proc

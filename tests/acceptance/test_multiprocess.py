@@ -25,11 +25,11 @@ import asyncpg
 import pytest
 
 import mp_app
-from conftest import postgres_schema
 from runplane import Event, Run, RunStatus
 from runplane.store.postgres import postgres_dsn
 
-from support import TESTS, eventually
+from support import APPS, eventually
+from support.databases import postgres_schema
 
 CLI = [sys.executable, "-m", "runplane.cli"]
 WORKERS = 3
@@ -98,7 +98,7 @@ async def _start(name: str, args: list[str], log: Path, env: dict[str, str], *,
                  client: bool) -> Process:
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         proc = await asyncio.create_subprocess_exec(
-            *args, cwd=TESTS, env=env,
+            *args, cwd=APPS, env=env,
             stdin=asyncio.subprocess.PIPE if client else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE if client else out,
             stderr=out,
@@ -155,7 +155,7 @@ async def test_workers_and_clients_in_many_processes_keep_the_cancellation_contr
 ) -> None:
     executions_dir = tmp_path / "executions"
     executions_dir.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(TESTS), mp_app.EXECUTIONS_DIR: str(executions_dir)}
+    env = {**os.environ, "PYTHONPATH": str(APPS), mp_app.EXECUTIONS_DIR: str(executions_dir)}
     dsn, schema = postgres_dsn(mp_url)
     processes: list[Process] = []
     conn: asyncpg.Connection | None = None

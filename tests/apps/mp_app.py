@@ -1,4 +1,4 @@
-"""The app of the PostgreSQL scale-out acceptance test (tests/test_multiprocess.py).
+"""The app of the PostgreSQL scale-out acceptance test (tests/acceptance/test_multiprocess.py).
 
 Workers run it as ``runplane worker mp_app:app --database URL ...`` from this folder.
 Every step execution is appended, before the step's work starts, to a file of the

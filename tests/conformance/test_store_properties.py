@@ -51,7 +51,6 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from conftest import POSTGRES_URL
 from runplane.errors import RunConflict, RunNotFound, ThreadBusy
 from runplane.lifecycle import FINISH_EVENTS, TRANSITIONS
 from runplane.models import (
@@ -73,6 +72,7 @@ from runplane.store import Store, open_store
 from runplane.store.base import Cancelled
 
 from support import cancel_one
+from support.databases import POSTGRES_URL
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
-"""The app the fault tests serve and work (tests/test_chaos.py).
+"""The app the fault tests serve and work (tests/acceptance/test_chaos.py).
 
-    PYTHONPATH=tests runplane worker chaos_app:app --database URL
-    PYTHONPATH=tests runplane serve chaos_app:app --no-worker --database URL
+    PYTHONPATH=tests/apps runplane worker chaos_app:app --database URL
+    PYTHONPATH=tests/apps runplane serve chaos_app:app --no-worker --database URL
 
 ``chain``: ``input["steps"]`` steps (default 4), each sleeping ``input["pause"]`` seconds
 (default 0.02). Every execution of a step function appends ``run_id attempt index time`` to

@@ -1,6 +1,6 @@
 """``runplane worker MODULE:APP`` and ``runplane migrate`` as real processes.
 
-A worker process imports ``cli_app:app`` from its working directory (this folder), runs
+A worker process imports ``cli_app:app`` from its working directory (tests/apps), runs
 what the test process creates through a ``worker=False`` client, and on SIGTERM/SIGINT
 stops gracefully: runs still going after ``--grace`` go back to the queue, to be resumed
 after their last completed step by the next worker.
@@ -29,7 +29,7 @@ from runplane.cli import redact_url
 from runplane.store.postgres import postgres_dsn
 from runplane.store.sqlite import sqlite_path
 
-from support import TESTS, eventually
+from support import APPS, eventually
 
 CLI = [sys.executable, "-m", "runplane.cli"]
 #: Fast polling for the worker processes; everything else keeps its default.
@@ -37,7 +37,7 @@ FAST = ("--poll-interval", "0.01")
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The test's environment, without the tests folder on PYTHONPATH: the worker must find
+    """The test's environment, without the apps folder on PYTHONPATH: the worker must find
     ``cli_app`` through its working directory, as uvicorn finds an app."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return {**env, **(extra or {})}
@@ -92,7 +92,7 @@ async def worker_process(
 ) -> AsyncIterator[WorkerProcess]:
     proc = await asyncio.create_subprocess_exec(
         *CLI, "worker", "cli_app:app", "--database", url, *FAST, *options,
-        cwd=TESTS, env=_env(env),
+        cwd=APPS, env=_env(env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     worker = WorkerProcess(proc)
@@ -107,7 +107,7 @@ async def worker_process(
         print(f"--- worker {proc.pid} (exit {proc.returncode}) ---\n{worker.output}")
 
 
-def run_cli(*args: str, cwd: Path = TESTS, command: list[str] = CLI) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path = APPS, command: list[str] = CLI) -> subprocess.CompletedProcess:
     return subprocess.run([*command, *args], cwd=cwd, env=_env(), capture_output=True,
                           text=True, timeout=30, check=False)
 

@@ -17,7 +17,9 @@ from runplane.models import CancelRequest
 from runplane.store import Store
 from runplane.store.base import Cancelled
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parent.parent
+#: The apps the tests' processes run (``runplane serve http_app:app`` and the like).
+APPS = TESTS / "apps"
 
 AppFactory = Callable[..., Runplane]
 
@@ -55,8 +57,8 @@ def free_port() -> int:
 
 
 def python_process(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start ``python -c code`` with the tests folder importable."""
-    full_env = {**os.environ, "PYTHONPATH": str(TESTS), **(env or {})}
+    """Start ``python -c code`` with the apps folder importable."""
+    full_env = {**os.environ, "PYTHONPATH": str(APPS), **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
         env=full_env,

@@ -20,7 +20,6 @@ import pytest
 
 import runplane.store.postgres as pg
 import runplane.store.sqlite as sq
-from conftest import postgres_schema
 from runplane import Context, Runplane
 from runplane.errors import RunCancelled, StoreUnavailable
 from runplane.models import RunStatus
@@ -29,6 +28,7 @@ from runplane.store.postgres import PostgresStore
 from runplane.store.sqlite import SQLiteStore
 
 from support import AppFactory, eventually
+from support.databases import postgres_schema
 
 STEPS = ("one", "two", "three")
 

@@ -35,10 +35,10 @@ from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError
 from langgraph_sdk.schema import StreamPart
 
-from conftest import postgres_schema
 from http_app import WORKFLOWS, marks
 
-from support import TESTS, eventually, free_port
+from support import APPS, eventually, free_port
+from support.databases import postgres_schema
 
 #: ``--max-body-bytes`` of the server under test.
 MAX_BODY_BYTES = 64 * 1024
@@ -82,7 +82,7 @@ def _start_server(store: str, database: str, folder: Path, *args: str,
     cmd = [sys.executable, "-m", "runplane.cli", "serve", *([target] if target else []),
            "--database", database, "--host", "127.0.0.1", "--port", str(port),
            "--poll-interval", "0.02", "--max-body-bytes", str(MAX_BODY_BYTES), *args]
-    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(TESTS)},
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(APPS)},
                             stdout=log_file, stderr=subprocess.STDOUT)
     server = Server(store, database, f"http://127.0.0.1:{port}", proc, log_path, log_file)
     deadline = 30.0

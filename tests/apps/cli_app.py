@@ -1,4 +1,4 @@
-"""An app for ``runplane worker cli_app:app`` in the CLI tests (tests/test_cli_worker.py).
+"""An app for ``runplane worker cli_app:app`` in the CLI tests (acceptance/test_cli_worker.py).
 
 ``app`` is what the worker process imports (its database comes from ``--database``);
 the tests build clients with the same workflows through ``build(url, worker=False)``.

@@ -1,5 +1,5 @@
 """What a workflow writes, end to end: a real ``runplane serve`` per store (the server of
-tests/test_http_e2e.py) runs workflows that produce values no store keeps and no client
+the HTTP suite) runs workflows that produce values no store keeps and no client
 could send (NaN, 300 levels of nesting, ``\\u0000``). Each run ends ``error`` at once, and
 every read that carries it still answers: the run, the run listings, its thread, the
 thread's state and search, the run's stream; the worker runs the next run.
@@ -14,7 +14,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
-import test_http_e2e as e2e
+from acceptance.http import test_http_e2e as e2e
 from runplane import limits
 
 from support import eventually

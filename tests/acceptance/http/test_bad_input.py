@@ -1,5 +1,5 @@
 """Bad input over HTTP, end to end: a real ``runplane serve`` per store (the server of
-tests/test_http_e2e.py) receives raw JSON a fuzzer would send (``NaN``/``Infinity``
+the HTTP suite) receives raw JSON a fuzzer would send (``NaN``/``Infinity``
 literals, ``\\u0000`` and lone ``\\ud800`` escapes, 300 levels of nesting, integers past 2^63)
 and answers 422 with a JSON ``detail`` naming the field, writes nothing, and its worker still
 runs the next run. What is accepted at the bounds reads back everywhere.
@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-import test_http_e2e as e2e
+from acceptance.http import test_http_e2e as e2e
 from runplane import limits
 
 # the per-store server of the HTTP end-to-end tests, started once for this module too

@@ -1,6 +1,6 @@
-"""The app the HTTP end-to-end tests serve (tests/test_http_e2e.py).
+"""The app the HTTP end-to-end tests serve (tests/acceptance/http/).
 
-    PYTHONPATH=tests python -m runplane.cli serve http_app:app --database URL ...
+    PYTHONPATH=tests/apps python -m runplane.cli serve http_app:app --database URL ...
 
 ``app`` gets its database from ``--database``. Workflows (assistant ids):
 

@@ -23,8 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import STORES, postgres_schema
-from test_http_e2e import Server, _start_server, _stop_server
+from acceptance.http.test_http_e2e import Server, _start_server, _stop_server
+
+from support.databases import STORES, postgres_schema
 
 EXAMPLES = int(os.environ.get("RUNPLANE_FUZZ_EXAMPLES", "25"))
 SEED = int(os.environ.get("RUNPLANE_FUZZ_SEED", "20261201"))
@@ -34,7 +35,7 @@ SEED = int(os.environ.get("RUNPLANE_FUZZ_SEED", "20261201"))
 #:   status_code_conformance check holds them to it.
 #: - ensure_resource_availability: it takes any 404 after a create for the created thread
 #:   going missing, but a run on a thread also answers 404 for an unknown assistant.
-#: - ignored_auth, object_level_authorization: need API keys; tests/test_auth_e2e.py tries
+#: - ignored_auth, object_level_authorization: need API keys; tests/acceptance/test_auth.py tries
 #:   every route as a stranger.
 CHECKS = ",".join((
     "not_a_server_error", "status_code_conformance", "content_type_conformance",

@@ -29,10 +29,9 @@ import asyncpg
 import httpx
 import pytest
 
-import pg_cluster
 from chaos_app import executions
 
-from support import TESTS, eventually, free_port
+from support import APPS, eventually, free_port, pg_cluster
 
 ENDINGS = {"run:complete": "success", "run:fail": "error", "run:timeout": "timeout",
            "run:cancel": "interrupted"}
@@ -64,7 +63,7 @@ class Processes:
         log = (self.folder / f"{name}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "runplane.cli", *args],
-            env={**os.environ, "PYTHONPATH": str(TESTS)}, stdout=log, stderr=subprocess.STDOUT)
+            env={**os.environ, "PYTHONPATH": str(APPS)}, stdout=log, stderr=subprocess.STDOUT)
         self.procs[name] = proc
         return proc
 

@@ -31,10 +31,10 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import AuthenticationError
 
-from conftest import postgres_schema
 from http_app import marks
 
-from support import TESTS, eventually, free_port
+from support import APPS, eventually, free_port
+from support.databases import postgres_schema
 
 ALICE_KEY = "alice-key-" + "a" * 24
 BOB_KEY = "bob-key-" + "b" * 24
@@ -57,7 +57,7 @@ def _serve(folder: Path, *args: str) -> tuple[subprocess.Popen, Path]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runplane.cli", "serve", "http_app:app",
              "--poll-interval", "0.02", *args],
-            env={**os.environ, "PYTHONPATH": str(TESTS)}, stdout=out, stderr=subprocess.STDOUT)
+            env={**os.environ, "PYTHONPATH": str(APPS)}, stdout=out, stderr=subprocess.STDOUT)
     return proc, log
 
 

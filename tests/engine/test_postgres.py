@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Awaitable
 import asyncpg
 import pytest
 
-from conftest import postgres_schema
 from runplane import Context, Runplane
 from runplane.models import CancelRequest, MultitaskStrategy, NewRun, RunStatus
 from runplane.store.postgres import PostgresStore, postgres_dsn
 
 from support import AppFactory, Gate, eventually
+from support.databases import postgres_schema
 
 NO_POLLING = dict(poll_interval=3600.0, heartbeat_interval=3600.0, lease_ttl=7200.0)
 

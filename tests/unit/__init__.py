@@ -1,0 +1,2 @@
+"""Unit tests: pure code, no database and no process (the transition table, stream
+rendering, wire and config helpers, URL redaction). Each runs in milliseconds."""
