@@ -25,6 +25,10 @@ test: $(STAMP)-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest
 
+## make test-fast: the unit tests and the engine tests on SQLite only, in seconds
+test-fast: $(STAMP)-dev
+	$(BIN)/pytest -q tests/unit tests/engine --store sqlite
+
 lint: $(STAMP)-dev
 	$(BIN)/ruff check src tests benchmarks
 

@@ -1,5 +1,7 @@
 """Shared fixtures. Every store and engine test runs once per store back end (``database_url``).
 
+``--store sqlite`` (or ``postgres``) keeps the tests of that store only (``make test-fast``).
+
 PostgreSQL comes from ``RUNPLANE_TEST_POSTGRES_URL`` (default: the local server). Each
 test gets its own schema, dropped afterwards. Where PostgreSQL cannot be reached, its
 tests are skipped with the reason, except in CI (``CI`` set), where that is a failure.
@@ -22,6 +24,36 @@ from runplane.store import Store, open_store
 
 from support import AppFactory
 from support.databases import POSTGRES_URL, STORES, postgres_schema
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store", action="append", choices=STORES, default=None,
+        help="run the tests of this store only (repeatable; default: every store). Tests "
+             "that need no store run either way.")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    chosen = config.getoption("store")
+    if not chosen:
+        return
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        (dropped if _stores_of(item) - set(chosen) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _stores_of(item: pytest.Item) -> set[str]:
+    """The stores a test runs on: its store parameters, and PostgreSQL if it asks for it."""
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    stores = {value for value in params if isinstance(value, str) and value in STORES}
+    if "postgres_server" in getattr(item, "fixturenames", ()):
+        stores.add("postgres")
+    return stores
 
 
 @pytest.fixture(scope="session")
