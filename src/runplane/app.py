@@ -75,14 +75,15 @@ class Runplane:
     """A runplane application: registered workflows, a store and (optionally) a worker.
 
     ``database`` defaults to ``RUNPLANE_DATABASE_URL``, else ``sqlite:///./runplane.db``.
-    Other keyword arguments override the matching ``RUNPLANE_*`` variables.
+    Other keyword arguments override the matching ``RUNPLANE_*`` variables (``worker``:
+    ``RUNPLANE_WORKER``, default True): see :class:`runplane.config.Settings`.
     """
 
     def __init__(
         self,
         database: str | None = None,
         *,
-        worker: bool = True,
+        worker: bool | None = None,
         concurrency: int | None = None,
         poll_interval: float | None = None,
         lease_ttl: float | None = None,
@@ -90,22 +91,22 @@ class Runplane:
         reap_interval: float | None = None,
         max_attempts: int | None = None,
         worker_id: str | None = None,
-        shutdown_grace: float = 10.0,
+        shutdown_grace: float | None = None,
         clock: Clock | None = None,
         hooks: Hooks | None = None,
     ) -> None:
         self.settings = Settings.load(
             database_url=database,
+            worker=worker,
             concurrency=concurrency,
             poll_interval=poll_interval,
             lease_ttl=lease_ttl,
             heartbeat_interval=heartbeat_interval,
             reap_interval=reap_interval,
             max_attempts=max_attempts,
+            shutdown_grace=shutdown_grace,
             worker_id=worker_id,
         )
-        self.run_worker = worker
-        self.shutdown_grace = shutdown_grace
         self.clock = clock or SystemClock()
         self.hooks = hooks or Hooks()
         self.workflows: dict[str, Workflow] = {}
@@ -121,12 +122,16 @@ class Runplane:
         the CLI applies ``--database`` and friends to an app it imported."""
         if self._store is not None:
             raise RuntimeError("reconfigure() must be called before the app is opened")
-        if "shutdown_grace" in overrides:
-            self.shutdown_grace = overrides.pop("shutdown_grace")
-        if "worker" in overrides:
-            self.run_worker = overrides.pop("worker")
         current = {f: getattr(self.settings, f) for f in self.settings.__slots__}
         self.settings = Settings.load(**{**current, **overrides})
+
+    @property
+    def run_worker(self) -> bool:
+        return self.settings.worker
+
+    @property
+    def shutdown_grace(self) -> float:
+        return self.settings.shutdown_grace
 
     def workflow(self, name: str) -> Callable[[Workflow], Workflow]:
         """Register ``async def fn(ctx, input) -> output`` under ``name`` (its assistant_id)."""

@@ -24,7 +24,8 @@ import typer
 from rich.console import Console
 
 from runplane.client_cli import runs as client_runs
-from runplane.server.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_SSE_HEARTBEAT, ServerSettings
+from runplane.config import ProcessSettings, default_help
+from runplane.server.settings import ServerSettings
 
 if TYPE_CHECKING:
     from runplane.app import Runplane
@@ -223,19 +224,27 @@ PollIntervalOption = Annotated[
 ]
 GraceOption = Annotated[
     float | None,
-    typer.Option("--grace", min=0.0,
+    typer.Option("--grace",
                  help="Seconds running runs get to finish on SIGTERM/SIGINT before they "
                       "go back to the queue."),
 ]
-LogLevelOption = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+LogLevelOption = Annotated[
+    str | None,
+    typer.Option("--log-level",
+                 help="debug, info, warning or error."
+                 + default_help(ProcessSettings, "log_level")),
+]
 
 
-def _configure_logging(log_level: str) -> None:
-    level = logging.getLevelName(log_level.upper())
-    if not isinstance(level, int):
-        raise _fail(f"unknown log level {log_level!r}")
-    logging.basicConfig(level=level, stream=sys.stderr,
+def _process_settings(**given: object) -> ProcessSettings:
+    """The process's settings (options, else RUNPLANE_* variables), its logging set up."""
+    try:
+        settings = ProcessSettings.load(**given)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    logging.basicConfig(level=logging.getLevelName(settings.log_level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
 
 
 @app.command()
@@ -262,18 +271,22 @@ def worker(
         typer.Option("--reap-interval",
                      help="Seconds between looks for runs whose worker stopped renewing."),
     ] = None,
-    log_level: LogLevelOption = "info",
+    log_level: LogLevelOption = None,
     metrics_port: Annotated[
         int | None,
         typer.Option("--metrics-port",
                      help="Serve Prometheus metrics on this port (http://HOST:PORT/metrics)."),
     ] = None,
     metrics_host: Annotated[
-        str, typer.Option("--metrics-host", help="Address the metrics server binds.")
-    ] = "127.0.0.1",
+        str | None,
+        typer.Option("--metrics-host",
+                     help="Address the metrics server binds."
+                     + default_help(ProcessSettings, "metrics_host")),
+    ] = None,
 ) -> None:
     """Run the workflows of MODULE:APP until SIGTERM or SIGINT, then stop gracefully."""
-    _configure_logging(log_level)
+    process = _process_settings(log_level=log_level, metrics_port=metrics_port,
+                                metrics_host=metrics_host)
     given = {
         "database_url": database,
         "concurrency": concurrency,
@@ -294,14 +307,15 @@ def worker(
             message += " (set --heartbeat-interval too)"
         raise _fail(message) from None
     url = rp.settings.database_url
-    if metrics_port is not None:
+    if process.metrics_port is not None:
         from prometheus_client import start_http_server
 
+        where = f"{process.metrics_host}:{process.metrics_port}"
         try:
-            start_http_server(metrics_port, addr=metrics_host)
+            start_http_server(process.metrics_port, addr=process.metrics_host)
         except OSError as exc:
-            raise _fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}") from None
-        log.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
+            raise _fail(f"cannot serve metrics on {where}: {exc}") from None
+        log.info("metrics on http://%s/metrics", where)
     try:
         code = asyncio.run(_serve(rp))
     except ValueError as exc:  # e.g. an unsupported database URL
@@ -321,8 +335,18 @@ def serve(
                             "assistants)."),
     ] = None,
     database: DatabaseOption = None,
-    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8123,
+    host: Annotated[
+        str | None,
+        typer.Option("--host",
+                     help="Address to bind."
+                     + default_help(ServerSettings, "host")),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port",
+                     help="Port to bind."
+                     + default_help(ServerSettings, "port")),
+    ] = None,
     concurrency: ConcurrencyOption = None,
     poll_interval: PollIntervalOption = None,
     grace: GraceOption = None,
@@ -333,18 +357,24 @@ def serve(
                           "runs (PostgreSQL)."),
     ] = False,
     max_body_bytes: Annotated[
-        int, typer.Option("--max-body-bytes", min=1, help="Largest request body accepted.")
-    ] = DEFAULT_MAX_BODY_BYTES,
+        int | None,
+        typer.Option("--max-body-bytes",
+                     help="Largest request body accepted."
+                     + default_help(ServerSettings, "max_body_bytes")),
+    ] = None,
     sse_heartbeat: Annotated[
-        float, typer.Option("--sse-heartbeat", min=0.01,
-                            help="Seconds between heartbeats on a quiet stream.")
-    ] = DEFAULT_SSE_HEARTBEAT,
-    log_level: LogLevelOption = "info",
+        float | None,
+        typer.Option("--sse-heartbeat",
+                     help="Seconds between heartbeats on a quiet stream."
+                     + default_help(ServerSettings, "sse_heartbeat")),
+    ] = None,
+    log_level: LogLevelOption = None,
     api_keys: Annotated[
         Path | None,
-        typer.Option("--api-keys", envvar="RUNPLANE_API_KEYS",
+        typer.Option("--api-keys",
                      help="File of API keys, one 'KEY OWNER \\[admin]' a line (KEY may be "
-                          "sha256:HEX). Each owner sees only its own threads and runs."),
+                          "sha256:HEX). Each owner sees only its own threads and runs. "
+                          "Default: RUNPLANE_API_KEYS."),
     ] = None,
     insecure: Annotated[
         bool,
@@ -356,24 +386,34 @@ def serve(
         list[str] | None,
         typer.Option("--cors-origin",
                      help="An origin whose pages may call the API, e.g. "
-                          "https://ui.example.com; repeatable ('*': any). Default: loopback "
-                          "origins on any port."),
+                          "https://ui.example.com; repeatable ('*': any). Default: "
+                          "RUNPLANE_CORS_ORIGINS (comma-separated), else loopback origins on "
+                          "any port."),
     ] = None,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option("--allowed-host",
-                     help="A Host header value to answer; repeatable. Default: localhost, "
+                     help="A Host header value to answer; repeatable. Default: "
+                          "RUNPLANE_ALLOWED_HOSTS (comma-separated), else localhost, "
                           "127.0.0.1, [::1] and --host (any, for a wildcard --host)."),
     ] = None,
 ) -> None:
     """Serve the HTTP API (LangGraph Agent Server protocol) with an embedded worker."""
-    _configure_logging(log_level)
-    keys = _api_keys(api_keys)
+    process = _process_settings(log_level=log_level)
+    try:
+        server = ServerSettings.load(
+            host=host, port=port, max_body_bytes=max_body_bytes, sse_heartbeat=sse_heartbeat,
+            api_keys=_api_keys(api_keys), cors_origins=tuple(cors_origin or ()) or None,
+            allowed_hosts=tuple(allowed_host or ()) or None)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    host, keys = server.host, server.api_keys
     if keys is None and not _is_loopback(host) and not insecure:
         raise _fail(f"refusing to serve {host} without API keys (anyone who can reach it could "
                     "read and cancel every run): give --api-keys FILE, or --insecure")
     given = {"database_url": database, "concurrency": concurrency,
-             "poll_interval": poll_interval, "shutdown_grace": grace}
+             "poll_interval": poll_interval, "shutdown_grace": grace,
+             "worker": False if no_worker else None}
     try:
         if target is None:
             from runplane.demo import demo_app
@@ -381,8 +421,7 @@ def serve(
             rp = demo_app()
         else:
             rp = load_app(target)
-        rp.reconfigure(**{k: v for k, v in given.items() if v is not None},
-                       worker=not no_worker)
+        rp.reconfigure(**{k: v for k, v in given.items() if v is not None})
     except (_UsageError, ValueError, TypeError, RuntimeError) as exc:
         raise _fail(_scrub(str(exc), database or "")) from None
     from runplane.server.serve import run_server
@@ -394,15 +433,11 @@ def serve(
         access = "no API keys: loopback only"
     else:
         access = f"no API keys, --insecure: anyone who can reach {host} has full access"
+    where = f"http://{host}:{server.port}"
     typer.echo(f"runplane serving {', '.join(sorted(rp.workflows)) or 'no assistants'} "
-               f"on http://{host}:{port} (docs: http://{host}:{port}/docs; database "
-               f"{redact_url(url)}; {access})")
+               f"on {where} (docs: {where}/docs; database {redact_url(url)}; {access})")
     try:
-        run_server(rp, host=host, port=port, log_level=log_level,
-                   settings=ServerSettings(max_body_bytes=max_body_bytes,
-                                           sse_heartbeat=sse_heartbeat, api_keys=keys,
-                                           cors_origins=tuple(cors_origin or ()),
-                                           allowed_hosts=tuple(allowed_host or ())))
+        run_server(rp, server, log_level=process.log_level)
     except ValueError as exc:
         raise _fail(_scrub(str(exc), url)) from None
     except Exception as exc:  # the database cannot be reached or opened

@@ -1,15 +1,14 @@
 """``runplane runs ...``: look at and stop runs on a running server, over its HTTP API.
 
-Every command takes ``--url`` (default http://127.0.0.1:8123) and ``--json`` (the
-server's JSON as it is, one object per line for ``tail``); ``RUNPLANE_API_KEY`` is sent
-as the API key of a server that wants one. A server error prints its
+Every command takes ``--url`` (default ``RUNPLANE_URL``, else http://127.0.0.1:8123) and
+``--json`` (the server's JSON as it is, one object per line for ``tail``);
+``RUNPLANE_API_KEY`` is sent as the API key of a server that wants one. A server error prints its
 ``detail`` and exits 1; an unreachable server exits 1 too.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Annotated, Any, NoReturn
 
@@ -20,12 +19,14 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from runplane.config import ClientSettings, default_help
+
 runs = typer.Typer(name="runs", help="Look at and stop runs on a server.", no_args_is_help=True)
 
-Url = Annotated[str, typer.Option("--url", help="The server's base URL.")]
+Url = Annotated[str | None, typer.Option(
+    "--url", help="The server's base URL." + default_help(ClientSettings, "url"))]
 Json = Annotated[bool, typer.Option("--json", help="Print the server's JSON as it is.")]
 RunId = Annotated[str, typer.Argument(metavar="RUN_ID")]
-DEFAULT_URL = "http://127.0.0.1:8123"
 
 STYLES = {"success": "green", "interrupted": "yellow", "error": "red", "timeout": "red",
           "pending": "dim", "running": "cyan"}
@@ -36,17 +37,19 @@ def _die(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _client(url: str) -> httpx.Client:
-    key = os.environ.get("RUNPLANE_API_KEY")
-    return httpx.Client(base_url=url, timeout=None, headers={"x-api-key": key} if key else {})
+def _client(settings: ClientSettings) -> httpx.Client:
+    key = settings.api_key
+    return httpx.Client(base_url=settings.url, timeout=None,
+                        headers={"x-api-key": key} if key else {})
 
 
-def _request(url: str, method: str, path: str, **kwargs: Any) -> Any:
+def _request(url: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    settings = ClientSettings.load(url=url)
     try:
-        with _client(url) as http:
+        with _client(settings) as http:
             response = http.request(method, path, **kwargs)
     except httpx.TransportError as exc:
-        _die(f"cannot reach {url}: {exc}")
+        _die(f"cannot reach {settings.url}: {exc}")
     _die_on_error(response)
     return response.json()
 
@@ -78,7 +81,7 @@ def cancel(
         "interrupt",
     wait: Annotated[bool, typer.Option("--wait", help="Return once the task stopped.")] =
         False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     as_json: Json = False,
 ) -> None:
     """Cancel a run (with its attached children), or with --tree its whole tree."""
@@ -108,7 +111,7 @@ def _label(node: dict[str, Any]) -> str:
 
 
 @runs.command("tree")
-def tree(run_id: RunId, url: Url = DEFAULT_URL, as_json: Json = False) -> None:
+def tree(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
     """Show the tree RUN_ID belongs to, from its root, with statuses."""
     body = _request(url, "GET", f"/runs/{run_id}/tree")
     if as_json:
@@ -126,7 +129,7 @@ def list_runs(
     thread: Annotated[str | None, typer.Option("--thread", help="Only runs of this thread.")]
         = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     as_json: Json = False,
 ) -> None:
     """List runs, newest first."""
@@ -146,7 +149,7 @@ def list_runs(
 
 
 @runs.command("get")
-def get(run_id: RunId, url: Url = DEFAULT_URL, as_json: Json = False) -> None:
+def get(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
     """Show one run."""
     body = _request(url, "GET", f"/runs/{run_id}")
     if as_json:
@@ -185,11 +188,12 @@ def _sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
 
 
 @runs.command("tail")
-def tail(run_id: RunId, url: Url = DEFAULT_URL, as_json: Json = False) -> None:
+def tail(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
     """Print the run's event log from the start and follow it until the run ends."""
     console = Console()
+    settings = ClientSettings.load(url=url)
     try:
-        with _client(url) as http, http.stream(
+        with _client(settings) as http, http.stream(
             "GET", f"/runs/{run_id}/stream", params={"stream_mode": "debug"}
         ) as response:
             if response.is_error:
@@ -206,4 +210,4 @@ def tail(run_id: RunId, url: Url = DEFAULT_URL, as_json: Json = False) -> None:
                                   f"[bold]{item['type']}[/] {json.dumps(item['data'])}",
                                   highlight=False, soft_wrap=True)
     except httpx.TransportError as exc:
-        _die(f"cannot reach {url}: {exc}")
+        _die(f"cannot reach {settings.url}: {exc}")

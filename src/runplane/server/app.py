@@ -49,7 +49,7 @@ from runplane.server.settings import ServerSettings
 
 def create_app(rp: Runplane, settings: ServerSettings | None = None) -> FastAPI:
     """An ASGI app serving ``rp``; it opens ``rp`` on start-up and closes it on shutdown."""
-    settings = settings or ServerSettings()
+    settings = settings or ServerSettings.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -21,12 +21,13 @@ from runplane.server.auth import allowed_hosts
 from runplane.server.settings import ServerSettings
 
 
-def run_server(rp: Runplane, *, host: str, port: int, log_level: str = "info",
-               settings: ServerSettings | None = None) -> None:
-    """Open ``rp``, then serve it until SIGTERM/SIGINT. A database that cannot be opened
-    raises here, before uvicorn starts (its lifespan would log the error as a traceback)."""
-    settings = settings or ServerSettings()
-    hosts = tuple(allowed_hosts(settings.allowed_hosts, host))
+def run_server(rp: Runplane, settings: ServerSettings | None = None, *,
+               log_level: str = "info") -> None:
+    """Open ``rp``, then serve it on ``settings.host`` and ``settings.port`` until
+    SIGTERM/SIGINT. A database that cannot be opened raises here, before uvicorn starts (its
+    lifespan would log the error as a traceback)."""
+    settings = settings or ServerSettings.load()
+    hosts = tuple(allowed_hosts(settings.allowed_hosts, settings.host))
     api = create_app(rp, dataclasses.replace(settings, allowed_hosts=hosts))
 
     class Server(uvicorn.Server):
@@ -35,7 +36,7 @@ def run_server(rp: Runplane, *, host: str, port: int, log_level: str = "info",
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(
-        api, host=host, port=port, log_level=log_level.lower(), lifespan="on",
+        api, host=settings.host, port=settings.port, log_level=log_level.lower(), lifespan="on",
         # open streams end at their next heartbeat once shutting down
         timeout_graceful_shutdown=int(settings.sse_heartbeat) + 5,
     )
