@@ -17,7 +17,7 @@ from runplane.limits import MAX_ATTEMPTS
 from runplane.server.settings import ServerSettings
 
 ALL = (Settings, ServerSettings, ProcessSettings, ClientSettings)
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 
 
 def test_max_attempts_beyond_the_service_bound_is_refused_at_load(
