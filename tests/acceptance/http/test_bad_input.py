@@ -1,5 +1,5 @@
-"""Bad input over HTTP, end to end: a real ``runplane serve`` per store (the server of
-the HTTP suite) receives raw JSON a fuzzer would send (``NaN``/``Infinity``
+"""Bad input over HTTP, end to end: a real ``runplane serve`` per store (one of this
+module's own) receives raw JSON a fuzzer would send (``NaN``/``Infinity``
 literals, ``\\u0000`` and lone ``\\ud800`` escapes, 300 levels of nesting, integers past 2^63)
 and answers 422 with a JSON ``detail`` naming the field, writes nothing, and its worker still
 runs the next run. What is accepted at the bounds reads back everywhere.
@@ -8,17 +8,23 @@ runs the next run. What is accepted at the bounds reads back everywhere.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from acceptance.http import test_http_e2e as e2e
+from acceptance.http.helpers import Server, runplane_cli, serve_http_app
 from runplane import limits
 
-# the per-store server of the HTTP end-to-end tests, started once for this module too
-server, http, _log_start = e2e.server, e2e.http, e2e._log_start
-Server = e2e.Server
+from support.databases import STORES
+
+
+@pytest.fixture(scope="module", params=STORES)
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of this module's own: its tests read the whole of what it printed."""
+    yield from serve_http_app(request, tmp_path_factory)
 
 DEEP = "[" * 300 + "]" * 300
 HUGE = str(2**63)
@@ -168,7 +174,7 @@ async def test_input_at_the_bounds_is_accepted_and_reads_back_everywhere(
     assert run["status"] == "success"
     assert run["timeout"] == limits.MAX_TIMEOUT_SECONDS
     assert run["kwargs"]["input"] == {"deep": json.loads(deepest)}
-    listed = e2e.runplane_cli(server, "list")
+    listed = runplane_cli(server, "list")
     assert listed.returncode == 0 and run_id[:8] in listed.stdout, listed.stdout + listed.stderr
     assert "Traceback" not in server.output()
 

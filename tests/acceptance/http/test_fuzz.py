@@ -13,7 +13,6 @@ completes and the server logged no traceback.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -23,9 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from acceptance.http.test_http_e2e import Server, _start_server, _stop_server
+from acceptance.http.helpers import Server, http_server
 
-from support.databases import STORES, postgres_schema
+from support.databases import STORES, database_for_processes
 
 EXAMPLES = int(os.environ.get("RUNPLANE_FUZZ_EXAMPLES", "25"))
 SEED = int(os.environ.get("RUNPLANE_FUZZ_SEED", "20261201"))
@@ -50,24 +49,9 @@ ARGS = ("--concurrency", "64")
 @pytest.fixture(params=STORES)
 def fuzzed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     """``runplane serve`` of the demo assistants on a fresh database of each store."""
-    if request.param == "sqlite":
-        server = _start_server("sqlite", f"sqlite:///{tmp_path}/fuzz.db", tmp_path, *ARGS,
-                               target=None)
-        try:
-            yield server
-        finally:
-            _stop_server(server)
-        return
-    schema = postgres_schema(request.getfixturevalue("postgres_server"), "rp_fuzz")
-    url = asyncio.run(schema.__aenter__())
-    try:
-        server = _start_server("postgres", url, tmp_path, *ARGS, target=None)
-        try:
-            yield server
-        finally:
-            _stop_server(server)
-    finally:
-        asyncio.run(schema.__aexit__(None, None, None))
+    with (database_for_processes(request, request.param, tmp_path, "fuzz") as database,
+          http_server(request.param, database, tmp_path, *ARGS, target=None) as server):
+        yield server
 
 
 def _schemathesis(server: Server, report: Path) -> subprocess.CompletedProcess[str]:

@@ -1,5 +1,5 @@
-"""What a workflow writes, end to end: a real ``runplane serve`` per store (the server of
-the HTTP suite) runs workflows that produce values no store keeps and no client
+"""What a workflow writes, end to end: a real ``runplane serve`` per store (one of this
+module's own) runs workflows that produce values no store keeps and no client
 could send (NaN, 300 levels of nesting, ``\\u0000``). Each run ends ``error`` at once, and
 every read that carries it still answers: the run, the run listings, its thread, the
 thread's state and search, the run's stream; the worker runs the next run.
@@ -8,20 +8,25 @@ thread's state and search, the run's stream; the worker runs the next run.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from acceptance.http import test_http_e2e as e2e
+from acceptance.http.helpers import STREAM_TIMEOUT, Server, of, serve_http_app
 from runplane import limits
 
 from support import eventually
+from support.databases import STORES
 
-# the per-store server of the HTTP end-to-end tests, started once for this module too
-server, http, _log_start = e2e.server, e2e.http, e2e._log_start
-Server = e2e.Server
+
+@pytest.fixture(scope="module", params=STORES)
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of this module's own: its workflows write what no store keeps."""
+    yield from serve_http_app(request, tmp_path_factory)
 
 #: what the run's error names, per value
 SPOT = {"nan": ".score is NaN", "deep": " is nested deeper than", "nul": ".text contains \\u0000"}
@@ -65,11 +70,11 @@ async def test_a_workflow_writing_what_no_store_keeps_leaves_every_read_working(
         assert (await client.threads.get(thread_id))["values"] == {"before": True}
 
         parts = []
-        async with asyncio.timeout(e2e.STREAM_TIMEOUT):
+        async with asyncio.timeout(STREAM_TIMEOUT):
             async for part in client.runs.join_stream(
                     thread_id, run_id, stream_mode=["values", "custom"]):
                 parts.append(part)
-        assert e2e.of(parts, "values") == [{"before": True}]
+        assert of(parts, "values") == [{"before": True}]
         assert parts[-1].event == "end"
         assert parts[-1].data == {"run_id": run_id, "status": "error"}
 
