@@ -72,14 +72,16 @@ def _headers(run: Run, location: str | None = None) -> dict[str, str]:
     return headers
 
 
+#: Fields of a run's creation the service takes as they are; one not given keeps the
+#: service's default.
+_CREATE_OPTIONS = {"multitask_strategy", "metadata", "timeout", "max_attempts", "if_not_exists"}
+
+
 async def _create(service: RunService, caller: Caller | None, thread_id: str | None,
                   body: RunCreate) -> Run:
-    return await service.create_run(
-        thread_id, body.assistant_id, body.input,
-        multitask_strategy=body.multitask_strategy or "enqueue",
-        metadata=body.metadata, timeout=body.timeout, max_attempts=body.max_attempts,
-        if_not_exists=body.if_not_exists or "reject", caller=caller,
-    )
+    options = body.model_dump(include=_CREATE_OPTIONS, exclude_none=True)
+    return await service.create_run(thread_id, body.assistant_id, body.input, caller=caller,
+                                    **options)
 
 
 def _cancel_in_background(request: Request, run_id: str, reason: str) -> None:
