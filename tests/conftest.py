@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from runplane.store import Store, open_store
 
 from support import AppFactory
 from support.databases import POSTGRES_URL, STORES, postgres_schema
+from support.processes import Processes
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -100,6 +101,13 @@ async def make_app(database_url: str) -> AsyncIterator[AppFactory]:
     yield factory
     for app in reversed(apps):
         await app.close()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """The processes a test starts (``runplane serve``, workers, clients), stopped at its end."""
+    with Processes(tmp_path) as procs:
+        yield procs
 
 
 @pytest.fixture

@@ -14,13 +14,10 @@ import contextlib
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +30,15 @@ from langgraph_sdk.errors import AuthenticationError
 
 from http_app import marks
 
-from support import APPS, eventually, free_port
-from support.databases import postgres_schema
+from support import eventually, free_port
+from support.databases import STORES, database_for_processes
+from support.processes import Processes
 
 ALICE_KEY = "alice-key-" + "a" * 24
 BOB_KEY = "bob-key-" + "b" * 24
 ADMIN_KEY = "admin-key-" + "c" * 24
+#: ``runplane serve`` of the app under test, but for its database and keys.
+SERVE = ("http_app:app", "--poll-interval", "0.02")
 KEY_FILE = f"""# runplane API keys: KEY OWNER [admin]
 {ALICE_KEY} alice
 sha256:{hashlib.sha256(BOB_KEY.encode()).hexdigest()} bob   # bob's key, as its digest
@@ -51,65 +51,21 @@ sha256:{hashlib.sha256(BOB_KEY.encode()).hexdigest()} bob   # bob's key, as its 
 # --------------------------------------------------------------------------- #
 
 
-def _serve(folder: Path, *args: str) -> tuple[subprocess.Popen, Path]:
-    log = folder / f"serve-{uuid.uuid4().hex[:6]}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runplane.cli", "serve", "http_app:app",
-             "--poll-interval", "0.02", *args],
-            env={**os.environ, "PYTHONPATH": str(APPS)}, stdout=out, stderr=subprocess.STDOUT)
-    return proc, log
-
-
-def _wait_up(url: str, proc: subprocess.Popen, log: Path) -> None:
-    with httpx.Client(base_url=url, timeout=2.0) as http:
-        for _ in range(600):  # a condition poll: /ok answers, or the server died
-            assert proc.poll() is None, f"serve exited {proc.returncode}:\n{log.read_text()}"
-            with contextlib.suppress(httpx.TransportError):
-                if http.get("/ok").status_code == 200:
-                    return
-            threading.Event().wait(0.05)
-    raise AssertionError(f"serve did not answer /ok:\n{log.read_text()}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=STORES)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[str]:
     folder = tmp_path_factory.mktemp(f"auth_{request.param}")
     keys = folder / "keys.txt"
     keys.write_text(KEY_FILE)
-    schema = None
-    if request.param == "sqlite":
-        database = f"sqlite:///{folder}/auth.db"
-    else:
-        schema = postgres_schema(request.getfixturevalue("postgres_server"), "rp_auth")
-        with ThreadPoolExecutor(1) as pool:
-            database = pool.submit(asyncio.run, schema.__aenter__()).result()
-    port = free_port()
-    proc, log = _serve(folder, "--database", database, "--port", str(port),
-                       "--api-keys", str(keys))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(url, proc, log)
-        yield url
-    finally:
-        with contextlib.suppress(httpx.HTTPError):  # leftover parked runs hold a shutdown
-            httpx.post(f"{url}/runs/cancel", json={"status": "all"},
-                       headers={"x-api-key": ADMIN_KEY}, timeout=10)
-        _stop(proc)
-        if schema is not None:
-            with ThreadPoolExecutor(1) as pool:
-                pool.submit(asyncio.run, schema.__aexit__(None, None, None)).result()
+    with (database_for_processes(request, request.param, folder, "auth") as database,
+          Processes(folder) as procs):
+        url = procs.serve("server", *SERVE, "--database", database, "--api-keys", str(keys)).url
+        try:
+            yield url
+        finally:
+            with contextlib.suppress(httpx.HTTPError):  # leftover parked runs hold a shutdown
+                httpx.post(f"{url}/runs/cancel", json={"status": "all"},
+                           headers={"x-api-key": ADMIN_KEY}, timeout=10)
 
 
 @pytest.fixture
@@ -467,16 +423,13 @@ async def test_insecure_serves_a_public_bind_and_loopback_says_it_has_no_keys(
 ):
     for host, extra, says in (("0.0.0.0", ["--insecure"], "no API keys, --insecure"),
                               ("127.0.0.1", [], "no API keys: loopback only")):
-        port = free_port()
-        proc, log = _serve(tmp_path, "--host", host, "--port", str(port), *extra,
-                           "--database", f"sqlite:///{tmp_path}/{uuid.uuid4().hex}.db")
-        try:
-            await asyncio.to_thread(_wait_up, f"http://127.0.0.1:{port}", proc, log)
-            async with http_as(f"http://127.0.0.1:{port}", None) as anyone:
+        with Processes(tmp_path) as procs:
+            served = await asyncio.to_thread(
+                procs.serve, f"server-{host}", *SERVE, *extra,
+                "--database", f"sqlite:///{tmp_path}/{uuid.uuid4().hex}.db", host=host)
+            async with http_as(served.url, None) as anyone:
                 assert (await anyone.get("/runs")).status_code == 200  # no keys: open
-        finally:
-            _stop(proc)
-        assert says in log.read_text()
+        assert says in served.process.output()
 
 
 async def test_the_runs_command_sends_runplane_api_key(

@@ -11,6 +11,7 @@ on the latency itself: benchmarks/cancel_latency.py measures that.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from runplane import Runplane, RunStatus
 from runplane.store import sqlite as sqlite_store
 
 from support import eventually
+from support.processes import Processes
 
 SLOW_POLL = 60.0
 WITHIN = 15.0
@@ -52,12 +54,12 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 async def test_a_cancel_from_another_process_stops_the_parked_run_of_a_worker_process(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, processes: Processes
 ) -> None:
     input = staged_input(tmp_path)
     async with cli_app.build(database_url, worker=False) as rp:
         run = await rp.runs.create(None, "staged", input=input)  # claimed at the worker's start
-        async with worker_process(database_url, *SLOW_WORKER) as worker:
+        with worker_process(processes, database_url, *SLOW_WORKER) as worker:
             await eventually(lambda: [n for n, _ in cli_app.executions(input["log"])]
                              == ["one", "two"], timeout=WITHIN)
             result = await rp.runs.cancel(run.run_id, reason="from another process")
@@ -67,7 +69,8 @@ async def test_a_cancel_from_another_process_stops_the_parked_run_of_a_worker_pr
                 return any(e.event == "step:cancel" for e in await rp.runs.events(run.run_id))
 
             await eventually(stopped, timeout=WITHIN)
-            assert await worker.stop() == 0
+            worker.send_signal(signal.SIGTERM)
+            assert await worker.ended(5) == 0
         done = await rp.runs.get(run.run_id)
         assert done.status is RunStatus.INTERRUPTED and done.lease_owner is None
         assert [s.name for s in await rp.runs.steps(run.run_id)] == ["one"]

@@ -13,12 +13,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,7 +28,8 @@ import pytest
 
 from chaos_app import executions
 
-from support import APPS, eventually, free_port, pg_cluster
+from support import eventually, pg_cluster
+from support.processes import Processes
 
 ENDINGS = {"run:complete": "success", "run:fail": "error", "run:timeout": "timeout",
            "run:cancel": "interrupted"}
@@ -52,58 +50,10 @@ def cluster() -> Iterator[pg_cluster.Cluster]:
         c.destroy()
 
 
-class Processes:
-    """``runplane`` processes a test started; each writes to a log file of its own."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        log = (self.folder / f"{name}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runplane.cli", *args],
-            env={**os.environ, "PYTHONPATH": str(APPS)}, stdout=log, stderr=subprocess.STDOUT)
-        self.procs[name] = proc
-        return proc
-
-    def output(self, name: str) -> str:
-        return (self.folder / f"{name}.log").read_text(errors="replace")
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@contextlib.contextmanager
-def processes(folder: Path) -> Iterator[Processes]:
-    procs = Processes(folder)
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
-
-
 async def serve(procs: Processes, database: str, *extra: str) -> str:
-    port = free_port()
-    procs.start("server", "serve", "chaos_app:app", "--database", database, "--host",
-                "127.0.0.1", "--port", str(port), "--poll-interval", "0.05", *extra)
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url, timeout=2.0) as http:
-        for _ in range(600):  # a condition poll: it answers, or it died
-            assert procs.procs["server"].poll() is None, procs.output("server")
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get("/ok")).status_code == 200:
-                    return url
-            await asyncio.sleep(0.05)
-    pytest.fail(f"runplane serve did not answer:\n{procs.output('server')}")
+    served = await asyncio.to_thread(procs.serve, "server", "chaos_app:app", "--database",
+                                     database, "--poll-interval", "0.05", *extra)
+    return served.url
 
 
 def assert_unavailable(response: httpx.Response) -> None:
@@ -119,7 +69,7 @@ async def test_database_down_answers_503_and_recovers_without_a_restart(
     database = f"{cluster.url}?schema=outage"
     log = tmp_path / "executions"
     log.mkdir()
-    with processes(tmp_path) as procs:
+    with Processes(tmp_path) as procs:
         url = await serve(procs, database, "--sse-heartbeat", "0.1")
         async with httpx.AsyncClient(base_url=url, timeout=10.0) as http:
             created = await http.post("/runs", json={"assistant_id": "chain", "input": {
@@ -153,8 +103,8 @@ async def test_database_down_answers_503_and_recovers_without_a_restart(
             waited = await http.post("/runs/wait", json={
                 "assistant_id": "chain", "input": {"log": str(log), "steps": 2}})
             assert waited.status_code == 200 and waited.json() == {"total": 1}
-        assert procs.procs["server"].poll() is None
-    output = procs.output("server")
+        assert procs["server"].returncode is None
+    output = procs["server"].output()
     assert "Exception in ASGI application" not in output, output
     assert " 500 Internal Server Error" not in output, output
     # the run was handed back while the database was away, and resumed: nothing ran twice
@@ -272,10 +222,10 @@ async def test_chaos_kills_terminations_restart_and_cancel_storm_break_no_rule(
     log.mkdir()
     began = time.monotonic()
     figures: Counter[str] = Counter()
-    with processes(tmp_path) as procs:
+    with Processes(tmp_path) as procs:
         url = await serve(procs, database, "--no-worker")
-        procs.start("worker-a", "worker", "chaos_app:app", "--database", database, *WORKER_ARGS)
-        procs.start("worker-b", "worker", "chaos_app:app", "--database", database, *WORKER_ARGS)
+        procs.runplane("worker-a", "worker", "chaos_app:app", "--database", database, *WORKER_ARGS)
+        procs.runplane("worker-b", "worker", "chaos_app:app", "--database", database, *WORKER_ARGS)
         storm = Storm(url, str(log))
         storm_over = asyncio.Event()
         creating = asyncio.create_task(storm.create(pace=0.025))
@@ -290,16 +240,16 @@ async def test_chaos_kills_terminations_restart_and_cancel_storm_break_no_rule(
         # once the workers run (one that cannot reach the database at start-up exits, for
         # its supervisor to restart it)
         for name in ("worker-a", "worker-b"):
-            pid = procs.procs[name].pid
+            pid = procs[name].pid
             await eventually(lambda pid=pid: _held_runs(cluster.url, schema, pid), timeout=20,
                              interval=0.05)
         await terminate()
         # the replacement starts first, the restart below is not far off
-        spare = procs.start("worker-c", "worker", "chaos_app:app", "--database", database,
+        spare = procs.runplane("worker-c", "worker", "chaos_app:app", "--database", database,
                             *WORKER_ARGS)
         await eventually(lambda: _held_runs(cluster.url, schema, spare.pid), timeout=20,
                          interval=0.05)
-        victim = procs.procs["worker-a"]
+        victim = procs["worker-a"]
 
         async def victim_holds_a_run_left_alone() -> bool:
             held = await _held_runs(cluster.url, schema, victim.pid)
@@ -326,7 +276,7 @@ async def test_chaos_kills_terminations_restart_and_cancel_storm_break_no_rule(
         await asyncio.gather(*cancelling)
         await storm.http.aclose()
         for name in ("server", "worker-b", "worker-c"):
-            assert procs.procs[name].poll() is None, procs.output(name)
+            assert procs[name].returncode is None, procs[name].output()
     duration = time.monotonic() - began
 
     conn = await asyncpg.connect(cluster.url, server_settings={"search_path": schema})

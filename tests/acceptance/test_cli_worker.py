@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -30,86 +29,31 @@ from runplane.store.postgres import postgres_dsn
 from runplane.store.sqlite import sqlite_path
 
 from support import APPS, eventually
+from support.processes import CLI, Process, Processes, child_env
 
-CLI = [sys.executable, "-m", "runplane.cli"]
 #: Fast polling for the worker processes; everything else keeps its default.
 FAST = ("--poll-interval", "0.01")
 
 
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The test's environment, without the apps folder on PYTHONPATH: the worker must find
-    ``cli_app`` through its working directory, as uvicorn finds an app."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return {**env, **(extra or {})}
-
-
-class WorkerProcess:
-    """A ``runplane worker`` subprocess whose output (stderr and stdout) is read as it comes."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    async def line_containing(self, text: str, timeout: float = 10.0) -> str:
-        def find() -> str | None:
-            found = next((line for line in self.lines if text in line), None)
-            if found is None and self._reader.done():  # output over: the process ended
-                raise AssertionError(f"worker ended without printing {text!r}:\n{self.output}")
-            return found
-
-        return await eventually(find, timeout=timeout)
-
-    async def wait(self, timeout: float) -> int:
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"worker still running after {timeout}s:\n{self.output}") from None
-        await self._reader
-        return code
-
-    async def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 5.0) -> int:
-        self.proc.send_signal(sig)
-        return await self.wait(timeout)
-
-
-@contextlib.asynccontextmanager
-async def worker_process(
-    url: str, *options: str, env: dict[str, str] | None = None
-) -> AsyncIterator[WorkerProcess]:
-    proc = await asyncio.create_subprocess_exec(
-        *CLI, "worker", "cli_app:app", "--database", url, *FAST, *options,
-        cwd=APPS, env=_env(env),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    worker = WorkerProcess(proc)
+@contextlib.contextmanager
+def worker_process(processes: Processes, url: str, *options: str,
+                   env: dict[str, str] | None = None) -> Iterator[Process]:
+    """A ``runplane worker cli_app:app`` process, killed when the block ends. Without the apps
+    folder on PYTHONPATH: it must find ``cli_app`` through its working directory, as uvicorn
+    finds an app."""
+    worker = processes.runplane(
+        f"worker-{len(processes.started)}", "worker", "cli_app:app", "--database", url, *FAST,
+        *options, env=child_env(env, apps_on_path=False))
     try:
         yield worker
     finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-        await worker._reader
-        print(f"--- worker {proc.pid} (exit {proc.returncode}) ---\n{worker.output}")
+        worker.kill()
 
 
-def run_cli(*args: str, cwd: Path = APPS, command: list[str] = CLI) -> subprocess.CompletedProcess:
-    return subprocess.run([*command, *args], cwd=cwd, env=_env(), capture_output=True,
-                          text=True, timeout=30, check=False)
+def run_cli(*args: str, cwd: Path = APPS, command: Sequence[str] = CLI
+            ) -> subprocess.CompletedProcess:
+    return subprocess.run([*command, *args], cwd=cwd, env=child_env(apps_on_path=False),
+                          capture_output=True, text=True, timeout=30, check=False)
 
 
 def client(url: str) -> Runplane:
@@ -123,23 +67,26 @@ def staged_input(tmp_path: Path) -> dict[str, str]:
 # --- worker ------------------------------------------------------------------------------
 
 
-async def test_worker_process_runs_runs_created_by_another_process(database_url: str) -> None:
+async def test_worker_process_runs_runs_created_by_another_process(
+    database_url: str, processes: Processes
+) -> None:
     worker_id = f"cli-test-{uuid.uuid4().hex[:8]}"
     async with client(database_url) as rp:
         before = [await rp.runs.create(None, "echo", input={"n": n}) for n in range(3)]
-        async with worker_process(database_url, "--concurrency", "2",
+        with worker_process(processes, database_url, "--concurrency", "2",
                                   env={"RUNPLANE_WORKER_ID": worker_id}) as worker:
-            started = await worker.line_containing("started")
+            started = await worker.printed("started")
             after = [await rp.runs.create(None, "echo", input={"n": n}) for n in range(3, 6)]
             outputs = [await asyncio.wait_for(rp.runs.join(run.run_id), 10)
                        for run in before + after]
             assert outputs == [{"n": n} for n in range(6)]
-            assert await worker.stop(signal.SIGINT) == 0
+            worker.send_signal(signal.SIGINT)
+            assert await worker.ended(5) == 0
         assert f"worker {worker_id} started" in started
         assert f"database {database_url}," in started  # no password to hide here
         assert "workflows echo, staged" in started
         assert "concurrency 2" in started
-        assert f"worker {worker_id} stopped" in worker.output
+        assert f"worker {worker_id} stopped" in worker.output()
         for run in before + after:
             done = await rp.runs.get(run.run_id)
             assert done.status is RunStatus.SUCCESS and done.attempt == 1
@@ -147,21 +94,22 @@ async def test_worker_process_runs_runs_created_by_another_process(database_url:
 
 
 async def test_sigterm_hands_an_unfinished_run_back_and_the_next_worker_resumes_it(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, processes: Processes
 ) -> None:
     input = staged_input(tmp_path)
     async with client(database_url) as rp:
         run = await rp.runs.create(None, "staged", input=input)
-        async with worker_process(database_url, "--grace", "0") as first:
+        with worker_process(processes, database_url, "--grace", "0") as first:
             await eventually(lambda: [n for n, _ in cli_app.executions(input["log"])]
                              == ["one", "two"])
             assert [s.name for s in await rp.runs.steps(run.run_id)] == ["one"]
             assert (await rp.runs.get(run.run_id)).status is RunStatus.RUNNING
             loop = asyncio.get_running_loop()
             signalled = loop.time()
-            assert await first.stop(signal.SIGTERM, timeout=5) == 0
+            first.send_signal(signal.SIGTERM)
+            assert await first.ended(5) == 0
             assert loop.time() - signalled < 5
-            assert "1 run(s) in flight" in await first.line_containing("SIGTERM received")
+            assert "1 run(s) in flight" in await first.printed("SIGTERM received")
 
         handed_back = await rp.runs.get(run.run_id)
         assert handed_back.status is RunStatus.PENDING
@@ -173,9 +121,10 @@ async def test_sigterm_hands_an_unfinished_run_back_and_the_next_worker_resumes_
         assert dropped.data == {"index": 1, "name": "two", "reason": "worker_shutdown"}
 
         cli_app.open_gate(input["gate"])
-        async with worker_process(database_url) as second:
+        with worker_process(processes, database_url) as second:
             assert await asyncio.wait_for(rp.runs.join(run.run_id), 10) == list(cli_app.STAGES)
-            assert await second.stop() == 0
+            second.send_signal(signal.SIGTERM)
+            assert await second.ended(5) == 0
 
         assert cli_app.executions(input["log"]) == [
             ("one", first.pid), ("two", first.pid), ("two", second.pid), ("three", second.pid)]
@@ -191,20 +140,20 @@ async def test_sigterm_hands_an_unfinished_run_back_and_the_next_worker_resumes_
 
 
 async def test_sigterm_lets_a_run_finish_within_the_grace_period(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, processes: Processes
 ) -> None:
     input = staged_input(tmp_path)
     async with client(database_url) as rp:
         run = await rp.runs.create(None, "staged", input=input)
-        async with worker_process(database_url, "--grace", "10") as worker:
+        with worker_process(processes, database_url, "--grace", "10") as worker:
             await eventually(lambda: [n for n, _ in cli_app.executions(input["log"])]
                              == ["one", "two"])
-            worker.proc.send_signal(signal.SIGTERM)
+            worker.send_signal(signal.SIGTERM)
             # Logged as the worker stops claiming: from here on the run is in its grace period.
-            await worker.line_containing("SIGTERM received")
+            await worker.printed("SIGTERM received")
             late = await rp.runs.create(None, "echo", input={})
             cli_app.open_gate(input["gate"])
-            assert await worker.wait(timeout=8) == 0
+            assert await worker.ended(8) == 0
 
         done = await rp.runs.get(run.run_id)
         assert done.status is RunStatus.SUCCESS and done.output == list(cli_app.STAGES)
@@ -316,18 +265,21 @@ def test_redact_url_hides_passwords() -> None:
         assert redact_url(unchanged) == unchanged
 
 
-async def test_worker_serves_the_contract_metrics(database_url: str, unused_tcp_port: int) -> None:
+async def test_worker_serves_the_contract_metrics(
+    database_url: str, unused_tcp_port: int, processes: Processes
+) -> None:
     """Contract line 12 on a worker host: cancel outcomes on ``/metrics``."""
     import httpx
 
     async with client(database_url) as rp:
-        async with worker_process(database_url, "--metrics-port", str(unused_tcp_port)) as worker:
-            await worker.line_containing("started")
+        with worker_process(processes, database_url,
+                            "--metrics-port", str(unused_tcp_port)) as worker:
+            await worker.printed("started")
             run = await rp.runs.create(None, "echo", input={"n": 1})
             await asyncio.wait_for(rp.runs.join(run.run_id), 10)
             async with httpx.AsyncClient() as http:
                 body = (await http.get(f"http://127.0.0.1:{unused_tcp_port}/metrics")).text
-            assert worker.proc.returncode is None
+            assert worker.returncode is None
         for name in ("runplane_cancel_requests_total", "runplane_refused_writes_total",
                      "runplane_lease_lost_total", "runplane_cancel_latency_seconds_bucket",
                      'runplane_runs_finished_total{status="success"} 1.0'):

@@ -12,7 +12,8 @@ import crash_worker
 from runplane.errors import RunCancelled
 from runplane.models import RunStatus
 
-from support import eventually, python_process
+from support import eventually
+from support.processes import Processes
 
 WORKER = "import crash_worker; crash_worker.main()"
 
@@ -22,24 +23,19 @@ WORKER = "import crash_worker; crash_worker.main()"
     [("one", []), ("two", ["one"]), ("three", ["one", "two"])],
 )
 async def test_sigkilled_worker_run_is_resumed_elsewhere_without_rerunning_steps(
-    database_url: str, tmp_path, hang_at: str, completed_before_kill: list[str]
+    database_url: str, tmp_path, processes: Processes, hang_at: str,
+    completed_before_kill: list[str],
 ):
     log = str(tmp_path / "executions.log")
     client = crash_worker.build(database_url, log, worker=False)
     async with client:
         run = await client.runs.create(None, "crashy", input={})
-        proc = python_process(WORKER, database_url, log, hang_at)
-        try:
-            await eventually(lambda: f"{hang_at}:1" in crash_worker.executions(log),
-                             timeout=30)
-            stored = [s.name for s in await client.runs.steps(run.run_id)]
-            assert stored == completed_before_kill
-            proc.send_signal(signal.SIGKILL)
-            await asyncio.to_thread(proc.wait, 10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
+        proc = processes.python("worker", WORKER, database_url, log, hang_at)
+        await eventually(lambda: f"{hang_at}:1" in crash_worker.executions(log), timeout=30)
+        stored = [s.name for s in await client.runs.steps(run.run_id)]
+        assert stored == completed_before_kill
+        proc.send_signal(signal.SIGKILL)
+        await proc.ended(10)
         assert (await client.runs.get(run.run_id)).status is RunStatus.RUNNING
 
         rescuer = crash_worker.build(database_url, log, lease_ttl=1.0, heartbeat_interval=0.2,
@@ -62,22 +58,17 @@ async def test_sigkilled_worker_run_is_resumed_elsewhere_without_rerunning_steps
 
 
 async def test_cancel_wait_on_a_run_whose_worker_died_returns_when_its_lease_expires(
-    database_url: str, tmp_path
+    database_url: str, tmp_path, processes: Processes
 ):
     """Nobody releases a dead worker's lease: wait=True answers once the lease ran out."""
     log = str(tmp_path / "executions.log")
     client = crash_worker.build(database_url, log, worker=False, poll_interval=0.01)
     async with client:
         run = await client.runs.create(None, "crashy", input={})
-        proc = python_process(WORKER, database_url, log, "two")
-        try:
-            await eventually(lambda: "two:1" in crash_worker.executions(log), timeout=30)
-            proc.send_signal(signal.SIGKILL)
-            await asyncio.to_thread(proc.wait, 10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
+        proc = processes.python("worker", WORKER, database_url, log, "two")
+        await eventually(lambda: "two:1" in crash_worker.executions(log), timeout=30)
+        proc.send_signal(signal.SIGKILL)
+        await proc.ended(10)
         result = await asyncio.wait_for(client.runs.cancel(run.run_id, wait=True), 10)
         assert result.outcome == "cancelled" and result.stopped
         assert result.run.lease_owner is not None  # still named, but its lease has expired

@@ -11,11 +11,8 @@ no stored step ran again, and the killed worker's runs were resumed by the other
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
-import sys
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,10 +25,10 @@ import mp_app
 from runplane import Event, Run, RunStatus
 from runplane.store.postgres import postgres_dsn
 
-from support import APPS, eventually
+from support import eventually
 from support.databases import postgres_schema
+from support.processes import Process, Processes, child_env
 
-CLI = [sys.executable, "-m", "runplane.cli"]
 WORKERS = 3
 CLIENTS = ("a", "b")
 RUNS_PER_CLIENT = 100
@@ -49,62 +46,25 @@ async def mp_url(postgres_server: str) -> AsyncIterator[str]:
         yield url
 
 
-class Process:
-    """A subprocess with its stderr (and, for workers, stdout) in a log file."""
-
-    def __init__(self, name: str, proc: asyncio.subprocess.Process, log: Path) -> None:
-        self.name = name
-        self.proc = proc
-        self.log = log
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    async def read_json(self, key: str, timeout: float) -> dict[str, Any]:
-        """The next stdout line: a JSON object holding ``key``."""
-        assert self.proc.stdout is not None
-        try:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"{self.name}: no {key!r} within {timeout}s:\n"
-                                 f"{self.output()}") from None
-        if not line:
-            await self.proc.wait()
-            raise AssertionError(f"{self.name} ended (exit {self.proc.returncode}) without "
-                                 f"printing {key!r}:\n{self.output()}")
-        message = json.loads(line)
-        assert key in message, message
-        return message
-
-    async def wait(self, timeout: float) -> int:
-        try:
-            return await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"{self.name} still running after {timeout}s:\n"
-                                 f"{self.output()}") from None
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await self.proc.wait()
+async def _read_json(client: Process, key: str, timeout: float) -> dict[str, Any]:
+    """The client's next stdout line: a JSON object holding ``key``."""
+    assert client.popen.stdout is not None
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(client.popen.stdout.readline), timeout)
+    except TimeoutError:
+        raise AssertionError(client.describe(f"printed no {key!r} within {timeout}s")) from None
+    if not line:
+        await client.ended(10)
+        raise AssertionError(client.describe(f"ended without printing {key!r}"))
+    message = json.loads(line)
+    assert key in message, message
+    return message
 
 
-async def _start(name: str, args: list[str], log: Path, env: dict[str, str], *,
-                 client: bool) -> Process:
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        proc = await asyncio.create_subprocess_exec(
-            *args, cwd=APPS, env=env,
-            stdin=asyncio.subprocess.PIPE if client else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE if client else out,
-            stderr=out,
-            limit=2**24,  # a client's answers are one long line
-        )
-    return Process(name, proc, log)
+def _send(client: Process, line: bytes) -> None:
+    assert client.popen.stdin is not None
+    client.popen.stdin.write(line)
+    client.popen.stdin.flush()
 
 
 async def _pick_victim(conn: asyncpg.Connection, workers: list[Process]) -> tuple[Process, str]:
@@ -151,44 +111,38 @@ def _compose_storm(rows: list[asyncpg.Record], victim_id: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_workers_and_clients_in_many_processes_keep_the_cancellation_contract(
-    mp_url: str, tmp_path: Path
+    mp_url: str, tmp_path: Path, processes: Processes
 ) -> None:
     executions_dir = tmp_path / "executions"
     executions_dir.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(APPS), mp_app.EXECUTIONS_DIR: str(executions_dir)}
+    env = child_env({mp_app.EXECUTIONS_DIR: str(executions_dir)})
     dsn, schema = postgres_dsn(mp_url)
-    processes: list[Process] = []
     conn: asyncpg.Connection | None = None
     try:
         # Each worker's connections carry its name (application_name, which asyncpg takes
         # from the URL), so that the test can see when a killed worker's are gone.
         app_names = [f"{schema}_w{k}" for k in range(WORKERS)]
         workers = [
-            await _start(f"worker-{k}", [*CLI, "worker", "mp_app:app", "--database",
-                                         f"{mp_url}&application_name={app_names[k]}",
-                                         *WORKER_OPTIONS],
-                         tmp_path / f"worker-{k}.log", env, client=False)
+            processes.runplane(f"worker-{k}", "worker", "mp_app:app", "--database",
+                               f"{mp_url}&application_name={app_names[k]}", *WORKER_OPTIONS,
+                               env=env)
             for k in range(WORKERS)
         ]
-        processes += workers
 
         def all_started() -> bool:
             for w in workers:
-                if w.proc.returncode is not None:
-                    raise AssertionError(f"{w.name} exited {w.proc.returncode}:\n{w.output()}")
+                if w.returncode is not None:
+                    raise AssertionError(w.describe("exited before it started"))
             return all(" started: " in w.output() for w in workers)
 
         await eventually(all_started, timeout=30, interval=0.05)
 
         clients = [
-            await _start(f"client-{name}",
-                         [sys.executable, "-c", "import mp_app; mp_app.client_main()", mp_url,
-                          name, str(RUNS_PER_CLIENT)],
-                         tmp_path / f"client-{name}.log", env, client=True)
+            processes.python(f"client-{name}", "import mp_app; mp_app.client_main()", mp_url,
+                             name, str(RUNS_PER_CLIENT), env=env, pipe=True)
             for name in CLIENTS
         ]
-        processes += clients
-        created = [(await c.read_json("created", timeout=30))["created"] for c in clients]
+        created = [(await _read_json(c, "created", timeout=30))["created"] for c in clients]
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         order = [item["run_id"] for runs in created for item in runs]
@@ -204,9 +158,9 @@ async def test_workers_and_clients_in_many_processes_keep_the_cancellation_contr
                 victim_app)
 
         assert await victim_sessions() > 0  # its connections are recognisable
-        victim.proc.send_signal(signal.SIGKILL)
+        victim.send_signal(signal.SIGKILL)
         killed_at = loop.time() - t0
-        assert await victim.wait(10) == -signal.SIGKILL
+        assert await victim.ended(10) == -signal.SIGKILL
         state = "SELECT run_id, seq, status, lease_owner, step_index FROM runs ORDER BY seq"
         at_death = await conn.fetch(state)
 
@@ -228,17 +182,15 @@ async def test_workers_and_clients_in_many_processes_keep_the_cancellation_contr
         assert held_running, f"{victim_id} held no running run when killed: {held_at_kill}"
         storm = _compose_storm(at_kill, victim_id)
         go = (json.dumps({"storm": storm}) + "\n").encode()
-        for c in clients:  # both clients start their storm at the same moment
-            assert c.proc.stdin is not None
-            c.proc.stdin.write(go)
-        await asyncio.gather(*(c.proc.stdin.drain() for c in clients if c.proc.stdin))
+        # both clients start their storm at the same moment
+        await asyncio.gather(*(asyncio.to_thread(_send, c, go) for c in clients))
         storm_at = loop.time() - t0
-        stormed = [await c.read_json("answers", timeout=60) for c in clients]
+        stormed = [await _read_json(c, "answers", timeout=60) for c in clients]
         answers_by_client = [m["answers"] for m in stormed]
         storm_seconds = [max(a["answered_at"] for a in m["answers"]) - m["started"]
                          for m in stormed]
         for c in clients:
-            assert await c.wait(30) == 0, c.output()
+            assert await c.ended(30) == 0, c.output()
 
         async def all_ended() -> bool:
             return await conn.fetchval(
@@ -248,21 +200,16 @@ async def test_workers_and_clients_in_many_processes_keep_the_cancellation_contr
         ended_at = loop.time() - t0
         survivors = [w for w in workers if w is not victim]
         for w in survivors:
-            w.proc.send_signal(signal.SIGTERM)
+            w.send_signal(signal.SIGTERM)
         for w in survivors:
-            assert await w.wait(15) == 0, w.output()
+            assert await w.ended(15) == 0, w.output()
         for p in [*survivors, *clients]:  # no internal error was logged along the way
             assert "Traceback" not in p.output(), p.output()
         event_counts = {r["run_id"]: r["last_event_seq"] for r in await conn.fetch(
             "SELECT run_id, last_event_seq FROM runs")}
     finally:
-        for p in processes:
-            await p.kill()
         if conn is not None:
             await conn.close()
-        for p in processes:
-            print(f"--- {p.name} (pid {p.pid}, exit {p.proc.returncode}) ---\n"
-                  + "\n".join(p.output().splitlines()[-30:]))
 
     # --- what the store says ---------------------------------------------------------------
     assert sorted(event_counts) == sorted(order)  # nothing created beyond the 200 runs

@@ -5,19 +5,14 @@ client process stops all 20, leaves first, exactly once."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 import tree_app
 from runplane import Runplane, RunStatus
 
-from support import APPS, eventually, run_python
+from support import eventually
+from support.processes import Process, Processes, run_python
 
 LEAVES = [6, 5, 5]
 SIZE = 1 + len(LEAVES) + sum(LEAVES)
@@ -38,26 +33,14 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
-def _worker(database_url: str, log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "runplane.cli", "worker", "tree_app:app",
-             "--database", database_url, *WORKER],
-            cwd=APPS, env={**os.environ, "PYTHONPATH": str(APPS)}, stdout=out, stderr=out)
+def _worker(processes: Processes, database_url: str, name: str) -> Process:
+    return processes.runplane(name, "worker", "tree_app:app", "--database", database_url,
+                              *WORKER)
 
 
 @pytest.fixture
-def workers(database_url: str, tmp_path: Path) -> Iterator[list[subprocess.Popen]]:
-    procs = [_worker(database_url, tmp_path / f"worker-{k}.log") for k in range(2)]
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def workers(processes: Processes, database_url: str) -> list[Process]:
+    return [_worker(processes, database_url, f"worker-{k}") for k in range(2)]
 
 
 def _nodes(node):
@@ -69,7 +52,7 @@ def _nodes(node):
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_tree_over_two_workers_survives_a_kill_and_stops_as_one(
-    database_url: str, workers: list[subprocess.Popen], tmp_path: Path
+    database_url: str, workers: list[Process], processes: Processes
 ):
     client = Runplane(database_url, worker=False)
     for name, fn in tree_app.app.workflows.items():  # a client creates runs it knows
@@ -92,8 +75,7 @@ async def test_a_tree_over_two_workers_survives_a_kill_and_stops_as_one(
         # replacement
         victim = next(w for w in workers if str(w.pid) in nodes[0].run.lease_owner)
         victim.kill()
-        victim.wait()
-        workers.append(_worker(database_url, tmp_path / "worker-2.log"))
+        workers.append(_worker(processes, database_url, "worker-2"))
         alive = {w.pid for w in workers if w is not victim}
         nodes = await eventually(lambda: tree_running(alive), timeout=30)
         assert len({n.run_id for n in nodes}) == SIZE  # no child started twice

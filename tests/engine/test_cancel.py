@@ -11,7 +11,8 @@ from runplane import Context, RunConflict, RunNotFound, Runplane
 from runplane.errors import RunCancelled, RunFailed
 from runplane.models import RunStatus
 
-from support import AppFactory, Gate, eventually, run_python
+from support import AppFactory, Gate, eventually
+from support.processes import run_python
 
 
 def blocking_app(make_app: AppFactory, gate: Gate, **kwargs) -> tuple[Runplane, dict]:

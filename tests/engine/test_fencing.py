@@ -12,7 +12,8 @@ from runplane.errors import RunCancelled
 from runplane.metrics import LEASE_LOST, REFUSED_WRITES
 from runplane.models import RunStatus
 
-from support import AppFactory, Gate, eventually, run_python
+from support import AppFactory, Gate, eventually
+from support.processes import run_python
 
 
 def counter(metric) -> float:

@@ -14,7 +14,7 @@ from runplane import Runplane
 from runplane.store import open_store
 from runplane.store.sqlite import sqlite_path
 
-from support import run_python
+from support.processes import run_python
 
 
 async def _noop(ctx, input) -> None:

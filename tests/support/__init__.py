@@ -1,13 +1,12 @@
-"""Helpers shared by the tests: app factories, barriers, condition waits, subprocesses."""
+"""Helpers shared by the tests: app factories, barriers, condition waits, a free port.
+
+Processes: ``support.processes``; databases: ``support.databases``."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -54,26 +53,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def python_process(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start ``python -c code`` with the apps folder importable."""
-    full_env = {**os.environ, "PYTHONPATH": str(APPS), **(env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def run_python(code: str, *args: str, timeout: float = 60.0) -> str:
-    """Run ``python -c code`` to completion and return its stdout; fail loudly otherwise."""
-    proc = python_process(code, *args)
-    out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, f"subprocess failed ({proc.returncode}):\n{err}"
-    return out
 
 
 class Gate:

@@ -64,9 +64,13 @@ class Process:
         return self.popen.poll()
 
     def output(self, start: int = 0) -> str:
-        """What it printed from byte ``start`` on (the end of it, if long)."""
+        """What it printed from byte ``start`` on."""
         data = self.log.read_bytes()[start:] if self.log.exists() else b""
-        text = data.decode(errors="replace")
+        return data.decode(errors="replace")
+
+    def tail(self, start: int = 0) -> str:
+        """The end of ``output(start)``, short enough for a failure message."""
+        text = self.output(start)
         return text if len(text) <= SHOWN else "...\n" + text[-SHOWN:]
 
     def output_size(self) -> int:
@@ -75,16 +79,22 @@ class Process:
     def describe(self, what: str) -> str:
         code = self.popen.poll()
         state = "running" if code is None else f"exit {code}"
-        return f"{self.name} (pid {self.pid}, {state}) {what}:\n{self.output()}"
+        return f"{self.name} (pid {self.pid}, {state}) {what}:\n{self.tail()}"
 
-    def line_containing(self, text: str) -> str | None:
-        """The first line of its output holding ``text``; None while there is none yet, an
-        AssertionError once it ended without one. A condition for ``eventually``."""
-        ended = self.popen.poll() is not None  # before reading: all of its output is there
-        found = next((line for line in self.output().splitlines() if text in line), None)
-        if found is None and ended:
-            raise AssertionError(self.describe(f"ended without printing {text!r}"))
-        return found
+    async def printed(self, text: str, timeout: float = 10.0) -> str:
+        """The first line of its output holding ``text``, once it is there; an AssertionError
+        with the output if the process ends without one or ``timeout`` passes."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            ended = self.popen.poll() is not None  # before reading: all its output is there
+            found = next((line for line in self.output().splitlines() if text in line), None)
+            if found is not None:
+                return found
+            if ended:
+                raise AssertionError(self.describe(f"ended without printing {text!r}"))
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(self.describe(f"printed no {text!r} within {timeout}s"))
+            await asyncio.sleep(0.01)
 
     def wait_ready(self, ready: Callable[[], T], *, timeout: float = 30.0,
                    what: str = "ready") -> T:
@@ -180,11 +190,16 @@ class Processes:
         """Start ``runplane ARGS`` (``python -m runplane.cli``) as ``name``."""
         return self.start(name, *CLI, *args, **options)
 
-    def serve(self, name: str, *args: str, timeout: float = 30.0, **options: Any) -> Server:
-        """Start ``runplane serve ARGS`` on a free local port and wait until it answers."""
+    def python(self, name: str, code: str, *args: str, **options: Any) -> Process:
+        """Start ``python -c code ARGS`` as ``name`` (the apps importable)."""
+        return self.start(name, sys.executable, "-c", code, *args, **options)
+
+    def serve(self, name: str, *args: str, host: str = "127.0.0.1", timeout: float = 30.0,
+              **options: Any) -> Server:
+        """Start ``runplane serve ARGS`` on a free port and wait until it answers."""
         url = f"http://127.0.0.1:{(port := free_port())}"
-        process = self.runplane(name, "serve", *args, "--host", "127.0.0.1",
-                                "--port", str(port), **options)
+        process = self.runplane(name, "serve", *args, "--host", host, "--port", str(port),
+                                **options)
         process.wait_ready(answers_ok(url), timeout=timeout, what="answering /ok")
         return Server(url, process)
 
@@ -201,7 +216,7 @@ class Processes:
         for process in self.started.values():
             process.kill()  # closes its pipes; a no-op signal for one that ended
             print(f"--- {process.name} (pid {process.pid}, exit {process.returncode}) ---\n"
-                  f"{process.output()}")
+                  f"{process.tail()}")
 
 
 def run_python(code: str, *args: str, timeout: float = 60.0) -> str:

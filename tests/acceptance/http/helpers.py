@@ -48,7 +48,8 @@ class Server:
     process: Process
 
     def output(self, start: int = 0) -> str:
-        return self.process.output(start)
+        """What it printed from byte ``start`` on (its end, if long)."""
+        return self.process.tail(start)
 
     def output_size(self) -> int:
         return self.process.output_size()
