@@ -1,6 +1,6 @@
 """Changes committed by another process reach the waits of this one without waiting for the
-poll: a cancel reaches the worker holding the run, a new run reaches an idle worker, a run's
-end reaches a ``join`` or a stream.
+poll: a cancel reaches the worker process holding the run. (A new run reaching an idle
+worker, a run's end reaching a ``join`` or a stream: engine/test_change_signals.py.)
 
 Every waiting side polls once a minute here (``SLOW_POLL``), and each test gives the signal
 far less than that (``WITHIN``): what arrives in time was carried by a signal (NOTIFY on
@@ -10,18 +10,12 @@ on the latency itself: benchmarks/cancel_latency.py measures that.
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 import cli_app
 from acceptance.test_cli_worker import staged_input, worker_process
-from runplane import Runplane, RunStatus
-from runplane.store import sqlite as sqlite_store
+from runplane import RunStatus
 
 from support import eventually
 from support.processes import Processes
@@ -31,26 +25,6 @@ WITHIN = 15.0
 #: A worker process that would notice a cancel only by its poll or heartbeat, a minute away.
 SLOW_WORKER = ("--poll-interval", str(SLOW_POLL), "--heartbeat-interval", "50",
                "--lease-ttl", "120")
-
-
-def slow_app(url: str, *, worker: bool) -> Runplane:
-    return cli_app.build(url, worker=worker, poll_interval=SLOW_POLL, heartbeat_interval=50,
-                         lease_ttl=120, reap_interval=3600, shutdown_grace=0)
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every statement the SQLite stores opened from now on run, in order."""
-    traced: list[str] = []
-    connect = sqlite_store._ConnectionThread._connect
-
-    def traced_connect(self: sqlite_store._ConnectionThread) -> sqlite3.Connection:
-        conn = connect(self)
-        conn.set_trace_callback(traced.append)
-        return conn
-
-    monkeypatch.setattr(sqlite_store._ConnectionThread, "_connect", traced_connect)
-    yield traced
 
 
 async def test_a_cancel_from_another_process_stops_the_parked_run_of_a_worker_process(
@@ -74,51 +48,3 @@ async def test_a_cancel_from_another_process_stops_the_parked_run_of_a_worker_pr
         done = await rp.runs.get(run.run_id)
         assert done.status is RunStatus.INTERRUPTED and done.lease_owner is None
         assert [s.name for s in await rp.runs.steps(run.run_id)] == ["one"]
-
-
-async def test_a_new_run_reaches_an_idle_worker_and_its_end_reaches_join_and_stream(
-    tmp_path: Path, statements: list[str]
-) -> None:
-    """SQLite: two stores on one file are two connections, as two processes would be.
-    (PostgreSQL pushes "runs pending" and cancels only; its waiters poll run marks.)"""
-    url = f"sqlite:///{tmp_path}/signals.db"
-    async with slow_app(url, worker=False) as client, slow_app(url, worker=True):
-        await eventually(lambda: _claims(statements) == 1)  # the next is a minute away
-        run = await client.runs.create(None, "echo", input={"n": 1})
-
-        async def streamed() -> list[str]:
-            return [e.event async for e in client.runs.stream(run.run_id) if e is not None]
-
-        joined, events = await asyncio.wait_for(
-            asyncio.gather(client.runs.join(run.run_id), streamed()), WITHIN)
-        assert joined == {"n": 1}
-        assert events[0] == "run:created" and events[-1] == "run:complete"
-
-
-async def test_an_idle_worker_only_checks_for_changes_until_another_process_commits(
-    tmp_path: Path, statements: list[str]
-) -> None:
-    """Not polling harder: while nothing changes, an idle worker runs nothing but the change
-    check (no table read); one commit elsewhere brings one look for pending runs."""
-    url = f"sqlite:///{tmp_path}/idle.db"
-    async with Runplane(url, worker=False) as other:
-        async with slow_app(url, worker=True):
-            await eventually(lambda: _claims(statements) == 1)
-            await eventually(lambda: _after_claims(statements).count("PRAGMA data_version")
-                             >= 20)
-            idle = _after_claims(statements)
-            assert set(idle) == {"PRAGMA data_version"}, idle
-
-            await other.threads.create()
-            await eventually(lambda: _claims(statements) == 2, timeout=WITHIN)
-
-
-def _claims(statements: list[str]) -> int:
-    return sum(1 for s in statements if s.lstrip().startswith("SELECT r.run_id FROM runs r"))
-
-
-def _after_claims(statements: list[str]) -> list[str]:
-    """What ran after the transaction of the last claim committed."""
-    last = max(k for k, s in enumerate(statements) if _claims([s]))
-    commit = statements.index("COMMIT", last) if "COMMIT" in statements[last:] else None
-    return [] if commit is None else statements[commit + 1:]

@@ -255,16 +255,6 @@ def test_the_console_script_imports_apps_from_the_working_directory(tmp_path: Pa
     assert "could not import module 'cli_app'" in elsewhere.stderr
 
 
-def test_redact_url_hides_passwords() -> None:
-    assert redact_url("postgresql://u:pw@h:5432/db?schema=s") == (
-        "postgresql://u:***@h:5432/db?schema=s")
-    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
-    assert redact_url("postgresql://h/db?user=u&password=pw") == (
-        "postgresql://h/db?user=u&password=***")
-    for unchanged in ("sqlite:////tmp/x.db", "sqlite:///./rel.db", "sqlite:///:memory:"):
-        assert redact_url(unchanged) == unchanged
-
-
 async def test_worker_serves_the_contract_metrics(
     database_url: str, unused_tcp_port: int, processes: Processes
 ) -> None:

@@ -214,18 +214,6 @@ async def test_a_store_fault_while_handing_back_is_retried_until_the_store_answe
         assert final.status is RunStatus.SUCCESS and final.attempt == 1
 
 
-def test_sqlite_tells_an_unavailable_database_from_a_refused_statement():
-    busy = sqlite3.OperationalError("database is locked")
-    busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
-    assert isinstance(sq._fault(busy), StoreUnavailable)
-    assert isinstance(sq._fault(_io_error()), StoreUnavailable)
-    syntax = sqlite3.OperationalError("no such table: nope")
-    syntax.sqlite_errorcode = sqlite3.SQLITE_ERROR  # type: ignore[attr-defined]
-    assert sq._fault(syntax) is syntax
-    constraint = sqlite3.IntegrityError("UNIQUE constraint failed")
-    assert sq._fault(constraint) is constraint
-
-
 async def test_sqlite_locked_past_the_busy_timeout_is_unavailable(tmp_path):
     url = f"sqlite:///{tmp_path}/locked.db"
     store = SQLiteStore(url, busy_timeout=0.05)
@@ -240,19 +228,6 @@ async def test_sqlite_locked_past_the_busy_timeout_is_unavailable(tmp_path):
     finally:
         other.close()
         await store.close()
-
-
-def test_postgres_tells_an_unavailable_database_from_a_refused_statement():
-    for exc in (asyncpg.ConnectionDoesNotExistError("closed"), ConnectionRefusedError(),
-                asyncpg.CannotConnectNowError("starting up"), TimeoutError(),
-                asyncpg.AdminShutdownError("terminating connection"),
-                asyncpg.InternalClientError("cannot switch to state 12"),
-                asyncpg.InterfaceError("connection is closed")):
-        assert pg._unavailable(exc), exc
-    for exc in (asyncpg.UniqueViolationError("dup"), asyncpg.DataError("bad argument"),
-                asyncpg.DeadlockDetectedError("deadlock"), ValueError("x"),
-                asyncpg.QueryCanceledError("canceling statement due to statement timeout")):
-        assert not pg._unavailable(exc), exc
 
 
 async def test_http_answers_a_store_fault_503_and_a_bug_a_json_500(

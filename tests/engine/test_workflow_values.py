@@ -16,11 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from fastapi.encoders import jsonable_encoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter
-from starlette.responses import JSONResponse
 
 from runplane import (
     Context,
@@ -33,15 +30,7 @@ from runplane import (
 )
 from runplane.models import RunStatus
 
-from support import AppFactory
-
-
-def nested(depth: int, leaf: Any = 1) -> Any:
-    value = leaf
-    for _ in range(depth):
-        value = [value]
-    return value
-
+from support import AppFactory, nested
 
 #: (what, an unstorable value, where the message says the problem is)
 UNSTORABLE: list[tuple[str, Any, str]] = [
@@ -73,29 +62,6 @@ async def _finished(app: Runplane, run_id: str) -> Any:
             return await app.runs.join(run_id)
         except RunFailed as exc:
             return exc.run
-
-
-# --------------------------------------------------------------------------- #
-# the checks                                                                  #
-# --------------------------------------------------------------------------- #
-
-
-def test_a_result_may_wrap_the_deepest_input_and_still_serialise_in_a_response() -> None:
-    deepest_input = nested(limits.MAX_JSON_DEPTH)
-    limits.check_json("input", deepest_input, limits.MAX_INPUT_BYTES)
-    limits.check_result("output", {"echo": deepest_input})
-    deepest_result = nested(limits.MAX_RESULT_DEPTH)
-    limits.check_result("output", deepest_result)
-    with pytest.raises(InvalidInput, match="output is nested deeper than 128 levels"):
-        limits.check_result("output", [deepest_result])
-    wrapped = [{"values": {"output": deepest_result}}]
-    TypeAdapter(list[dict[str, Any]]).dump_json(wrapped)
-    JSONResponse(jsonable_encoder(wrapped))
-
-
-def test_text_a_run_must_record_is_made_storable_not_refused() -> None:
-    assert limits.storable_text("a\x00b\ud800c 😀") == "a\\u0000b\\ud800c 😀"
-    assert limits.storable_text("plain") == "plain"
 
 
 # --------------------------------------------------------------------------- #

@@ -55,6 +55,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def nested(depth: int, leaf: Any = 1) -> Any:
+    """``leaf`` inside ``depth`` lists: JSON ``depth`` levels deep."""
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 class Gate:
     """A barrier a workflow or hook parks on: ``reached`` is set on arrival, it leaves on
     ``open()``."""

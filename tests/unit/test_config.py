@@ -15,6 +15,8 @@ from runplane.cli import app as cli_app
 from runplane.config import ClientSettings, ProcessSettings, Settings, env_name
 from runplane.limits import MAX_ATTEMPTS
 from runplane.server.settings import ServerSettings
+from runplane.store import open_store
+from runplane.store.sqlite import sqlite_path
 
 ALL = (Settings, ServerSettings, ProcessSettings, ClientSettings)
 README = Path(__file__).parents[2] / "README.md"
@@ -130,3 +132,40 @@ def test_the_readme_lists_every_setting_with_its_variable_and_default() -> None:
     for cls in ALL:
         for f in dataclasses.fields(cls):
             assert f"`{env_name(f.name)}`" in section, f.name
+
+
+def test_sqlite_urls():
+    assert sqlite_path("sqlite:///./runplane.db") == "./runplane.db"
+    assert sqlite_path("sqlite:////abs/path.db") == "/abs/path.db"
+    assert sqlite_path("sqlite:///:memory:") == ":memory:"
+    with pytest.raises(ValueError, match="names no file"):
+        sqlite_path("sqlite:///")
+    with pytest.raises(ValueError, match="unsupported database URL scheme 'mysql'") as err:
+        open_store("mysql://me:s3cret@localhost/db")
+    assert "s3cret" not in str(err.value)
+
+
+def test_default_database_comes_from_the_environment(monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("RUNPLANE_DATABASE_URL", f"sqlite:///{tmp_path}/env.db")
+    monkeypatch.setenv("RUNPLANE_CONCURRENCY", "3")
+    app = Runplane()
+    assert app.settings.database_url == f"sqlite:///{tmp_path}/env.db"
+    assert app.settings.concurrency == 3
+    assert Runplane(concurrency=5).settings.concurrency == 5
+    monkeypatch.delenv("RUNPLANE_DATABASE_URL")
+    assert Runplane().settings.database_url == "sqlite:///./runplane.db"
+
+
+def test_bad_environment_values_are_named(monkeypatch):
+    monkeypatch.setenv("RUNPLANE_POLL_INTERVAL", "fast")
+    with pytest.raises(ValueError, match="RUNPLANE_POLL_INTERVAL='fast' is not a valid float"):
+        Runplane()
+
+
+def test_reconfigure_overrides_settings_before_open():
+    app = Runplane("sqlite:///:memory:")
+    app.reconfigure(database_url="sqlite:///other.db", concurrency=3, shutdown_grace=1.5)
+    assert app.settings.database_url == "sqlite:///other.db"
+    assert app.settings.concurrency == 3 and app.shutdown_grace == 1.5
+    with pytest.raises(TypeError, match="unknown setting"):
+        app.reconfigure(bogus=1)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from runplane import Context
 from runplane.models import Event, RunStatus
 from runplane.server.streams import (
     STREAM_MODES,
@@ -19,8 +18,6 @@ from runplane.server.streams import (
     parse_last_event_id,
 )
 from runplane.server.wire import RunCreate, stream_modes
-
-from support import AppFactory
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -99,20 +96,3 @@ async def test_end_is_sent_once_and_again_after_a_resume() -> None:
     got = await _messages(event_stream("r1", 1, ["values"], resumed, status))
     assert [(m[0], m[1].get("status")) for m in got][1:] == [
         ("end", "interrupted"), ("end", "success")]
-
-
-async def test_the_service_streams_nothing_past_the_end_of_any_log(make_app: AppFactory) -> None:
-    app = make_app()
-
-    @app.workflow("one")
-    async def one(ctx: Context, input: Any) -> int:
-        await ctx.emit("values", {"v": 1})
-        return 1
-
-    async with app:
-        run = await app.runs.create(None, "one")
-        assert await app.runs.join(run.run_id) == 1
-        for after in (2**63 - 1, 2**63, 2**80):
-            assert [e async for e in app.runs.stream(run.run_id, after_seq=after)] == []
-        assert [e.event async for e in app.runs.stream(run.run_id, after_seq=-4)][-1] == (
-            "run:complete")

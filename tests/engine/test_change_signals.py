@@ -1,0 +1,93 @@
+"""Changes committed through another store on the same SQLite file (two stores on one file are
+two connections, as two processes would be) reach the waits of this one without waiting for
+the poll: a new run reaches an idle worker, its end reaches a ``join`` and a stream; and an
+idle worker runs nothing but the change check until something commits.
+
+Every waiting side polls once a minute (``SLOW_POLL``) and each test gives the signal far
+less than that (``WITHIN``). (A cancel from a worker process: acceptance/test_change_signals.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import cli_app
+from runplane import Runplane
+from runplane.store import sqlite as sqlite_store
+
+from support import eventually
+
+SLOW_POLL = 60.0
+WITHIN = 15.0
+
+
+def slow_app(url: str, *, worker: bool) -> Runplane:
+    return cli_app.build(url, worker=worker, poll_interval=SLOW_POLL, heartbeat_interval=50,
+                         lease_ttl=120, reap_interval=3600, shutdown_grace=0)
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every statement the SQLite stores opened from now on run, in order."""
+    traced: list[str] = []
+    connect = sqlite_store._ConnectionThread._connect
+
+    def traced_connect(self: sqlite_store._ConnectionThread) -> sqlite3.Connection:
+        conn = connect(self)
+        conn.set_trace_callback(traced.append)
+        return conn
+
+    monkeypatch.setattr(sqlite_store._ConnectionThread, "_connect", traced_connect)
+    yield traced
+
+
+async def test_a_new_run_reaches_an_idle_worker_and_its_end_reaches_join_and_stream(
+    tmp_path: Path, statements: list[str]
+) -> None:
+    """SQLite: two stores on one file are two connections, as two processes would be.
+    (PostgreSQL pushes "runs pending" and cancels only; its waiters poll run marks.)"""
+    url = f"sqlite:///{tmp_path}/signals.db"
+    async with slow_app(url, worker=False) as client, slow_app(url, worker=True):
+        await eventually(lambda: _claims(statements) == 1)  # the next is a minute away
+        run = await client.runs.create(None, "echo", input={"n": 1})
+
+        async def streamed() -> list[str]:
+            return [e.event async for e in client.runs.stream(run.run_id) if e is not None]
+
+        joined, events = await asyncio.wait_for(
+            asyncio.gather(client.runs.join(run.run_id), streamed()), WITHIN)
+        assert joined == {"n": 1}
+        assert events[0] == "run:created" and events[-1] == "run:complete"
+
+
+async def test_an_idle_worker_only_checks_for_changes_until_another_process_commits(
+    tmp_path: Path, statements: list[str]
+) -> None:
+    """Not polling harder: while nothing changes, an idle worker runs nothing but the change
+    check (no table read); one commit elsewhere brings one look for pending runs."""
+    url = f"sqlite:///{tmp_path}/idle.db"
+    async with Runplane(url, worker=False) as other:
+        async with slow_app(url, worker=True):
+            await eventually(lambda: _claims(statements) == 1)
+            await eventually(lambda: _after_claims(statements).count("PRAGMA data_version")
+                             >= 20)
+            idle = _after_claims(statements)
+            assert set(idle) == {"PRAGMA data_version"}, idle
+
+            await other.threads.create()
+            await eventually(lambda: _claims(statements) == 2, timeout=WITHIN)
+
+
+def _claims(statements: list[str]) -> int:
+    return sum(1 for s in statements if s.lstrip().startswith("SELECT r.run_id FROM runs r"))
+
+
+def _after_claims(statements: list[str]) -> list[str]:
+    """What ran after the transaction of the last claim committed."""
+    last = max(k for k, s in enumerate(statements) if _claims([s]))
+    commit = statements.index("COMMIT", last) if "COMMIT" in statements[last:] else None
+    return [] if commit is None else statements[commit + 1:]
