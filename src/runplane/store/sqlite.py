@@ -28,62 +28,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
-from runplane.errors import (
-    RunConflict,
-    RunNotFound,
-    StoreClosed,
-    StoreUnavailable,
-    ThreadBusy,
-    ThreadExists,
-    ThreadNotFound,
-)
+from runplane.errors import StoreClosed, StoreUnavailable
 from runplane.lifecycle import FINISH_EVENTS, EventName
-from runplane.models import (
-    CancelAction,
-    CancelOutcome,
-    CancelRequest,
-    ClaimedRun,
-    Event,
-    Lease,
-    NewRun,
-    Run,
-    RunStatus,
-    Step,
-    Thread,
-    ThreadQuery,
-)
-from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
-from runplane.store.rows import (
-    BAD_ROW_ERRORS,
-    SWEEP_TICK,
-    THREAD_STATUS_SQL,
-    cancel_event,
-    delete_conflict,
-    dumps,
-    event_from_row,
-    merge_metadata,
-    reap_decision,
-    run_from_row,
-    spawned_by,
-    spawned_under_cancel,
-    step_from_row,
-    sweep_order,
-    thread_from_row,
-    thread_run,
-    unclaimable_error,
-)
+from runplane.models import Lease, RunStatus, Thread, ThreadQuery
+from runplane.store import queries
+from runplane.store.rows import BAD_ROW_ERRORS, dumps, thread_from_row
+from runplane.store.sqlstore import SQLStore, Work
+from runplane.store.transactions import append, drive, migrate
 
-log = logging.getLogger("runplane.store.sqlite")
+T = TypeVar("T")
 
 _MAX_BATCH = 512
 #: Seconds between two checks for other processes' commits (``PRAGMA data_version``).
@@ -104,10 +65,6 @@ def _fault(exc: BaseException) -> BaseException:
     if isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _UNAVAILABLE_CODES:
         return StoreUnavailable(exc)
     return exc
-
-
-def _run(row: sqlite3.Row) -> Run:
-    return run_from_row(dict(zip(row.keys(), row, strict=True)))
 
 
 def sqlite_path(url: str) -> str:
@@ -306,170 +263,136 @@ class _ConnectionThread:
 
 
 # --------------------------------------------------------------------------- #
-# SQL                                                                          #
+# transactions                                                                 #
 # --------------------------------------------------------------------------- #
 
-_SELECT_THREAD = """
-SELECT t.*,
-       EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
-                AND r.status IN ('pending', 'running')) AS busy,
-       (SELECT r.status FROM runs r WHERE r.thread_id = t.thread_id AND r.ended_at IS NOT NULL
-         ORDER BY r.ended_at DESC, r.seq DESC LIMIT 1) AS last_status
-  FROM threads t
-"""
-
-_INSERT_EVENT = "INSERT INTO events (run_id, seq, event, data, created_at) VALUES (?, ?, ?, ?, ?)"
-
-_NEXT_SEQ_FENCED = """
-UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = ?
- WHERE run_id = ? AND status = 'running' AND lease_generation = ?
-RETURNING last_event_seq, thread_id
-"""
-
-_NEXT_SEQ = """
-UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = ?
- WHERE run_id = ?
-RETURNING last_event_seq, thread_id
-"""
-
-_INSERT_RUN = """
-INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
-                  created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
-                  last_event_seq, owner)
-VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
-RETURNING *
-"""
-
-_CANCEL = """
-UPDATE runs
-   SET status = 'interrupted',
-       cancelled_generation = lease_generation,
-       lease_generation = lease_generation + 1,
-       cancel_requested_at = ?, cancel_reason = ?, cancel_action = ?, cancel_requested_by = ?,
-       step_index = CASE WHEN ? = 'rollback' THEN 0 ELSE step_index END,
-       ended_at = ?, updated_at = ?,
-       last_event_seq = last_event_seq + 1
- WHERE run_id = ? AND status IN ('pending', 'running')
-RETURNING *
-"""
-
-_RESUME = """
-UPDATE runs
-   SET status = 'pending', attempt = 0, ended_at = NULL, deadline_at = NULL,
-       lease_owner = NULL, lease_expires_at = NULL,
-       cancel_requested_at = NULL, cancel_reason = NULL, cancel_action = NULL,
-       cancel_requested_by = NULL, updated_at = ?, last_event_seq = last_event_seq + 1
- WHERE run_id = ? AND status = 'interrupted'
-RETURNING *
-"""
-
-_CLAIMABLE = """
-SELECT r.run_id FROM runs r
- WHERE r.status = 'pending'
-   AND r.assistant_id IN (SELECT value FROM json_each(?))
-   AND r.run_id NOT IN (SELECT value FROM json_each(?))
-   AND (r.thread_id IS NULL OR (
-        NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
-        AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.thread_id = r.thread_id
-                         AND y.status = 'pending' AND y.seq < r.seq)))
- ORDER BY r.seq
- LIMIT ?
-"""
-
-_CLAIM = """
-UPDATE runs
-   SET status = 'running', lease_owner = ?, lease_generation = lease_generation + 1,
-       lease_expires_at = ?, attempt = attempt + 1,
-       started_at = COALESCE(started_at, ?), deadline_at = COALESCE(deadline_at, ? + timeout),
-       pre_run_values = (
-           SELECT CASE WHEN runs.pre_run_values IS NOT NULL AND t.values_run_id = runs.run_id
-                       THEN runs.pre_run_values ELSE t.values_json END
-             FROM threads t WHERE t.thread_id = runs.thread_id),
-       last_event_seq = last_event_seq + 1, updated_at = ?
- WHERE run_id = ? AND status = 'pending'
-RETURNING *
-"""
-
-# A pending run that cannot be claimed ends ``error`` without being started.
-_FAIL_PENDING = """
-UPDATE runs SET status = 'error', error = ?, ended_at = ?, updated_at = ?,
-       last_event_seq = last_event_seq + 1
- WHERE run_id = ? AND status = 'pending'
-RETURNING last_event_seq
-"""
-
-_RENEW = """
-UPDATE runs SET lease_expires_at = ?
- WHERE run_id = ? AND status = 'running' AND lease_generation = ?
-"""
-
-# The cancel that stopped generation G left the run at G + 1; a later claim moves it on, and
-# then the lease is someone else's to release.
-_RELEASE = """
-UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
- WHERE run_id = ? AND lease_generation = ? + 1 AND status <> 'running'
-"""
-
-_EXPIRED = """
-SELECT run_id, attempt, max_attempts, deadline_at, lease_owner FROM runs
- WHERE status = 'running' AND lease_expires_at < ?
-"""
-
-_REAP = """
-UPDATE runs
-   SET status = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL,
-       lease_generation = lease_generation + 1,
-       ended_at = CASE WHEN ? = 'pending' THEN NULL ELSE ? END,
-       updated_at = ?, last_event_seq = last_event_seq + 1
- WHERE run_id = ? AND status = 'running' AND lease_expires_at < ?
-RETURNING last_event_seq
-"""
-
-_COMPLETE_STEP = """
-UPDATE runs SET step_index = step_index + 1, last_event_seq = last_event_seq + 1, updated_at = ?
- WHERE run_id = ? AND status = 'running' AND lease_generation = ? AND step_index = ?
-RETURNING last_event_seq
-"""
-
-_FINISH = """
-UPDATE runs
-   SET status = ?, output = ?, error = ?, traceback = ?, ended_at = ?, updated_at = ?,
-       lease_owner = NULL, lease_expires_at = NULL, last_event_seq = last_event_seq + 1
- WHERE run_id = ? AND status = 'running' AND lease_generation = ?
-RETURNING last_event_seq, thread_id
-"""
-
-_REQUEUE = """
-UPDATE runs
-   SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
-       lease_generation = lease_generation + 1, attempt = MAX(attempt - 1, 0),
-       updated_at = ?, last_event_seq = last_event_seq + 1
- WHERE run_id = ? AND status = 'running' AND lease_generation = ?
-RETURNING last_event_seq
-"""
-
-_SET_VALUES = """
-UPDATE threads SET values_json = ?, values_run_id = ?, updated_at = ? WHERE thread_id = ?
-"""
-
-# Rollback restores the snapshot only while the thread's values are still this run's own
-# writes: values a newer run wrote since are never overwritten with an older snapshot.
-_ROLLBACK_VALUES = """
-UPDATE threads SET values_json = ?, values_run_id = NULL, updated_at = ?
- WHERE thread_id = ? AND values_run_id = ?
-"""
+_QUERIES = queries.load("sqlite")
 
 
-# --------------------------------------------------------------------------- #
-# transactions (each runs inside one savepoint of the connection thread)       #
-# --------------------------------------------------------------------------- #
+def _param(value: Any) -> Any:
+    """A list goes in as a JSON array (read with ``json_each``)."""
+    return dumps(value) if isinstance(value, list) else value
 
 
-_SELECT_THREAD_STATUS = f"SELECT *, {THREAD_STATUS_SQL} AS status FROM ({_SELECT_THREAD})"
+class _Tx:
+    """:class:`runplane.store.transactions.Tx` on the connection thread's connection:
+    every call runs to its end without suspending (see ``transactions.drive``)."""
+
+    CONTENDED: tuple[type[Exception], ...] = ()
+    BAD_ROW = BAD_ROW_ERRORS
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def _execute(self, query: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+        return self._conn.execute(_QUERIES[query], [_param(a) for a in args])
+
+    async def row(self, query: str, *args: Any) -> sqlite3.Row | None:
+        return self._execute(query, args).fetchone()
+
+    async def rows(self, query: str, *args: Any) -> list[sqlite3.Row]:
+        return self._execute(query, args).fetchall()
+
+    async def value(self, query: str, *args: Any) -> Any:
+        row = self._execute(query, args).fetchone()
+        return None if row is None else row[0]
+
+    async def execute(self, query: str, *args: Any) -> None:
+        self._execute(query, args)
+
+    async def script(self, sql: str) -> None:
+        for statement in _statements(sql):
+            self._conn.execute(statement)
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        self._conn.execute("SAVEPOINT tx")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK TO tx")
+            raise
+        finally:
+            self._conn.execute("RELEASE tx")
+
+    async def signal_pending(self) -> None:
+        """Nothing to send: this process's notifier hears its own writes, other processes
+        notice the commit (see the module docstring)."""
+
+    async def signal_cancel(self, run_id: str, generation: int | None) -> None:
+        """As :meth:`signal_pending`."""
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (``executescript`` would commit on its own)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {current.strip()[:80]!r}")
+    return statements
+
+
+# The workflow writes, one at a time (PostgreSQL sends the same writes in batches, each
+# kind one statement of its SQL file).
+
+
+async def _append_event(
+    tx: _Tx, run_id: str, event: str, data: Any, now: float, lease: Lease | None
+) -> bool:
+    """Append an event, fenced by ``lease`` if given; ``values`` also sets the thread's."""
+    if lease is None:
+        row = await tx.row("next_event_seq", run_id, now)
+    else:
+        row = await tx.row("next_event_seq_fenced", run_id, now, lease.generation)
+    if row is None:
+        return False
+    encoded = dumps(data)
+    await tx.execute("insert_event", run_id, row["last_event_seq"], event, encoded, now)
+    if event == "values" and row["thread_id"] is not None:
+        await tx.execute("set_values", row["thread_id"], encoded, run_id, now)
+    return True
+
+
+async def _complete_step(
+    tx: _Tx, lease: Lease, index: int, name: str, result: Any, now: float
+) -> bool:
+    """Store a step's result, advance the step index and log ``step:complete``."""
+    seq = await tx.value("complete_step", lease.run_id, lease.generation, index, now)
+    if seq is None:
+        return False
+    encoded = dumps(result)
+    await tx.execute("insert_step", lease.run_id, index, name, encoded, now)
+    await tx.execute("insert_event", lease.run_id, seq, EventName.STEP_COMPLETE,
+                     f'{{"name":{dumps(name)},"index":{index},"result":{encoded}}}', now)
+    return True
+
+
+async def _finish(
+    tx: _Tx, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float,
+    traceback: str | None,
+) -> bool:
+    """Fenced move to a terminal status; a success's output becomes the thread's values."""
+    success = status is RunStatus.SUCCESS
+    encoded = dumps(output) if success else None
+    row = await tx.row("finish", lease.run_id, lease.generation, status.value, encoded, error,
+                       traceback, now)
+    if row is None:
+        return False
+    await append(tx, lease.run_id, row["last_event_seq"], FINISH_EVENTS[status],
+                 {"output": output} if success else {"error": error}, now)
+    if success and output is not None and row["thread_id"] is not None:
+        await tx.execute("set_values", row["thread_id"], encoded, lease.run_id, now)
+    return True
 
 
 def _thread_filter(query: ThreadQuery) -> tuple[str, list[Any]]:
-    """A WHERE clause (over _SELECT_THREAD_STATUS) and its parameters for ``query``."""
+    """A WHERE clause over ``threads_with_status`` and its parameters for ``query``."""
     clauses, params = ["1"], []
     for key, value in query.metadata.items():
         clauses.append("json_extract(metadata, ?) IS json_extract(?, '$')")
@@ -486,303 +409,12 @@ def _thread_filter(query: ThreadQuery) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
-def _append(
-    conn: sqlite3.Connection, run_id: str, seq: int, event: str, data: Any, now: float
-) -> None:
-    conn.execute(_INSERT_EVENT, (run_id, seq, event, dumps(data), now))
-
-
-def _get_run(conn: sqlite3.Connection, run_id: str) -> Run | None:
-    row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    return None if row is None else _run(row)
-
-
-def _insert_thread(
-    conn: sqlite3.Connection, thread_id: str, metadata: dict[str, Any], now: float,
-    owner: str | None,
-) -> None:
-    conn.execute(
-        "INSERT INTO threads (thread_id, created_at, updated_at, metadata, owner) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (thread_id, now, now, dumps(metadata), owner),
-    )
-
-
-def _cancel(
-    conn: sqlite3.Connection, run_id: str, request: CancelRequest, now: float
-) -> Cancelled | None:
-    current = _get_run(conn, run_id)
-    if current is None:
-        return None
-    if current.status is RunStatus.INTERRUPTED:
-        return Cancelled(CancelOutcome.ALREADY_INTERRUPTED, current)
-    if not current.status.active:
-        return Cancelled(CancelOutcome.ALREADY_FINISHED, current)
-    row = conn.execute(
-        _CANCEL,
-        (now, request.reason, request.action.value, request.requested_by, request.action.value,
-         now, now, run_id),
-    ).fetchone()
-    run = _run(row)
-    _append(conn, run_id, row["last_event_seq"], EventName.RUN_CANCEL,
-            cancel_event(request, current.status), now)
-    if request.action is CancelAction.ROLLBACK:
-        conn.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
-        if run.thread_id is not None and row["pre_run_values"] is not None:
-            conn.execute(_ROLLBACK_VALUES, (row["pre_run_values"], now, run.thread_id, run_id))
-    return Cancelled(CancelOutcome.CANCELLED, run)
-
-
-def _create_run(
-    conn: sqlite3.Connection, new: NewRun, now: float, on_active: OnActive, create_thread: bool,
-    own_thread_only: bool,
-) -> Created:
-    cancelled: list[Run] = []
-    if new.thread_id is not None:
-        exists = conn.execute(
-            "SELECT owner FROM threads WHERE thread_id = ?", (new.thread_id,)
-        ).fetchone()
-        if exists is not None:
-            new = thread_run(new, exists[0], own_thread_only)
-        elif not create_thread:
-            raise ThreadNotFound(new.thread_id)
-        else:
-            _insert_thread(conn, new.thread_id, {}, now, new.owner)
-        active = [
-            r["run_id"]
-            for r in conn.execute(
-                "SELECT run_id FROM runs WHERE thread_id = ? AND status IN ('pending', 'running') "
-                "ORDER BY seq",
-                (new.thread_id,),
-            )
-        ]
-        if active and on_active == "reject":
-            raise ThreadBusy(new.thread_id, active)
-        if active and isinstance(on_active, CancelRequest):
-            for run_id in active:  # with its attached children, which would outlive it
-                swept = _sweep(conn, run_id, on_active, now, whole_tree=False)
-                if swept is not None:
-                    cancelled += [c.run for c in swept.runs if c.outcome is CancelOutcome.CANCELLED]
-    return Created(_insert_run(conn, new, now), cancelled)
-
-
-_ORPHANS = """
-SELECT c.* FROM runs c
-  JOIN runs p ON p.run_id = c.parent_run_id AND p.root_run_id = c.root_run_id
- WHERE c.status IN ('pending', 'running') AND p.status IN ('success', 'error', 'timeout')
- ORDER BY c.seq
-"""
-
-
-def _insert_run(conn: sqlite3.Connection, new: NewRun, now: float) -> Run:
-    row = conn.execute(
-        _INSERT_RUN,
-        (new.run_id, new.thread_id, new.assistant_id, dumps(new.input), dumps(new.metadata),
-         new.multitask_strategy.value, now, now, new.max_attempts, new.timeout, new.root_run_id,
-         new.parent_run_id, new.owner),
-    ).fetchone()
-    _append(conn, new.run_id, 1, EventName.RUN_CREATED,
-            {"assistant_id": new.assistant_id, "thread_id": new.thread_id}, now)
-    return _run(row)
-
-
-def _sweep(
-    conn: sqlite3.Connection, run_id: str, request: CancelRequest, now: float, *,
-    whole_tree: bool,
-) -> Swept | None:
-    run = _get_run(conn, run_id)
-    if run is None:
-        return None
-    tree = _tree(conn, run.root_run_id)  # one writer: no spawn runs meanwhile
-    done = [
-        _cancel(conn, rid, request, now + k * SWEEP_TICK)
-        for k, rid in enumerate(sweep_order(tree, run_id, whole_tree=whole_tree))
-    ]
-    remaining = conn.execute(
-        "SELECT count(*) FROM runs WHERE root_run_id = ? AND status IN ('pending', 'running')",
-        (run.root_run_id,)).fetchone()[0]
-    results = [c for c in done if c is not None]
-    target = next(c for c in results if c.run.run_id == run_id)
-    return Swept(target, results, run.root_run_id, remaining)
-
-
-def _tree(conn: sqlite3.Connection, root_run_id: str) -> list[Run]:
-    rows = conn.execute("SELECT * FROM runs WHERE root_run_id = ? ORDER BY seq", (root_run_id,))
-    return [_run(r) for r in rows]
-
-
-def _spawn(conn: sqlite3.Connection, parent: Lease, new: NewRun, now: float) -> Run | None:
-    existing = _get_run(conn, new.run_id)
-    if existing is not None:
-        return existing
-    holder = _get_run(conn, parent.run_id)
-    if holder is None:
-        return None
-    new = spawned_by(new, holder)
-    if holder.status is RunStatus.RUNNING and holder.lease_generation == parent.generation:
-        return _insert_run(conn, new, now)
-    if holder.cancelled_generation == parent.generation and holder.status is RunStatus.INTERRUPTED:
-        _insert_run(conn, new, now)
-        done = _cancel(conn, new.run_id, spawned_under_cancel(holder), now)
-        return None if done is None else done.run
-    return None
-
-
-def _claim(
-    conn: sqlite3.Connection, owner: str, workflows: list[str], limit: int, ttl: float,
-    now: float, exclude: list[str],
-) -> list[ClaimedRun]:
-    ids = [r[0] for r in conn.execute(_CLAIMABLE, (dumps(workflows), dumps(exclude), limit))]
-    claimed = []
-    for run_id in ids:
-        conn.execute("SAVEPOINT claim")  # one bad row must not stop the claim of the others
-        try:
-            row = conn.execute(_CLAIM, (owner, now + ttl, now, now, now, run_id)).fetchone()
-            run = _run(row)
-            _append(conn, run_id, row["last_event_seq"], EventName.RUN_START,
-                    {"attempt": run.attempt, "worker": owner}, now)
-            steps = _get_steps(conn, run_id) if run.step_index else []
-        except BAD_ROW_ERRORS as exc:
-            conn.execute("ROLLBACK TO claim")
-            conn.execute("RELEASE claim")
-            _fail_unclaimable(conn, run_id, exc, now)
-            continue
-        conn.execute("RELEASE claim")
-        claimed.append(ClaimedRun(run, steps))
-    return claimed
-
-
-def _fail_unclaimable(conn: sqlite3.Connection, run_id: str, exc: Exception, now: float) -> None:
-    error = unclaimable_error(exc)
-    log.warning("run %s ended error: %s", run_id, error)
-    row = conn.execute(_FAIL_PENDING, (error, now, now, run_id)).fetchone()
-    if row is not None:
-        _append(conn, run_id, row["last_event_seq"], EventName.RUN_FAIL, {"error": error}, now)
-
-
-def _get_steps(conn: sqlite3.Connection, run_id: str) -> list[Step]:
-    return [
-        step_from_row(r)
-        for r in conn.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,))
-    ]
-
-
-def _reap(conn: sqlite3.Connection, now: float) -> list[Reaped]:
-    reaped = []
-    for r in conn.execute(_EXPIRED, (now,)).fetchall():
-        status, error, event = reap_decision(r["attempt"], r["max_attempts"], r["deadline_at"], now)
-        row = conn.execute(
-            _REAP, (status.value, error, status.value, now, now, r["run_id"], now)
-        ).fetchone()
-        if row is None:
-            continue
-        data = {"reason": "lease_expired", "attempt": r["attempt"], "worker": r["lease_owner"]}
-        if error:
-            data["error"] = error
-        _append(conn, r["run_id"], row["last_event_seq"], event, data, now)
-        reaped.append(Reaped(r["run_id"], status))
-    return reaped
-
-
-def _append_event(
-    conn: sqlite3.Connection, run_id: str, event: str, data: Any, now: float, lease: Lease | None
-) -> bool:
-    if lease is None:
-        row = conn.execute(_NEXT_SEQ, (now, run_id)).fetchone()
-    else:
-        row = conn.execute(_NEXT_SEQ_FENCED, (now, run_id, lease.generation)).fetchone()
-    if row is None:
-        return False
-    _append(conn, run_id, row["last_event_seq"], event, data, now)
-    if event == "values" and row["thread_id"] is not None:
-        conn.execute(_SET_VALUES, (dumps(data), run_id, now, row["thread_id"]))
-    return True
-
-
-def _complete_step(
-    conn: sqlite3.Connection, lease: Lease, index: int, name: str, result: Any, now: float
-) -> bool:
-    row = conn.execute(_COMPLETE_STEP, (now, lease.run_id, lease.generation, index)).fetchone()
-    if row is None:
-        return False
-    encoded = dumps(result)
-    conn.execute(
-        "INSERT INTO steps (run_id, idx, name, result, created_at) VALUES (?, ?, ?, ?, ?)",
-        (lease.run_id, index, name, encoded, now),
-    )
-    conn.execute(
-        _INSERT_EVENT,
-        (lease.run_id, row["last_event_seq"], EventName.STEP_COMPLETE,
-         f'{{"name":{dumps(name)},"index":{index},"result":{encoded}}}', now),
-    )
-    return True
-
-
-def _record_step_cancel(
-    conn: sqlite3.Connection, lease: Lease, index: int, name: str, reason: str, now: float
-) -> None:
-    row = conn.execute(
-        "UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = ? "
-        "WHERE run_id = ? AND lease_generation = ? + 1 AND status <> 'running' "
-        "AND NOT EXISTS (SELECT 1 FROM steps s WHERE s.run_id = runs.run_id AND s.idx = ?) "
-        "RETURNING last_event_seq",
-        (now, lease.run_id, lease.generation, index),
-    ).fetchone()
-    if row is not None:
-        _append(conn, lease.run_id, row["last_event_seq"], EventName.STEP_CANCEL,
-                {"name": name, "index": index, "reason": reason}, now)
-
-
-def _finish(
-    conn: sqlite3.Connection, lease: Lease, status: RunStatus, output: Any, error: str | None,
-    now: float, traceback: str | None,
-) -> bool:
-    encoded = None if status is not RunStatus.SUCCESS else dumps(output)
-    row = conn.execute(
-        _FINISH, (status.value, encoded, error, traceback, now, now, lease.run_id,
-                  lease.generation)
-    ).fetchone()
-    if row is None:
-        return False
-    data = {"output": output} if status is RunStatus.SUCCESS else {"error": error}
-    _append(conn, lease.run_id, row["last_event_seq"], FINISH_EVENTS[status], data, now)
-    if status is RunStatus.SUCCESS and output is not None and row["thread_id"] is not None:
-        conn.execute(_SET_VALUES, (encoded, lease.run_id, now, row["thread_id"]))
-    return True
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, "
-                 "applied_at REAL NOT NULL)")
-    applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-    folder = resources.files("runplane.store") / "migrations" / "sqlite"
-    for item in sorted(folder.iterdir(), key=lambda p: p.name):
-        if not item.name.endswith(".sql") or item.name in applied:
-            continue
-        for statement in _statements(item.read_text()):
-            conn.execute(statement)
-        conn.execute("INSERT INTO schema_migrations VALUES (?, julianday('now'))", (item.name,))
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements (``executescript`` would commit on its own)."""
-    statements, current = [], ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    if current.strip():
-        raise ValueError(f"incomplete SQL statement in migration: {current.strip()[:80]!r}")
-    return statements
-
-
 # --------------------------------------------------------------------------- #
 # the store                                                                    #
 # --------------------------------------------------------------------------- #
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     """:class:`runplane.store.base.Store` on one SQLite file (or ``:memory:``)."""
 
     def __init__(
@@ -793,16 +425,18 @@ class SQLiteStore:
         self._conn = _ConnectionThread(self.path, busy_timeout, change_check)
         self._opened = False
 
-    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
-        return self._conn.submit(fn, write=True)
+    def _write(self, work: Work[T]) -> asyncio.Future[T]:
+        """Queued for the connection thread, which runs it in a savepoint of its batch; it
+        runs even if the returned future is cancelled (the workflows' writes rely on it)."""
+        return self._conn.submit(lambda conn: drive(work(_Tx(conn))), write=True)
 
-    def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
-        return self._conn.submit(fn, write=False)
+    def _read(self, work: Work[T]) -> asyncio.Future[T]:
+        return self._conn.submit(lambda conn: drive(work(_Tx(conn))), write=False)
 
     async def open(self) -> None:
         await asyncio.to_thread(self._conn.start)
         self._opened = True
-        await self._write(_migrate)
+        await self._write(lambda tx: migrate(tx, "sqlite", ""))
 
     async def close(self) -> None:
         if self._opened:
@@ -827,243 +461,37 @@ class SQLiteStore:
 
         self._conn.watch_changes(changed)
 
-    # threads
-    async def create_thread(
-        self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str,
-        owner: str | None = None,
-    ) -> Thread:
-        def tx(conn: sqlite3.Connection) -> Thread:
-            existing = conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?",
-                                    (thread_id,)).fetchone()
-            if existing is not None:
-                if if_exists == "raise":
-                    raise ThreadExists(thread_id)
-                return thread_from_row(existing)
-            _insert_thread(conn, thread_id, metadata, now, owner)
-            return thread_from_row(conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?",
-                                        (thread_id,)).fetchone())
-
-        return await self._write(tx)
-
-    async def get_thread(self, thread_id: str) -> Thread | None:
-        def tx(conn: sqlite3.Connection) -> Thread | None:
-            row = conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?", (thread_id,)).fetchone()
-            return None if row is None else thread_from_row(row)
-
-        return await self._read(tx)
-
-    async def search_threads(self, query: ThreadQuery) -> list[Thread]:
-        where, params = _thread_filter(query)
-        order = "DESC" if query.descending else "ASC"
-
-        def tx(conn: sqlite3.Connection) -> list[Thread]:
-            rows = conn.execute(
-                f"SELECT * FROM ({_SELECT_THREAD_STATUS}) WHERE {where} "
-                f"ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT ? OFFSET ?",
-                (*params, query.limit, query.offset),
-            )
-            return [thread_from_row(r) for r in rows]
-
-        return await self._read(tx)
-
-    async def count_threads(self, query: ThreadQuery) -> int:
-        where, params = _thread_filter(query)
-        return await self._read(lambda conn: conn.execute(
-            f"SELECT count(*) FROM ({_SELECT_THREAD_STATUS}) WHERE {where}", params
-        ).fetchone()[0])
-
-    async def update_thread(
-        self, thread_id: str, metadata: dict[str, Any], now: float
-    ) -> Thread | None:
-        def tx(conn: sqlite3.Connection) -> Thread | None:
-            row = conn.execute("SELECT metadata FROM threads WHERE thread_id = ?",
-                               (thread_id,)).fetchone()
-            if row is None:
-                return None
-            conn.execute("UPDATE threads SET metadata = ?, updated_at = ? WHERE thread_id = ?",
-                         (dumps(merge_metadata(row[0], metadata)), now, thread_id))
-            return thread_from_row(conn.execute(_SELECT_THREAD + " WHERE t.thread_id = ?",
-                                                (thread_id,)).fetchone())
-
-        return await self._write(tx)
-
-    async def delete_thread(self, thread_id: str) -> bool:
-        return await self._write(lambda conn: conn.execute(
-            "DELETE FROM threads WHERE thread_id = ?", (thread_id,)).rowcount > 0)
-
-    # runs, service side
-    async def create_run(
-        self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False,
-        own_thread_only: bool = False,
-    ) -> Created:
-        return await self._write(
-            lambda conn: _create_run(conn, new, now, on_active, create_thread, own_thread_only)
-        )
-
-    async def get_run(self, run_id: str) -> Run | None:
-        return await self._read(lambda conn: _get_run(conn, run_id))
-
-    async def list_runs(
-        self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int,
-        owner: str | None = None,
-    ) -> list[Run]:
-        def tx(conn: sqlite3.Connection) -> list[Run]:
-            rows = conn.execute(
-                "SELECT * FROM runs WHERE (?1 IS NULL OR thread_id = ?1) "
-                "AND (?2 IS NULL OR status = ?2) AND (?5 IS NULL OR owner = ?5) "
-                "ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
-                (thread_id, status.value if status else None, limit, offset, owner),
-            )
-            return [_run(r) for r in rows]
-
-        return await self._read(tx)
-
-    async def cancel_runs(
-        self, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool
-    ) -> Swept | None:
-        return await self._write(
-            lambda conn: _sweep(conn, run_id, request, now, whole_tree=whole_tree))
-
-    async def spawn_run(self, parent: Lease, new: NewRun, now: float) -> Run | None:
-        return await self._write(lambda conn: _spawn(conn, parent, new, now))
-
-    async def get_tree(self, root_run_id: str) -> list[Run]:
-        return await self._read(lambda conn: _tree(conn, root_run_id))
-
-    async def orphaned_runs(self) -> list[Run]:
-        return await self._read(lambda conn: [_run(r) for r in conn.execute(_ORPHANS)])
-
-    async def delete_run(self, run_id: str) -> Run:
-        def tx(conn: sqlite3.Connection) -> Run:
-            current = _get_run(conn, run_id)
-            if current is None:
-                raise RunNotFound(run_id)
-            if current.status.active:
-                raise RunConflict(run_id, current.status.value, delete_conflict(current))
-            conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-            return current
-
-        return await self._write(tx)
-
-    async def resume_run(self, run_id: str, now: float) -> Run:
-        def tx(conn: sqlite3.Connection) -> Run:
-            row = conn.execute(_RESUME, (now, run_id)).fetchone()
-            if row is None:
-                current = _get_run(conn, run_id)
-                if current is None:
-                    raise RunNotFound(run_id)
-                raise RunConflict(run_id, current.status.value,
-                                  f"run {run_id!r} is {current.status.value}; "
-                                  "only an interrupted run can be resumed")
-            _append(conn, run_id, row["last_event_seq"], EventName.RUN_RESUME,
-                    {"reason": "resumed", "step_index": row["step_index"]}, now)
-            return _run(row)
-
-        return await self._write(tx)
-
-    async def run_marks(self, run_ids: list[str]) -> dict[str, tuple[Any, ...]]:
-        def tx(conn: sqlite3.Connection) -> dict[str, tuple[Any, ...]]:
-            rows = conn.execute(
-                "SELECT run_id, status, lease_owner, last_event_seq FROM runs "
-                "WHERE run_id IN (SELECT value FROM json_each(?))",
-                (dumps(run_ids),),
-            )
-            return {r[0]: tuple(r[1:]) for r in rows}
-
-        return await self._read(tx)
-
-    async def get_steps(self, run_id: str) -> list[Step]:
-        return await self._read(lambda conn: _get_steps(conn, run_id))
-
-    async def get_events(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
-        def tx(conn: sqlite3.Connection) -> list[Event]:
-            rows = conn.execute(
-                "SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
-                (run_id, after_seq),
-            )
-            return [event_from_row(r) for r in rows]
-
-        return await self._read(tx)
-
-    # runs, worker side
-    async def claim_runs(
-        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float,
-        *, exclude: list[str] | None = None,
-    ) -> list[ClaimedRun]:
-        return await self._write(
-            lambda conn: _claim(conn, owner, workflows, limit, lease_ttl, now, exclude or [])
-        )
-
-    async def renew_leases(self, leases: list[Lease], lease_ttl: float, now: float) -> list[str]:
-        def tx(conn: sqlite3.Connection) -> list[str]:
-            return [
-                lease.run_id
-                for lease in leases
-                if conn.execute(_RENEW, (now + lease_ttl, lease.run_id, lease.generation)).rowcount
-                == 0
-            ]
-
-        return await self._write(tx)
-
-    async def lost_leases(self, leases: list[Lease]) -> list[str]:
-        def tx(conn: sqlite3.Connection) -> list[str]:
-            held = dict(conn.execute(
-                "SELECT run_id, lease_generation FROM runs "
-                "WHERE run_id IN (SELECT value FROM json_each(?)) AND status = 'running'",
-                (dumps([lease.run_id for lease in leases]),),
-            ).fetchall())
-            return [lease.run_id for lease in leases if held.get(lease.run_id) != lease.generation]
-
-        return await self._read(tx)
-
-    async def release_lease(self, lease: Lease) -> None:
-        await self._write(lambda conn: conn.execute(_RELEASE, (lease.run_id, lease.generation)))
-
-    async def requeue_run(
-        self, lease: Lease, reason: str, now: float, *, in_flight: tuple[int, str] | None = None
-    ) -> bool:
-        def tx(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(_REQUEUE, (now, lease.run_id, lease.generation)).fetchone()
-            if row is None:
-                return False
-            seq = row["last_event_seq"]
-            stored = in_flight is not None and conn.execute(
-                "SELECT 1 FROM steps WHERE run_id = ? AND idx = ?", (lease.run_id, in_flight[0])
-            ).fetchone() is not None
-            if in_flight is not None and not stored:  # stored: its write failed late
-                conn.execute("UPDATE runs SET last_event_seq = ? WHERE run_id = ?",
-                             (seq + 1, lease.run_id))
-                _append(conn, lease.run_id, seq, EventName.STEP_CANCEL,
-                        {"index": in_flight[0], "name": in_flight[1], "reason": reason}, now)
-                seq += 1
-            _append(conn, lease.run_id, seq, EventName.RUN_RESUME, {"reason": reason}, now)
-            return True
-
-        return await self._write(tx)
-
-    async def reap_expired(self, now: float) -> list[Reaped]:
-        return await self._write(lambda conn: _reap(conn, now))
-
-    # The two writes a workflow makes are futures, not coroutines, so that the worker can
-    # see them through a cancellation without wrapping each in a task.
     def append_event(
         self, run_id: str, event: str, data: Any, now: float, *, lease: Lease | None
-    ) -> asyncio.Future:
-        return self._write(lambda conn: _append_event(conn, run_id, event, data, now, lease))
+    ) -> asyncio.Future[bool]:
+        return self._write(lambda tx: _append_event(tx, run_id, event, data, now, lease))
 
     def complete_step(
         self, lease: Lease, index: int, name: str, result: Any, now: float
-    ) -> asyncio.Future:
-        return self._write(lambda conn: _complete_step(conn, lease, index, name, result, now))
-
-    async def record_step_cancel(
-        self, lease: Lease, index: int, name: str, reason: str, now: float
-    ) -> None:
-        await self._write(lambda conn: _record_step_cancel(conn, lease, index, name, reason, now))
+    ) -> asyncio.Future[bool]:
+        return self._write(lambda tx: _complete_step(tx, lease, index, name, result, now))
 
     async def finish_run(
         self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float,
         traceback: str | None = None,
     ) -> bool:
         return await self._write(
-            lambda conn: _finish(conn, lease, status, output, error, now, traceback))
+            lambda tx: _finish(tx, lease, status, output, error, now, traceback))
+
+    async def search_threads(self, query: ThreadQuery) -> list[Thread]:
+        where, params = _thread_filter(query)
+        order = "DESC" if query.descending else "ASC"
+        sql = (f"SELECT * FROM ({_QUERIES['threads_with_status']}) WHERE {where} "
+               f"ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT ? OFFSET ?")
+
+        def read(conn: sqlite3.Connection) -> list[Thread]:
+            rows = conn.execute(sql, (*params, query.limit, query.offset))
+            return [thread_from_row(r) for r in rows]
+
+        return await self._conn.submit(read, write=False)
+
+    async def count_threads(self, query: ThreadQuery) -> int:
+        where, params = _thread_filter(query)
+        sql = f"SELECT count(*) FROM ({_QUERIES['threads_with_status']}) WHERE {where}"
+        return await self._conn.submit(
+            lambda conn: conn.execute(sql, params).fetchone()[0], write=False)

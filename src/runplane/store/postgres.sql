@@ -1,0 +1,415 @@
+-- The PostgreSQL store's statements, by name (see runplane/store/queries.py). JSON columns
+-- are jsonb, sent and read as text (asyncpg's default), decoded by runplane.store.rows.
+--
+-- Lock order, which every transaction keeps so that none can deadlock another: a tree's
+-- root row before the rest of the tree, and the runs of a batch in creation order (seq),
+-- as sweeps lock them. A thread's row is locked before its runs (multitask decisions).
+
+-- ===== threads ==============================================================
+
+-- name: get_thread
+SELECT t.*,
+       EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
+                AND r.status IN ('pending', 'running')) AS busy,
+       (SELECT r.status FROM runs r WHERE r.thread_id = t.thread_id AND r.ended_at IS NOT NULL
+         ORDER BY r.ended_at DESC, r.seq DESC LIMIT 1) AS last_status
+  FROM threads t
+ WHERE t.thread_id = $1
+
+-- name: threads_with_status
+-- Every thread with its status: what thread search filters (a WHERE built from the
+-- query) and sorts. The status rule is runplane.store.rows.thread_status.
+SELECT *, CASE WHEN busy THEN 'busy'
+               WHEN last_status = 'interrupted' THEN 'interrupted'
+               WHEN last_status IN ('error', 'timeout') THEN 'error'
+               ELSE 'idle' END AS status
+  FROM (SELECT t.*,
+               EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
+                        AND r.status IN ('pending', 'running')) AS busy,
+               (SELECT r.status FROM runs r
+                 WHERE r.thread_id = t.thread_id AND r.ended_at IS NOT NULL
+                 ORDER BY r.ended_at DESC, r.seq DESC LIMIT 1) AS last_status
+          FROM threads t) t
+
+-- name: insert_thread
+-- Answers true if inserted, nothing if the thread existed.
+INSERT INTO threads (thread_id, created_at, updated_at, metadata, owner)
+VALUES ($1, $2, $2, $3::jsonb, $4)
+ON CONFLICT (thread_id) DO NOTHING
+RETURNING true
+
+-- name: thread_metadata_for_update
+SELECT metadata FROM threads WHERE thread_id = $1 FOR UPDATE
+
+-- name: update_thread_metadata
+UPDATE threads SET metadata = $2::jsonb, updated_at = $3 WHERE thread_id = $1
+
+-- name: delete_thread
+DELETE FROM threads WHERE thread_id = $1 RETURNING true
+
+-- name: thread_owner_for_update
+-- The thread's row lock serialises multitask decisions on that thread.
+SELECT owner FROM threads WHERE thread_id = $1 FOR UPDATE
+
+-- name: active_runs_of_thread
+SELECT run_id FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running') ORDER BY seq
+
+-- name: rollback_values
+-- Rollback restores the snapshot only while the thread's values are still this run's own
+-- writes: values a newer run wrote since are never overwritten with an older snapshot.
+UPDATE threads SET values_json = $2::jsonb, values_run_id = NULL, updated_at = $3
+ WHERE thread_id = $1 AND values_run_id = $4
+
+-- ===== runs, service side ===================================================
+
+-- name: get_run
+SELECT * FROM runs WHERE run_id = $1
+
+-- name: get_run_for_update
+SELECT * FROM runs WHERE run_id = $1 FOR UPDATE
+
+-- name: insert_run
+INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
+                  created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
+                  last_event_seq, owner)
+VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, $7, $7, $8, $9, $10, $11, 1, $12)
+RETURNING *
+
+-- name: create_threadless
+-- Thread-less runs have no multitask rule to apply: a batch of them is inserted, logged
+-- and signalled (one NOTIFY for all, $13 the channel) in one statement.
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::float8[], $7::int[], $8::float8[], $9::text[], $10::text[],
+                         $11::text[], $12::text[])
+        WITH ORDINALITY AS i(w_run, w_assistant, w_input, w_metadata, w_strategy, w_now,
+                             w_max_attempts, w_timeout, w_root, w_parent, w_created, w_owner,
+                             w_order)
+), r AS (
+    INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata,
+                      multitask_strategy, created_at, updated_at, max_attempts, timeout,
+                      root_run_id, parent_run_id, last_event_seq, owner)
+    SELECT w_run, NULL, w_assistant, 'pending', w_input::jsonb, w_metadata::jsonb, w_strategy,
+           w_now, w_now, w_max_attempts, w_timeout, w_root, w_parent, 1, w_owner
+      FROM i ORDER BY w_order
+    RETURNING *
+), e AS (
+    INSERT INTO events (run_id, seq, event, data, created_at)
+    SELECT r.run_id, 1, 'run:created', i.w_created::jsonb, i.w_now
+      FROM r JOIN i ON i.w_run = r.run_id
+)
+SELECT r.* FROM r, (SELECT pg_notify($13, '')) AS signal
+
+-- name: insert_event
+INSERT INTO events (run_id, seq, event, data, created_at) VALUES ($1, $2, $3, $4::jsonb, $5)
+
+-- name: cancel
+UPDATE runs
+   SET status = 'interrupted',
+       cancelled_generation = lease_generation,
+       lease_generation = lease_generation + 1,
+       cancel_requested_at = $2, cancel_reason = $3, cancel_action = $4,
+       cancel_requested_by = $5,
+       step_index = CASE WHEN $4 = 'rollback' THEN 0 ELSE step_index END,
+       ended_at = $2, updated_at = $2,
+       last_event_seq = last_event_seq + 1
+ WHERE run_id = $1 AND status IN ('pending', 'running')
+RETURNING *
+
+-- name: delete_steps
+DELETE FROM steps WHERE run_id = $1
+
+-- name: lock_tree_root
+-- A sweep holds its tree's root: spawns in the tree (which share it) wait, or finished.
+SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE
+
+-- name: share_tree_root
+-- A spawn shares its tree's root until it commits: a sweep waits for it.
+SELECT 1 FROM runs WHERE run_id = $1 FOR KEY SHARE
+
+-- name: get_tree
+SELECT * FROM runs WHERE root_run_id = $1 ORDER BY seq
+
+-- name: get_tree_for_update
+SELECT * FROM runs WHERE root_run_id = $1 ORDER BY seq FOR UPDATE
+
+-- name: count_active_in_tree
+SELECT count(*) FROM runs WHERE root_run_id = $1 AND status IN ('pending', 'running')
+
+-- name: resume
+UPDATE runs
+   SET status = 'pending', attempt = 0, ended_at = NULL, deadline_at = NULL,
+       lease_owner = NULL, lease_expires_at = NULL,
+       cancel_requested_at = NULL, cancel_reason = NULL, cancel_action = NULL,
+       cancel_requested_by = NULL, updated_at = $2, last_event_seq = last_event_seq + 1
+ WHERE run_id = $1 AND status = 'interrupted'
+RETURNING *
+
+-- name: delete_run
+DELETE FROM runs WHERE run_id = $1
+
+-- name: list_runs
+-- Newest first; a NULL filter matches every run.
+SELECT * FROM runs
+ WHERE ($1::text IS NULL OR thread_id = $1) AND ($2::text IS NULL OR status = $2)
+   AND ($5::text IS NULL OR owner = $5)
+ ORDER BY seq DESC LIMIT $3 OFFSET $4
+
+-- name: orphaned_runs
+-- Active attached children whose parent ended success, error or timeout.
+SELECT * FROM runs WHERE run_id IN (
+    SELECT c.run_id FROM runs c
+      JOIN runs p ON p.run_id = c.parent_run_id AND p.root_run_id = c.root_run_id
+     WHERE c.status IN ('pending', 'running') AND p.status IN ('success', 'error', 'timeout')
+) ORDER BY seq
+
+-- name: run_marks
+SELECT run_id, status, lease_owner, last_event_seq FROM runs WHERE run_id = ANY($1::text[])
+
+-- name: get_steps
+SELECT * FROM steps WHERE run_id = $1 ORDER BY idx
+
+-- name: steps_of_runs
+SELECT * FROM steps WHERE run_id = ANY($1::text[]) ORDER BY run_id, idx
+
+-- name: get_events
+SELECT * FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq
+
+-- ===== runs, worker side ====================================================
+
+-- name: claimable
+-- Pending runs of these workflows in creation order, one per thread (none of a thread
+-- with a running run or an older pending one), none of the excluded; locked, skipping
+-- the runs another claim holds.
+SELECT r.run_id FROM runs r
+ WHERE r.status = 'pending'
+   AND r.assistant_id = ANY($1::text[])
+   AND r.run_id <> ALL($3::text[])
+   AND (r.thread_id IS NULL OR (
+        NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
+        AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.thread_id = r.thread_id
+                         AND y.status = 'pending' AND y.seq < r.seq)))
+ ORDER BY r.seq
+ LIMIT $2
+   FOR UPDATE SKIP LOCKED
+
+-- name: claim
+-- The thread's values are kept as they were before the run (pre_run_values), for a
+-- rollback; a re-claim of a run whose own writes are the thread's values keeps its first.
+UPDATE runs
+   SET status = 'running', lease_owner = $2, lease_generation = lease_generation + 1,
+       lease_expires_at = $3, attempt = attempt + 1,
+       started_at = COALESCE(started_at, $4), deadline_at = COALESCE(deadline_at, $4 + timeout),
+       pre_run_values = (
+           SELECT CASE WHEN runs.pre_run_values IS NOT NULL AND t.values_run_id = runs.run_id
+                       THEN runs.pre_run_values ELSE t.values_json END
+             FROM threads t WHERE t.thread_id = runs.thread_id),
+       last_event_seq = last_event_seq + 1, updated_at = $4
+ WHERE run_id = $1 AND status = 'pending'
+RETURNING *
+
+-- name: claim_batch
+-- The whole claim in one statement: lock (as "claimable"), lease (as "claim") and log
+-- run:start. Two runs of one thread never qualify together, but a concurrent claim can
+-- still meet the "one running run per thread" index: the statement then fails whole and
+-- the claim goes run by run. $1 workflows, $2 worker, $3 lease expiry, $4 now, $5 limit,
+-- $6 excluded runs.
+WITH c AS (
+    SELECT r.run_id AS c_run, r.seq AS c_seq FROM runs r
+     WHERE r.status = 'pending'
+       AND r.assistant_id = ANY($1::text[])
+       AND r.run_id <> ALL($6::text[])
+       AND (r.thread_id IS NULL OR (
+            NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id
+                         AND x.status = 'running')
+            AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.thread_id = r.thread_id
+                             AND y.status = 'pending' AND y.seq < r.seq)))
+     ORDER BY r.seq
+     LIMIT $5
+       FOR UPDATE SKIP LOCKED
+), u AS (
+    UPDATE runs
+       SET status = 'running', lease_owner = $2, lease_generation = lease_generation + 1,
+           lease_expires_at = $3, attempt = attempt + 1,
+           started_at = COALESCE(started_at, $4),
+           deadline_at = COALESCE(deadline_at, $4 + timeout),
+           pre_run_values = (
+               SELECT CASE WHEN runs.pre_run_values IS NOT NULL AND t.values_run_id = runs.run_id
+                           THEN runs.pre_run_values ELSE t.values_json END
+                 FROM threads t WHERE t.thread_id = runs.thread_id),
+           last_event_seq = last_event_seq + 1, updated_at = $4
+      FROM c WHERE runs.run_id = c.c_run
+    RETURNING c.c_seq, runs.*
+), e AS (
+    INSERT INTO events (run_id, seq, event, data, created_at)
+    SELECT run_id, last_event_seq, 'run:start',
+           jsonb_build_object('attempt', attempt, 'worker', $2::text), $4
+      FROM u
+)
+SELECT * FROM u ORDER BY c_seq
+
+-- name: fail_pending
+-- A pending run that cannot be claimed ends error without being started.
+UPDATE runs SET status = 'error', error = $2, ended_at = $3, updated_at = $3,
+       last_event_seq = last_event_seq + 1
+ WHERE run_id = $1 AND status = 'pending'
+RETURNING last_event_seq
+
+-- name: renew_leases
+-- $2 and $3: the run ids and generations of the leases, side by side.
+WITH l AS (  -- lock the rows in creation order, as sweeps do: no lock-order deadlock
+    SELECT r.run_id, r.lease_generation FROM runs r WHERE r.run_id = ANY($2::text[])
+     ORDER BY r.seq FOR UPDATE OF r
+)
+UPDATE runs r SET lease_expires_at = $1
+  FROM unnest($2::text[], $3::bigint[]) AS h(run_id, generation), l
+ WHERE r.run_id = h.run_id AND l.run_id = h.run_id AND r.status = 'running'
+   AND r.lease_generation = h.generation
+RETURNING r.run_id, r.lease_generation
+
+-- name: held_leases
+SELECT run_id, lease_generation FROM runs WHERE run_id = ANY($1::text[]) AND status = 'running'
+
+-- name: release_lease
+-- The cancel that stopped generation G left the run at G + 1; a later claim moves it on,
+-- and then the lease is someone else's to release.
+UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
+ WHERE run_id = $1 AND lease_generation = $2 + 1 AND status <> 'running'
+
+-- name: expired_leases
+SELECT run_id, attempt, max_attempts, deadline_at, lease_owner FROM runs
+ WHERE status = 'running' AND lease_expires_at < $1
+   FOR UPDATE SKIP LOCKED
+
+-- name: reap
+UPDATE runs
+   SET status = $2, error = $3, lease_owner = NULL, lease_expires_at = NULL,
+       lease_generation = lease_generation + 1,
+       ended_at = CASE WHEN $2 = 'pending' THEN NULL ELSE $4 END,
+       updated_at = $4, last_event_seq = last_event_seq + 1
+ WHERE run_id = $1 AND status = 'running' AND lease_expires_at < $4
+RETURNING last_event_seq
+
+-- name: step_stored
+SELECT true FROM steps WHERE run_id = $1 AND idx = $2
+
+-- name: requeue
+-- $4: how many events the hand-back logs. The attempt does not count.
+UPDATE runs
+   SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+       lease_generation = lease_generation + 1, attempt = GREATEST(attempt - 1, 0),
+       updated_at = $3, last_event_seq = last_event_seq + $4
+ WHERE run_id = $1 AND status = 'running' AND lease_generation = $2
+RETURNING last_event_seq
+
+-- name: step_cancel_seq
+-- The sequence number for step:cancel of the step in flight when generation $2 was
+-- revoked; nothing if that step was stored after all or the run was claimed again since.
+UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = $4
+ WHERE run_id = $1 AND lease_generation = $2 + 1 AND status <> 'running'
+   AND NOT EXISTS (SELECT 1 FROM steps s WHERE s.run_id = runs.run_id AND s.idx = $3)
+RETURNING last_event_seq
+
+-- Workflow writes arrive in batches (runplane/store/batch.py): one statement fences,
+-- writes and logs every write of a batch, one row of unnest per write and at most one per
+-- run; it answers the run ids whose write the fence let through. Every batch statement
+-- first locks its runs in creation order, as sweeps do (root, then the tree by seq):
+-- however a batch and a sweep overlap, they cannot deadlock.
+
+-- name: append_events
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::text[], $5::text[])
+        AS i(w_run, w_gen, w_now, w_event, w_data)
+), l AS (
+    SELECT runs.run_id AS l_run FROM runs JOIN i ON runs.run_id = i.w_run
+     ORDER BY runs.seq FOR UPDATE OF runs
+), r AS (
+    UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = i.w_now
+      FROM i JOIN l ON l.l_run = i.w_run
+     WHERE runs.run_id = i.w_run
+       AND (i.w_gen IS NULL OR (runs.status = 'running' AND runs.lease_generation = i.w_gen))
+    RETURNING runs.run_id, runs.thread_id, runs.last_event_seq, i.*
+), e AS (
+    INSERT INTO events (run_id, seq, event, data, created_at)
+    SELECT run_id, last_event_seq, w_event, w_data::jsonb, w_now FROM r
+), t AS (
+    UPDATE threads SET values_json = r.w_data::jsonb, values_run_id = r.run_id,
+                       updated_at = r.w_now
+      FROM r WHERE r.w_event = 'values' AND threads.thread_id = r.thread_id
+)
+SELECT run_id FROM r
+
+-- name: complete_steps
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[], $5::float8[],
+                         $6::text[]) AS i(w_run, w_gen, w_idx, w_name, w_now, w_result)
+), l AS (
+    SELECT runs.run_id AS l_run FROM runs JOIN i ON runs.run_id = i.w_run
+     ORDER BY runs.seq FOR UPDATE OF runs
+), r AS (
+    UPDATE runs SET step_index = step_index + 1, last_event_seq = last_event_seq + 1,
+                    updated_at = i.w_now
+      FROM i JOIN l ON l.l_run = i.w_run
+     WHERE runs.run_id = i.w_run AND runs.status = 'running'
+       AND runs.lease_generation = i.w_gen AND runs.step_index = i.w_idx
+    RETURNING runs.run_id, runs.last_event_seq, i.*
+), s AS (
+    INSERT INTO steps (run_id, idx, name, result, created_at)
+    SELECT run_id, w_idx, w_name, w_result::jsonb, w_now FROM r
+), e AS (
+    INSERT INTO events (run_id, seq, event, data, created_at)
+    SELECT run_id, last_event_seq, 'step:complete',
+           jsonb_build_object('name', w_name, 'index', w_idx, 'result', w_result::jsonb), w_now
+      FROM r
+)
+SELECT run_id FROM r
+
+-- name: finish_runs
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                         $6::float8[], $7::text[], $8::text[], $9::text[])
+        AS i(w_run, w_gen, w_status, w_output, w_error, w_now, w_event, w_data, w_traceback)
+), l AS (
+    SELECT runs.run_id AS l_run FROM runs JOIN i ON runs.run_id = i.w_run
+     ORDER BY runs.seq FOR UPDATE OF runs
+), r AS (
+    UPDATE runs
+       SET status = i.w_status, output = i.w_output::jsonb, error = i.w_error,
+           traceback = i.w_traceback, ended_at = i.w_now, updated_at = i.w_now,
+           lease_owner = NULL, lease_expires_at = NULL, last_event_seq = last_event_seq + 1
+      FROM i JOIN l ON l.l_run = i.w_run
+     WHERE runs.run_id = i.w_run AND runs.status = 'running' AND runs.lease_generation = i.w_gen
+    RETURNING runs.run_id, runs.thread_id, runs.last_event_seq, i.*
+), e AS (
+    INSERT INTO events (run_id, seq, event, data, created_at)
+    SELECT run_id, last_event_seq, w_event, w_data::jsonb, w_now FROM r
+), t AS (
+    UPDATE threads SET values_json = r.w_output::jsonb, values_run_id = r.run_id,
+                       updated_at = r.w_now
+      FROM r
+     WHERE r.w_status = 'success' AND r.w_output::jsonb <> 'null'::jsonb
+       AND threads.thread_id = r.thread_id
+)
+SELECT run_id FROM r
+
+-- ===== signals ==============================================================
+
+-- name: notify
+-- Delivered when the transaction commits (and not at all if it rolls back).
+SELECT pg_notify($1, $2)
+
+-- ===== schema ===============================================================
+
+-- name: lock_migrations
+-- One process migrates a schema at a time; the others then find nothing left to do.
+SELECT pg_advisory_xact_lock(hashtext($1))
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY,
+                                              applied_at timestamptz NOT NULL)
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations
+
+-- name: record_migration
+INSERT INTO schema_migrations VALUES ($1, now())

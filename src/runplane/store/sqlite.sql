@@ -1,0 +1,277 @@
+-- The SQLite store's statements, by name (see runplane/store/queries.py). Parameters are
+-- numbered (?1, ?2 ...) in the order PostgreSQL's statements of the same name take them.
+-- A list parameter arrives as a JSON array, read with json_each. One connection writes at
+-- a time, so the statements PostgreSQL names "..._for_update" or "lock_..." take no lock
+-- here: they read, or do nothing, so that both stores take the same steps.
+
+-- ===== threads ==============================================================
+
+-- name: get_thread
+SELECT t.*,
+       EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
+                AND r.status IN ('pending', 'running')) AS busy,
+       (SELECT r.status FROM runs r WHERE r.thread_id = t.thread_id AND r.ended_at IS NOT NULL
+         ORDER BY r.ended_at DESC, r.seq DESC LIMIT 1) AS last_status
+  FROM threads t
+ WHERE t.thread_id = ?1
+
+-- name: threads_with_status
+-- Every thread with its status: what thread search filters (a WHERE built from the
+-- query) and sorts. The status rule is runplane.store.rows.thread_status.
+SELECT *, CASE WHEN busy THEN 'busy'
+               WHEN last_status = 'interrupted' THEN 'interrupted'
+               WHEN last_status IN ('error', 'timeout') THEN 'error'
+               ELSE 'idle' END AS status
+  FROM (SELECT t.*,
+               EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
+                        AND r.status IN ('pending', 'running')) AS busy,
+               (SELECT r.status FROM runs r
+                 WHERE r.thread_id = t.thread_id AND r.ended_at IS NOT NULL
+                 ORDER BY r.ended_at DESC, r.seq DESC LIMIT 1) AS last_status
+          FROM threads t)
+
+-- name: insert_thread
+-- Answers true if inserted, nothing if the thread existed.
+INSERT INTO threads (thread_id, created_at, updated_at, metadata, owner)
+VALUES (?1, ?2, ?2, ?3, ?4)
+ON CONFLICT (thread_id) DO NOTHING
+RETURNING 1
+
+-- name: thread_metadata_for_update
+SELECT metadata FROM threads WHERE thread_id = ?1
+
+-- name: update_thread_metadata
+UPDATE threads SET metadata = ?2, updated_at = ?3 WHERE thread_id = ?1
+
+-- name: delete_thread
+DELETE FROM threads WHERE thread_id = ?1 RETURNING 1
+
+-- name: thread_owner_for_update
+SELECT owner FROM threads WHERE thread_id = ?1
+
+-- name: active_runs_of_thread
+SELECT run_id FROM runs WHERE thread_id = ?1 AND status IN ('pending', 'running') ORDER BY seq
+
+-- name: set_values
+UPDATE threads SET values_json = ?2, values_run_id = ?3, updated_at = ?4 WHERE thread_id = ?1
+
+-- name: rollback_values
+-- Rollback restores the snapshot only while the thread's values are still this run's own
+-- writes: values a newer run wrote since are never overwritten with an older snapshot.
+UPDATE threads SET values_json = ?2, values_run_id = NULL, updated_at = ?3
+ WHERE thread_id = ?1 AND values_run_id = ?4
+
+-- ===== runs, service side ===================================================
+
+-- name: get_run
+SELECT * FROM runs WHERE run_id = ?1
+
+-- name: get_run_for_update
+SELECT * FROM runs WHERE run_id = ?1
+
+-- name: insert_run
+INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
+                  created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
+                  last_event_seq, owner)
+VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, 1, ?12)
+RETURNING *
+
+-- name: insert_event
+INSERT INTO events (run_id, seq, event, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+
+-- name: cancel
+UPDATE runs
+   SET status = 'interrupted',
+       cancelled_generation = lease_generation,
+       lease_generation = lease_generation + 1,
+       cancel_requested_at = ?2, cancel_reason = ?3, cancel_action = ?4,
+       cancel_requested_by = ?5,
+       step_index = CASE WHEN ?4 = 'rollback' THEN 0 ELSE step_index END,
+       ended_at = ?2, updated_at = ?2,
+       last_event_seq = last_event_seq + 1
+ WHERE run_id = ?1 AND status IN ('pending', 'running')
+RETURNING *
+
+-- name: delete_steps
+DELETE FROM steps WHERE run_id = ?1
+
+-- name: lock_tree_root
+-- One writer: no spawn can run during a sweep.
+SELECT ?1
+
+-- name: share_tree_root
+SELECT ?1
+
+-- name: get_tree
+SELECT * FROM runs WHERE root_run_id = ?1 ORDER BY seq
+
+-- name: get_tree_for_update
+SELECT * FROM runs WHERE root_run_id = ?1 ORDER BY seq
+
+-- name: count_active_in_tree
+SELECT count(*) FROM runs WHERE root_run_id = ?1 AND status IN ('pending', 'running')
+
+-- name: resume
+UPDATE runs
+   SET status = 'pending', attempt = 0, ended_at = NULL, deadline_at = NULL,
+       lease_owner = NULL, lease_expires_at = NULL,
+       cancel_requested_at = NULL, cancel_reason = NULL, cancel_action = NULL,
+       cancel_requested_by = NULL, updated_at = ?2, last_event_seq = last_event_seq + 1
+ WHERE run_id = ?1 AND status = 'interrupted'
+RETURNING *
+
+-- name: delete_run
+DELETE FROM runs WHERE run_id = ?1
+
+-- name: list_runs
+-- Newest first; a NULL filter matches every run.
+SELECT * FROM runs
+ WHERE (?1 IS NULL OR thread_id = ?1) AND (?2 IS NULL OR status = ?2)
+   AND (?5 IS NULL OR owner = ?5)
+ ORDER BY seq DESC LIMIT ?3 OFFSET ?4
+
+-- name: orphaned_runs
+-- Active attached children whose parent ended success, error or timeout.
+SELECT c.* FROM runs c
+  JOIN runs p ON p.run_id = c.parent_run_id AND p.root_run_id = c.root_run_id
+ WHERE c.status IN ('pending', 'running') AND p.status IN ('success', 'error', 'timeout')
+ ORDER BY c.seq
+
+-- name: run_marks
+SELECT run_id, status, lease_owner, last_event_seq FROM runs
+ WHERE run_id IN (SELECT value FROM json_each(?1))
+
+-- name: get_steps
+SELECT * FROM steps WHERE run_id = ?1 ORDER BY idx
+
+-- name: get_events
+SELECT * FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq
+
+-- ===== runs, worker side ====================================================
+
+-- name: claimable
+-- Pending runs of these workflows in creation order, one per thread (none of a thread
+-- with a running run or an older pending one), none of the excluded.
+SELECT r.run_id FROM runs r
+ WHERE r.status = 'pending'
+   AND r.assistant_id IN (SELECT value FROM json_each(?1))
+   AND r.run_id NOT IN (SELECT value FROM json_each(?3))
+   AND (r.thread_id IS NULL OR (
+        NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
+        AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.thread_id = r.thread_id
+                         AND y.status = 'pending' AND y.seq < r.seq)))
+ ORDER BY r.seq
+ LIMIT ?2
+
+-- name: claim
+-- The thread's values are kept as they were before the run (pre_run_values), for a
+-- rollback; a re-claim of a run whose own writes are the thread's values keeps its first.
+UPDATE runs
+   SET status = 'running', lease_owner = ?2, lease_generation = lease_generation + 1,
+       lease_expires_at = ?3, attempt = attempt + 1,
+       started_at = COALESCE(started_at, ?4), deadline_at = COALESCE(deadline_at, ?4 + timeout),
+       pre_run_values = (
+           SELECT CASE WHEN runs.pre_run_values IS NOT NULL AND t.values_run_id = runs.run_id
+                       THEN runs.pre_run_values ELSE t.values_json END
+             FROM threads t WHERE t.thread_id = runs.thread_id),
+       last_event_seq = last_event_seq + 1, updated_at = ?4
+ WHERE run_id = ?1 AND status = 'pending'
+RETURNING *
+
+-- name: fail_pending
+-- A pending run that cannot be claimed ends error without being started.
+UPDATE runs SET status = 'error', error = ?2, ended_at = ?3, updated_at = ?3,
+       last_event_seq = last_event_seq + 1
+ WHERE run_id = ?1 AND status = 'pending'
+RETURNING last_event_seq
+
+-- name: renew_leases
+-- ?2 and ?3: the run ids and generations of the leases, side by side.
+UPDATE runs SET lease_expires_at = ?1
+  FROM (SELECT i.value AS h_run, g.value AS h_gen
+          FROM json_each(?2) i JOIN json_each(?3) g ON g.key = i.key) AS h
+ WHERE runs.run_id = h.h_run AND runs.status = 'running' AND runs.lease_generation = h.h_gen
+RETURNING runs.run_id, runs.lease_generation
+
+-- name: held_leases
+SELECT run_id, lease_generation FROM runs
+ WHERE run_id IN (SELECT value FROM json_each(?1)) AND status = 'running'
+
+-- name: release_lease
+-- The cancel that stopped generation G left the run at G + 1; a later claim moves it on,
+-- and then the lease is someone else's to release.
+UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
+ WHERE run_id = ?1 AND lease_generation = ?2 + 1 AND status <> 'running'
+
+-- name: expired_leases
+SELECT run_id, attempt, max_attempts, deadline_at, lease_owner FROM runs
+ WHERE status = 'running' AND lease_expires_at < ?1
+
+-- name: reap
+UPDATE runs
+   SET status = ?2, error = ?3, lease_owner = NULL, lease_expires_at = NULL,
+       lease_generation = lease_generation + 1,
+       ended_at = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?4 END,
+       updated_at = ?4, last_event_seq = last_event_seq + 1
+ WHERE run_id = ?1 AND status = 'running' AND lease_expires_at < ?4
+RETURNING last_event_seq
+
+-- name: step_stored
+SELECT 1 FROM steps WHERE run_id = ?1 AND idx = ?2
+
+-- name: requeue
+-- ?4: how many events the hand-back logs. The attempt does not count.
+UPDATE runs
+   SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+       lease_generation = lease_generation + 1, attempt = MAX(attempt - 1, 0),
+       updated_at = ?3, last_event_seq = last_event_seq + ?4
+ WHERE run_id = ?1 AND status = 'running' AND lease_generation = ?2
+RETURNING last_event_seq
+
+-- name: step_cancel_seq
+-- The sequence number for step:cancel of the step in flight when generation ?2 was
+-- revoked; nothing if that step was stored after all or the run was claimed again since.
+UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = ?4
+ WHERE run_id = ?1 AND lease_generation = ?2 + 1 AND status <> 'running'
+   AND NOT EXISTS (SELECT 1 FROM steps s WHERE s.run_id = runs.run_id AND s.idx = ?3)
+RETURNING last_event_seq
+
+-- name: next_event_seq
+UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = ?2
+ WHERE run_id = ?1
+RETURNING last_event_seq, thread_id
+
+-- name: next_event_seq_fenced
+UPDATE runs SET last_event_seq = last_event_seq + 1, updated_at = ?2
+ WHERE run_id = ?1 AND status = 'running' AND lease_generation = ?3
+RETURNING last_event_seq, thread_id
+
+-- name: complete_step
+UPDATE runs SET step_index = step_index + 1, last_event_seq = last_event_seq + 1, updated_at = ?4
+ WHERE run_id = ?1 AND status = 'running' AND lease_generation = ?2 AND step_index = ?3
+RETURNING last_event_seq
+
+-- name: insert_step
+INSERT INTO steps (run_id, idx, name, result, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+
+-- name: finish
+UPDATE runs
+   SET status = ?3, output = ?4, error = ?5, traceback = ?6, ended_at = ?7, updated_at = ?7,
+       lease_owner = NULL, lease_expires_at = NULL, last_event_seq = last_event_seq + 1
+ WHERE run_id = ?1 AND status = 'running' AND lease_generation = ?2
+RETURNING last_event_seq, thread_id
+
+-- ===== schema ===============================================================
+
+-- name: lock_migrations
+-- The write transaction (BEGIN IMMEDIATE) already keeps other processes out.
+SELECT ?1
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at REAL NOT NULL)
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations
+
+-- name: record_migration
+INSERT INTO schema_migrations VALUES (?1, julianday('now'))

@@ -1,0 +1,142 @@
+"""The :class:`~runplane.store.base.Store` protocol, written once for both databases.
+
+Every call is one function of :mod:`runplane.store.transactions` run by the dialect,
+in a transaction (``_write``) or as plain reads (``_read``). A dialect supplies those
+two, its thread search (the one statement built at run time), the workflow writes
+(``append_event``, ``complete_step``, ``finish_run``: PostgreSQL batches them into
+single statements, SQLite writes them one at a time) and whatever else it does its
+own way (PostgreSQL's batched thread-less creations and claims).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from runplane.models import (
+    CancelRequest,
+    ClaimedRun,
+    Event,
+    Lease,
+    NewRun,
+    Run,
+    RunStatus,
+    Step,
+    Thread,
+)
+from runplane.store import transactions as txs
+from runplane.store.base import Created, OnActive, Reaped, Swept
+from runplane.store.transactions import Tx
+
+T = TypeVar("T")
+Work = Callable[[Tx], Coroutine[Any, Any, T]]
+
+
+class SQLStore:
+    """The store calls over a dialect's transactions (subclassed by each dialect)."""
+
+    def _write(self, work: Work[T]) -> Awaitable[T]:
+        """Run ``work`` in one transaction."""
+        raise NotImplementedError
+
+    def _read(self, work: Work[T]) -> Awaitable[T]:
+        """Run ``work``, which only reads."""
+        raise NotImplementedError
+
+    # threads
+    async def create_thread(
+        self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str,
+        owner: str | None = None,
+    ) -> Thread:
+        return await self._write(
+            lambda tx: txs.create_thread(tx, thread_id, metadata, now, if_exists, owner))
+
+    async def get_thread(self, thread_id: str) -> Thread | None:
+        return await self._read(lambda tx: txs.get_thread(tx, thread_id))
+
+    async def update_thread(
+        self, thread_id: str, metadata: dict[str, Any], now: float
+    ) -> Thread | None:
+        return await self._write(lambda tx: txs.update_thread(tx, thread_id, metadata, now))
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        return await self._write(lambda tx: txs.delete_thread(tx, thread_id))
+
+    # runs, service side
+    async def create_run(
+        self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False,
+        own_thread_only: bool = False,
+    ) -> Created:
+        return await self._write(lambda tx: txs.create_run(
+            tx, new, now, on_active, create_thread, own_thread_only))
+
+    async def get_run(self, run_id: str) -> Run | None:
+        return await self._read(lambda tx: txs.get_run(tx, run_id))
+
+    async def list_runs(
+        self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int,
+        owner: str | None = None,
+    ) -> list[Run]:
+        return await self._read(
+            lambda tx: txs.list_runs(tx, thread_id, status, limit, offset, owner))
+
+    async def cancel_runs(
+        self, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool
+    ) -> Swept | None:
+        return await self._write(
+            lambda tx: txs.sweep(tx, run_id, request, now, whole_tree=whole_tree))
+
+    async def spawn_run(self, parent: Lease, new: NewRun, now: float) -> Run | None:
+        return await self._write(lambda tx: txs.spawn(tx, parent, new, now))
+
+    async def get_tree(self, root_run_id: str) -> list[Run]:
+        return await self._read(lambda tx: txs.get_tree(tx, root_run_id))
+
+    async def orphaned_runs(self) -> list[Run]:
+        return await self._read(txs.orphaned_runs)
+
+    async def delete_run(self, run_id: str) -> Run:
+        return await self._write(lambda tx: txs.delete_run(tx, run_id))
+
+    async def resume_run(self, run_id: str, now: float) -> Run:
+        return await self._write(lambda tx: txs.resume(tx, run_id, now))
+
+    async def run_marks(self, run_ids: list[str]) -> dict[str, tuple[Any, ...]]:
+        return await self._read(lambda tx: txs.run_marks(tx, run_ids))
+
+    async def get_steps(self, run_id: str) -> list[Step]:
+        return await self._read(lambda tx: txs.get_steps(tx, run_id))
+
+    async def get_events(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
+        return await self._read(lambda tx: txs.get_events(tx, run_id, after_seq))
+
+    # runs, worker side
+    async def claim_runs(
+        self, owner: str, workflows: list[str], limit: int, lease_ttl: float, now: float,
+        *, exclude: list[str] | None = None,
+    ) -> list[ClaimedRun]:
+        return await self._write(lambda tx: txs.claim_one_by_one(
+            tx, owner, workflows, limit, now + lease_ttl, now, exclude or []))
+
+    async def renew_leases(self, leases: list[Lease], lease_ttl: float, now: float) -> list[str]:
+        return await self._write(lambda tx: txs.renew_leases(tx, leases, now + lease_ttl))
+
+    async def lost_leases(self, leases: list[Lease]) -> list[str]:
+        return await self._read(lambda tx: txs.lost_leases(tx, leases))
+
+    async def release_lease(self, lease: Lease) -> None:
+        await self._write(lambda tx: txs.release_lease(tx, lease))
+
+    async def requeue_run(
+        self, lease: Lease, reason: str, now: float, *, in_flight: tuple[int, str] | None = None
+    ) -> bool:
+        return await self._write(lambda tx: txs.requeue(tx, lease, reason, now, in_flight))
+
+    async def reap_expired(self, now: float) -> list[Reaped]:
+        return await self._write(lambda tx: txs.reap(tx, now))
+
+    async def record_step_cancel(
+        self, lease: Lease, index: int, name: str, reason: str, now: float
+    ) -> None:
+        await self._write(
+            lambda tx: txs.record_step_cancel(tx, lease, index, name, reason, now))

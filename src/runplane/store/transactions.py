@@ -1,0 +1,546 @@
+"""The run state machine, written once for every store.
+
+Each function here is one transaction of the :class:`~runplane.store.base.Store`
+protocol: it reads what it needs, decides, and writes, all through a :class:`Tx`,
+an open transaction of one dialect that knows its statements by name (see
+:mod:`runplane.store.queries`). The decisions (what a cancel does to each status,
+which runs a sweep covers and in which order, what a spawn under a cancelled
+parent gets, what the reaper does with an expired lease, how a thread's
+multitask rule applies) therefore exist once, and both databases take the same
+steps in the same order.
+
+What differs by database stays in the dialect: the SQL of each statement
+(PostgreSQL's row locks live in its statements named ``…_for_update``,
+``lock_tree_root``, ``share_tree_root``, where SQLite, a single writer, has
+plain reads), the signals (PostgreSQL's ``pg_notify``, sent in the transaction
+so it is delivered on commit; SQLite's notifier is in the process), the SQLite
+connection thread, the workflow writes (PostgreSQL batches them into single
+statements, SQLite writes them one at a time) and PostgreSQL's one-statement
+claim. PostgreSQL's lock order is the order of the calls below: a sweep locks
+the root before the tree, a spawn shares the root before it locks its parent,
+and batches lock rows in creation order.
+
+The functions are ``async`` so that PostgreSQL's connection can be awaited; on
+SQLite every call returns without suspending, and :func:`drive` runs a whole
+transaction in the connection thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager
+from importlib import resources
+from typing import Any, Protocol, TypeVar
+
+from runplane.errors import RunConflict, RunNotFound, ThreadBusy, ThreadExists, ThreadNotFound
+from runplane.lifecycle import EventName
+from runplane.limits import MAX_METADATA_BYTES, check_json
+from runplane.models import (
+    FINISHED,
+    CancelAction,
+    CancelOutcome,
+    CancelRequest,
+    ClaimedRun,
+    Event,
+    Lease,
+    NewRun,
+    Run,
+    RunStatus,
+    Step,
+    Thread,
+)
+from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
+from runplane.store.rows import (
+    Row,
+    dumps,
+    event_from_row,
+    loads,
+    run_from_row,
+    step_from_row,
+    thread_from_row,
+)
+
+log = logging.getLogger("runplane.store")
+
+T = TypeVar("T")
+
+
+class Tx(Protocol):
+    """One open transaction of a dialect. ``query`` is a statement's name in the
+    dialect's SQL file; a list argument is an array (PostgreSQL) or a JSON array
+    (SQLite, read with ``json_each``)."""
+
+    #: Errors a claim meets when another worker claimed a run of the same thread first:
+    #: that run is left to it.
+    CONTENDED: tuple[type[Exception], ...]
+    #: Errors that say a run's stored row cannot be claimed (see ``rows.BadRow``).
+    BAD_ROW: tuple[type[Exception], ...]
+
+    async def row(self, query: str, *args: Any) -> Row | None: ...
+
+    async def rows(self, query: str, *args: Any) -> Sequence[Row]: ...
+
+    async def value(self, query: str, *args: Any) -> Any: ...
+
+    async def execute(self, query: str, *args: Any) -> None: ...
+
+    async def script(self, sql: str) -> None:
+        """Run several statements (a migration file)."""
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested transaction: an error inside undoes only what it wrote."""
+
+    async def signal_pending(self) -> None:
+        """Tell other processes, on commit, that runs became pending."""
+
+    async def signal_cancel(self, run_id: str, generation: int | None) -> None:
+        """Tell the worker holding ``generation`` of ``run_id``, on commit, to stop it."""
+
+
+def drive(transaction: Coroutine[Any, Any, T]) -> T:
+    """Run a transaction that never suspends (SQLite's, in its connection thread)."""
+    try:
+        transaction.send(None)
+    except StopIteration as done:
+        return done.value
+    transaction.close()
+    raise RuntimeError("a SQLite transaction suspended; its statements must not await")
+
+
+#: Seconds between the cancels of one sweep, so the log shows children before parents
+#: (ten microseconds: times are read back rounded to the microsecond).
+SWEEP_TICK = 1e-5
+
+
+# --------------------------------------------------------------------------- #
+# pure decisions                                                               #
+# --------------------------------------------------------------------------- #
+
+
+def cancel_event(request: CancelRequest, from_status: RunStatus) -> dict[str, Any]:
+    return {
+        "action": request.action.value,
+        "reason": request.reason,
+        "requested_by": request.requested_by,
+        "from_status": from_status.value,
+    }
+
+
+def sweep_order(tree: list[Run], run_id: str, *, whole_tree: bool) -> list[str]:
+    """The run ids a cancel sweeps, leaves first: ``run_id`` and its descendants, or every
+    run of ``tree`` (the runs sharing a root, in creation order). A finished run cancelled
+    on its own is a conflict that changes nothing, its descendants included."""
+    by_id = {run.run_id: run for run in tree}
+    if not whole_tree and by_id[run_id].status in FINISHED:
+        return [run_id]
+    children: dict[str | None, list[str]] = {}
+    for run in tree:
+        children.setdefault(run.parent_run_id, []).append(run.run_id)
+    start = by_id[run_id].root_run_id if whole_tree else run_id
+    depth: dict[str, int] = {}
+    stack = [(start, 0)]
+    while stack:
+        current, level = stack.pop()
+        if current in depth or current not in by_id:
+            continue
+        depth[current] = level
+        stack.extend((child, level + 1) for child in children.get(current, []))
+    seq = {run.run_id: k for k, run in enumerate(tree)}
+    return sorted(depth, key=lambda r: (-depth[r], seq[r]))
+
+
+def spawned_under_cancel(parent: Run) -> CancelRequest:
+    """The cancel a child gets when its parent was cancelled while spawning it."""
+    return CancelRequest(action=parent.cancel_action or CancelAction.INTERRUPT,
+                         reason=f"parent run {parent.run_id} was cancelled",
+                         requested_by="cascade")
+
+
+def thread_run(new: NewRun, thread_owner: str | None, own_thread_only: bool) -> NewRun:
+    """``new`` as created on an existing thread: it gets the thread's owner (a thread's runs
+    are its owner's, whoever started them). ``own_thread_only``: a thread of another owner
+    is not found."""
+    if own_thread_only and thread_owner != new.owner:
+        raise ThreadNotFound(new.thread_id or "")
+    return dataclasses.replace(new, owner=thread_owner)
+
+
+def merge_metadata(stored: str | None, changes: dict[str, Any]) -> dict[str, Any]:
+    """A thread's metadata after an update: the given top-level keys replace the stored.
+    Raises InvalidInput (in the update's transaction: nothing is written) if the merged
+    metadata outgrew MAX_METADATA_BYTES."""
+    merged = {**(loads(stored) or {}), **changes}
+    return check_json("metadata", merged, MAX_METADATA_BYTES)
+
+
+def delete_conflict(run: Run) -> str:
+    return (f"run {run.run_id!r} is {run.status.value}; cancel it before deleting it "
+            "(only a finished or interrupted run can be deleted)")
+
+
+def reap_decision(
+    attempt: int, max_attempts: int, deadline_at: float | None, now: float
+) -> tuple[RunStatus, str | None, EventName]:
+    """What becomes of a running run whose lease expired: (status, error, event name)."""
+    if deadline_at is not None and deadline_at <= now:
+        return RunStatus.TIMEOUT, "run timed out while its worker was lost", EventName.RUN_TIMEOUT
+    if attempt >= max_attempts:
+        error = f"worker lease expired on attempt {attempt} of {max_attempts}"
+        return RunStatus.ERROR, error, EventName.RUN_FAIL
+    return RunStatus.PENDING, None, EventName.RUN_RESUME
+
+
+def unclaimable_error(exc: Exception) -> str:
+    """The ``error`` of a run ended because its row could not be claimed."""
+    return f"run could not be started, its stored row is invalid: {type(exc).__name__}: {exc}"
+
+
+# --------------------------------------------------------------------------- #
+# threads                                                                      #
+# --------------------------------------------------------------------------- #
+
+
+async def get_thread(tx: Tx, thread_id: str) -> Thread | None:
+    row = await tx.row("get_thread", thread_id)
+    return None if row is None else thread_from_row(row)
+
+
+async def create_thread(
+    tx: Tx, thread_id: str, metadata: dict[str, Any], now: float, if_exists: str,
+    owner: str | None,
+) -> Thread:
+    inserted = await tx.value("insert_thread", thread_id, now, dumps(metadata), owner)
+    if not inserted and if_exists == "raise":
+        raise ThreadExists(thread_id)
+    thread = await get_thread(tx, thread_id)
+    assert thread is not None  # inserted or found, in this transaction
+    return thread
+
+
+async def update_thread(
+    tx: Tx, thread_id: str, metadata: dict[str, Any], now: float
+) -> Thread | None:
+    row = await tx.row("thread_metadata_for_update", thread_id)
+    if row is None:
+        return None
+    merged = merge_metadata(row["metadata"], metadata)
+    await tx.execute("update_thread_metadata", thread_id, dumps(merged), now)
+    return await get_thread(tx, thread_id)
+
+
+async def delete_thread(tx: Tx, thread_id: str) -> bool:
+    return bool(await tx.value("delete_thread", thread_id))
+
+
+# --------------------------------------------------------------------------- #
+# runs, service side                                                           #
+# --------------------------------------------------------------------------- #
+
+
+async def get_run(tx: Tx, run_id: str, *, lock: bool = False) -> Run | None:
+    row = await tx.row("get_run_for_update" if lock else "get_run", run_id)
+    return None if row is None else run_from_row(row)
+
+
+async def append(tx: Tx, run_id: str, seq: int, event: str, data: Any, now: float) -> None:
+    await tx.execute("insert_event", run_id, seq, event, dumps(data), now)
+
+
+async def insert_run(tx: Tx, new: NewRun, now: float) -> Run:
+    row = await tx.row(
+        "insert_run", new.run_id, new.thread_id, new.assistant_id, dumps(new.input),
+        dumps(new.metadata), new.multitask_strategy.value, now, new.max_attempts, new.timeout,
+        new.root_run_id, new.parent_run_id, new.owner,
+    )
+    assert row is not None
+    await append(tx, new.run_id, 1, EventName.RUN_CREATED,
+                 {"assistant_id": new.assistant_id, "thread_id": new.thread_id}, now)
+    return run_from_row(row)
+
+
+async def create_run(
+    tx: Tx, new: NewRun, now: float, on_active: OnActive, create_thread: bool,
+    own_thread_only: bool,
+) -> Created:
+    """Insert a pending run, applying the thread's multitask rule first. The thread's row
+    lock (PostgreSQL) serialises the decisions on one thread."""
+    cancelled: list[Run] = []
+    if new.thread_id is not None:
+        thread_id = new.thread_id
+        if create_thread:
+            await tx.value("insert_thread", thread_id, now, dumps({}), new.owner)
+        locked = await tx.row("thread_owner_for_update", thread_id)
+        if locked is None:
+            raise ThreadNotFound(thread_id)
+        new = thread_run(new, locked["owner"], own_thread_only)
+        active = [r["run_id"] for r in await tx.rows("active_runs_of_thread", thread_id)]
+        if active and on_active == "reject":
+            raise ThreadBusy(thread_id, active)
+        if active and isinstance(on_active, CancelRequest):
+            for run_id in active:  # with its attached children, which would outlive it
+                swept = await sweep(tx, run_id, on_active, now, whole_tree=False)
+                if swept is not None:
+                    cancelled += [c.run for c in swept.runs
+                                  if c.outcome is CancelOutcome.CANCELLED]
+    run = await insert_run(tx, new, now)
+    await tx.signal_pending()
+    return Created(run, cancelled)
+
+
+async def cancel(tx: Tx, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
+    """One run's cancel: pending or running moves to ``interrupted`` with its fence bumped
+    (the worker's next write is refused); interrupted or finished changes nothing."""
+    current = await get_run(tx, run_id, lock=True)
+    if current is None:
+        return None
+    if current.status is RunStatus.INTERRUPTED:
+        return Cancelled(CancelOutcome.ALREADY_INTERRUPTED, current)
+    if not current.status.active:
+        return Cancelled(CancelOutcome.ALREADY_FINISHED, current)
+    row = await tx.row("cancel", run_id, now, request.reason, request.action.value,
+                       request.requested_by)
+    assert row is not None  # locked and active above
+    run = run_from_row(row)
+    await append(tx, run_id, row["last_event_seq"], EventName.RUN_CANCEL,
+                 cancel_event(request, current.status), now)
+    if request.action is CancelAction.ROLLBACK:
+        await tx.execute("delete_steps", run_id)
+        if run.thread_id is not None and row["pre_run_values"] is not None:
+            await tx.execute("rollback_values", run.thread_id, row["pre_run_values"], now, run_id)
+    await tx.signal_cancel(run_id, run.cancelled_generation)
+    return Cancelled(CancelOutcome.CANCELLED, run)
+
+
+async def sweep(
+    tx: Tx, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool
+) -> Swept | None:
+    """Cancel ``run_id`` with its descendants (or its whole tree), leaves first.
+
+    The root's row orders sweeps and spawns: a spawn shares it until it commits, a sweep
+    locks it before reading the tree. Once a sweep holds it, no spawn is in flight in this
+    tree and none can start, so one read sees every run.
+    """
+    run = await get_run(tx, run_id)
+    if run is None:
+        return None
+    await tx.execute("lock_tree_root", run.root_run_id)
+    tree = await get_tree(tx, run.root_run_id, lock=True)
+    if not any(r.run_id == run_id for r in tree):  # deleted meanwhile
+        return None
+    done = []
+    for k, rid in enumerate(sweep_order(tree, run_id, whole_tree=whole_tree)):
+        done.append(await cancel(tx, rid, request, now + k * SWEEP_TICK))
+    remaining = await tx.value("count_active_in_tree", run.root_run_id)
+    results = [c for c in done if c is not None]
+    target = next(c for c in results if c.run.run_id == run_id)
+    return Swept(target, results, run.root_run_id, remaining)
+
+
+async def get_tree(tx: Tx, root_run_id: str, *, lock: bool = False) -> list[Run]:
+    rows = await tx.rows("get_tree_for_update" if lock else "get_tree", root_run_id)
+    return [run_from_row(r) for r in rows]
+
+
+async def spawn(tx: Tx, parent: Lease, new: NewRun, now: float) -> Run | None:
+    """Create ``new`` under the run ``parent`` holds (see ``Store.spawn_run``). Root first,
+    then the parent, as a sweep locks them."""
+    holder = await get_run(tx, parent.run_id)
+    if holder is not None:
+        await tx.execute("share_tree_root", holder.root_run_id)
+        holder = await get_run(tx, parent.run_id, lock=True)
+    existing = await get_run(tx, new.run_id)
+    if existing is not None or holder is None:
+        return existing  # a replayed spawn re-attaches
+    child = dataclasses.replace(new, owner=holder.owner)  # a tree has one owner
+    if holder.status is RunStatus.RUNNING and holder.lease_generation == parent.generation:
+        run = await insert_run(tx, child, now)
+        await tx.signal_pending()
+        return run
+    if holder.status is RunStatus.INTERRUPTED and \
+            holder.cancelled_generation == parent.generation:
+        await insert_run(tx, child, now)  # nothing escapes the sweep that cancelled its parent
+        done = await cancel(tx, new.run_id, spawned_under_cancel(holder), now)
+        return None if done is None else done.run
+    return None
+
+
+async def resume(tx: Tx, run_id: str, now: float) -> Run:
+    row = await tx.row("resume", run_id, now)
+    if row is None:
+        current = await get_run(tx, run_id)
+        if current is None:
+            raise RunNotFound(run_id)
+        raise RunConflict(run_id, current.status.value,
+                          f"run {run_id!r} is {current.status.value}; "
+                          "only an interrupted run can be resumed")
+    await append(tx, run_id, row["last_event_seq"], EventName.RUN_RESUME,
+                 {"reason": "resumed", "step_index": row["step_index"]}, now)
+    await tx.signal_pending()
+    return run_from_row(row)
+
+
+async def delete_run(tx: Tx, run_id: str) -> Run:
+    current = await get_run(tx, run_id, lock=True)
+    if current is None:
+        raise RunNotFound(run_id)
+    if current.status.active:
+        raise RunConflict(run_id, current.status.value, delete_conflict(current))
+    await tx.execute("delete_run", run_id)
+    return current
+
+
+async def list_runs(
+    tx: Tx, thread_id: str | None, status: RunStatus | None, limit: int, offset: int,
+    owner: str | None,
+) -> list[Run]:
+    rows = await tx.rows("list_runs", thread_id, status.value if status else None, limit,
+                         offset, owner)
+    return [run_from_row(r) for r in rows]
+
+
+async def orphaned_runs(tx: Tx) -> list[Run]:
+    return [run_from_row(r) for r in await tx.rows("orphaned_runs")]
+
+
+async def run_marks(tx: Tx, run_ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    rows = await tx.rows("run_marks", run_ids)
+    return {r["run_id"]: (r["status"], r["lease_owner"], r["last_event_seq"]) for r in rows}
+
+
+async def get_steps(tx: Tx, run_id: str) -> list[Step]:
+    return [step_from_row(r) for r in await tx.rows("get_steps", run_id)]
+
+
+async def get_events(tx: Tx, run_id: str, after_seq: int) -> list[Event]:
+    return [event_from_row(r) for r in await tx.rows("get_events", run_id, after_seq)]
+
+
+# --------------------------------------------------------------------------- #
+# runs, worker side                                                            #
+# --------------------------------------------------------------------------- #
+
+
+async def claim_one_by_one(
+    tx: Tx, owner: str, workflows: list[str], limit: int, expires: float, now: float,
+    exclude: list[str],
+) -> list[ClaimedRun]:
+    """Claim run by run, each in a savepoint: one run another worker's claim contends
+    for is left to it, one whose row cannot be claimed or decoded ends ``error``, and
+    neither stops the claim of the others."""
+    claimed = []
+    for record in await tx.rows("claimable", workflows, limit, exclude):
+        run_id = record["run_id"]
+        try:
+            async with tx.savepoint():
+                row = await tx.row("claim", run_id, owner, expires, now)
+                assert row is not None  # pending and unlocked: just read
+                run = run_from_row(row)
+                await append(tx, run_id, row["last_event_seq"], EventName.RUN_START,
+                             {"attempt": run.attempt, "worker": owner}, now)
+                steps = await get_steps(tx, run_id) if run.step_index else []
+        except tx.CONTENDED:
+            continue
+        except tx.BAD_ROW as exc:
+            await fail_unclaimable(tx, run_id, exc, now)
+            continue
+        claimed.append(ClaimedRun(run, steps))
+    return claimed
+
+
+async def fail_unclaimable(tx: Tx, run_id: str, exc: Exception, now: float) -> None:
+    """End a pending run whose row cannot be claimed, so the runs behind it can start."""
+    error = unclaimable_error(exc)
+    log.warning("run %s ended error: %s", run_id, error)
+    seq = await tx.value("fail_pending", run_id, error, now)
+    if seq is not None:
+        await append(tx, run_id, seq, EventName.RUN_FAIL, {"error": error}, now)
+
+
+async def renew_leases(tx: Tx, leases: list[Lease], expires: float) -> list[str]:
+    """The run ids of ``leases`` whose fence refused the renewal."""
+    rows = await tx.rows("renew_leases", expires, [x.run_id for x in leases],
+                         [x.generation for x in leases])
+    renewed = {(r["run_id"], r["lease_generation"]) for r in rows}
+    return [x.run_id for x in leases if (x.run_id, x.generation) not in renewed]
+
+
+async def lost_leases(tx: Tx, leases: list[Lease]) -> list[str]:
+    rows = await tx.rows("held_leases", [x.run_id for x in leases])
+    held = {r["run_id"]: r["lease_generation"] for r in rows}
+    return [x.run_id for x in leases if held.get(x.run_id) != x.generation]
+
+
+async def release_lease(tx: Tx, lease: Lease) -> None:
+    await tx.execute("release_lease", lease.run_id, lease.generation)
+
+
+async def requeue(
+    tx: Tx, lease: Lease, reason: str, now: float, in_flight: tuple[int, str] | None
+) -> bool:
+    """Hand a run back (see ``Store.requeue_run``), logging ``step:cancel`` for the step in
+    flight unless it was stored after all (its write failed after the commit)."""
+    if in_flight is not None and await tx.value("step_stored", lease.run_id, in_flight[0]):
+        in_flight = None
+    events = 1 if in_flight is None else 2
+    seq = await tx.value("requeue", lease.run_id, lease.generation, now, events)
+    if seq is None:
+        return False
+    if in_flight is not None:
+        await append(tx, lease.run_id, seq - 1, EventName.STEP_CANCEL,
+                     {"index": in_flight[0], "name": in_flight[1], "reason": reason}, now)
+    await append(tx, lease.run_id, seq, EventName.RUN_RESUME, {"reason": reason}, now)
+    await tx.signal_pending()
+    return True
+
+
+async def reap(tx: Tx, now: float) -> list[Reaped]:
+    """Re-queue running runs whose lease expired, or end them (attempts, deadline)."""
+    reaped = []
+    for r in await tx.rows("expired_leases", now):
+        status, error, event = reap_decision(r["attempt"], r["max_attempts"], r["deadline_at"],
+                                             now)
+        seq = await tx.value("reap", r["run_id"], status.value, error, now)
+        if seq is None:
+            continue
+        data = {"reason": "lease_expired", "attempt": r["attempt"], "worker": r["lease_owner"]}
+        if error:
+            data["error"] = error
+        await append(tx, r["run_id"], seq, event, data, now)
+        reaped.append(Reaped(r["run_id"], status))
+    if any(x.status is RunStatus.PENDING for x in reaped):
+        await tx.signal_pending()
+    return reaped
+
+
+async def record_step_cancel(
+    tx: Tx, lease: Lease, index: int, name: str, reason: str, now: float
+) -> None:
+    seq = await tx.value("step_cancel_seq", lease.run_id, lease.generation, index, now)
+    if seq is not None:
+        await append(tx, lease.run_id, seq, EventName.STEP_CANCEL,
+                     {"name": name, "index": index, "reason": reason}, now)
+
+
+# --------------------------------------------------------------------------- #
+# schema                                                                       #
+# --------------------------------------------------------------------------- #
+
+
+async def migrate(tx: Tx, dialect: str, lock_key: str) -> list[str]:
+    """Apply the dialect's migrations not applied yet, in name order; returns their names.
+    One process migrates at a time (``lock_migrations``); the others then find nothing
+    left to do."""
+    await tx.execute("lock_migrations", lock_key)
+    await tx.execute("create_migrations_table")
+    applied = {r["version"] for r in await tx.rows("applied_migrations")}
+    folder = resources.files("runplane.store") / "migrations" / dialect
+    done = []
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".sql") and item.name not in applied:
+            await tx.script(item.read_text())
+            await tx.execute("record_migration", item.name)
+            done.append(item.name)
+    return done
+
