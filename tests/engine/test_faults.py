@@ -52,7 +52,8 @@ class Faults:
         return False
 
 
-_PG_WRITES = {pg._COMPLETE_STEPS: "step", pg._APPEND_EVENTS: "event", pg._FINISH_RUNS: "finish"}
+_PG_WRITES = {pg._QUERIES["complete_steps"]: "step", pg._QUERIES["append_events"]: "event",
+              pg._QUERIES["finish_runs"]: "finish"}
 
 
 class _FaultyPool:

@@ -160,10 +160,10 @@ async def test_no_grandchild_escapes_a_tree_sweep(pg_url: str, monkeypatch):
     """C is spawned while the sweep waits for the tree; a worker claims C and spawns G while
     the sweep is still busy. The sweep must still catch G: it is created cancelled (or
     swept), never left pending under a cancelled parent."""
-    from runplane.store import postgres as pg
+    from runplane.store import transactions
 
     gates: dict[str, tuple[asyncio.Event, asyncio.Event]] = {}
-    insert = pg._insert_run
+    insert = transactions.insert_run
 
     async def gated_insert(conn, new, now):
         run = await insert(conn, new, now)
@@ -173,7 +173,7 @@ async def test_no_grandchild_escapes_a_tree_sweep(pg_url: str, monkeypatch):
             await release.wait()
         return run
 
-    monkeypatch.setattr(pg, "_insert_run", gated_insert)
+    monkeypatch.setattr(transactions, "insert_run", gated_insert)
     name = f"rp_escape_{uuid.uuid4().hex[:8]}"  # tells this test's sessions from others'
     store = PostgresStore(f"{pg_url}&application_name={name}")
     await store.open()
