@@ -5,7 +5,6 @@ No database: these hold the tables, the stores' tests hold the stores to them.""
 
 from __future__ import annotations
 
-import inspect
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +26,7 @@ from runplane.lifecycle import (
 from runplane.models import FINISHED, SWEPT_OUTCOMES, CancelOutcome, Event, RunStatus
 from runplane.server import wire
 from runplane.server.streams import StreamView
-from runplane.store import postgres, sqlite
+from runplane.store import queries
 
 #: The names as stored in every event log written so far: they never change.
 STORED_NAMES = [
@@ -102,7 +101,8 @@ def test_the_stream_ends_with_the_status_each_ending_event_logs(event: EventName
 
 
 def test_event_names_written_in_sql_text_are_lifecycle_names() -> None:
-    sources = "".join(inspect.getsource(module) for module in (sqlite, postgres))
+    sources = "".join(sql for dialect in ("sqlite", "postgres")
+                      for sql in queries.load(dialect).values())
     written = set(re.findall(r"'((?:run|step|lease):[a-z_]+)'", sources))
     assert written and written <= set(EventName)
 
