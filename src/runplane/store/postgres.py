@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeAlias, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -38,6 +38,9 @@ from runplane.store.rows import BAD_ROW_ERRORS, dumps, run_from_row, step_from_r
 from runplane.store.sqlstore import SQLStore, Work
 
 log = logging.getLogger("runplane.store.postgres")
+
+#: A connection of the pool, as ``acquire`` lends it.
+Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -98,13 +101,13 @@ _QUERIES = queries.load("postgres")
 class _Tx:
     """:class:`runplane.store.transactions.Tx` on one pooled connection."""
 
-    CONTENDED = (asyncpg.UniqueViolationError,)
+    CONTENDED: tuple[type[Exception], ...] = (asyncpg.UniqueViolationError,)
     #: a value out of range for its column raises DataError when the claim writes it
-    BAD_ROW = (asyncpg.DataError, *BAD_ROW_ERRORS)
+    BAD_ROW: tuple[type[Exception], ...] = (asyncpg.DataError, *BAD_ROW_ERRORS)
 
     __slots__ = ("_conn", "_store")
 
-    def __init__(self, conn: asyncpg.Connection, store: PostgresStore) -> None:
+    def __init__(self, conn: Connection, store: PostgresStore) -> None:
         self._conn = conn
         self._store = store
 
@@ -161,10 +164,10 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 #: Batch claim failures one run can cause (a concurrent claim of a run of its thread, a
 #: value out of range in its row: see BAD_ROW_ERRORS); the claim is then made run by run.
-_CLAIM_BATCH_ERRORS = (*_Tx.CONTENDED, *_Tx.BAD_ROW)
+_CLAIM_BATCH_ERRORS: tuple[type[Exception], ...] = (*_Tx.CONTENDED, *_Tx.BAD_ROW)
 
 
-async def _with_steps(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[ClaimedRun]:
+async def _with_steps(conn: Connection, rows: list[asyncpg.Record]) -> list[ClaimedRun]:
     runs = [run_from_row(row) for row in rows]
     steps: dict[str, list[Step]] = {run.run_id: [] for run in runs}
     resumed = [run.run_id for run in runs if run.step_index]
@@ -242,7 +245,7 @@ class PostgresStore(SQLStore):
         runs = {row["run_id"]: run_from_row(row) for row in rows}
         return [runs[item[0]] for item in items]
 
-    async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``work`` in a transaction, again if PostgreSQL broke a deadlock by aborting it.
 
         Multitask creation locks a thread, then its runs; a worker's completion locks a

@@ -42,7 +42,7 @@ from runplane.models import Lease, RunStatus, Thread, ThreadQuery
 from runplane.store import queries
 from runplane.store.rows import BAD_ROW_ERRORS, dumps, thread_from_row
 from runplane.store.sqlstore import SQLStore, Work
-from runplane.store.transactions import append, drive, migrate
+from runplane.store.transactions import Tx, append, drive, migrate
 
 T = TypeVar("T")
 
@@ -148,9 +148,9 @@ class _ConnectionThread:
             except queue.Empty:
                 break
             if op is not None:
-                op.loop.call_soon_threadsafe(
-                    _deliver, [(op.future, None, StoreClosed("the SQLite store is closed"))]
-                )
+                closed: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = [
+                    (op.future, None, StoreClosed("the SQLite store is closed"))]
+                op.loop.call_soon_threadsafe(_deliver, closed)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -159,8 +159,8 @@ class _ConnectionThread:
         conn.row_factory = sqlite3.Row
         if self._path != ":memory:":
             self._enable_wal(conn)
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(_QUERIES["synchronous_normal"])
+        conn.execute(_QUERIES["foreign_keys_on"])
         return conn
 
     def _enable_wal(self, conn: sqlite3.Connection) -> None:
@@ -169,7 +169,7 @@ class _ConnectionThread:
         deadline = time.monotonic() + self._busy_timeout
         while True:
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(_QUERIES["journal_mode_wal"])
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -221,7 +221,7 @@ class _ConnectionThread:
         assert self._on_change is not None
         self._checked_at = time.monotonic()
         try:
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            version = conn.execute(_QUERIES["data_version"]).fetchone()[0]
         except sqlite3.Error:  # the poll meets the error and reports it
             return
         before, self._data_version = self._data_version, version
@@ -343,7 +343,7 @@ def _statements(script: str) -> list[str]:
 
 
 async def _append_event(
-    tx: _Tx, run_id: str, event: str, data: Any, now: float, lease: Lease | None
+    tx: Tx, run_id: str, event: str, data: Any, now: float, lease: Lease | None
 ) -> bool:
     """Append an event, fenced by ``lease`` if given; ``values`` also sets the thread's."""
     if lease is None:
@@ -360,7 +360,7 @@ async def _append_event(
 
 
 async def _complete_step(
-    tx: _Tx, lease: Lease, index: int, name: str, result: Any, now: float
+    tx: Tx, lease: Lease, index: int, name: str, result: Any, now: float
 ) -> bool:
     """Store a step's result, advance the step index and log ``step:complete``."""
     seq = await tx.value("complete_step", lease.run_id, lease.generation, index, now)
@@ -374,7 +374,7 @@ async def _complete_step(
 
 
 async def _finish(
-    tx: _Tx, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float,
+    tx: Tx, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float,
     traceback: str | None,
 ) -> bool:
     """Fenced move to a terminal status; a success's output becomes the thread's values."""

@@ -4,6 +4,23 @@
 -- a time, so the statements PostgreSQL names "..._for_update" or "lock_..." take no lock
 -- here: they read, or do nothing, so that both stores take the same steps.
 
+-- ===== the connection =======================================================
+
+-- name: journal_mode_wal
+-- Readers do not block the writer, nor the writer readers.
+PRAGMA journal_mode=WAL
+
+-- name: synchronous_normal
+-- With WAL: a commit survives a crash of the process; a power loss may lose the last ones.
+PRAGMA synchronous=NORMAL
+
+-- name: foreign_keys_on
+PRAGMA foreign_keys=ON
+
+-- name: data_version
+-- Moves only when another connection committed to the file.
+PRAGMA data_version
+
 -- ===== threads ==============================================================
 
 -- name: get_thread

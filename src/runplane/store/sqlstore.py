@@ -10,6 +10,7 @@ own way (PostgreSQL's batched thread-less creations and claims).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -32,16 +33,16 @@ T = TypeVar("T")
 Work = Callable[[Tx], Coroutine[Any, Any, T]]
 
 
-class SQLStore:
+class SQLStore(ABC):
     """The store calls over a dialect's transactions (subclassed by each dialect)."""
 
+    @abstractmethod
     def _write(self, work: Work[T]) -> Awaitable[T]:
         """Run ``work`` in one transaction."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _read(self, work: Work[T]) -> Awaitable[T]:
         """Run ``work``, which only reads."""
-        raise NotImplementedError
 
     # threads
     async def create_thread(
