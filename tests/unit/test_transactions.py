@@ -1,6 +1,6 @@
-"""The store-neutral decisions, without a database: sweep order, what a spawn under a
-cancelled parent gets, the reaper's decision, thread ownership, metadata merges, and the
-driver that runs a SQLite transaction in its connection thread."""
+"""The store-neutral decisions, without a database (sweep order and the reaper's decision:
+``test_sweep_and_reap.py``): what a spawn under a cancelled parent gets, thread ownership,
+metadata merges, and the driver that runs a SQLite transaction in its connection thread."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from runplane.errors import InvalidInput, ThreadNotFound
-from runplane.lifecycle import EventName
 from runplane.limits import MAX_METADATA_BYTES
 from runplane.models import (
     CancelAction,
@@ -23,7 +22,6 @@ from runplane.models import (
 from runplane.store.transactions import (
     drive,
     merge_metadata,
-    reap_decision,
     spawned_under_cancel,
     sweep_order,
     thread_run,
@@ -44,31 +42,6 @@ def _run(run_id: str, parent: str | None = None, root: str = "R",
         root_run_id=root, parent_run_id=parent).evolve(**changes)
 
 
-#: R ─┬─ A ── A1 ── A11
-#:    └─ B ── B1          (in creation order R, A, B, A1, B1, A11)
-_TREE = [_run("R"), _run("A", "R"), _run("B", "R"), _run("A1", "A"), _run("B1", "B"),
-         _run("A11", "A1")]
-
-
-def test_a_sweep_goes_leaves_first_then_in_creation_order():
-    assert sweep_order(_TREE, "R", whole_tree=False) == ["A11", "A1", "B1", "A", "B", "R"]
-
-
-def test_a_sweep_of_a_run_covers_its_descendants_only():
-    assert sweep_order(_TREE, "A", whole_tree=False) == ["A11", "A1", "A"]
-    assert sweep_order(_TREE, "B1", whole_tree=False) == ["B1"]
-
-
-def test_a_whole_tree_sweep_starts_at_the_root_whichever_run_it_names():
-    assert sweep_order(_TREE, "B1", whole_tree=True) == sweep_order(_TREE, "R", whole_tree=False)
-
-
-def test_a_finished_run_cancelled_on_its_own_sweeps_nothing_below_it():
-    tree = [_run("R", status=RunStatus.SUCCESS), *_TREE[1:]]
-    assert sweep_order(tree, "R", whole_tree=False) == ["R"]
-    assert len(sweep_order(tree, "R", whole_tree=True)) == len(_TREE)
-
-
 def test_a_child_whose_parent_is_gone_is_not_swept_from_its_root():
     tree = [_run("R"), _run("C", "missing")]
     assert sweep_order(tree, "R", whole_tree=True) == ["R"]
@@ -80,21 +53,6 @@ def test_a_child_spawned_under_a_cancel_gets_its_parent_action():
     assert (request.action, request.requested_by) == (CancelAction.ROLLBACK, "cascade")
     assert request.reason == "parent run P was cancelled"
     assert spawned_under_cancel(_run("Q")).action is CancelAction.INTERRUPT
-
-
-@pytest.mark.parametrize(("attempt", "deadline", "expected"), [
-    (1, None, (RunStatus.PENDING, None, EventName.RUN_RESUME)),
-    (3, None, (RunStatus.ERROR, "worker lease expired on attempt 3 of 3", EventName.RUN_FAIL)),
-    (1, 100.0, (RunStatus.TIMEOUT, "run timed out while its worker was lost",
-                EventName.RUN_TIMEOUT)),
-    (3, 100.0, (RunStatus.TIMEOUT, "run timed out while its worker was lost",
-                EventName.RUN_TIMEOUT)),
-    (1, 100.5, (RunStatus.PENDING, None, EventName.RUN_RESUME)),
-])
-def test_the_reaper_decides_by_deadline_then_attempts(
-    attempt: int, deadline: float | None, expected: tuple[Any, ...]
-):
-    assert reap_decision(attempt, 3, deadline, now=100.0) == expected
 
 
 def _new(owner: str | None) -> NewRun:

@@ -1,4 +1,4 @@
-"""The decisions both stores make inside their transactions (``runplane.store.rows``), as
+"""Decisions of the store-neutral transactions (``runplane.store.transactions``), as
 the functions they are: which runs a cancel sweeps and in what order, and what becomes of
 a run whose lease expired."""
 
@@ -10,7 +10,7 @@ import pytest
 
 from runplane.lifecycle import EventName
 from runplane.models import MultitaskStrategy, Run, RunStatus
-from runplane.store.rows import reap_decision, sweep_order
+from runplane.store.transactions import reap_decision, sweep_order
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 NOW = 1_800_000_000.0
