@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: run test lint typecheck fuzz bench clean
+.PHONY: run test test-fast lint typecheck fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,10 @@ $(STAMP)-dev: pyproject.toml | $(BIN)/python
 run: $(STAMP)-run
 	$(BIN)/runplane serve --database sqlite:///./runplane.db
 
-## make test: install dev dependencies, lint, run the whole suite
+## make test: install dev dependencies, lint, check types, run the whole suite
 test: $(STAMP)-dev
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 ## make test-fast: the unit tests and the engine tests on SQLite only, in seconds
