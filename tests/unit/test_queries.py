@@ -49,10 +49,10 @@ def test_an_unknown_name_raises_naming_the_file():
 
 
 def _names_used(path: Path) -> set[str]:
-    """The statement names a module's source passes as string literals to a Tx call or
-    looks up in _QUERIES."""
+    """The statement names a module's source passes as string literals to a Tx call (or to
+    SQLite's functions of the connection) or looks up in _QUERIES."""
     text = path.read_text()
-    calls = re.findall(r'(?:row|rows|value|execute)\(\s*"([a-z_]+)"', text)
+    calls = re.findall(r'(?:row|rows|value|execute)\(\s*(?:conn,\s*)?"([a-z_]+)"', text)
     chosen = re.findall(r'"([a-z_]+)" if lock else "([a-z_]+)"', text)
     looked_up = re.findall(r"""_QUERIES\[["']([a-z_]+)["']\]""", text)
     return {*calls, *(name for pair in chosen for name in pair), *looked_up}

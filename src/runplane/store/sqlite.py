@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -42,7 +43,7 @@ from runplane.models import Lease, RunStatus, Thread, ThreadQuery
 from runplane.store import queries
 from runplane.store.rows import BAD_ROW_ERRORS, dumps, thread_from_row
 from runplane.store.sqlstore import SQLStore, Work
-from runplane.store.transactions import Tx, append, drive, migrate
+from runplane.store.transactions import drive, migrate
 
 T = TypeVar("T")
 
@@ -267,11 +268,16 @@ class _ConnectionThread:
 # --------------------------------------------------------------------------- #
 
 _QUERIES = queries.load("sqlite")
+#: The parameters each statement reads as a JSON array (``json_each(?N)``), by position: a
+#: list passed there is sent as JSON text.
+_ARRAYS = {name: frozenset(int(n) for n in re.findall(r"json_each\(\?(\d+)\)", sql))
+           for name, sql in _QUERIES.items()}
 
 
-def _param(value: Any) -> Any:
-    """A list goes in as a JSON array (read with ``json_each``)."""
-    return dumps(value) if isinstance(value, list) else value
+def _execute(conn: sqlite3.Connection, query: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+    if _ARRAYS[query]:
+        args = tuple(dumps(a) if k in _ARRAYS[query] else a for k, a in enumerate(args, 1))
+    return conn.execute(_QUERIES[query], args)
 
 
 class _Tx:
@@ -286,21 +292,21 @@ class _Tx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def _execute(self, query: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
-        return self._conn.execute(_QUERIES[query], [_param(a) for a in args])
+    # Rows are handed on as dicts: the decoders read each column by name, which a dict
+    # answers faster than a sqlite3.Row (a case-insensitive search of its columns).
+    async def row(self, query: str, *args: Any) -> dict[str, Any] | None:
+        row = _execute(self._conn, query, args).fetchone()
+        return None if row is None else dict(zip(row.keys(), row, strict=True))
 
-    async def row(self, query: str, *args: Any) -> sqlite3.Row | None:
-        return self._execute(query, args).fetchone()
-
-    async def rows(self, query: str, *args: Any) -> list[sqlite3.Row]:
-        return self._execute(query, args).fetchall()
+    async def rows(self, query: str, *args: Any) -> list[dict[str, Any]]:
+        return [dict(zip(row.keys(), row, strict=True))
+                for row in _execute(self._conn, query, args).fetchall()]
 
     async def value(self, query: str, *args: Any) -> Any:
-        row = self._execute(query, args).fetchone()
-        return None if row is None else row[0]
+        return _value(self._conn, query, *args)
 
     async def execute(self, query: str, *args: Any) -> None:
-        self._execute(query, args)
+        _execute(self._conn, query, args)
 
     async def script(self, sql: str) -> None:
         for statement in _statements(sql):
@@ -338,56 +344,65 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-# The workflow writes, one at a time (PostgreSQL sends the same writes in batches, each
-# kind one statement of its SQL file).
+# The workflow writes, one at a time: plain functions of the connection thread, the hot path
+# of every run (PostgreSQL sends the same writes in batches, each kind one statement of its
+# SQL file).
 
 
-async def _append_event(
-    tx: Tx, run_id: str, event: str, data: Any, now: float, lease: Lease | None
+def _value(conn: sqlite3.Connection, query: str, *args: Any) -> Any:
+    row = _execute(conn, query, args).fetchone()
+    return None if row is None else row[0]
+
+
+def _append_event(
+    conn: sqlite3.Connection, run_id: str, event: str, data: Any, now: float,
+    lease: Lease | None,
 ) -> bool:
     """Append an event, fenced by ``lease`` if given; ``values`` also sets the thread's."""
     if lease is None:
-        row = await tx.row("next_event_seq", run_id, now)
+        row = _execute(conn, "next_event_seq", (run_id, now)).fetchone()
     else:
-        row = await tx.row("next_event_seq_fenced", run_id, now, lease.generation)
+        row = _execute(conn, "next_event_seq_fenced", (run_id, now, lease.generation)).fetchone()
     if row is None:
         return False
     encoded = dumps(data)
-    await tx.execute("insert_event", run_id, row["last_event_seq"], event, encoded, now)
+    _execute(conn, "insert_event", (run_id, row["last_event_seq"], event, encoded, now))
     if event == "values" and row["thread_id"] is not None:
-        await tx.execute("set_values", row["thread_id"], encoded, run_id, now)
+        _execute(conn, "set_values", (row["thread_id"], encoded, run_id, now))
     return True
 
 
-async def _complete_step(
-    tx: Tx, lease: Lease, index: int, name: str, result: Any, now: float
+def _complete_step(
+    conn: sqlite3.Connection, lease: Lease, index: int, name: str, result: Any, now: float
 ) -> bool:
     """Store a step's result, advance the step index and log ``step:complete``."""
-    seq = await tx.value("complete_step", lease.run_id, lease.generation, index, now)
+    seq = _value(conn, "complete_step", lease.run_id, lease.generation, index, now)
     if seq is None:
         return False
     encoded = dumps(result)
-    await tx.execute("insert_step", lease.run_id, index, name, encoded, now)
-    await tx.execute("insert_event", lease.run_id, seq, EventName.STEP_COMPLETE,
-                     f'{{"name":{dumps(name)},"index":{index},"result":{encoded}}}', now)
+    _execute(conn, "insert_step", (lease.run_id, index, name, encoded, now))
+    _execute(conn, "insert_event", (
+        lease.run_id, seq, EventName.STEP_COMPLETE,
+        f'{{"name":{dumps(name)},"index":{index},"result":{encoded}}}', now))
     return True
 
 
-async def _finish(
-    tx: Tx, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float,
-    traceback: str | None,
+def _finish(
+    conn: sqlite3.Connection, lease: Lease, status: RunStatus, output: Any, error: str | None,
+    now: float, traceback: str | None,
 ) -> bool:
     """Fenced move to a terminal status; a success's output becomes the thread's values."""
     success = status is RunStatus.SUCCESS
     encoded = dumps(output) if success else None
-    row = await tx.row("finish", lease.run_id, lease.generation, status.value, encoded, error,
-                       traceback, now)
+    row = _execute(conn, "finish", (lease.run_id, lease.generation, status.value, encoded,
+                                    error, traceback, now)).fetchone()
     if row is None:
         return False
-    await append(tx, lease.run_id, row["last_event_seq"], FINISH_EVENTS[status],
-                 {"output": output} if success else {"error": error}, now)
+    data = {"output": output} if success else {"error": error}
+    _execute(conn, "insert_event", (lease.run_id, row["last_event_seq"], FINISH_EVENTS[status],
+                                    dumps(data), now))
     if success and output is not None and row["thread_id"] is not None:
-        await tx.execute("set_values", row["thread_id"], encoded, lease.run_id, now)
+        _execute(conn, "set_values", (row["thread_id"], encoded, lease.run_id, now))
     return True
 
 
@@ -461,22 +476,26 @@ class SQLiteStore(SQLStore):
 
         self._conn.watch_changes(changed)
 
+    # A workflow's writes are futures, not coroutines, so that the worker can see them
+    # through a cancellation without wrapping each in a task.
     def append_event(
         self, run_id: str, event: str, data: Any, now: float, *, lease: Lease | None
     ) -> asyncio.Future[bool]:
-        return self._write(lambda tx: _append_event(tx, run_id, event, data, now, lease))
+        return self._conn.submit(
+            lambda conn: _append_event(conn, run_id, event, data, now, lease), write=True)
 
     def complete_step(
         self, lease: Lease, index: int, name: str, result: Any, now: float
     ) -> asyncio.Future[bool]:
-        return self._write(lambda tx: _complete_step(tx, lease, index, name, result, now))
+        return self._conn.submit(
+            lambda conn: _complete_step(conn, lease, index, name, result, now), write=True)
 
     async def finish_run(
         self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float,
         traceback: str | None = None,
     ) -> bool:
-        return await self._write(
-            lambda tx: _finish(tx, lease, status, output, error, now, traceback))
+        return await self._conn.submit(
+            lambda conn: _finish(conn, lease, status, output, error, now, traceback), write=True)
 
     async def search_threads(self, query: ThreadQuery) -> list[Thread]:
         where, params = _thread_filter(query)
