@@ -33,7 +33,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -292,15 +292,15 @@ class _Tx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    # Rows are handed on as dicts: the decoders read each column by name, which a dict
-    # answers faster than a sqlite3.Row (a case-insensitive search of its columns).
     async def row(self, query: str, *args: Any) -> dict[str, Any] | None:
+        """A dict: a run's decoder reads some thirty columns by name, which a dict answers
+        faster than a sqlite3.Row (a case-insensitive search of its columns)."""
         row = _execute(self._conn, query, args).fetchone()
         return None if row is None else dict(zip(row.keys(), row, strict=True))
 
-    async def rows(self, query: str, *args: Any) -> list[dict[str, Any]]:
-        return [dict(zip(row.keys(), row, strict=True))
-                for row in _execute(self._conn, query, args).fetchall()]
+    async def rows(self, query: str, *args: Any) -> list[sqlite3.Row]:
+        """As they come: a long list (a poll of every watched run) is not copied."""
+        return _execute(self._conn, query, args).fetchall()
 
     async def value(self, query: str, *args: Any) -> Any:
         return _value(self._conn, query, *args)
@@ -312,16 +312,8 @@ class _Tx:
         for statement in _statements(sql):
             self._conn.execute(statement)
 
-    @contextlib.asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        self._conn.execute("SAVEPOINT tx")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK TO tx")
-            raise
-        finally:
-            self._conn.execute("RELEASE tx")
+    def savepoint(self) -> _Savepoint:
+        return _Savepoint(self._conn)
 
     async def signal_pending(self) -> None:
         """Nothing to send: this process's notifier hears its own writes, other processes
@@ -329,6 +321,24 @@ class _Tx:
 
     async def signal_cancel(self, run_id: str, generation: int | None) -> None:
         """As :meth:`signal_pending`."""
+
+
+class _Savepoint:
+    """A nested transaction of the connection thread (a class, not a generator: the claim
+    opens one per run)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def __aenter__(self) -> None:
+        self._conn.execute("SAVEPOINT tx")
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            self._conn.execute("ROLLBACK TO tx")
+        self._conn.execute("RELEASE tx")
 
 
 def _statements(script: str) -> list[str]:
