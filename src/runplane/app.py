@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any
 
+from runplane.assistants import Assistants, GraphSource, default_assistant_id
 from runplane.clock import Clock, SystemClock
 from runplane.config import Settings
 from runplane.hooks import Hooks
@@ -110,6 +111,9 @@ class Runplane:
         self.clock = clock or SystemClock()
         self.hooks = hooks or Hooks()
         self.workflows: dict[str, Workflow] = {}
+        #: LangGraph graphs served, by graph id (see :meth:`add_graph`)
+        self.graphs: dict[str, GraphSource] = {}
+        self.assistants = Assistants(self.workflows, self.graphs)
         self.threads = Threads(lambda: self.service)
         self.runs = Runs(lambda: self.service)
         self._store: Store | None = None
@@ -146,6 +150,19 @@ class Runplane:
 
         return register
 
+    def add_graph(self, graph_id: str, source: GraphSource) -> None:
+        """Serve ``source``'s LangGraph graph as the assistant ``graph_id``: each of its runs
+        is a runplane run (see :mod:`runplane.graphs.runner`). Its assistant id is the
+        LangGraph server's (:func:`runplane.assistants.default_assistant_id`)."""
+        from runplane.graphs.runner import graph_workflow  # LangGraph only when serving one
+
+        if not graph_id or not isinstance(graph_id, str):
+            raise ValueError("a graph needs a non-empty string id")
+        if graph_id in self.graphs or graph_id in self.workflows:
+            raise ValueError(f"an assistant {graph_id!r} is already registered")
+        self.graphs[graph_id] = source
+        self.workflows[default_assistant_id(graph_id)] = graph_workflow(source)
+
     @property
     def service(self) -> RunService:
         if self._service is None:
@@ -177,7 +194,7 @@ class Runplane:
         self._notifier = notifier
         self._store = store
         self._service = RunService(
-            store, self.workflows, self.settings, clock=self.clock, notifier=notifier
+            store, self.assistants, self.settings, clock=self.clock, notifier=notifier
         )
         if self.run_worker:
             self._worker = Worker(

@@ -127,6 +127,8 @@ class Context:
         self.assistant_id = run.assistant_id
         self.attempt = run.attempt
         self.metadata = run.metadata
+        #: How a graph run is to run (see :mod:`runplane.graphs.runner`).
+        self.kwargs = run.kwargs
         self.lease = claimed.lease
         self._replay: list[Step] = claimed.steps
         self._next_index = 0

@@ -91,6 +91,11 @@ def to_datetime(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
+#: The stream modes a client may ask for: LangGraph's (``langgraph_sdk.schema.StreamMode``).
+STREAM_MODES = ("values", "updates", "custom", "debug", "messages", "messages-tuple", "events",
+                "tasks", "checkpoints", "tools", "lifecycle")
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who asks the service. An owner sees and changes only the threads and runs it owns;
@@ -180,6 +185,9 @@ class Run:
     traceback: str | None = None
     #: The owner of its thread, of its parent run, or of whoever created it (None: nobody).
     owner: str | None = None
+    #: How a graph run is to run (``config``, ``context``, ``stream_mode``, ...: see
+    #: :mod:`runplane.graphs.runner`); empty for a workflow's.
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
     def evolve(self, **changes: Any) -> Run:
         return dataclasses.replace(self, **changes)
@@ -220,6 +228,7 @@ class NewRun:
     #: The owner a new thread-less run (or a thread created with it) gets; a run on an
     #: existing thread gets the thread's owner, a child its parent's.
     owner: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

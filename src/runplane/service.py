@@ -20,10 +20,11 @@ import asyncio
 import contextlib
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from runplane import limits, metrics
+from runplane.assistants import Assistant, Assistants
 from runplane.clock import Clock
 from runplane.config import Settings
 from runplane.errors import (
@@ -37,10 +38,10 @@ from runplane.errors import (
     StoreUnavailable,
     ThreadExists,
     ThreadNotFound,
-    UnknownWorkflow,
 )
 from runplane.lifecycle import ENDING_EVENTS
 from runplane.models import (
+    STREAM_MODES,
     SWEPT_OUTCOMES,
     THREAD_SORT_KEYS,
     Caller,
@@ -92,14 +93,14 @@ class RunService:
     def __init__(
         self,
         store: Store,
-        workflows: Collection[str],
+        assistants: Assistants,
         settings: Settings,
         *,
         clock: Clock,
         notifier: LocalNotifier,
     ) -> None:
         self._store = store
-        self._workflows = workflows
+        self._assistants = assistants
         self._settings = settings
         self._clock = clock
         self._notifier = notifier
@@ -195,14 +196,27 @@ class RunService:
         max_attempts: int | None = None,
         if_not_exists: str = "reject",
         run_id: str | None = None,
+        config: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        stream_mode: list[str] | None = None,
+        stream_subgraphs: bool = False,
+        durability: str | None = None,
         caller: Caller | None = None,
     ) -> Run:
         """Validate everything, then insert the run and apply the multitask rule atomically.
 
         The run is its thread's owner's; an owner may start runs only on its own threads
-        (``if_not_exists="create"`` creates the thread as the caller's)."""
-        if assistant_id not in self._workflows:
-            raise UnknownWorkflow(assistant_id, list(self._workflows))
+        (``if_not_exists="create"`` creates the thread as the caller's). A graph's run
+        takes ``config`` (merged under the run's identity), ``context``, the stream modes
+        to log, ``stream_subgraphs`` and ``durability`` (default ``sync``: see
+        :mod:`runplane.graphs.runner`); without a thread it gets one of its own, as on the
+        LangGraph server, and a thread that has none gets the graph's ``graph_id`` and
+        ``assistant_id`` in its metadata."""
+        assistant = self._assistants.resolve(assistant_id)
+        kwargs = _graph_kwargs(assistant, config, context, stream_mode, stream_subgraphs,
+                               durability)
+        if assistant.graph is not None and thread_id is None:
+            thread_id, if_not_exists = _new_id(), "create"
         strategy = parse_enum(MultitaskStrategy, multitask_strategy, "multitask_strategy")
         limits.check_choice("if_not_exists", if_not_exists, ("reject", "create"))
         limits.check_json("input", input, limits.MAX_INPUT_BYTES)
@@ -231,7 +245,7 @@ class RunService:
             NewRun(
                 run_id=run_id,
                 thread_id=thread_id,
-                assistant_id=assistant_id,
+                assistant_id=assistant.assistant_id,
                 input=input,
                 metadata=metadata,
                 multitask_strategy=strategy,
@@ -239,6 +253,7 @@ class RunService:
                 timeout=timeout,
                 root_run_id=run_id,
                 owner=None if caller is None else caller.owner,
+                kwargs=kwargs,
             ),
             now,
             on_active=on_active,
@@ -249,7 +264,16 @@ class RunService:
             metrics.count_cancel(CancelOutcome.CANCELLED)
             self._notifier.run_cancelled(cancelled.run_id, cancelled.cancelled_generation)
         self._notifier.runs_pending()
+        if assistant.graph is not None and thread_id is not None:
+            await self._tag_thread(thread_id, assistant, now)
         return created.run
+
+    async def _tag_thread(self, thread_id: str, assistant: Assistant, now: float) -> None:
+        """A graph thread says which graph it is (what agent-chat-ui searches threads by)."""
+        thread = await self._store.get_thread(thread_id)
+        if thread is not None and "graph_id" not in thread.metadata:
+            await self._store.update_thread(thread_id, {
+                "graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}, now)
 
     async def get_run(
         self, run_id: str, *, thread_id: str | None = None, caller: Caller | None = None
@@ -433,12 +457,11 @@ class RunService:
         """Start ``workflow`` as a child of the run ``parent`` holds (None: that lease is
         lost). A detached child roots a tree of its own: cancelling the parent's tree
         leaves it running."""
-        if workflow not in self._workflows:
-            raise UnknownWorkflow(workflow, list(self._workflows))
+        assistant = self._assistants.resolve(workflow)
         limits.check_json("input", input, limits.MAX_INPUT_BYTES)
         limits.check_id("child_id", child_id)
         run = await self._store.spawn_run(parent, NewRun(
-            run_id=child_id, thread_id=None, assistant_id=workflow, input=input,
+            run_id=child_id, thread_id=None, assistant_id=assistant.assistant_id, input=input,
             metadata={}, multitask_strategy=MultitaskStrategy.ENQUEUE,
             max_attempts=self._settings.max_attempts, timeout=None,
             root_run_id=child_id if detached else root_run_id,
@@ -629,3 +652,27 @@ class RunService:
             raise InvalidInput(
                 "metadata", f"metadata must be a JSON object, got {type(metadata).__name__}")
         return limits.check_json("metadata", metadata, limits.MAX_METADATA_BYTES)
+
+
+#: How a graph's run may keep its checkpoints (LangGraph's ``Durability``).
+DURABILITY = ("sync", "async", "exit")
+
+
+def _graph_kwargs(
+    assistant: Assistant, config: dict[str, Any] | None, context: dict[str, Any] | None,
+    stream_mode: list[str] | None, stream_subgraphs: bool, durability: str | None,
+) -> dict[str, Any]:
+    """How a graph's run is to run, checked; a workflow's run takes none of it."""
+    if assistant.graph is None:
+        return {}
+    kwargs: dict[str, Any] = {
+        "config": limits.check_json("config", config or {}, limits.MAX_METADATA_BYTES),
+        "context": limits.check_json("context", context, limits.MAX_METADATA_BYTES),
+        "stream_mode": [limits.check_choice("stream_mode", m, STREAM_MODES)
+                        for m in stream_mode or ["values"]],
+        "stream_subgraphs": bool(stream_subgraphs),
+        "durability": limits.check_choice("durability", durability or "sync", DURABILITY),
+    }
+    if not isinstance(kwargs["config"], dict):
+        raise InvalidInput("config", "config must be an object")
+    return kwargs

@@ -1,13 +1,13 @@
-"""Assistants: runplane's registered workflows, one assistant each (id = graph = name)."""
+"""Assistants: one per registered workflow (id = graph = name) and one per LangGraph graph
+(its default assistant, as the LangGraph server names it): see runplane.assistants."""
 
 from __future__ import annotations
 
-import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
-from runplane.errors import UnknownWorkflow
+from runplane.assistants import Assistant
 from runplane.server.deps import App
 from runplane.server.wire import (
     AssistantAnswer,
@@ -18,27 +18,19 @@ from runplane.server.wire import (
     assistant_body,
 )
 
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
 router = APIRouter(prefix="/assistants", tags=["assistants"])
 
 
-def _assistants(rp: Any, request: Request) -> list[dict[str, Any]]:
-    started = request.app.state.started_at
-    return [
-        assistant_body(name, (inspect.getdoc(fn) or "").split("\n\n")[0] or None, started)
-        for name, fn in sorted(rp.workflows.items())
-    ]
-
-
-def _one(rp: Any, request: Request, assistant_id: str) -> dict[str, Any]:
-    for body in _assistants(rp, request):
-        if body["assistant_id"] == assistant_id:
-            return body
-    raise UnknownWorkflow(assistant_id, sorted(rp.workflows))
+def _bodies(rp: Any, request: Request) -> list[dict[str, Any]]:
+    return [assistant_body(a, request.app.state.started_at) for a in rp.assistants.all()]
 
 
 def _matching(rp: Any, request: Request, query: AssistantSearch) -> list[dict[str, Any]]:
     return [
-        a for a in _assistants(rp, request)
+        a for a in _bodies(rp, request)
         if query.graph_id in (None, a["graph_id"]) and query.name in (None, a["name"])
         and all(a["metadata"].get(k) == v for k, v in (query.metadata or {}).items())
     ]
@@ -56,13 +48,23 @@ async def count(rp: App, request: Request, query: AssistantSearch) -> int:
 
 @router.get("/{assistant_id}", **answers(AssistantAnswer, 404))
 async def get(rp: App, request: Request, assistant_id: str) -> dict[str, Any]:
-    return _one(rp, request, assistant_id)
+    return assistant_body(rp.assistants.resolve(assistant_id), request.app.state.started_at)
+
+
+#: The config a graph is built with to describe it (a factory is called for that).
+_DESCRIBE: RunnableConfig = {"configurable": {}}
 
 
 @router.get("/{assistant_id}/graph", **answers(GraphAnswer, 404))
-async def graph(rp: App, request: Request, assistant_id: str) -> dict[str, Any]:
-    """A workflow is code, not a declared graph: start -> workflow -> end."""
-    _one(rp, request, assistant_id)
+async def graph(rp: App, assistant_id: str,
+                xray: Annotated[int | bool, Query()] = False) -> dict[str, Any]:
+    """A graph's nodes and edges (``xray``: subgraphs' too, to that depth); a workflow is
+    code, not a declared graph: start -> workflow -> end."""
+    assistant: Assistant = rp.assistants.resolve(assistant_id)
+    if assistant.graph is not None:
+        async with assistant.graph.build(_DESCRIBE) as built:
+            drawn = await built.aget_graph(_DESCRIBE, xray=xray)
+        return drawn.to_json()
     nodes = [{"id": "__start__", "type": "schema", "data": "__start__"},
              {"id": assistant_id, "type": "runnable", "data": assistant_id},
              {"id": "__end__", "type": "schema", "data": "__end__"}]
@@ -72,7 +74,14 @@ async def graph(rp: App, request: Request, assistant_id: str) -> dict[str, Any]:
 
 
 @router.get("/{assistant_id}/schemas", **answers(SchemasAnswer, 404))
-async def schemas(rp: App, request: Request, assistant_id: str) -> dict[str, Any]:
-    _one(rp, request, assistant_id)
-    return {"graph_id": assistant_id, "input_schema": None, "output_schema": None,
-            "state_schema": None, "config_schema": None, "context_schema": None}
+async def schemas(rp: App, assistant_id: str) -> dict[str, Any]:
+    """A graph's input, output, state, config and context JSON schemas (None where the
+    graph declares none); a workflow declares none."""
+    assistant: Assistant = rp.assistants.resolve(assistant_id)
+    if assistant.graph is None:
+        return {"graph_id": assistant.graph_id, "input_schema": None, "output_schema": None,
+                "state_schema": None, "config_schema": None, "context_schema": None}
+    from runplane.graphs.runner import graph_schemas
+
+    async with assistant.graph.build(_DESCRIBE) as built:
+        return {"graph_id": assistant.graph_id, **graph_schemas(built)}

@@ -74,14 +74,15 @@ def _headers(run: Run, location: str | None = None) -> dict[str, str]:
 
 #: Fields of a run's creation the service takes as they are; one not given keeps the
 #: service's default.
-_CREATE_OPTIONS = {"multitask_strategy", "metadata", "timeout", "max_attempts", "if_not_exists"}
+_CREATE_OPTIONS = {"multitask_strategy", "metadata", "timeout", "max_attempts", "if_not_exists",
+                   "config", "context", "stream_subgraphs", "durability"}
 
 
 async def _create(service: RunService, caller: Caller | None, thread_id: str | None,
                   body: RunCreate) -> Run:
     options = body.model_dump(include=_CREATE_OPTIONS, exclude_none=True)
     return await service.create_run(thread_id, body.assistant_id, body.input, caller=caller,
-                                    **options)
+                                    stream_mode=body.stream_modes(), **options)
 
 
 def _cancel_in_background(request: Request, run_id: str, reason: str) -> None:

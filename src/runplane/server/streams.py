@@ -20,11 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from runplane.lifecycle import ENDED_BY, EventName
-from runplane.models import Event, RunStatus
+from runplane.models import STREAM_MODES, Event, RunStatus
 
-#: The stream modes a client may ask for: LangGraph's (``langgraph_sdk.schema.StreamMode``).
-STREAM_MODES = ("values", "updates", "custom", "debug", "messages", "messages-tuple", "events",
-                "tasks", "checkpoints", "tools", "lifecycle")
 #: Log events that end a run failed, and the stream ``error`` payload each gives.
 _FAILURES: dict[str, str] = {EventName.RUN_FAIL: "RunError", EventName.RUN_TIMEOUT: "RunTimeout"}
 #: Log events that end a run, and the status its stream's ``end`` gives.

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 from pydantic_core import CoreSchema, core_schema
 
+from runplane.assistants import Assistant
 from runplane.errors import InvalidInput
 from runplane.limits import (
     MAX_ATTEMPTS,
@@ -35,6 +36,7 @@ from runplane.limits import (
     MAX_TIMEOUT_SECONDS,
 )
 from runplane.models import (
+    STREAM_MODES,
     THREAD_SORT_KEYS,
     CancelAction,
     CancelOutcome,
@@ -46,8 +48,7 @@ from runplane.models import (
     Thread,
     ThreadStatus,
 )
-from runplane.server.streams import STREAM_MODES
-from runplane.service import BULK_STATUSES, CANCEL_SCOPES
+from runplane.service import BULK_STATUSES, CANCEL_SCOPES, DURABILITY
 
 #: Run-creation fields runplane does not implement; sending one is an error, not a no-op.
 UNSUPPORTED_RUN_FIELDS = (
@@ -82,6 +83,7 @@ BulkOutcomeName = Annotated[str, _OneOf(CancelOutcome)]
 ScopeName = Annotated[str, _OneOf(CANCEL_SCOPES)]
 BulkStatusName = Annotated[str, _OneOf(BULK_STATUSES)]
 SortKey = Annotated[str, _OneOf(THREAD_SORT_KEYS)]
+DurabilityName = Annotated[str, _OneOf(DURABILITY)]
 
 
 #: A stream mode as the document gives it: one of LangGraph's, or "" (nothing: ``values``).
@@ -158,10 +160,13 @@ class RunCreate(_Body):
     #: runplane extensions: seconds before the run ends ``timeout``; claims before ``error``
     timeout: float | None = Field(None, gt=0, le=MAX_TIMEOUT_SECONDS, allow_inf_nan=False)
     max_attempts: int | None = Field(None, ge=1, le=MAX_ATTEMPTS)
-    # accepted with no effect (the model ignores other unknown fields too: durability,
-    # stream_resumable, ...; runplane streams are always resumable, every step checkpointed)
+    # a graph's run: its config and context, subgraphs' chunks in its stream, how it keeps
+    # its checkpoints (a workflow's run takes none of them; the model ignores other unknown
+    # fields, e.g. stream_resumable: runplane streams are always resumable)
     config: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
+    stream_subgraphs: bool = False
+    durability: DurabilityName | None = None
     # refused when given (see UNSUPPORTED_RUN_FIELDS), so left out of the OpenAPI document
     command: SkipJsonSchema[Any] = None
     checkpoint: SkipJsonSchema[Any] = None
@@ -310,12 +315,12 @@ def thread_state(thread: Thread) -> dict[str, Any]:
     }
 
 
-def assistant_body(name: str, description: str | None, created_at: datetime) -> dict[str, Any]:
+def assistant_body(assistant: Assistant, created_at: datetime) -> dict[str, Any]:
     return {
-        "assistant_id": name,
-        "graph_id": name,
-        "name": name,
-        "description": description,
+        "assistant_id": assistant.assistant_id,
+        "graph_id": assistant.graph_id,
+        "name": assistant.name,
+        "description": assistant.description,
         "config": {},
         "context": {},
         "metadata": {"created_by": "system"},

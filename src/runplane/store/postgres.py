@@ -414,7 +414,7 @@ class PostgresStore(SQLStore):
         run = await self._creates.submit((
             new.run_id, new.assistant_id, dumps(new.input), dumps(new.metadata),
             new.multitask_strategy.value, now, new.max_attempts, new.timeout,
-            new.root_run_id, new.parent_run_id, created_event, new.owner))
+            new.root_run_id, new.parent_run_id, created_event, new.owner, dumps(new.kwargs)))
         return Created(run, [])
 
     async def claim_runs(

@@ -71,26 +71,28 @@ SELECT * FROM runs WHERE run_id = $1 FOR UPDATE
 -- name: insert_run
 INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
                   created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
-                  last_event_seq, owner)
-VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, $7, $7, $8, $9, $10, $11, 1, $12)
+                  last_event_seq, owner, kwargs)
+VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, $7, $7, $8, $9, $10, $11, 1, $12,
+        $13::jsonb)
 RETURNING *
 
 -- name: create_threadless
 -- Thread-less runs have no multitask rule to apply: a batch of them is inserted, logged
--- and signalled (one NOTIFY for all, $13 the channel) in one statement.
+-- and signalled (one NOTIFY for all, $14 the channel) in one statement.
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::float8[], $7::int[], $8::float8[], $9::text[], $10::text[],
-                         $11::text[], $12::text[])
+                         $11::text[], $12::text[], $13::text[])
         WITH ORDINALITY AS i(w_run, w_assistant, w_input, w_metadata, w_strategy, w_now,
                              w_max_attempts, w_timeout, w_root, w_parent, w_created, w_owner,
-                             w_order)
+                             w_kwargs, w_order)
 ), r AS (
     INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata,
                       multitask_strategy, created_at, updated_at, max_attempts, timeout,
-                      root_run_id, parent_run_id, last_event_seq, owner)
+                      root_run_id, parent_run_id, last_event_seq, owner, kwargs)
     SELECT w_run, NULL, w_assistant, 'pending', w_input::jsonb, w_metadata::jsonb, w_strategy,
-           w_now, w_now, w_max_attempts, w_timeout, w_root, w_parent, 1, w_owner
+           w_now, w_now, w_max_attempts, w_timeout, w_root, w_parent, 1, w_owner,
+           w_kwargs::jsonb
       FROM i ORDER BY w_order
     RETURNING *
 ), e AS (
@@ -98,7 +100,7 @@ WITH i AS (
     SELECT r.run_id, 1, 'run:created', i.w_created::jsonb, i.w_now
       FROM r JOIN i ON i.w_run = r.run_id
 )
-SELECT r.* FROM r, (SELECT pg_notify($13, '')) AS signal
+SELECT r.* FROM r, (SELECT pg_notify($14, '')) AS signal
 
 -- name: insert_event
 INSERT INTO events (run_id, seq, event, data, created_at) VALUES ($1, $2, $3, $4::jsonb, $5)

@@ -1,0 +1,146 @@
+"""A LangGraph graph as a runplane workflow: each graph run is a runplane run.
+
+The worker claims, leases, fences, cancels, reaps and times out a graph run like any
+other; what this module adds is how the run's task drives the graph:
+
+- the graph gets the run's identity in its config (``configurable.thread_id``,
+  ``checkpoint_ns=""``, ``run_id``, ``assistant_id``, ``graph_id``, and
+  ``metadata.run_id``, which makes LangGraph treat a second attempt of the same run
+  as a re-entry that resumes its own last checkpoint instead of applying the input
+  again), merged over the run's own ``config`` (the run wins where both set a key);
+- every chunk the graph streams is appended to the run's durable log under its mode's
+  name (``mode|ns`` for a subgraph's), through the run's fence, so a stream of the run
+  is a view of the log: joined late or resumed with ``Last-Event-ID``, it replays;
+- the run's output is the graph's last ``values``; a ``values`` event also sets the
+  thread's values, as a workflow's does.
+
+A cancel stops the run's task, and with it the graph, wherever it awaits; no chunk is
+logged once the fence moved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import StreamMode
+from pydantic import BaseModel, TypeAdapter
+
+if TYPE_CHECKING:
+    from langgraph.pregel import Pregel
+
+    from runplane.assistants import GraphSource
+    from runplane.context import Context
+    from runplane.worker import Workflow
+
+log = logging.getLogger("runplane.graphs")
+
+#: How the stream modes a client asks for map onto the graph's own (``messages-tuple`` is
+#: LangGraph's ``messages``; the server renders both from it).
+_GRAPH_MODES: dict[str, StreamMode] = {"values": "values", "updates": "updates", "custom": "custom",
+                "debug": "debug", "tasks": "tasks", "checkpoints": "checkpoints",
+                "messages": "messages", "messages-tuple": "messages"}
+
+
+def run_config(ctx: Context, graph_id: str, kwargs: Mapping[str, Any]) -> RunnableConfig:
+    """The config a run hands its graph: the run's ``config`` with the run's identity
+    laid over it (see the module docstring)."""
+    given: dict[str, Any] = dict(kwargs.get("config") or {})
+    identity = {"thread_id": ctx.thread_id, "checkpoint_ns": "", "run_id": ctx.run_id,
+                "assistant_id": ctx.assistant_id, "graph_id": graph_id}
+    configurable = {**(given.get("configurable") or {}), **identity}
+    metadata = {**(given.get("metadata") or {}), **identity, "run_attempt": ctx.attempt}
+    del metadata["checkpoint_ns"]
+    return cast(RunnableConfig, {**given, "configurable": configurable, "metadata": metadata})
+
+
+def graph_modes(requested: list[str]) -> list[StreamMode]:
+    """The graph's stream modes for a run that asked for ``requested``: always ``values``
+    (the run's output and the thread's values come from it)."""
+    modes: list[StreamMode] = ["values",
+                               *(_GRAPH_MODES[m] for m in requested if m in _GRAPH_MODES)]
+    return list(dict.fromkeys(modes))
+
+
+def graph_workflow(source: GraphSource) -> Workflow:
+    """The workflow that runs ``source``'s graph for a run."""
+
+    async def run_graph(ctx: Context, input: Any) -> Any:
+        kwargs = ctx.kwargs
+        config = run_config(ctx, source.graph_id, kwargs)
+        subgraphs = bool(kwargs.get("stream_subgraphs"))
+        output: Any = None
+        async with source.build(config) as graph:
+            stream = graph.astream(
+                input, config, context=kwargs.get("context"),
+                stream_mode=graph_modes(kwargs.get("stream_mode") or ["values"]),
+                subgraphs=subgraphs,
+                # LangGraph refuses a durability without a checkpointer to keep it
+                durability=(kwargs.get("durability") or "sync") if graph.checkpointer else None,
+            )
+            async for item in stream:
+                namespace, mode, chunk = item if subgraphs else ((), *item)
+                data = jsonable(list(chunk) if mode == "messages" else chunk)
+                if mode == "values" and not namespace:
+                    output = data
+                await ctx.emit("|".join((mode, *namespace)), data)
+        return output
+
+    run_graph.__doc__ = source.description
+    run_graph.__name__ = run_graph.__qualname__ = f"graph:{source.graph_id}"
+    return run_graph
+
+
+def graph_schemas(graph: Pregel) -> dict[str, Any]:
+    """A graph's input, output, state, config and context JSON schemas. One that cannot be
+    drawn (a ``typing.TypedDict`` on Python 3.11, an arbitrary type) is None, logged, as
+    the LangGraph server answers it, not an error of the whole answer."""
+    builder = getattr(graph, "builder", None)
+    state = getattr(builder, "state_schema", None)
+    makers: dict[str, Callable[[], dict[str, Any] | None]] = {
+        "input_schema": graph.get_input_jsonschema,
+        "output_schema": graph.get_output_jsonschema,
+        "state_schema": lambda: None if state is None else TypeAdapter(state).json_schema(),
+        "config_schema": graph.get_config_jsonschema,
+        "context_schema": graph.get_context_jsonschema,
+    }
+    schemas: dict[str, dict[str, Any] | None] = {}
+    for name, make in makers.items():
+        try:
+            schemas[name] = make()
+        except Exception as exc:  # the user's types, not a fault of the server
+            log.warning("graph %s: no %s (%s: %s)", graph.name, name, type(exc).__name__, exc)
+            schemas[name] = None
+    return schemas
+
+
+def _plain(value: Any) -> Any:
+    """What ``json`` cannot encode, as the LangGraph server encodes it: models (messages
+    among them) by their fields, dataclasses (interrupts, sends) as dicts."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, set | frozenset):
+        return list(value)
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return repr(value)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON values (a stream chunk, a run's output)."""
+    return json.loads(json.dumps(value, default=_plain, ensure_ascii=False))

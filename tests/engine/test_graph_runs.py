@@ -1,0 +1,138 @@
+"""A LangGraph graph served by an app: each of its runs is a runplane run (claimed, logged
+through the fence, cancelled like any other), under the LangGraph server's assistant id."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.pregel import Pregel
+from typing_extensions import TypedDict
+
+from runplane import RunCancelled, Runplane
+from runplane.assistants import default_assistant_id
+from runplane.errors import InvalidInput, UnknownWorkflow
+from runplane.models import RunStatus
+
+from support import AppFactory, eventually
+
+
+@dataclass
+class Compiled:
+    """A graph source serving one compiled graph (the loader's simplest kind)."""
+
+    graph_id: str
+    graph: Pregel
+    description: str | None = None
+
+    @asynccontextmanager
+    async def build(self, config: RunnableConfig) -> AsyncIterator[Pregel]:
+        yield self.graph
+
+
+class Count(TypedDict):
+    x: int
+    seen: list[str]
+
+
+def _counting(executions: dict[str, int], gate: asyncio.Event | None = None) -> Pregel:
+    """start -> add -> double -> end; ``double`` waits for ``gate`` when given."""
+
+    async def add(state: Count, config: RunnableConfig) -> dict[str, Any]:
+        executions["add"] = executions.get("add", 0) + 1
+        user = config["configurable"].get("user", "nobody")
+        return {"x": state["x"] + 1, "seen": [*state.get("seen", []), f"add:{user}"]}
+
+    async def double(state: Count) -> dict[str, Any]:
+        executions["double"] = executions.get("double", 0) + 1
+        if gate is not None:
+            await gate.wait()
+        return {"x": state["x"] * 2, "seen": [*state["seen"], "double"]}
+
+    builder = StateGraph(Count)
+    builder.add_node("add", add)
+    builder.add_node("double", double)
+    builder.add_edge(START, "add")
+    builder.add_edge("add", "double")
+    builder.add_edge("double", END)
+    return builder.compile()
+
+
+def _app(make_app: AppFactory, graph: Pregel) -> Runplane:
+    app = make_app()
+    app.add_graph("counter", Compiled("counter", graph, "Adds one, then doubles."))
+    return app
+
+
+async def test_a_graph_run_is_a_run_of_the_graphs_default_assistant(make_app: AppFactory):
+    executions: dict[str, int] = {}
+    async with _app(make_app, _counting(executions)) as app:
+        run = await app.runs.create(None, "counter", {"x": 1, "seen": []},
+                                    config={"configurable": {"user": "ada"}},
+                                    stream_mode=["values", "updates"])
+        assert run.assistant_id == default_assistant_id("counter") == str(
+            uuid.uuid5(uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8"), "counter"))
+        assert await app.runs.join(run.run_id) == {"x": 4, "seen": ["add:ada", "double"]}
+        assert executions == {"add": 1, "double": 1}
+        # a thread-less graph run got a thread of its own, tagged with its graph
+        assert run.thread_id is not None
+        thread = await app.threads.get(run.thread_id)
+        assert thread.metadata == {"graph_id": "counter",
+                                   "assistant_id": default_assistant_id("counter")}
+        assert thread.values == {"x": 4, "seen": ["add:ada", "double"]}
+        logged = [(e.event, e.data) for e in await app.runs.events(run.run_id)
+                  if ":" not in e.event]
+        assert logged == [
+            ("values", {"x": 1, "seen": []}),
+            ("updates", {"add": {"x": 2, "seen": ["add:ada"]}}),
+            ("values", {"x": 2, "seen": ["add:ada"]}),
+            ("updates", {"double": {"x": 4, "seen": ["add:ada", "double"]}}),
+            ("values", {"x": 4, "seen": ["add:ada", "double"]}),
+        ]
+
+
+async def test_the_assistant_is_found_by_its_id_and_by_the_graph_id(make_app: AppFactory):
+    async with _app(make_app, _counting({})) as app:
+        by_id = app.assistants.resolve(default_assistant_id("counter"))
+        assert by_id == app.assistants.resolve("counter")
+        assert (by_id.graph_id, by_id.name, by_id.description) == (
+            "counter", "counter", "Adds one, then doubles.")
+        thread = await app.threads.create()
+        run = await app.runs.create(thread.thread_id, default_assistant_id("counter"),
+                                    {"x": 0, "seen": []})
+        assert await app.runs.join(run.run_id) == {"x": 2, "seen": ["add:nobody", "double"]}
+        with pytest.raises(UnknownWorkflow, match="counter"):
+            await app.runs.create(thread.thread_id, "no-such-graph", {})
+
+
+async def test_a_graph_runs_options_are_checked(make_app: AppFactory):
+    async with _app(make_app, _counting({})) as app:
+        for options, field in (({"stream_mode": ["vals"]}, "stream_mode"),
+                               ({"durability": "never"}, "durability"),
+                               ({"config": ["not", "an", "object"]}, "config")):
+            with pytest.raises(InvalidInput, match=field):
+                await app.runs.create(None, "counter", {"x": 0, "seen": []}, **options)
+        assert await app.runs.list() == []
+
+
+async def test_a_cancel_stops_the_graph_in_its_node(make_app: AppFactory):
+    executions: dict[str, int] = {}
+    gate = asyncio.Event()
+    async with _app(make_app, _counting(executions, gate)) as app:
+        run = await app.runs.create(None, "counter", {"x": 1, "seen": []})
+        await eventually(lambda: executions.get("double") == 1)
+        result = await app.runs.cancel(run.run_id, reason="enough", wait=True)
+        assert result.run.status is RunStatus.INTERRUPTED
+        with pytest.raises(RunCancelled):
+            await app.runs.join(run.run_id)
+        gate.set()  # nothing is left to resume the node
+        await asyncio.sleep(0)
+        assert executions == {"add": 1, "double": 1}
+        assert not [e for e in await app.runs.events(run.run_id) if e.event == "run:complete"]
