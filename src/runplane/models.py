@@ -189,6 +189,11 @@ class Run:
     #: :mod:`runplane.graphs.runner`); empty for a workflow's.
     kwargs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def of_graph(self) -> bool:
+        """A graph's run: it always has its kwargs (the stream modes it logs, at least)."""
+        return bool(self.kwargs)
+
     def evolve(self, **changes: Any) -> Run:
         return dataclasses.replace(self, **changes)
 

@@ -96,3 +96,36 @@ async def test_end_is_sent_once_and_again_after_a_resume() -> None:
     got = await _messages(event_stream("r1", 1, ["values"], resumed, status))
     assert [(m[0], m[1].get("status")) for m in got][1:] == [
         ("end", "interrupted"), ("end", "success")]
+
+
+def _chunk(content: str, kind: str = "AIMessageChunk") -> dict[str, Any]:
+    return {"content": content, "additional_kwargs": {}, "response_metadata": {}, "type": kind,
+            "name": None, "id": "m1", "tool_calls": [], "invalid_tool_calls": [],
+            "usage_metadata": None, "tool_call_chunks": []}
+
+
+def test_a_graph_runs_chunks_stream_under_their_names_as_langgraph_sends_them() -> None:
+    view = StreamView("r1", ["values", "updates", "debug"], graph=True)
+    assert list(view.render(ev(2, "values", {"x": 1}))) == [("values", {"x": 1})]
+    assert list(view.render(ev(3, "updates|sub:1", {"a": {}}))) == [("updates|sub:1", {"a": {}})]
+    assert list(view.render(ev(4, "custom", {"p": 1}))) == []  # not asked for
+    # the lifecycle is not debug output of a graph, and the output was streamed already
+    assert list(view.render(ev(5, "run:start", {"attempt": 1}))) == []
+    assert list(view.render(ev(6, "run:complete", {"output": {"x": 2}}))) == [
+        ("end", {"run_id": "r1", "status": "success"})]
+
+
+def test_a_graph_runs_message_chunks_as_tuples_or_as_messages_so_far() -> None:
+    meta = {"langgraph_node": "chat"}
+    tuples = StreamView("r1", ["messages-tuple"], graph=True)
+    assert list(tuples.render(ev(2, "messages", [_chunk("Hel"), meta]))) == [
+        ("messages", [_chunk("Hel"), meta])]
+    whole = StreamView("r1", ["messages"], graph=True)
+    first = list(whole.render(ev(2, "messages", [_chunk("Hel"), meta])))
+    assert [name for name, _ in first] == ["messages/metadata", "messages/partial"]
+    assert first[0][1] == {"m1": {"metadata": meta}}
+    [(name, [so_far])] = list(whole.render(ev(3, "messages", [_chunk("lo"), meta])))
+    assert (name, so_far["content"], so_far["id"]) == ("messages/partial", "Hello", "m1")
+    done = {**_chunk("Hello"), "type": "ai", "id": "m2"}
+    assert [name for name, _ in whole.render(ev(4, "messages|sub", [done, meta]))] == [
+        "messages/metadata|sub", "messages/complete|sub"]

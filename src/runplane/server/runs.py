@@ -114,7 +114,7 @@ def _stream(request: Request, service: RunService, settings: Any, run: Run, mode
                 return (await service.get_run(run.run_id)).status
 
             async for chunk in event_stream(run.run_id, run.attempt, modes, events,
-                                            final_status):
+                                            final_status, graph=run.of_graph):
                 if request.app.state.shutting_down:  # not the client leaving: keep the run
                     ended = True
                     return

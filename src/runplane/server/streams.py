@@ -11,6 +11,12 @@ again. A stream of a run that is over always ends with ``end``, even when
 A workflow's ``ctx.emit(name, data)`` streams under the mode ``name`` when that is
 a stream mode (``values``, ``custom``, ``messages``, ...); any other name streams
 under ``custom`` as ``{name: data}``, the way ``updates`` names each step.
+
+A graph's run logs LangGraph's own chunks, named by their mode (``mode|ns`` for a
+subgraph's), and streams them as the LangGraph server does: each under its name, and
+its message chunks (logged as ``messages``: ``[chunk, metadata]``) as the SSE event
+``messages`` for ``messages-tuple``, or as ``messages/metadata`` then
+``messages/partial`` (the message so far) or ``messages/complete`` for ``messages``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-from runplane.lifecycle import ENDED_BY, EventName
+from runplane.lifecycle import ENDED_BY, RESERVED_PREFIXES, EventName
 from runplane.models import STREAM_MODES, Event, RunStatus
 
 #: Log events that end a run failed, and the stream ``error`` payload each gives.
@@ -51,14 +57,33 @@ def parse_last_event_id(value: str | None) -> int:
 class StreamView:
     """Turns log events into the stream events of the requested modes."""
 
-    def __init__(self, run_id: str, modes: list[str]) -> None:
+    def __init__(self, run_id: str, modes: list[str], *, graph: bool = False) -> None:
         self.run_id = run_id
         self.modes = set(modes)
+        #: the run is a graph's: its log holds LangGraph's chunks (see the module docstring)
+        self.graph = graph
         self._last_values: Any = None
+        #: ``messages``: each message so far, by id (its chunks added up)
+        self._messages: dict[str, Any] = {}
         #: ``end`` was sent for the run's latest attempt (a resume starts a new one)
         self.ended = False
 
     def render(self, event: Event) -> Iterator[tuple[str, Any]]:
+        name, data = event.event, event.data
+        if self.graph:
+            if not name.startswith(RESERVED_PREFIXES):  # a chunk (its ns may hold a ':')
+                yield from self._graph_chunk(name, data)
+        else:
+            yield from self._workflow_event(event)
+        if name in _FAILURES:
+            yield "error", {"error": _FAILURES[name], "message": data.get("error")}
+        elif name == EventName.RUN_RESUME:
+            self.ended = False
+        if name in _ENDINGS:
+            self.ended = True
+            yield "end", self.end(_ENDINGS[name])
+
+    def _workflow_event(self, event: Event) -> Iterator[tuple[str, Any]]:
         name, data = event.event, event.data
         if "debug" in self.modes:
             yield "debug", {"type": name, "seq": event.seq, "data": data,
@@ -70,10 +95,6 @@ class StreamView:
             output = data.get("output")
             if "values" in self.modes and output is not None and output != self._last_values:
                 yield "values", output
-        elif name in _FAILURES:
-            yield "error", {"error": _FAILURES[name], "message": data.get("error")}
-        elif name == EventName.RUN_RESUME:
-            self.ended = False
         elif ":" not in name:  # a workflow's ctx.emit(name, data)
             if name not in STREAM_MODES:
                 if "custom" in self.modes:
@@ -82,22 +103,53 @@ class StreamView:
                 if name == "values":
                     self._last_values = data
                 yield name, data
-        if name in _ENDINGS:
-            self.ended = True
-            yield "end", self.end(_ENDINGS[name])
+
+    def _graph_chunk(self, name: str, data: Any) -> Iterator[tuple[str, Any]]:
+        mode, bar, namespace = name.partition("|")
+        if mode != "messages":
+            if mode in self.modes:
+                yield name, data
+            return
+        if "messages-tuple" in self.modes:
+            yield name, data
+        if "messages" in self.modes:
+            chunk, metadata = data
+            message_id = chunk.get("id")
+            if message_id not in self._messages:
+                yield f"messages/metadata{bar}{namespace}", {message_id: {"metadata": metadata}}
+            if str(chunk.get("type", "")).endswith("Chunk"):
+                whole = self._messages[message_id] = _added(self._messages.get(message_id), chunk)
+                yield f"messages/partial{bar}{namespace}", [whole]
+            else:
+                self._messages[message_id] = chunk
+                yield f"messages/complete{bar}{namespace}", [chunk]
 
     def end(self, status: str) -> dict[str, Any]:
         return {"run_id": self.run_id, "status": status}
 
 
+def _added(whole: dict[str, Any] | None, chunk: dict[str, Any]) -> dict[str, Any]:
+    """A message so far plus its next chunk, added up as LangChain adds message chunks
+    (content, tool call chunks, usage)."""
+    from langchain_core import messages
+
+    kind = getattr(messages, chunk["type"], None)
+    if not (isinstance(kind, type) and issubclass(kind, messages.BaseMessageChunk)):
+        return chunk  # not a chunk LangChain knows: the latest is the whole
+    added = kind.model_validate(chunk)
+    if whole is not None:
+        added = kind.model_validate(whole) + added
+    return added.model_dump(mode="json")
+
+
 async def event_stream(
     run_id: str, attempt: int, modes: list[str], events: AsyncIterator[Event | None],
-    final_status: Callable[[], Awaitable[RunStatus]],
+    final_status: Callable[[], Awaitable[RunStatus]], *, graph: bool = False,
 ) -> AsyncIterator[bytes]:
     """``metadata``, then the rendered log as it grows, a comment-line heartbeat for each
     idle tick (None) of ``events``; ends when ``events`` does (the run ended), with ``end``
     from ``final_status()`` if the log read gave none (it resumed past the run's end)."""
-    view = StreamView(run_id, modes)
+    view = StreamView(run_id, modes, graph=graph)
     yield sse("metadata", {"run_id": run_id, "attempt": attempt})
     async for event in events:
         if event is None:
