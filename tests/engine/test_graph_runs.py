@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,3 +137,38 @@ async def test_a_cancel_stops_the_graph_in_its_node(make_app: AppFactory):
         await asyncio.sleep(0)
         assert executions == {"add": 1, "double": 1}
         assert not [e for e in await app.runs.events(run.run_id) if e.event == "run:complete"]
+
+
+def _agent() -> Pregel:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).parents[2] / "examples" / "agent" / "agent.py"
+    spec = importlib.util.spec_from_file_location("example_agent", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("example_agent", module)
+    spec.loader.exec_module(module)
+    module.TOKEN_DELAY = 0
+    return module.graph
+
+
+async def test_a_chat_graph_logs_its_tokens_and_its_events(make_app: AppFactory):
+    app = make_app()
+    app.add_graph("agent", Compiled("agent", _agent()))
+    async with app:
+        run = await app.runs.create(None, "agent", {"messages": [
+            {"role": "user", "content": "what is runplane?"}]},
+            stream_mode=["messages-tuple", "events", "updates"])
+        output = await app.runs.join(run.run_id)
+        answer = "Here is what I found: runplane runs agents as durable runs whose stop " \
+                 "button always works."
+        assert output["messages"][-1]["content"] == answer
+        logged = [e for e in await app.runs.events(run.run_id) if ":" not in e.event]
+        tokens = [e.data[0]["content"] for e in logged
+                  if e.event == "messages" and e.data[1]["langgraph_node"] == "chat"]
+        assert "".join(tokens) == answer and len(tokens) > 10
+        kinds = {e.data["event"] for e in logged if e.event == "events"}
+        assert {"on_chain_start", "on_chat_model_stream", "on_tool_start"} <= kinds
+        assert [list(e.data) for e in logged if e.event == "updates"] == [
+            ["chat"], ["tools"], ["chat"]]

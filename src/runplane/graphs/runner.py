@@ -20,13 +20,14 @@ logged once the fence moved.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import enum
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -43,10 +44,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("runplane.graphs")
 
 #: How the stream modes a client asks for map onto the graph's own (``messages-tuple`` is
-#: LangGraph's ``messages``; the server renders both from it).
-_GRAPH_MODES: dict[str, StreamMode] = {"values": "values", "updates": "updates", "custom": "custom",
-                "debug": "debug", "tasks": "tasks", "checkpoints": "checkpoints",
-                "messages": "messages", "messages-tuple": "messages"}
+#: LangGraph's ``messages``; the server renders both from it; ``events``: see _chunks).
+_GRAPH_MODES: dict[str, StreamMode] = {
+    "values": "values", "updates": "updates", "custom": "custom", "debug": "debug",
+    "tasks": "tasks", "checkpoints": "checkpoints", "messages": "messages",
+    "messages-tuple": "messages",
+}
 
 
 def run_config(ctx: Context, graph_id: str, kwargs: Mapping[str, Any]) -> RunnableConfig:
@@ -58,7 +61,10 @@ def run_config(ctx: Context, graph_id: str, kwargs: Mapping[str, Any]) -> Runnab
     configurable = {**(given.get("configurable") or {}), **identity}
     metadata = {**(given.get("metadata") or {}), **identity, "run_attempt": ctx.attempt}
     del metadata["checkpoint_ns"]
-    return cast(RunnableConfig, {**given, "configurable": configurable, "metadata": metadata})
+    config = {**given, "configurable": configurable, "metadata": metadata}
+    with contextlib.suppress(ValueError):  # the graph's callbacks see the run as their root
+        config["run_id"] = uuid.UUID(ctx.run_id)
+    return cast(RunnableConfig, config)
 
 
 def graph_modes(requested: list[str]) -> list[StreamMode]:
@@ -73,20 +79,10 @@ def graph_workflow(source: GraphSource) -> Workflow:
     """The workflow that runs ``source``'s graph for a run."""
 
     async def run_graph(ctx: Context, input: Any) -> Any:
-        kwargs = ctx.kwargs
-        config = run_config(ctx, source.graph_id, kwargs)
-        subgraphs = bool(kwargs.get("stream_subgraphs"))
+        config = run_config(ctx, source.graph_id, ctx.kwargs)
         output: Any = None
         async with source.build(config) as graph:
-            stream = graph.astream(
-                input, config, context=kwargs.get("context"),
-                stream_mode=graph_modes(kwargs.get("stream_mode") or ["values"]),
-                subgraphs=subgraphs,
-                # LangGraph refuses a durability without a checkpointer to keep it
-                durability=(kwargs.get("durability") or "sync") if graph.checkpointer else None,
-            )
-            async for item in stream:
-                namespace, mode, chunk = item if subgraphs else ((), *item)
+            async for namespace, mode, chunk in _chunks(graph, input, config, ctx.kwargs):
                 data = jsonable(list(chunk) if mode == "messages" else chunk)
                 if mode == "values" and not namespace:
                     output = data
@@ -96,6 +92,38 @@ def graph_workflow(source: GraphSource) -> Workflow:
     run_graph.__doc__ = source.description
     run_graph.__name__ = run_graph.__qualname__ = f"graph:{source.graph_id}"
     return run_graph
+
+
+async def _chunks(
+    graph: Pregel, input: Any, config: RunnableConfig, kwargs: Mapping[str, Any]
+) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
+    """The graph's stream as (namespace, mode, chunk). With ``events`` asked for, the graph
+    runs under ``astream_events`` (v2), as on the LangGraph server: its own chunks come as
+    the stream events of its root run, every other event (but those LangSmith hides) as a
+    chunk of the mode ``events``."""
+    requested = kwargs.get("stream_mode") or ["values"]
+    subgraphs = bool(kwargs.get("stream_subgraphs"))
+    options: dict[str, Any] = {
+        "context": kwargs.get("context"), "stream_mode": graph_modes(requested),
+        "subgraphs": subgraphs,
+        # LangGraph refuses a durability without a checkpointer to keep it
+        "durability": (kwargs.get("durability") or "sync") if graph.checkpointer else None,
+    }
+
+    def item(raw: Any) -> tuple[tuple[str, ...], str, Any]:
+        namespace, mode, chunk = raw if subgraphs else ((), *raw)
+        return tuple(namespace), mode, chunk
+
+    if "events" not in requested:
+        async for raw in graph.astream(input, config, **options):
+            yield item(raw)
+        return
+    root = str(config.get("run_id"))
+    async for event in graph.astream_events(input, config, version="v2", **options):
+        if event["event"] == "on_chain_stream" and event["run_id"] == root:
+            yield item(event["data"]["chunk"])
+        elif "langsmith:hidden" not in (event.get("tags") or ()):
+            yield (), "events", event
 
 
 def graph_schemas(graph: Pregel) -> dict[str, Any]:
