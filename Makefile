@@ -22,7 +22,7 @@ run: $(STAMP)-run
 
 ## make test: install dev dependencies, lint, check types, run the whole suite
 test: $(STAMP)-dev
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -31,7 +31,7 @@ test-fast: $(STAMP)-dev
 	$(BIN)/pytest -q tests/unit tests/engine --store sqlite
 
 lint: $(STAMP)-dev
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 
 ## make typecheck: check the types of src/ with mypy (settings in pyproject.toml)
 typecheck: $(STAMP)-dev
