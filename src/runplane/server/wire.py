@@ -332,7 +332,8 @@ def assistant_body(assistant: Assistant, created_at: datetime) -> dict[str, Any]
 
 # --- answers, as /openapi.json describes them ------------------------------------------------
 # The bodies above are built as plain dicts (no validation on the hot path); these models
-# only document them. tests/acceptance/http/test_fuzz.py holds every real answer to its documented model.
+# only document them. tests/acceptance/http/test_fuzz.py holds every real answer to its
+# documented model.
 
 
 class ErrorAnswer(BaseModel):
