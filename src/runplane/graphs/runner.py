@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import StreamMode
+from langgraph.types import Send, StreamMode
 from pydantic import BaseModel, TypeAdapter
 
 if TYPE_CHECKING:
@@ -166,6 +166,8 @@ def _plain(value: Any) -> Any:
         return value.value
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, Send):
+        return {"node": value.node, "arg": value.arg}
     return repr(value)
 
 
