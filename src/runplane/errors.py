@@ -35,6 +35,12 @@ class StoreUnavailable(RunplaneError):
 STORE_FAULTS: tuple[type[RunplaneError], ...] = (StoreUnavailable, StoreClosed)
 
 
+class ConfigError(RunplaneError):
+    """A project's configuration (``langgraph.json``) cannot be served: a missing file, a bad
+    path, an attribute that is no graph. The message is one line naming the file and the key;
+    the CLI prints it and exits 2. Not a ValueError: the CLI's ValueErrors are other faults."""
+
+
 class NotFound(RunplaneError, LookupError):
     """The thing named by an id does not exist (HTTP 404)."""
 
