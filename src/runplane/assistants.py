@@ -38,8 +38,11 @@ class GraphSource(Protocol):
     """Where a graph comes from (see :mod:`runplane.graphs.project`): a graph, or a
     factory entered once per run."""
 
-    graph_id: str
-    description: str | None
+    @property
+    def graph_id(self) -> str: ...
+
+    @property
+    def description(self) -> str | None: ...
 
     def build(self, config: RunnableConfig) -> AbstractAsyncContextManager[Pregel]:
         """The graph for one run (a factory's is made, and let go of, per run)."""

@@ -25,10 +25,12 @@ from rich.console import Console
 
 from runplane.client_cli import runs as client_runs
 from runplane.config import ProcessSettings, default_help
+from runplane.errors import ConfigError
 from runplane.server.settings import ServerSettings
 
 if TYPE_CHECKING:
     from runplane.app import Runplane
+    from runplane.graphs.project import Project
     from runplane.server.auth import ApiKeys
 
 log = logging.getLogger("runplane.cli")
@@ -172,6 +174,46 @@ def load_app(target: str) -> Runplane:
     return found
 
 
+#: The project file ``serve`` and ``worker`` serve when given no app, as ``langgraph dev``.
+PROJECT_FILE = "langgraph.json"
+
+
+def load_project(config: Path | None, target: str | None) -> Project | None:
+    """The LangGraph project to serve: ``config``, else ``./langgraph.json`` when no app is
+    given. Loading it applies its env and imports its graphs; a mistake in it exits 2 with
+    one line, and the keys runplane does not honour are named in one warning."""
+    if config is None and target is None and Path(PROJECT_FILE).is_file():
+        config = Path(PROJECT_FILE)
+        typer.echo(f"no app given: serving the LangGraph project ./{PROJECT_FILE}")
+    if config is None:
+        return None
+    from runplane.graphs.project import Project
+
+    try:
+        project = Project.load(config)
+    except ConfigError as exc:
+        log.debug("%s", exc, exc_info=exc.__cause__)
+        raise _fail(str(exc)) from None
+    if project.unhonoured:
+        typer.echo(f"Warning: {config}: not honoured by runplane yet, ignored: "
+                   f"{', '.join(project.unhonoured)}", err=True)
+    return project
+
+
+def _app_with_graphs(target: str | None, project: Project | None) -> Runplane:
+    """The app of ``target`` (a new one if none), serving ``project``'s graphs too."""
+    from runplane.app import Runplane
+
+    rp = load_app(target) if target is not None else Runplane()
+    for graph_id, source in (project.graphs if project is not None else {}).items():
+        rp.add_graph(graph_id, source)
+    return rp
+
+
+def _assistants(rp: Runplane) -> str:
+    return ", ".join(a.graph_id for a in rp.assistants.all())
+
+
 async def _serve(rp: Runplane) -> int:
     """Run the worker until SIGTERM or SIGINT, then stop it gracefully."""
     loop = asyncio.get_running_loop()
@@ -192,9 +234,9 @@ async def _serve(rp: Runplane) -> int:
         await rp.open()
         worker = rp.worker
         worker_id = worker.worker_id if worker is not None else rp.settings.worker_id
-        log.info("worker %s started: database %s, workflows %s, concurrency %d",
-                 worker_id, redact_url(rp.settings.database_url),
-                 ", ".join(sorted(rp.workflows)), rp.settings.concurrency)
+        log.info("worker %s started: database %s, assistants %s, concurrency %d",
+                 worker_id, redact_url(rp.settings.database_url), _assistants(rp),
+                 rp.settings.concurrency)
         await stop.wait()
         in_flight = len(worker.active_runs) if worker is not None else 0
         # Logged in the same step as close() begins: no run makes progress between them.
@@ -212,6 +254,13 @@ async def _serve(rp: Runplane) -> int:
 DatabaseOption = Annotated[
     str | None,
     typer.Option("--database", help="Database URL (default: the app's own setting)."),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config",
+                 help="A LangGraph project's langgraph.json: serve its graphs (beside "
+                      "MODULE:APP's workflows if given). Default without MODULE:APP: "
+                      "./langgraph.json if there is one."),
 ]
 ConcurrencyOption = Annotated[
     int | None, typer.Option("--concurrency", help="Runs this worker executes at once.")
@@ -250,8 +299,10 @@ def _process_settings(**given: object) -> ProcessSettings:
 @app.command()
 def worker(
     target: Annotated[
-        str, typer.Argument(metavar="MODULE:APP", help="The app to run, e.g. myapp.flows:app.")
-    ],
+        str | None,
+        typer.Argument(metavar="[MODULE:APP]", help="The app to run, e.g. myapp.flows:app.")
+    ] = None,
+    config: ConfigOption = None,
     database: DatabaseOption = None,
     concurrency: ConcurrencyOption = None,
     grace: GraceOption = None,
@@ -284,7 +335,8 @@ def worker(
                      + default_help(ProcessSettings, "metrics_host")),
     ] = None,
 ) -> None:
-    """Run the workflows of MODULE:APP until SIGTERM or SIGINT, then stop gracefully."""
+    """Run the workflows of MODULE:APP and the graphs of a LangGraph project until SIGTERM or
+    SIGINT, then stop gracefully."""
     process = _process_settings(log_level=log_level, metrics_port=metrics_port,
                                 metrics_host=metrics_host)
     given = {
@@ -296,10 +348,15 @@ def worker(
         "heartbeat_interval": heartbeat_interval,
         "reap_interval": reap_interval,
     }
+    project = load_project(config, target)
+    if target is None and project is None:
+        raise _fail(f"give MODULE:APP or --config {PROJECT_FILE} (or run where ./{PROJECT_FILE} "
+                    "is)")
     try:
-        rp = load_app(target)
+        rp = _app_with_graphs(target, project)
         if not rp.workflows:
-            raise _UsageError(f"{target} registers no workflows: this worker would run nothing")
+            raise _UsageError(f"{target or config} registers no workflows or graphs: this "
+                              "worker would run nothing")
         rp.reconfigure(**{k: v for k, v in given.items() if v is not None}, worker=True)
     except (_UsageError, ValueError, TypeError, RuntimeError) as exc:
         message = _scrub(str(exc), database or "")
@@ -331,9 +388,10 @@ def serve(
     target: Annotated[
         str | None,
         typer.Argument(metavar="[MODULE:APP]",
-                       help="The app to serve, e.g. myapp.flows:app (default: built-in demo "
-                            "assistants)."),
+                       help="The app to serve, e.g. myapp.flows:app (default: the LangGraph "
+                            "project in ./langgraph.json, else built-in demo assistants)."),
     ] = None,
+    config: ConfigOption = None,
     database: DatabaseOption = None,
     host: Annotated[
         str | None,
@@ -400,6 +458,7 @@ def serve(
 ) -> None:
     """Serve the HTTP API (LangGraph Agent Server protocol) with an embedded worker."""
     process = _process_settings(log_level=log_level)
+    project = load_project(config, target)
     try:
         server = ServerSettings.load(
             host=host, port=port, max_body_bytes=max_body_bytes, sse_heartbeat=sse_heartbeat,
@@ -415,12 +474,12 @@ def serve(
              "poll_interval": poll_interval, "shutdown_grace": grace,
              "worker": False if no_worker else None}
     try:
-        if target is None:
+        if target is None and project is None:
             from runplane.demo import demo_app
 
             rp = demo_app()
         else:
-            rp = load_app(target)
+            rp = _app_with_graphs(target, project)
         rp.reconfigure(**{k: v for k, v in given.items() if v is not None})
     except (_UsageError, ValueError, TypeError, RuntimeError) as exc:
         raise _fail(_scrub(str(exc), database or "")) from None
@@ -434,10 +493,11 @@ def serve(
     else:
         access = f"no API keys, --insecure: anyone who can reach {host} has full access"
     where = f"http://{host}:{server.port}"
-    typer.echo(f"runplane serving {', '.join(sorted(rp.workflows)) or 'no assistants'} "
+    typer.echo(f"runplane serving {_assistants(rp) or 'no assistants'} "
                f"on {where} (docs: {where}/docs; database {redact_url(url)}; {access})")
     try:
-        run_server(rp, server, log_level=process.log_level)
+        run_server(rp, server, log_level=process.log_level,
+                   custom=project.http_app if project is not None else None)
     except ValueError as exc:
         raise _fail(_scrub(str(exc), url)) from None
     except Exception as exc:  # the database cannot be reached or opened

@@ -84,7 +84,7 @@ async def test_worker_process_runs_runs_created_by_another_process(
             assert await worker.ended(5) == 0
         assert f"worker {worker_id} started" in started
         assert f"database {database_url}," in started  # no password to hide here
-        assert "workflows echo, staged" in started
+        assert "assistants echo, staged" in started
         assert "concurrency 2" in started
         assert f"worker {worker_id} stopped" in worker.output()
         for run in before + after:

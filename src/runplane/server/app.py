@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match
@@ -44,16 +45,21 @@ from runplane.server.auth import (
     Origins,
     allowed_hosts,
 )
+from runplane.server.custom_routes import CustomRoutes
 from runplane.server.settings import ServerSettings
 
 
-def create_app(rp: Runplane, settings: ServerSettings | None = None) -> FastAPI:
-    """An ASGI app serving ``rp``; it opens ``rp`` on start-up and closes it on shutdown."""
+def create_app(rp: Runplane, settings: ServerSettings | None = None, *,
+               custom: Starlette | None = None) -> FastAPI:
+    """An ASGI app serving ``rp``; it opens ``rp`` on start-up and closes it on shutdown.
+    ``custom`` is a project's own app, its routes served beside runplane's (see
+    :mod:`runplane.server.custom_routes`), its lifespan run inside runplane's."""
     settings = settings or ServerSettings.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with rp:
+        async with rp, (custom.router.lifespan_context(custom) if custom is not None
+                        else nullcontext()):
             yield
             background: set[asyncio.Task[Any]] = app.state.background
             if background:  # cancels started for clients that went away
@@ -70,6 +76,8 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None) -> FastAPI:
     app.state.started_at = datetime.now(UTC)
     app.state.background = set()
     app.state.shutting_down = False
+    if custom is not None:  # the innermost: behind every guard
+        app.add_middleware(CustomRoutes, custom=custom)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # the last added runs first: Host, then CORS (preflights carry no key), then the rest
     origins = Origins(settings.cors_origins)
