@@ -102,6 +102,10 @@ async def test_serve_without_an_app_serves_the_langgraph_json_it_finds(
     client = get_client(url=served.url)
     assert [a["graph_id"] for a in await client.assistants.search()] == ["agent"]
     assert await client.runs.wait(None, "agent", input={"x": 41}) == {"x": 42}
+    drawn = await client.assistants.get_graph("agent")  # the factory made a graph to draw
+    assert {node["id"] for node in drawn["nodes"]} == {"__start__", "add", "__end__"}
+    schemas = await client.assistants.get_schemas("agent")
+    assert schemas["input_schema"]["properties"] == {"x": {"title": "X", "type": "integer"}}
     await served.process.printed("no app given: serving the LangGraph project ./langgraph.json")
 
 
