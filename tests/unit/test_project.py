@@ -161,10 +161,13 @@ async def async_graph():
     events.append("enter")
     yield builder.compile()
     events.append("exit")
+
+async def awaited_manager(config):
+    return sync_graph(config)
 """
 
 
-@pytest.mark.parametrize("attr", ["sync_graph", "async_graph"])
+@pytest.mark.parametrize("attr", ["sync_graph", "async_graph", "awaited_manager"])
 async def test_a_context_manager_factory_is_entered_per_run_and_exited_after(
     tmp_path: Path, attr: str
 ):

@@ -5,9 +5,9 @@ never by calling it: a compiled graph, a ``Pregel`` or an ``@entrypoint`` is ser
 it is; a ``StateGraph`` is compiled once; any other callable is a factory, told apart
 by its signature (no argument, or one: the run's ``RunnableConfig``). A factory is called
 for every run (and for every description of the graph: ``/assistants/{id}/graph`` and
-``/schemas`` build it with ``{"configurable": {}}``); what it gives may be a graph, an
-awaitable of one, or a sync or async context manager yielding one, entered for the run
-and exited after it, as the LangGraph server does.
+``/schemas`` build it with ``{"configurable": {}}``); what it gives (awaited, for an async
+factory) may be a graph or a sync or async context manager yielding one, entered for the
+run and exited after it, as the LangGraph server does.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ class GraphSource:
             made = self.target(**{self.config_parameter: config})
         else:
             made = self.target(config)
+        if inspect.isawaitable(made) and not hasattr(made, "__aenter__"):
+            made = await made  # an async factory's graph, or its context manager
         if hasattr(made, "__aenter__") and hasattr(made, "__aexit__"):
             async with made as graph:
                 yield self._graph(graph)
@@ -83,7 +85,7 @@ class GraphSource:
             with made as graph:
                 yield self._graph(graph)
         else:
-            yield self._graph(await made if inspect.isawaitable(made) else made)
+            yield self._graph(made)
 
     def _graph(self, made: object) -> Pregel:
         if isinstance(made, StateGraph):
