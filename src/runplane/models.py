@@ -299,3 +299,35 @@ class ClaimedRun:
     @property
     def lease(self) -> Lease:
         return Lease(self.run.run_id, self.run.lease_generation)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointWrite:
+    """A pending write of a LangGraph task, serialized by the graph's serializer. ``idx``
+    is the write's place in its task's writes, negative for a special channel (an error,
+    an interrupt, ...), which a second write replaces."""
+
+    task_id: str
+    idx: int
+    channel: str
+    type: str
+    value: bytes
+    task_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A LangGraph checkpoint as the store keeps it: serialized whole by the graph's
+    serializer, with its metadata as JSON text (what list filters read). ``run_id`` is the
+    run that wrote it; ``writes`` (when read back) its pending writes, in the order
+    LangGraph applies them."""
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    run_id: str | None
+    type: str
+    checkpoint: bytes
+    metadata: str
+    writes: tuple[CheckpointWrite, ...] = ()

@@ -13,13 +13,14 @@ a write that raised it may or may not have been stored.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from runplane.models import (
     CancelOutcome,
     CancelRequest,
+    CheckpointWrite,
     ClaimedRun,
     Event,
     Lease,
@@ -27,6 +28,7 @@ from runplane.models import (
     Run,
     RunStatus,
     Step,
+    StoredCheckpoint,
     Thread,
     ThreadQuery,
 )
@@ -108,7 +110,8 @@ class Store(Protocol):
         """Merge ``metadata`` into the thread's (top-level keys replace); None if missing."""
 
     async def delete_thread(self, thread_id: str) -> bool:
-        """Delete the thread with its runs, steps and events; False if it did not exist."""
+        """Delete the thread with its runs, steps, events and LangGraph checkpoints; False if
+        it did not exist (its checkpoints, if any, are deleted all the same)."""
 
     # --- runs, service side -----------------------------------------------
     async def create_run(
@@ -227,3 +230,49 @@ class Store(Protocol):
     ) -> bool:
         """Fenced move to a terminal status; on success the output becomes the thread's values.
         ``traceback`` is kept with a failed run, as given."""
+
+    # --- LangGraph checkpoints (runplane.graphs.checkpointer) -------------------
+    # A write with a lease is fenced like a step's: in its transaction the run must be
+    # running under that generation, else nothing is written and the call answers False.
+    # Without one it is not fenced (a write outside any run).
+    async def put_checkpoint(
+        self, checkpoint: StoredCheckpoint, now: float, *, lease: Lease | None
+    ) -> bool:
+        """Store a checkpoint (one of the same thread, namespace and id is replaced)."""
+
+    async def put_checkpoint_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str,
+        writes: Sequence[CheckpointWrite], now: float, *, run_id: str | None,
+        lease: Lease | None,
+    ) -> bool:
+        """Store a task's pending writes of a checkpoint, all or none. A write already
+        stored (same task and idx) is kept, unless it is a special channel's (idx < 0)."""
+
+    async def get_checkpoint(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> StoredCheckpoint | None:
+        """That checkpoint, or (``checkpoint_id`` None) the namespace's newest, with its
+        pending writes."""
+
+    async def list_checkpoints(
+        self, *, thread_id: str | None, checkpoint_ns: str | None,
+        checkpoint_id: str | None = None, metadata: dict[str, Any] | None = None,
+        before: str | None = None, limit: int | None = None,
+    ) -> list[StoredCheckpoint]:
+        """Newest first (checkpoint ids grow with time), with their pending writes; every
+        filter given must hold: ``metadata``, each top-level key equal; ``before``, ids
+        older than this one."""
+
+    async def delete_checkpoints(self, thread_id: str) -> None:
+        """Every checkpoint and write of the thread, in every namespace."""
+
+    async def delete_checkpoints_of_runs(self, run_ids: Sequence[str]) -> None:
+        """The checkpoints these runs wrote, with their writes, and the writes they made
+        to other checkpoints (a rollback)."""
+
+    async def copy_checkpoints(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Every checkpoint and write of the source thread, as the target's too."""
+
+    async def prune_checkpoints(self, thread_ids: Sequence[str], *, keep_latest: bool) -> None:
+        """Delete the threads' checkpoints and writes but (``keep_latest``) each
+        namespace's newest checkpoint and its writes."""

@@ -4,6 +4,8 @@
 -- Lock order, which every transaction keeps so that none can deadlock another: a tree's
 -- root row before the rest of the tree, and the runs of a batch in creation order (seq),
 -- as sweeps lock them. A thread's row is locked before its runs (multitask decisions).
+-- The checkpoint tables come after runs: a checkpoint write shares its one run's row before
+-- it writes them, a thread's delete deletes its runs before its checkpoints.
 
 -- ===== threads ==============================================================
 
@@ -393,6 +395,112 @@ WITH i AS (
        AND threads.thread_id = r.thread_id
 )
 SELECT run_id FROM r
+
+-- ===== LangGraph checkpoints ================================================
+-- (runplane.graphs.checkpointer; tables in migrations/*/0004_graph_checkpoints.sql)
+
+-- name: share_held_run
+-- The fence of a checkpoint write: the run is running under this lease generation. Its
+-- row is shared until the write commits, so a cancel or a takeover (which update it) waits
+-- for the write, or the write, waiting for them, sees their change and is refused.
+SELECT 1 FROM runs WHERE run_id = $1 AND status = 'running' AND lease_generation = $2
+   FOR SHARE
+
+-- name: upsert_checkpoint
+-- A checkpoint put again (same thread, namespace and id) replaces the stored one.
+INSERT INTO lg_checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+                            run_id, type, checkpoint, metadata, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE
+   SET parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id,
+       type = excluded.type, checkpoint = excluded.checkpoint, metadata = excluded.metadata,
+       created_at = excluded.created_at
+
+-- name: upsert_checkpoint_write
+-- A task's write stored twice is kept once (its first); a special channel's (negative idx:
+-- error, interrupt, ...) is replaced, as LangGraph's savers do.
+INSERT INTO lg_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, task_path,
+                       channel, type, value, run_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
+   SET task_path = excluded.task_path, channel = excluded.channel, type = excluded.type,
+       value = excluded.value, run_id = excluded.run_id, created_at = excluded.created_at
+ WHERE excluded.idx < 0
+
+-- name: get_checkpoint
+-- One checkpoint, or ($3 NULL) the newest of the thread's namespace.
+SELECT * FROM lg_checkpoints
+ WHERE thread_id = $1 AND checkpoint_ns = $2 AND ($3::text IS NULL OR checkpoint_id = $3)
+ ORDER BY checkpoint_id DESC LIMIT 1
+
+-- name: list_checkpoints
+-- Newest first; a NULL filter matches every checkpoint. $5: metadata every top-level key of
+-- which must be equal (a JSON object).
+SELECT * FROM lg_checkpoints c
+ WHERE ($1::text IS NULL OR c.thread_id = $1) AND ($2::text IS NULL OR c.checkpoint_ns = $2)
+   AND ($3::text IS NULL OR c.checkpoint_id = $3) AND ($4::text IS NULL OR c.checkpoint_id < $4)
+   AND NOT EXISTS (SELECT 1 FROM jsonb_each($5::jsonb) f
+                    WHERE c.metadata -> f.key IS DISTINCT FROM f.value)
+ ORDER BY c.checkpoint_id DESC
+ LIMIT $6
+
+-- name: writes_of_checkpoints
+-- The pending writes of checkpoints $1, $2, $3 (their threads, namespaces and ids, side by
+-- side), in the order LangGraph applies them (langgraph's writes_sort_key).
+SELECT w.* FROM unnest($1::text[], $2::text[], $3::text[]) AS k(thread_id, ns, id)
+  JOIN lg_writes w ON w.thread_id = k.thread_id AND w.checkpoint_ns = k.ns
+                  AND w.checkpoint_id = k.id
+ ORDER BY w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_path, w.task_id, w.idx
+
+-- name: delete_thread_checkpoints
+DELETE FROM lg_checkpoints WHERE thread_id = $1
+
+-- name: delete_thread_writes
+DELETE FROM lg_writes WHERE thread_id = $1
+
+-- name: delete_run_writes
+-- The writes these runs made, and every write of the checkpoints they made.
+DELETE FROM lg_writes w
+ WHERE w.run_id = ANY($1::text[])
+    OR EXISTS (SELECT 1 FROM lg_checkpoints c
+                WHERE c.run_id = ANY($1::text[]) AND c.thread_id = w.thread_id
+                  AND c.checkpoint_ns = w.checkpoint_ns AND c.checkpoint_id = w.checkpoint_id)
+
+-- name: delete_run_checkpoints
+DELETE FROM lg_checkpoints WHERE run_id = ANY($1::text[])
+
+-- name: copy_thread_checkpoints
+-- Thread $1's checkpoints as thread $2's; any $2 has with the same id is kept.
+INSERT INTO lg_checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+                            run_id, type, checkpoint, metadata, created_at)
+SELECT $2, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint,
+       metadata, created_at
+  FROM lg_checkpoints WHERE thread_id = $1
+ON CONFLICT DO NOTHING
+
+-- name: copy_thread_writes
+INSERT INTO lg_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, task_path,
+                       channel, type, value, run_id, created_at)
+SELECT $2, checkpoint_ns, checkpoint_id, task_id, idx, task_path, channel, type, value,
+       run_id, created_at
+  FROM lg_writes WHERE thread_id = $1
+ON CONFLICT DO NOTHING
+
+-- name: prune_writes
+-- The writes of threads $1 but those of each namespace's newest checkpoint ($2 true), or all.
+DELETE FROM lg_writes w
+ WHERE w.thread_id = ANY($1::text[])
+   AND (NOT $2::boolean OR w.checkpoint_id < (
+        SELECT max(c.checkpoint_id) FROM lg_checkpoints c
+         WHERE c.thread_id = w.thread_id AND c.checkpoint_ns = w.checkpoint_ns))
+
+-- name: prune_checkpoints
+-- The checkpoints of threads $1 but each namespace's newest ($2 true), or all.
+DELETE FROM lg_checkpoints x
+ WHERE x.thread_id = ANY($1::text[])
+   AND (NOT $2::boolean OR x.checkpoint_id < (
+        SELECT max(c.checkpoint_id) FROM lg_checkpoints c
+         WHERE c.thread_id = x.thread_id AND c.checkpoint_ns = x.checkpoint_ns))
 
 -- ===== signals ==============================================================
 

@@ -12,11 +12,13 @@ from typing import Any, Protocol, TypeVar
 
 from runplane.models import (
     CancelAction,
+    CheckpointWrite,
     Event,
     MultitaskStrategy,
     Run,
     RunStatus,
     Step,
+    StoredCheckpoint,
     Thread,
     ThreadStatus,
     to_datetime,
@@ -148,3 +150,17 @@ def event_from_row(row: Row) -> Event:
         data=loads(row["data"]),
         created_at=to_datetime(row["created_at"]),
     )
+
+
+def checkpoint_write_from_row(row: Row) -> CheckpointWrite:
+    return CheckpointWrite(task_id=row["task_id"], idx=row["idx"], channel=row["channel"],
+                           type=row["type"], value=bytes(row["value"]),
+                           task_path=row["task_path"])
+
+
+def checkpoint_from_row(row: Row, writes: tuple[CheckpointWrite, ...]) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        thread_id=row["thread_id"], checkpoint_ns=row["checkpoint_ns"],
+        checkpoint_id=row["checkpoint_id"], parent_checkpoint_id=row["parent_checkpoint_id"],
+        run_id=row["run_id"], type=row["type"], checkpoint=bytes(row["checkpoint"]),
+        metadata=row["metadata"], writes=writes)

@@ -278,6 +278,116 @@ UPDATE runs
  WHERE run_id = ?1 AND status = 'running' AND lease_generation = ?2
 RETURNING last_event_seq, thread_id
 
+-- ===== LangGraph checkpoints ================================================
+-- (runplane.graphs.checkpointer; tables in migrations/*/0004_graph_checkpoints.sql)
+
+-- name: share_held_run
+-- The fence of a checkpoint write: the run is running under this lease generation.
+SELECT 1 FROM runs WHERE run_id = ?1 AND status = 'running' AND lease_generation = ?2
+
+-- name: upsert_checkpoint
+-- A checkpoint put again (same thread, namespace and id) replaces the stored one.
+INSERT INTO lg_checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+                            run_id, type, checkpoint, metadata, created_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE
+   SET parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id,
+       type = excluded.type, checkpoint = excluded.checkpoint, metadata = excluded.metadata,
+       created_at = excluded.created_at
+
+-- name: upsert_checkpoint_write
+-- A task's write stored twice is kept once (its first); a special channel's (negative idx:
+-- error, interrupt, ...) is replaced, as LangGraph's savers do.
+INSERT INTO lg_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, task_path,
+                       channel, type, value, run_id, created_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
+   SET task_path = excluded.task_path, channel = excluded.channel, type = excluded.type,
+       value = excluded.value, run_id = excluded.run_id, created_at = excluded.created_at
+ WHERE excluded.idx < 0
+
+-- name: get_checkpoint
+-- One checkpoint, or (?3 NULL) the newest of the thread's namespace.
+SELECT * FROM lg_checkpoints
+ WHERE thread_id = ?1 AND checkpoint_ns = ?2 AND (?3 IS NULL OR checkpoint_id = ?3)
+ ORDER BY checkpoint_id DESC LIMIT 1
+
+-- name: list_checkpoints
+-- Newest first; a NULL filter matches every checkpoint. ?5: metadata every top-level key of
+-- which must be equal (a JSON object, not read as a list).
+SELECT * FROM lg_checkpoints c
+ WHERE (?1 IS NULL OR c.thread_id = ?1) AND (?2 IS NULL OR c.checkpoint_ns = ?2)
+   AND (?3 IS NULL OR c.checkpoint_id = ?3) AND (?4 IS NULL OR c.checkpoint_id < ?4)
+   AND NOT EXISTS (
+       SELECT 1 FROM json_each(json(?5)) f
+        WHERE json_type(c.metadata, '$."' || f.key || '"') IS NOT f.type
+           OR json_extract(c.metadata, '$."' || f.key || '"') IS NOT f.value)
+ ORDER BY c.checkpoint_id DESC
+ LIMIT coalesce(?6, -1)
+
+-- name: writes_of_checkpoints
+-- The pending writes of checkpoints ?1, ?2, ?3 (their threads, namespaces and ids, side by
+-- side), in the order LangGraph applies them (langgraph's writes_sort_key).
+SELECT w.* FROM json_each(?1) t
+  JOIN json_each(?2) n ON n.key = t.key
+  JOIN json_each(?3) i ON i.key = t.key
+  JOIN lg_writes w ON w.thread_id = t.value AND w.checkpoint_ns = n.value
+                  AND w.checkpoint_id = i.value
+ ORDER BY w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_path, w.task_id, w.idx
+
+-- name: delete_thread_checkpoints
+DELETE FROM lg_checkpoints WHERE thread_id = ?1
+
+-- name: delete_thread_writes
+DELETE FROM lg_writes WHERE thread_id = ?1
+
+-- name: delete_run_writes
+-- The writes these runs made, and every write of the checkpoints they made.
+DELETE FROM lg_writes
+ WHERE run_id IN (SELECT value FROM json_each(?1))
+    OR EXISTS (SELECT 1 FROM lg_checkpoints c
+                WHERE c.run_id IN (SELECT value FROM json_each(?1))
+                  AND c.thread_id = lg_writes.thread_id
+                  AND c.checkpoint_ns = lg_writes.checkpoint_ns
+                  AND c.checkpoint_id = lg_writes.checkpoint_id)
+
+-- name: delete_run_checkpoints
+DELETE FROM lg_checkpoints WHERE run_id IN (SELECT value FROM json_each(?1))
+
+-- name: copy_thread_checkpoints
+-- Thread ?1's checkpoints as thread ?2's; any ?2 has with the same id is kept.
+INSERT INTO lg_checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+                            run_id, type, checkpoint, metadata, created_at)
+SELECT ?2, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint,
+       metadata, created_at
+  FROM lg_checkpoints WHERE thread_id = ?1
+ON CONFLICT DO NOTHING
+
+-- name: copy_thread_writes
+INSERT INTO lg_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, task_path,
+                       channel, type, value, run_id, created_at)
+SELECT ?2, checkpoint_ns, checkpoint_id, task_id, idx, task_path, channel, type, value,
+       run_id, created_at
+  FROM lg_writes WHERE thread_id = ?1
+ON CONFLICT DO NOTHING
+
+-- name: prune_writes
+-- The writes of threads ?1 but those of each namespace's newest checkpoint (?2 true), or all.
+DELETE FROM lg_writes
+ WHERE thread_id IN (SELECT value FROM json_each(?1))
+   AND (NOT ?2 OR checkpoint_id < (
+        SELECT max(c.checkpoint_id) FROM lg_checkpoints c
+         WHERE c.thread_id = lg_writes.thread_id AND c.checkpoint_ns = lg_writes.checkpoint_ns))
+
+-- name: prune_checkpoints
+-- The checkpoints of threads ?1 but each namespace's newest (?2 true), or all.
+DELETE FROM lg_checkpoints
+ WHERE thread_id IN (SELECT value FROM json_each(?1))
+   AND (NOT ?2 OR checkpoint_id < (
+        SELECT max(c.checkpoint_id) FROM lg_checkpoints c
+         WHERE c.thread_id = lg_checkpoints.thread_id
+           AND c.checkpoint_ns = lg_checkpoints.checkpoint_ns))
+
 -- ===== schema ===============================================================
 
 -- name: lock_migrations

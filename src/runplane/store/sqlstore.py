@@ -11,11 +11,12 @@ own way (PostgreSQL's batched thread-less creations and claims).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from runplane.models import (
     CancelRequest,
+    CheckpointWrite,
     ClaimedRun,
     Event,
     Lease,
@@ -23,6 +24,7 @@ from runplane.models import (
     Run,
     RunStatus,
     Step,
+    StoredCheckpoint,
     Thread,
 )
 from runplane.store import transactions as txs
@@ -141,3 +143,44 @@ class SQLStore(ABC):
     ) -> None:
         await self._write(
             lambda tx: txs.record_step_cancel(tx, lease, index, name, reason, now))
+
+    # LangGraph checkpoints
+    async def put_checkpoint(
+        self, checkpoint: StoredCheckpoint, now: float, *, lease: Lease | None
+    ) -> bool:
+        return await self._write(lambda tx: txs.put_checkpoint(tx, checkpoint, lease, now))
+
+    async def put_checkpoint_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str,
+        writes: Sequence[CheckpointWrite], now: float, *, run_id: str | None,
+        lease: Lease | None,
+    ) -> bool:
+        return await self._write(lambda tx: txs.put_checkpoint_writes(
+            tx, thread_id, checkpoint_ns, checkpoint_id, writes, run_id, lease, now))
+
+    async def get_checkpoint(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> StoredCheckpoint | None:
+        return await self._read(
+            lambda tx: txs.get_checkpoint(tx, thread_id, checkpoint_ns, checkpoint_id))
+
+    async def list_checkpoints(
+        self, *, thread_id: str | None, checkpoint_ns: str | None,
+        checkpoint_id: str | None = None, metadata: dict[str, Any] | None = None,
+        before: str | None = None, limit: int | None = None,
+    ) -> list[StoredCheckpoint]:
+        return await self._read(lambda tx: txs.list_checkpoints(
+            tx, thread_id, checkpoint_ns, checkpoint_id, metadata, before, limit))
+
+    async def delete_checkpoints(self, thread_id: str) -> None:
+        await self._write(lambda tx: txs.delete_checkpoints(tx, thread_id))
+
+    async def delete_checkpoints_of_runs(self, run_ids: Sequence[str]) -> None:
+        await self._write(lambda tx: txs.delete_checkpoints_of_runs(tx, list(run_ids)))
+
+    async def copy_checkpoints(self, source_thread_id: str, target_thread_id: str) -> None:
+        await self._write(
+            lambda tx: txs.copy_checkpoints(tx, source_thread_id, target_thread_id))
+
+    async def prune_checkpoints(self, thread_ids: Sequence[str], *, keep_latest: bool) -> None:
+        await self._write(lambda tx: txs.prune_checkpoints(tx, list(thread_ids), keep_latest))

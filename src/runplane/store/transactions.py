@@ -42,6 +42,7 @@ from runplane.models import (
     CancelAction,
     CancelOutcome,
     CancelRequest,
+    CheckpointWrite,
     ClaimedRun,
     Event,
     Lease,
@@ -49,11 +50,14 @@ from runplane.models import (
     Run,
     RunStatus,
     Step,
+    StoredCheckpoint,
     Thread,
 )
 from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
 from runplane.store.rows import (
     Row,
+    checkpoint_from_row,
+    checkpoint_write_from_row,
     dumps,
     event_from_row,
     loads,
@@ -231,7 +235,10 @@ async def update_thread(
 
 
 async def delete_thread(tx: Tx, thread_id: str) -> bool:
-    return bool(await tx.value("delete_thread", thread_id))
+    """The thread with its runs, then its checkpoints (the lock order: runs first)."""
+    deleted = bool(await tx.value("delete_thread", thread_id))
+    await delete_checkpoints(tx, thread_id)
+    return deleted
 
 
 # --------------------------------------------------------------------------- #
@@ -521,6 +528,94 @@ async def record_step_cancel(
     if seq is not None:
         await append(tx, lease.run_id, seq, EventName.STEP_CANCEL,
                      {"name": name, "index": index, "reason": reason}, now)
+
+
+# --------------------------------------------------------------------------- #
+# LangGraph checkpoints                                                        #
+# --------------------------------------------------------------------------- #
+
+
+async def lease_holds(tx: Tx, lease: Lease | None) -> bool:
+    """The fence of a checkpoint write (None: an unfenced write); on PostgreSQL the run's
+    row stays shared until the write commits, so no cancel or takeover slips in between."""
+    return lease is None or \
+        bool(await tx.value("share_held_run", lease.run_id, lease.generation))
+
+
+async def put_checkpoint(
+    tx: Tx, checkpoint: StoredCheckpoint, lease: Lease | None, now: float
+) -> bool:
+    if not await lease_holds(tx, lease):
+        return False
+    c = checkpoint
+    await tx.execute("upsert_checkpoint", c.thread_id, c.checkpoint_ns, c.checkpoint_id,
+                     c.parent_checkpoint_id, c.run_id, c.type, c.checkpoint, c.metadata, now)
+    return True
+
+
+async def put_checkpoint_writes(
+    tx: Tx, thread_id: str, checkpoint_ns: str, checkpoint_id: str,
+    writes: Sequence[CheckpointWrite], run_id: str | None, lease: Lease | None, now: float,
+) -> bool:
+    if not await lease_holds(tx, lease):
+        return False
+    for w in writes:
+        await tx.execute("upsert_checkpoint_write", thread_id, checkpoint_ns, checkpoint_id,
+                         w.task_id, w.idx, w.task_path, w.channel, w.type, w.value, run_id, now)
+    return True
+
+
+async def with_writes(tx: Tx, rows: Sequence[Row]) -> list[StoredCheckpoint]:
+    """Checkpoints read with their pending writes (one more statement for all of them)."""
+    if not rows:
+        return []
+    keys = [(r["thread_id"], r["checkpoint_ns"], r["checkpoint_id"]) for r in rows]
+    writes: dict[tuple[str, str, str], list[CheckpointWrite]] = {k: [] for k in keys}
+    threads, namespaces, ids = (list(column) for column in zip(*keys, strict=True))
+    for w in await tx.rows("writes_of_checkpoints", threads, namespaces, ids):
+        key = (w["thread_id"], w["checkpoint_ns"], w["checkpoint_id"])
+        writes[key].append(checkpoint_write_from_row(w))
+    return [checkpoint_from_row(r, tuple(writes[k])) for r, k in zip(rows, keys, strict=True)]
+
+
+async def get_checkpoint(
+    tx: Tx, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+) -> StoredCheckpoint | None:
+    row = await tx.row("get_checkpoint", thread_id, checkpoint_ns, checkpoint_id)
+    found = await with_writes(tx, [] if row is None else [row])
+    return found[0] if found else None
+
+
+async def list_checkpoints(
+    tx: Tx, thread_id: str | None, checkpoint_ns: str | None, checkpoint_id: str | None,
+    metadata: dict[str, Any] | None, before: str | None, limit: int | None,
+) -> list[StoredCheckpoint]:
+    rows = await tx.rows("list_checkpoints", thread_id, checkpoint_ns, checkpoint_id, before,
+                         None if metadata is None else dumps(metadata), limit)
+    return await with_writes(tx, rows)
+
+
+async def delete_checkpoints(tx: Tx, thread_id: str) -> None:
+    await tx.execute("delete_thread_writes", thread_id)
+    await tx.execute("delete_thread_checkpoints", thread_id)
+
+
+async def delete_checkpoints_of_runs(tx: Tx, run_ids: list[str]) -> None:
+    """The writes first: which are a run's checkpoints' is read from the checkpoints."""
+    await tx.execute("delete_run_writes", run_ids)
+    await tx.execute("delete_run_checkpoints", run_ids)
+
+
+async def copy_checkpoints(tx: Tx, source_thread_id: str, target_thread_id: str) -> None:
+    await tx.execute("copy_thread_checkpoints", source_thread_id, target_thread_id)
+    await tx.execute("copy_thread_writes", source_thread_id, target_thread_id)
+
+
+async def prune_checkpoints(tx: Tx, thread_ids: list[str], keep_latest: bool) -> None:
+    """The writes first: which checkpoint is a namespace's newest is read from the
+    checkpoints."""
+    await tx.execute("prune_writes", thread_ids, keep_latest)
+    await tx.execute("prune_checkpoints", thread_ids, keep_latest)
 
 
 # --------------------------------------------------------------------------- #
