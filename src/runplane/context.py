@@ -141,6 +141,8 @@ class Context:
         self.stop_reason: StopReason | None = None
         #: The step whose function is running and whose result is not yet stored.
         self.in_flight: tuple[int, str] | None = None
+        #: The task running the workflow (the worker sets it): what ``fenced_write`` stops.
+        self.task: asyncio.Task[Any] | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -295,6 +297,21 @@ class Context:
         log.warning("run %s: %s failed, the store did not answer (%s: %s)",
                     self.run_id, what, type(exc).__name__, exc)
         return StoreFailed(f"run {self.run_id}: {what} failed: {exc}")
+
+    async def fenced_write(self, kind: str, write: Awaitable[bool]) -> None:
+        """A fenced write of this run made outside the run's own task, which may never
+        await it: LangGraph writes checkpoints in tasks of its own and hears of their
+        failure only when the graph ends. A refusal (or the store failing the write)
+        raises as in the run's task and also cancels the run's task, once, as the worker's
+        stop does; the worker then reports the run as for a refused step write."""
+        try:
+            await self._fenced(kind, write)
+        except (FenceRefused, StoreFailed):
+            task = self.task
+            if task is not None and task is not asyncio.current_task() and not task.done() \
+                    and not task.cancelling():
+                task.cancel()
+            raise
 
     async def _fenced(self, kind: str, write: Awaitable[bool]) -> None:
         try:

@@ -271,7 +271,8 @@ class Worker:
             if self._hooks.after_claim is not None:
                 await uncancellable(self._hooks.after_claim(run.run_id))
             workflow = self._workflows[run.assistant_id]
-            handle.task = asyncio.create_task(workflow(ctx, run.input), name=f"run-{run.run_id}")
+            handle.task = ctx.task = asyncio.create_task(workflow(ctx, run.input),
+                                                         name=f"run-{run.run_id}")
             if ctx.stop_reason is not None:
                 handle.task.cancel()
             timeout = None
