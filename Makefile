@@ -16,9 +16,9 @@ $(STAMP)-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@ $(STAMP)-run
 
-## make run: create .venv, install, serve the demo assistants on http://127.0.0.1:8123
+## make run: create .venv, install, serve the demo workflows and the example LangGraph project (examples/agent) on http://127.0.0.1:8123
 run: $(STAMP)-run
-	$(BIN)/runplane serve --database sqlite:///./runplane.db
+	$(BIN)/runplane serve runplane.demo:app --config examples/agent/langgraph.json --database sqlite:///./runplane.db
 
 ## make test: install dev dependencies, lint, check types, run the whole suite
 test: $(STAMP)-dev

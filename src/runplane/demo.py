@@ -113,6 +113,11 @@ def demo_app(database: str | None = None, **settings: Any) -> Runplane:
     return app
 
 
+#: The demo workflows as an app to serve beside a LangGraph project
+#: (``runplane serve runplane.demo:app --config examples/agent/langgraph.json``: ``make run``).
+app = demo_app()
+
+
 SAMPLE_TEXT = (
     "Runplane stores every run, step and event in one database. "
     "A worker claims pending runs and renews a lease while it runs them. "
