@@ -17,7 +17,14 @@ from runplane.clock import ManualClock
 from runplane.context import Context, FenceRefused
 from runplane.graphs.checkpointer import RunplaneSaver
 from runplane.hooks import Hooks
-from runplane.models import CancelRequest, ClaimedRun, Lease, MultitaskStrategy, NewRun
+from runplane.models import (
+    CancelAction,
+    CancelRequest,
+    ClaimedRun,
+    Lease,
+    MultitaskStrategy,
+    NewRun,
+)
 from runplane.store import Store
 
 from support import cancel_one
@@ -137,6 +144,20 @@ async def test_a_refused_background_write_stops_the_run_s_task(store: Store, los
     assert ctx.stop_reason == loss
     tup = await saver.aget_tuple(config(first))
     assert tup is not None and tup.pending_writes == []
+
+
+async def test_a_rollback_deletes_the_run_s_checkpoints_and_writes(store: Store):
+    claimed = await claimed_run(store)
+    earlier = await put(RunplaneSaver(store))  # the thread's head before the run
+    saver = RunplaneSaver(store, lease=claimed.lease)
+    await saver.aput_writes(config(earlier), [("a", 1)], "task-1")
+    mine = await put(saver, earlier)
+    await saver.aput_writes(config(mine), [("b", 2)], "task-2")
+    rollback = CancelRequest(action=CancelAction.ROLLBACK)
+    await cancel_one(store, claimed.run.run_id, rollback, T0 + 1)
+    assert await stored_ids(store) == [earlier]
+    head = await RunplaneSaver(store).aget_tuple(config())
+    assert head is not None and head.pending_writes == []
 
 
 async def test_deleting_a_thread_deletes_its_checkpoints(store: Store):
