@@ -298,14 +298,16 @@ class Context:
                     self.run_id, what, type(exc).__name__, exc)
         return StoreFailed(f"run {self.run_id}: {what} failed: {exc}")
 
-    async def fenced_write(self, kind: str, write: Awaitable[bool]) -> None:
+    async def fenced_write(self, kind: str, write: Awaitable[bool], *, logs: bool = False
+                           ) -> None:
         """A fenced write of this run made outside the run's own task, which may never
         await it: LangGraph writes checkpoints in tasks of its own and hears of their
         failure only when the graph ends. A refusal (or the store failing the write)
         raises as in the run's task and also cancels the run's task, once, as the worker's
-        stop does; the worker then reports the run as for a refused step write."""
+        stop does; the worker then reports the run as for a refused step write. ``logs``:
+        the write appends to the run's event log (its streams are woken)."""
         try:
-            await self._fenced(kind, write)
+            await self._fenced(kind, write, logs=logs)
         except (FenceRefused, StoreFailed):
             task = self.task
             if task is not None and task is not asyncio.current_task() and not task.done() \
@@ -313,10 +315,10 @@ class Context:
                 task.cancel()
             raise
 
-    async def _fenced(self, kind: str, write: Awaitable[bool]) -> None:
+    async def _fenced(self, kind: str, write: Awaitable[bool], *, logs: bool = True) -> None:
         try:
             if await uncancellable(write):
-                if self._logged is not None:
+                if logs and self._logged is not None:
                     self._logged(self.run_id)
                 return
             metrics.REFUSED_WRITES.labels(kind).inc()

@@ -146,6 +146,16 @@ async def test_a_refused_background_write_stops_the_run_s_task(store: Store, los
     assert tup is not None and tup.pending_writes == []
 
 
+async def test_a_checkpoint_write_wakes_no_stream(store: Store):
+    """It logs no event: the run's streams have nothing new to read."""
+    logged: list[str] = []
+    ctx = Context(await claimed_run(store), store=store, clock=ManualClock(T0), hooks=Hooks(),
+                  logged=logged.append)
+    saver = RunplaneSaver.for_run(store, ctx)
+    await saver.aput_writes(config(await put(saver)), [("a", 1)], "task-1")
+    assert logged == []
+
+
 async def test_a_rollback_deletes_the_run_s_checkpoints_and_writes(store: Store):
     claimed = await claimed_run(store)
     earlier = await put(RunplaneSaver(store))  # the thread's head before the run
