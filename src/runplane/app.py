@@ -161,7 +161,7 @@ class Runplane:
         if graph_id in self.graphs or graph_id in self.workflows:
             raise ValueError(f"an assistant {graph_id!r} is already registered")
         self.graphs[graph_id] = source
-        self.workflows[default_assistant_id(graph_id)] = graph_workflow(source)
+        self.workflows[default_assistant_id(graph_id)] = graph_workflow(source, lambda: self.store)
 
     @property
     def service(self) -> RunService:

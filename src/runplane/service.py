@@ -21,10 +21,10 @@ import contextlib
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runplane import limits, metrics
-from runplane.assistants import Assistant, Assistants
+from runplane.assistants import Assistant, Assistants, GraphSource
 from runplane.clock import Clock
 from runplane.config import Settings
 from runplane.errors import (
@@ -38,6 +38,7 @@ from runplane.errors import (
     StoreUnavailable,
     ThreadExists,
     ThreadNotFound,
+    UnknownWorkflow,
 )
 from runplane.lifecycle import ENDING_EVENTS
 from runplane.models import (
@@ -65,6 +66,9 @@ from runplane.models import (
 )
 from runplane.notifier import LocalNotifier, backoff, wait_event
 from runplane.store.base import OnActive, Store
+
+if TYPE_CHECKING:
+    from langgraph.types import StateSnapshot
 
 CANCEL_SCOPES = ("run", "tree")
 #: What a bulk cancel may select by status.
@@ -135,6 +139,56 @@ class RunService:
             raise ThreadNotFound(thread_id)
         return thread
 
+    async def get_state(
+        self, thread_id: str, *, checkpoint_id: str | None = None, subgraphs: bool = False,
+        caller: Caller | None = None,
+    ) -> Thread | StateSnapshot:
+        """A graph thread's state, read from its checkpoints (at its latest, or at
+        ``checkpoint_id``) as LangGraph's ``StateSnapshot``; a workflow's thread (or one
+        whose graph this app does not serve) is its own state: its values."""
+        thread = await self.get_thread(thread_id, caller=caller)
+        source = self._graph_of(thread)
+        if checkpoint_id is not None:
+            limits.check_id("checkpoint_id", checkpoint_id)
+        if source is None:
+            if checkpoint_id is not None:
+                raise InvalidInput("checkpoint_id", f"thread {thread_id!r} has no checkpoints")
+            return thread
+        from runplane.graphs.state import read_state
+
+        return await read_state(source, self._store, thread_id, checkpoint_id=checkpoint_id,
+                                subgraphs=subgraphs)
+
+    async def get_history(
+        self, thread_id: str, *, limit: int = 10, before: str | None = None,
+        metadata: dict[str, Any] | None = None, caller: Caller | None = None,
+    ) -> list[Thread | StateSnapshot]:
+        """A graph thread's states, newest first (``before``: older than that checkpoint;
+        ``metadata``: whose checkpoint metadata holds these keys); a workflow's thread has
+        one state, its values."""
+        thread = await self.get_thread(thread_id, caller=caller)
+        limits.check_int("limit", limit, 1, limits.MAX_LIMIT)
+        if before is not None:
+            limits.check_id("before", before)
+        metadata = self._metadata(metadata)
+        source = self._graph_of(thread)
+        if source is None:
+            return [thread]
+        from runplane.graphs.state import read_history
+
+        return list(await read_history(source, self._store, thread_id, limit=limit,
+                                       before=before, metadata=metadata or None))
+
+    def _graph_of(self, thread: Thread) -> GraphSource | None:
+        """The graph whose thread this is, if this app serves it."""
+        graph_id = thread.metadata.get("graph_id")
+        if not isinstance(graph_id, str):
+            return None
+        try:
+            return self._assistants.resolve(graph_id).graph
+        except UnknownWorkflow:
+            return None
+
     async def list_threads(
         self, *, limit: int = 10, offset: int = 0, caller: Caller | None = None
     ) -> list[Thread]:
@@ -201,6 +255,8 @@ class RunService:
         stream_mode: list[str] | None = None,
         stream_subgraphs: bool = False,
         durability: str | None = None,
+        checkpoint: dict[str, Any] | None = None,
+        checkpoint_id: str | None = None,
         caller: Caller | None = None,
     ) -> Run:
         """Validate everything, then insert the run and apply the multitask rule atomically.
@@ -211,10 +267,13 @@ class RunService:
         to log, ``stream_subgraphs`` and ``durability`` (default ``sync``: see
         :mod:`runplane.graphs.runner`); without a thread it gets one of its own, as on the
         LangGraph server, and a thread that has none gets the graph's ``graph_id`` and
-        ``assistant_id`` in its metadata."""
+        ``assistant_id`` in its metadata. A ``checkpoint``/``checkpoint_id`` may name the
+        thread's latest checkpoint (or carry null ids): the run starts from there, as any
+        run does; an earlier one would fork the thread, which runplane does not do."""
         assistant = self._assistants.resolve(assistant_id)
         kwargs = _graph_kwargs(assistant, config, context, stream_mode, stream_subgraphs,
                                durability)
+        await self._check_head(thread_id, checkpoint, checkpoint_id)
         if assistant.graph is not None and thread_id is None:
             thread_id, if_not_exists = _new_id(), "create"
         strategy = parse_enum(MultitaskStrategy, multitask_strategy, "multitask_strategy")
@@ -267,6 +326,23 @@ class RunService:
         if assistant.graph is not None and thread_id is not None:
             await self._tag_thread(thread_id, assistant, now)
         return created.run
+
+    async def _check_head(self, thread_id: str | None, checkpoint: dict[str, Any] | None,
+                          checkpoint_id: str | None) -> None:
+        if checkpoint is not None and not isinstance(checkpoint, dict):
+            raise InvalidInput("checkpoint", "checkpoint must be an object")
+        named = checkpoint_id or (checkpoint or {}).get("checkpoint_id")
+        if named is None:
+            return
+        field = "checkpoint_id" if checkpoint_id else "checkpoint"
+        if not isinstance(named, str):
+            raise InvalidInput(field, "a checkpoint id is a string")
+        head = None if thread_id is None else await self._store.get_checkpoint(
+            thread_id, "", None)
+        if head is None or head.checkpoint_id != named:
+            raise InvalidInput(field, f"checkpoint {named!r} is not the thread's latest; "
+                                      "runplane runs from the latest checkpoint (forking "
+                                      "from an earlier one is not supported)")
 
     async def _tag_thread(self, thread_id: str, assistant: Assistant, now: float) -> None:
         """A graph thread says which graph it is (what agent-chat-ui searches threads by)."""

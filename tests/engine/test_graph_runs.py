@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +20,7 @@ from runplane.errors import InvalidInput, UnknownWorkflow
 from runplane.models import RunStatus
 
 from support import AppFactory, eventually
-
-
-@dataclass
-class Compiled:
-    """A graph source serving one compiled graph (the loader's simplest kind)."""
-
-    graph_id: str
-    graph: Pregel
-    description: str | None = None
-
-    @asynccontextmanager
-    async def build(self, config: RunnableConfig) -> AsyncIterator[Pregel]:
-        yield self.graph
+from support.graphs import Compiled
 
 
 class Count(TypedDict):

@@ -12,7 +12,11 @@ other; what this module adds is how the run's task drives the graph:
   name (``mode|ns`` for a subgraph's), through the run's fence, so a stream of the run
   is a view of the log: joined late or resumed with ``Last-Event-ID``, it replays;
 - the run's output is the graph's last ``values``; a ``values`` event also sets the
-  thread's values, as a workflow's does.
+  thread's values, as a workflow's does;
+- the graph checkpoints through :class:`~runplane.graphs.checkpointer.RunplaneSaver`
+  bound to the run's lease, by default after every super-step (``durability="sync"``):
+  a second attempt of the run (after a crash, a hand-back or a resume) goes on from its
+  last checkpoint, and a write the fence refuses stops the run.
 
 A cancel stops the run's task, and with it the graph, wherever it awaits; no chunk is
 logged once the fence moved.
@@ -34,11 +38,14 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Send, StreamMode
 from pydantic import BaseModel, TypeAdapter
 
+from runplane.graphs.checkpointer import RunplaneSaver
+
 if TYPE_CHECKING:
     from langgraph.pregel import Pregel
 
     from runplane.assistants import GraphSource
     from runplane.context import Context
+    from runplane.store.base import Store
     from runplane.worker import Workflow
 
 log = logging.getLogger("runplane.graphs")
@@ -75,13 +82,17 @@ def graph_modes(requested: list[str]) -> list[StreamMode]:
     return list(dict.fromkeys(modes))
 
 
-def graph_workflow(source: GraphSource) -> Workflow:
-    """The workflow that runs ``source``'s graph for a run."""
+def graph_workflow(source: GraphSource, store: Callable[[], Store]) -> Workflow:
+    """The workflow that runs ``source``'s graph for a run, checkpointing in ``store()``
+    through the run's fence (a graph's own checkpointer, if it has one, is set aside: the
+    run's checkpoints are the durable ones)."""
 
     async def run_graph(ctx: Context, input: Any) -> Any:
         config = run_config(ctx, source.graph_id, ctx.kwargs)
         output: Any = None
-        async with source.build(config) as graph:
+        async with source.build(config) as built:
+            saver = RunplaneSaver.for_run(store(), ctx)
+            graph = built.copy(update={"checkpointer": saver})
             async for namespace, mode, chunk in _chunks(graph, input, config, ctx.kwargs):
                 data = jsonable(list(chunk) if mode == "messages" else chunk)
                 if mode == "values" and not namespace:

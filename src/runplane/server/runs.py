@@ -75,7 +75,8 @@ def _headers(run: Run, location: str | None = None) -> dict[str, str]:
 #: Fields of a run's creation the service takes as they are; one not given keeps the
 #: service's default.
 _CREATE_OPTIONS = {"multitask_strategy", "metadata", "timeout", "max_attempts", "if_not_exists",
-                   "config", "context", "stream_subgraphs", "durability"}
+                   "config", "context", "stream_subgraphs", "durability", "checkpoint",
+                   "checkpoint_id"}
 
 
 async def _create(service: RunService, caller: Caller | None, thread_id: str | None,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from runplane.server.deps import Service, Who
 from runplane.server.wire import (
+    HistoryQuery,
     ThreadAnswer,
     ThreadCount,
     ThreadCreate,
@@ -16,8 +17,8 @@ from runplane.server.wire import (
     ThreadStateAnswer,
     ThreadUpdate,
     answers,
+    state_body,
     thread_body,
-    thread_state,
 )
 
 router = APIRouter(prefix="/threads", tags=["threads"])
@@ -64,12 +65,26 @@ async def delete(service: Service, caller: Who, thread_id: ThreadId) -> Response
     return Response(status_code=204)
 
 
-@router.get("/{thread_id}/state", **answers(ThreadStateAnswer, 404))
-async def state(service: Service, caller: Who, thread_id: ThreadId) -> dict[str, Any]:
-    return thread_state(await service.get_thread(thread_id, caller=caller))
+@router.get("/{thread_id}/state", **answers(ThreadStateAnswer, 400, 404))
+async def state(service: Service, caller: Who, thread_id: ThreadId,
+                subgraphs: bool = False) -> dict[str, Any]:
+    """A graph thread's state from its latest checkpoint; a workflow thread's values."""
+    return state_body(await service.get_state(thread_id, subgraphs=subgraphs, caller=caller))
 
 
-@router.post("/{thread_id}/history", **answers(list[ThreadStateAnswer], 404))
-async def history(service: Service, caller: Who, thread_id: ThreadId) -> list[dict[str, Any]]:
-    """runplane keeps the current values only: the history is that one state."""
-    return [thread_state(await service.get_thread(thread_id, caller=caller))]
+@router.get("/{thread_id}/state/{checkpoint_id}", **answers(ThreadStateAnswer, 400, 404))
+async def state_at(service: Service, caller: Who, thread_id: ThreadId, checkpoint_id: str,
+                   subgraphs: bool = False) -> dict[str, Any]:
+    """A graph thread's state at one of its checkpoints."""
+    return state_body(await service.get_state(thread_id, checkpoint_id=checkpoint_id,
+                                              subgraphs=subgraphs, caller=caller))
+
+
+@router.post("/{thread_id}/history", **answers(list[ThreadStateAnswer], 400, 404, 413))
+async def history(service: Service, caller: Who, thread_id: ThreadId,
+                  body: HistoryQuery | None = None) -> list[dict[str, Any]]:
+    """A graph thread's states, newest first; a workflow thread has one, its values."""
+    body = body or HistoryQuery()
+    states = await service.get_history(thread_id, limit=body.limit, before=body.before_id(),
+                                       metadata=body.metadata, caller=caller)
+    return [state_body(s) for s in states]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Path, Query
 from fastapi.responses import StreamingResponse
@@ -50,10 +50,12 @@ from runplane.models import (
 )
 from runplane.service import BULK_STATUSES, CANCEL_SCOPES, DURABILITY
 
+if TYPE_CHECKING:
+    from langgraph.types import StateSnapshot
+
 #: Run-creation fields runplane does not implement; sending one is an error, not a no-op.
 UNSUPPORTED_RUN_FIELDS = (
-    "command", "checkpoint", "checkpoint_id", "interrupt_before", "interrupt_after",
-    "webhook", "after_seconds",
+    "command", "interrupt_before", "interrupt_after", "webhook", "after_seconds",
 )
 
 
@@ -141,6 +143,20 @@ class ThreadCount(ThreadSearch):
     pass
 
 
+class HistoryQuery(_Body):
+    limit: Limit = 10
+    before: Id | dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    checkpoint: dict[str, Any] | None = None
+
+    def before_id(self) -> str | None:
+        """``before`` as a checkpoint id (the SDK sends a checkpoint config or an id)."""
+        if isinstance(self.before, dict):
+            found = (self.before.get("configurable") or self.before).get("checkpoint_id")
+            return found if isinstance(found, str) else None
+        return self.before
+
+
 class AssistantSearch(_Body):
     graph_id: str | None = None
     name: str | None = None
@@ -167,10 +183,12 @@ class RunCreate(_Body):
     context: dict[str, Any] | None = None
     stream_subgraphs: bool = False
     durability: DurabilityName | None = None
+    #: a graph's thread's latest checkpoint, or null ids (what LangGraph's UIs send with
+    #: every message after the first); an earlier one is refused
+    checkpoint: dict[str, Any] | None = None
+    checkpoint_id: Id | None = None
     # refused when given (see UNSUPPORTED_RUN_FIELDS), so left out of the OpenAPI document
     command: SkipJsonSchema[Any] = None
-    checkpoint: SkipJsonSchema[Any] = None
-    checkpoint_id: SkipJsonSchema[Any] = None
     interrupt_before: SkipJsonSchema[Any] = None
     interrupt_after: SkipJsonSchema[Any] = None
     webhook: SkipJsonSchema[Any] = None
@@ -300,8 +318,46 @@ def thread_body(thread: Thread) -> dict[str, Any]:
     }
 
 
+def state_body(state: Thread | StateSnapshot) -> dict[str, Any]:
+    """A thread's state as the LangGraph server answers it: a graph's from its checkpoint,
+    a workflow thread's from its values."""
+    if isinstance(state, Thread):
+        return thread_state(state)
+    from runplane.graphs.runner import jsonable
+
+    return {
+        "values": jsonable(state.values),
+        "next": list(state.next),
+        "checkpoint": _checkpoint(state.config),
+        "metadata": jsonable(state.metadata),
+        "created_at": state.created_at,
+        "parent_checkpoint": _checkpoint(state.parent_config),
+        "tasks": [{
+            "id": task.id, "name": task.name,
+            "error": None if task.error is None else str(task.error),
+            "interrupts": jsonable(list(task.interrupts)),
+            "checkpoint": _checkpoint(task.state) if isinstance(task.state, dict) else None,
+            "state": None if task.state is None or isinstance(task.state, dict)
+            else state_body(task.state),
+            "result": jsonable(task.result),
+        } for task in state.tasks],
+        "interrupts": jsonable(list(state.interrupts)),
+    }
+
+
+def _checkpoint(config: Any) -> dict[str, Any] | None:
+    """Where a state is (a ``RunnableConfig``'s ``configurable``), as the SDK's Checkpoint."""
+    if not config:
+        return None
+    configurable = config.get("configurable", {})
+    return {"thread_id": configurable.get("thread_id"),
+            "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+            "checkpoint_id": configurable.get("checkpoint_id"),
+            "checkpoint_map": configurable.get("checkpoint_map")}
+
+
 def thread_state(thread: Thread) -> dict[str, Any]:
-    """The thread's current values as a LangGraph state (runplane keeps no history)."""
+    """A workflow thread's current values as a LangGraph state (it keeps no history)."""
     return {
         "values": thread.values if thread.values is not None else {},
         "next": [],

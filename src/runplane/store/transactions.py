@@ -312,7 +312,7 @@ async def cancel(tx: Tx, run_id: str, request: CancelRequest, now: float) -> Can
     run = run_from_row(row)
     await append(tx, run_id, row["last_event_seq"], EventName.RUN_CANCEL,
                  cancel_event(request, current.status), now)
-    if request.action is CancelAction.ROLLBACK:  # the run's steps and checkpoints
+    if request.action is CancelAction.ROLLBACK:  # as if the run had never run
         await tx.execute("delete_steps", run_id)
         await delete_checkpoints_of_runs(tx, [run_id])
         if run.thread_id is not None and row["pre_run_values"] is not None:

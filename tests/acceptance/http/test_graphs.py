@@ -5,10 +5,12 @@ the LangGraph server's ids, drawn graphs and schemas; runs streamed in LangGraph
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
@@ -109,3 +111,102 @@ async def test_custom_chunks_and_an_unknown_mode(client: LangGraphClient):
         await _parts(client.runs.stream(None, "counter", input={"x": 1},
                                         stream_mode=["tokens"]))  # type: ignore[list-item]
     assert refused.value.status_code == 422
+
+
+ORIGIN = "http://localhost:3000"
+
+
+async def _preflighted(http: httpx.AsyncClient, method: str, path: str,
+                       **kwargs: Any) -> httpx.Response:
+    """A browser's call from the UI's origin: the preflight, then the call."""
+    preflight = await http.options(path, headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    answer = await http.request(method, path, headers={"Origin": ORIGIN}, **kwargs)
+    assert answer.headers["access-control-allow-origin"] == ORIGIN
+    return answer
+
+
+def _sse(text: str) -> list[tuple[str, Any]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line
+                      and not line.startswith(":"))
+        if "event" in fields:
+            events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+async def test_agent_chat_uis_conversation(graph_server: Server):
+    """The calls agent-chat-ui makes, in its order, from its own origin."""
+    async with httpx.AsyncClient(base_url=graph_server.url, timeout=30) as http:
+        assert (await http.get("/info", headers={"Origin": ORIGIN})).status_code == 200
+        searched = await _preflighted(http, "POST", "/threads/search",
+                                      json={"metadata": {"graph_id": "agent"}, "limit": 100})
+        assert searched.status_code == 200
+        thread = (await _preflighted(http, "POST", "/threads", json={})).json()
+        path = f"/threads/{thread['thread_id']}"
+        checkpoint = None
+        for turn, question in enumerate(("what is runplane?", "and langgraph?"), 1):
+            body = {"assistant_id": "agent", "stream_mode": ["values", "messages-tuple",
+                                                             "custom"],
+                    "stream_resumable": True, "on_disconnect": "continue",
+                    "input": {"messages": [{"type": "human", "content": question}]}}
+            if checkpoint is not None:
+                body["checkpoint"] = checkpoint
+            streamed = await _preflighted(http, "POST", f"{path}/runs/stream", json=body)
+            assert streamed.status_code == 200, streamed.text
+            events = _sse(streamed.text)
+            assert events[0][0] == "metadata" and events[-1][0] == "end"
+            values = [data for name, data in events if name == "values"][-1]
+            assert len(values["messages"]) == 4 * turn
+            history = await _preflighted(http, "POST", f"{path}/history", json={"limit": 10})
+            states = history.json()
+            assert states[0]["values"] == values and states[0]["next"] == []
+            assert len(states) == 10 if turn == 2 else 5 <= len(states) < 10
+            checkpoint = states[0]["checkpoint"]
+        assert "langgraph" in values["messages"][-1]["content"].lower()
+        found = (await http.post("/threads/search", json={"metadata": {"graph_id": "agent"}}))
+        assert thread["thread_id"] in {t["thread_id"] for t in found.json()}
+
+
+async def test_a_run_from_an_earlier_checkpoint_is_refused(client: LangGraphClient):
+    thread = await client.threads.create()
+    for x in (1, 2):
+        await client.runs.wait(thread["thread_id"], "counter", input={"x": x})
+    states = await client.threads.get_history(thread["thread_id"], limit=10)
+    head, earlier = states[0]["checkpoint"], states[-1]["checkpoint"]
+    assert await client.runs.wait(thread["thread_id"], "counter", input={"x": 5},
+                                  checkpoint=head) == {"x": 6, "by": "nobody"}
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        await client.runs.wait(thread["thread_id"], "counter", input={"x": 5},
+                               checkpoint_id=earlier["checkpoint_id"])
+    assert refused.value.response.status_code == 422
+    assert refused.value.response.json() == {"field": "checkpoint_id", "detail": (
+        f"checkpoint {earlier['checkpoint_id']!r} is not the thread's latest; runplane runs "
+        "from the latest checkpoint (forking from an earlier one is not supported)")}
+    null = {"thread_id": None, "checkpoint_ns": "", "checkpoint_id": None}
+    assert await client.runs.wait(thread["thread_id"], "counter", input={"x": 7},
+                                  checkpoint=null) == {"x": 8, "by": "nobody"}
+
+
+async def test_state_and_history_come_from_the_checkpoints(client: LangGraphClient):
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], "nested", input={"text": "hi"})
+    state = await client.threads.get_state(thread["thread_id"])
+    assert state["values"] == {"text": "HI!"} and state["next"] == []
+    assert state["metadata"]["source"] == "loop"
+    history = await client.threads.get_history(thread["thread_id"], limit=10)
+    assert [s["values"] for s in history] == [
+        {"text": "HI!"}, {"text": "HI"}, {"text": "hi"}, {}]
+    assert history[0]["checkpoint"] == state["checkpoint"]
+    assert history[1]["checkpoint"]["checkpoint_id"] == \
+        state["parent_checkpoint"]["checkpoint_id"]
+    older = await client.threads.get_state(thread["thread_id"],
+                                           checkpoint_id=history[2]["checkpoint"]["checkpoint_id"])
+    assert older["values"] == {"text": "hi"} and older["next"] == ["inner"]
+    before = await client.threads.get_history(thread["thread_id"], limit=10,
+                                              before=history[1]["checkpoint"])
+    assert [s["values"] for s in before] == [{"text": "hi"}, {}]
