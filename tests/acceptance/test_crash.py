@@ -74,3 +74,53 @@ async def test_cancel_wait_on_a_run_whose_worker_died_returns_when_its_lease_exp
         assert result.run.lease_owner is not None  # still named, but its lease has expired
         with pytest.raises(RunCancelled):
             await asyncio.wait_for(client.runs.join(run.run_id), 10)
+
+
+@pytest.mark.parametrize(("hang_at", "completed_before_kill"), [("two", ["one"])])
+async def test_sigkilled_worker_graph_run_goes_on_from_its_last_checkpoint(
+    database_url: str, tmp_path, processes: Processes, hang_at: str,
+    completed_before_kill: list[str],
+):
+    """A graph's super-steps are its checkpoints: the rescuer does not run a finished node
+    again, and runs the node the dead worker was in once more."""
+    log = str(tmp_path / "executions.log")
+    client = crash_worker.build(database_url, log, worker=False)
+    async with client:
+        run = await client.runs.create(None, "crashy_graph", input={"done": []})
+        proc = processes.python("worker", WORKER, database_url, log, hang_at)
+        await eventually(lambda: f"{hang_at}:1" in crash_worker.executions(log), timeout=30)
+        proc.send_signal(signal.SIGKILL)
+        await proc.ended(10)
+
+        rescuer = crash_worker.build(database_url, log, lease_ttl=1.0, heartbeat_interval=0.2,
+                                     reap_interval=0.1, poll_interval=0.01)
+        async with rescuer:
+            assert await rescuer.runs.join(run.run_id) == {"done": ["one", "two", "three"]}
+            history = await rescuer.service.get_history(run.thread_id or "", limit=100)
+        assert (await client.runs.get(run.run_id)).attempt == 2
+    executed = crash_worker.executions(log)
+    assert executed == [*(f"{n}:1" for n in completed_before_kill), f"{hang_at}:1",
+                        f"{hang_at}:2", "three:2"], executed
+    # one run wrote every checkpoint, across both attempts: input, one, two, three
+    assert [len(s.values.get("done", [])) for s in history] == [3, 2, 1, 0, 0]
+    assert {s.metadata["run_id"] for s in history} == {run.run_id}
+
+
+async def test_a_cancel_from_another_process_stops_a_graph_in_a_worker_process(
+    database_url: str, tmp_path, processes: Processes,
+):
+    """The worker hears of the cancel (PostgreSQL: NOTIFY; SQLite: another process's
+    commit) and stops the graph in its node; ``wait`` answers once it stopped."""
+    log = str(tmp_path / "executions.log")
+    client = crash_worker.build(database_url, log, worker=False)
+    async with client:
+        run = await client.runs.create(None, "crashy_graph", input={"done": []})
+        processes.python("worker", WORKER, database_url, log, "two")
+        await eventually(lambda: "two:1" in crash_worker.executions(log), timeout=30)
+        result = await client.runs.cancel(run.run_id, reason="stop it", wait=True)
+        assert result.run.status is RunStatus.INTERRUPTED and result.stopped
+        with pytest.raises(RunCancelled):
+            await client.runs.join(run.run_id)
+        state = await client.service.get_state(run.thread_id or "")
+        assert state.values == {"done": ["one"]} and state.next == ("two",)
+    assert crash_worker.executions(log) == ["one:1", "two:1"]

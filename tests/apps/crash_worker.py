@@ -1,4 +1,5 @@
-"""A workflow whose steps log every execution to a file, for tests that kill workers.
+"""A workflow whose steps, and a LangGraph graph whose nodes, log every execution to a
+file, for tests that kill workers.
 
 Run as a worker process: ``python -c "import crash_worker; crash_worker.main()" URL LOG HANG``
 """
@@ -6,8 +7,18 @@ Run as a worker process: ``python -c "import crash_worker; crash_worker.main()" 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import operator
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Annotated, Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.pregel import Pregel
+from typing_extensions import TypedDict
 
 from runplane import Context, Runplane
 
@@ -22,7 +33,44 @@ def build(url: str, log: str, hang_at: str = "", **kwargs) -> Runplane:
         return [await ctx.step(name, _execute, log, name, ctx.attempt, hang_at)
                 for name in STEPS]
 
+    app.add_graph("crashy_graph", _GraphSource(_graph(log, hang_at)))
     return app
+
+
+class Done(TypedDict):
+    done: Annotated[list[str], operator.add]
+
+
+def _graph(log: str, hang_at: str) -> Pregel:
+    """one -> two -> three, each node a super-step of its own."""
+
+    def node(name: str) -> Any:
+        async def run(state: Done, config: RunnableConfig) -> dict[str, Any]:
+            attempt = config["metadata"]["run_attempt"]
+            return {"done": [await _execute(log, name, attempt, hang_at)]}
+
+        return run
+
+    builder = StateGraph(Done)
+    for name in STEPS:
+        builder.add_node(name, node(name))
+    builder.add_edge(START, STEPS[0])
+    for before, after in itertools.pairwise(STEPS):
+        builder.add_edge(before, after)
+    builder.add_edge(STEPS[-1], END)
+    return builder.compile()
+
+
+class _GraphSource:
+    graph_id = "crashy_graph"
+    description = None
+
+    def __init__(self, graph: Pregel) -> None:
+        self._graph = graph
+
+    @contextlib.asynccontextmanager
+    async def build(self, config: RunnableConfig) -> AsyncIterator[Pregel]:
+        yield self._graph
 
 
 async def _execute(log: str, name: str, attempt: int, hang_at: str) -> str:
