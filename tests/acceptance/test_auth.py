@@ -217,6 +217,7 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("PATCH", THREAD): not_found(THREAD, method="PATCH", body={"metadata": {"v": 2}}),
     ("DELETE", THREAD): not_found(THREAD, method="DELETE", done=True),
     ("GET", THREAD + "/state"): not_found(THREAD + "/state"),
+    ("GET", THREAD + "/state/{checkpoint_id}"): not_found(THREAD + "/state/any-checkpoint"),
     ("POST", THREAD + "/history"): not_found(THREAD + "/history", method="POST", body={}),
     ("POST", THREAD + "/runs"): not_found(THREAD + "/runs", method="POST", body=RUN_BODY),
     ("GET", THREAD + "/runs"): not_found(THREAD + "/runs"),
