@@ -85,3 +85,33 @@ async def schemas(rp: App, assistant_id: str) -> dict[str, Any]:
 
     async with assistant.graph.build(_DESCRIBE) as built:
         return {"graph_id": assistant.graph_id, **graph_schemas(built)}
+
+
+async def _subgraphs(rp: Any, assistant_id: str, namespace: str | None,
+                     recurse: bool) -> dict[str, Any]:
+    assistant: Assistant = rp.assistants.resolve(assistant_id)
+    if assistant.graph is None:
+        return {}
+    from langgraph.pregel import Pregel
+
+    from runplane.graphs.runner import graph_schemas
+
+    async with assistant.graph.build(_DESCRIBE) as built:  # a remote subgraph: not described
+        return {ns: {"graph_id": assistant.graph_id, **graph_schemas(sub)}
+                async for ns, sub in built.aget_subgraphs(namespace=namespace,
+                                                          recurse=recurse)
+                if isinstance(sub, Pregel)}
+
+
+@router.get("/{assistant_id}/subgraphs", **answers(dict[str, SchemasAnswer], 404))
+async def subgraphs(rp: App, assistant_id: str, recurse: bool = False) -> dict[str, Any]:
+    """A graph's subgraphs' schemas by namespace (``recurse``: theirs too); a workflow has
+    none."""
+    return await _subgraphs(rp, assistant_id, None, recurse)
+
+
+@router.get("/{assistant_id}/subgraphs/{namespace}", **answers(dict[str, SchemasAnswer], 404))
+async def subgraphs_in(rp: App, assistant_id: str, namespace: str,
+                       recurse: bool = False) -> dict[str, Any]:
+    """The subgraphs of the graph's subgraph at ``namespace``."""
+    return await _subgraphs(rp, assistant_id, namespace, recurse)

@@ -210,3 +210,13 @@ async def test_state_and_history_come_from_the_checkpoints(client: LangGraphClie
     before = await client.threads.get_history(thread["thread_id"], limit=10,
                                               before=history[1]["checkpoint"])
     assert [s["values"] for s in before] == [{"text": "hi"}, {}]
+
+
+async def test_a_graphs_subgraphs_are_described_by_namespace(client: LangGraphClient):
+    subgraphs = await client.assistants.get_subgraphs("nested")
+    assert list(subgraphs) == ["inner"]
+    assert subgraphs["inner"]["input_schema"]["properties"] == {
+        "text": {"title": "Text", "type": "string"}}
+    assert await client.assistants.get_subgraphs("nested", namespace="inner") == {
+        "inner": subgraphs["inner"]}
+    assert await client.assistants.get_subgraphs("counter") == {}
