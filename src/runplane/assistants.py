@@ -9,6 +9,7 @@ stored it keeps working), and it is also found by the graph id, as the SDK's
 
 from __future__ import annotations
 
+import functools
 import inspect
 import uuid
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 
 
+@functools.cache
 def default_assistant_id(graph_id: str) -> str:
     """The id of a graph's default assistant, the LangGraph server's."""
     return str(uuid.uuid5(NAMESPACE_GRAPH, graph_id))
@@ -71,7 +73,7 @@ class Assistants:
         """Workflows, then graphs, each by name."""
         graph_ids = {default_assistant_id(g) for g in self._graphs}
         workflows = [
-            Assistant(name, name, name, (inspect.getdoc(fn) or "").split("\n\n")[0] or None)
+            Assistant(name, name, name, _summary(fn))
             for name, fn in sorted(self._workflows.items()) if name not in graph_ids
         ]
         return workflows + [self._graph(graph_id) for graph_id in sorted(self._graphs)]
@@ -86,10 +88,16 @@ class Assistants:
         fn = self._workflows.get(assistant_id)
         if fn is None:
             raise UnknownWorkflow(assistant_id, [a.graph_id for a in self.all()])
-        return Assistant(assistant_id, assistant_id, assistant_id,
-                         (inspect.getdoc(fn) or "").split("\n\n")[0] or None)
+        return Assistant(assistant_id, assistant_id, assistant_id, _summary(fn))
 
     def _graph(self, graph_id: str) -> Assistant:
         source = self._graphs[graph_id]
         return Assistant(default_assistant_id(graph_id), graph_id, graph_id,
                          source.description, source)
+
+
+@functools.cache
+def _summary(fn: Workflow) -> str | None:
+    """A workflow's description: its docstring's first paragraph (read once: every run
+    creation resolves its assistant)."""
+    return (inspect.getdoc(fn) or "").split("\n\n")[0] or None
