@@ -49,6 +49,8 @@ class Threads(Operations):
         "count": "count_threads",
         "update": "update_thread",
         "delete": "delete_thread",
+        "get_state": "get_state",
+        "get_history": "get_history",
     })
 
 

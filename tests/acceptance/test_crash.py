@@ -96,7 +96,7 @@ async def test_sigkilled_worker_graph_run_goes_on_from_its_last_checkpoint(
                                      reap_interval=0.1, poll_interval=0.01)
         async with rescuer:
             assert await rescuer.runs.join(run.run_id) == {"done": ["one", "two", "three"]}
-            history = await rescuer.service.get_history(run.thread_id or "", limit=100)
+            history = await rescuer.threads.get_history(run.thread_id or "", limit=100)
         assert (await client.runs.get(run.run_id)).attempt == 2
     executed = crash_worker.executions(log)
     assert executed == [*(f"{n}:1" for n in completed_before_kill), f"{hang_at}:1",
@@ -121,6 +121,6 @@ async def test_a_cancel_from_another_process_stops_a_graph_in_a_worker_process(
         assert result.run.status is RunStatus.INTERRUPTED and result.stopped
         with pytest.raises(RunCancelled):
             await client.runs.join(run.run_id)
-        state = await client.service.get_state(run.thread_id or "")
+        state = await client.threads.get_state(run.thread_id or "")
         assert state.values == {"done": ["one"]} and state.next == ("two",)
     assert crash_worker.executions(log) == ["one:1", "two:1"]

@@ -63,13 +63,13 @@ async def test_an_interrupt_keeps_every_completed_super_step_and_resume_goes_on(
         run = await app.runs.create(thread.thread_id, "trail", {"done": []})
         await gates["two"].wait_reached()
         await app.runs.cancel(run.run_id, reason="look first", wait=True)
-        state = await app.service.get_state(thread.thread_id)
+        state = await app.threads.get_state(thread.thread_id)
         assert state.values == {"done": ["one"]} and state.next == ("two",)
         gates["two"].open()
         await app.runs.resume(run.run_id)
         assert await app.runs.join(run.run_id) == {"done": ["one", "two", "three"]}
         assert executed == ["one", "two", "two", "three"]  # "one" never ran again
-        state = await app.service.get_state(thread.thread_id)
+        state = await app.threads.get_state(thread.thread_id)
         assert state.values == {"done": ["one", "two", "three"]} and state.next == ()
 
 
@@ -81,16 +81,16 @@ async def test_a_rollback_puts_the_thread_back_where_it_was_before_the_run(
         thread = await app.threads.create()
         first = await app.runs.create(thread.thread_id, "trail", {"done": ["start"]})
         await app.runs.join(first.run_id)
-        before = await app.service.get_state(thread.thread_id)
+        before = await app.threads.get_state(thread.thread_id)
         gates["two"] = Gate()
         second = await app.runs.create(thread.thread_id, "trail", {"done": ["again"]})
         await gates["two"].wait_reached()
         result = await app.runs.cancel(second.run_id, action="rollback", wait=True)
         assert result.run.status is RunStatus.INTERRUPTED  # the record stays
-        after = await app.service.get_state(thread.thread_id)
+        after = await app.threads.get_state(thread.thread_id)
         assert after.values == before.values == {"done": ["start", "one", "two", "three"]}
         assert after.config == before.config  # the same checkpoint: the run's are gone
-        history = await app.service.get_history(thread.thread_id, limit=100)
+        history = await app.threads.get_history(thread.thread_id, limit=100)
         assert {s.metadata.get("run_id") for s in history} == {first.run_id}
         assert (await app.threads.get(thread.thread_id)).values == before.values
 
@@ -115,14 +115,14 @@ async def test_a_node_stuck_in_sync_code_writes_nothing_once_cancelled(make_app:
         run = await app.runs.create(thread.thread_id, "trail", {"done": []})
         await eventually(entered.is_set)
         await app.runs.cancel(run.run_id, wait=True)
-        checkpoints = await app.service.get_history(thread.thread_id, limit=100)
+        checkpoints = await app.threads.get_history(thread.thread_id, limit=100)
         events = await app.runs.events(run.run_id)
         release.set()
         await eventually(returned.is_set)
         await asyncio.sleep(0.05)  # what the returned node could still have made us write
-        assert await app.service.get_history(thread.thread_id, limit=100) == checkpoints
+        assert await app.threads.get_history(thread.thread_id, limit=100) == checkpoints
         assert await app.runs.events(run.run_id) == events
-        assert (await app.service.get_state(thread.thread_id)).values == {"done": []}
+        assert (await app.threads.get_state(thread.thread_id)).values == {"done": []}
 
 
 @pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
