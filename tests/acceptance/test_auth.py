@@ -210,6 +210,10 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/assistants/{assistant_id}/graph"): open_to_every_key("/assistants/echo/graph"),
     ("GET", "/assistants/{assistant_id}/schemas"):
         open_to_every_key("/assistants/echo/schemas"),
+    ("GET", "/assistants/{assistant_id}/subgraphs"):
+        open_to_every_key("/assistants/echo/subgraphs"),
+    ("GET", "/assistants/{assistant_id}/subgraphs/{namespace}"):
+        open_to_every_key("/assistants/echo/subgraphs/inner"),
     ("POST", "/threads"): cannot_take_alices_thread_id,
     ("POST", "/threads/search"): sees_nothing_of_alices_threads,
     ("POST", "/threads/count"): counts_only_its_own_threads,
