@@ -100,7 +100,7 @@ def _run_from_row(row: Row) -> Run:
         parent_run_id=row["parent_run_id"],
         traceback=row["traceback"],
         owner=row["owner"],
-        kwargs=loads(row["kwargs"]),
+        kwargs={} if row["kwargs"] == "{}" else loads(row["kwargs"]),  # a workflow's: none
     )
 
 

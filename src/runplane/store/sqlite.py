@@ -296,7 +296,7 @@ class _Tx:
         """A dict: a run's decoder reads some thirty columns by name, which a dict answers
         faster than a sqlite3.Row (a case-insensitive search of its columns)."""
         row = _execute(self._conn, query, args).fetchone()
-        return None if row is None else dict(zip(row.keys(), row, strict=True))
+        return None if row is None else dict(zip(row.keys(), row))  # noqa: B905 (a row and its own keys)
 
     async def rows(self, query: str, *args: Any) -> list[sqlite3.Row]:
         """As they come: a long list (a poll of every watched run) is not copied."""

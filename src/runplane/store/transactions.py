@@ -259,7 +259,7 @@ async def insert_run(tx: Tx, new: NewRun, now: float) -> Run:
     row = await tx.row(
         "insert_run", new.run_id, new.thread_id, new.assistant_id, dumps(new.input),
         dumps(new.metadata), new.multitask_strategy.value, now, new.max_attempts, new.timeout,
-        new.root_run_id, new.parent_run_id, new.owner, dumps(new.kwargs),
+        new.root_run_id, new.parent_run_id, new.owner, dumps(new.kwargs) if new.kwargs else "{}",
     )
     assert row is not None
     await append(tx, new.run_id, 1, EventName.RUN_CREATED,
