@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, cast
 
 from runplane.assistants import Assistants, GraphSource, default_assistant_id
 from runplane.clock import Clock, SystemClock
@@ -152,16 +152,21 @@ class Runplane:
 
         return register
 
-    def add_graph(self, graph_id: str, source: GraphSource) -> None:
-        """Serve ``source``'s LangGraph graph as the assistant ``graph_id``: each of its runs
-        is a runplane run (see :mod:`runplane.graphs.runner`). Its assistant id is the
-        LangGraph server's (:func:`runplane.assistants.default_assistant_id`)."""
+    def add_graph(self, graph_id: str, graph: GraphSource | object) -> None:
+        """Serve a LangGraph graph as the assistant ``graph_id``: each of its runs is a
+        runplane run (see :mod:`runplane.graphs.runner`), under the LangGraph server's
+        assistant id (:func:`runplane.assistants.default_assistant_id`). ``graph`` is what
+        a ``langgraph.json`` may name (a compiled graph, a ``StateGraph``, a factory: see
+        :mod:`runplane.graphs.sources`) or a source already made."""
         from runplane.graphs.runner import graph_workflow  # LangGraph only when serving one
+        from runplane.graphs.sources import GraphSource as Source
 
         if not graph_id or not isinstance(graph_id, str):
             raise ValueError("a graph needs a non-empty string id")
         if graph_id in self.graphs or graph_id in self.workflows:
             raise ValueError(f"an assistant {graph_id!r} is already registered")
+        source = cast(GraphSource, graph) if hasattr(graph, "build") \
+            else Source.classify(graph_id, graph_id, graph)
         self.graphs[graph_id] = source
         self.workflows[default_assistant_id(graph_id)] = graph_workflow(source, lambda: self.store)
 

@@ -16,7 +16,7 @@ from typing_extensions import TypedDict
 
 from runplane import RunCancelled, Runplane
 from runplane.assistants import default_assistant_id
-from runplane.errors import InvalidInput, UnknownWorkflow
+from runplane.errors import ConfigError, InvalidInput, UnknownWorkflow
 from runplane.models import RunStatus
 
 from support import AppFactory, eventually
@@ -157,3 +157,21 @@ async def test_a_chat_graph_logs_its_tokens_and_its_events(make_app: AppFactory)
         assert {"on_chain_start", "on_chat_model_stream", "on_tool_start"} <= kinds
         assert [list(e.data) for e in logged if e.event == "updates"] == [
             ["chat"], ["tools"], ["chat"]]
+
+
+async def test_a_graph_a_stategraph_or_a_factory_is_served_as_it_is(make_app: AppFactory):
+    executions: dict[str, int] = {}
+    graph = _counting(executions)
+    app = make_app()
+    app.add_graph("compiled", graph)
+    app.add_graph("builder", graph.builder)
+    app.add_graph("factory", lambda config: graph)
+    with pytest.raises(ValueError, match="already registered"):
+        app.add_graph("compiled", graph)
+    with pytest.raises(ConfigError, match="is an int, not a graph"):
+        app.add_graph("number", 7)
+    async with app:
+        for graph_id in ("compiled", "builder", "factory"):
+            run = await app.runs.create(None, graph_id, {"x": 1, "seen": []})
+            assert await app.runs.join(run.run_id) == {"x": 4, "seen": ["add:nobody", "double"]}
+    assert executions == {"add": 3, "double": 3}
