@@ -742,13 +742,37 @@ def _graph_kwargs(
     if assistant.graph is None:
         return {}
     kwargs: dict[str, Any] = {
-        "config": limits.check_json("config", config or {}, limits.MAX_METADATA_BYTES),
+        "config": _run_config(config),
         "context": limits.check_json("context", context, limits.MAX_METADATA_BYTES),
         "stream_mode": [limits.check_choice("stream_mode", m, STREAM_MODES)
                         for m in stream_mode or ["values"]],
         "stream_subgraphs": bool(stream_subgraphs),
         "durability": limits.check_choice("durability", durability or "sync", DURABILITY),
     }
-    if not isinstance(kwargs["config"], dict):
-        raise InvalidInput("config", "config must be an object")
     return kwargs
+
+
+#: The keys of a run's ``config`` LangGraph reads, and what each must be.
+_CONFIG_KEYS: dict[str, tuple[type, ...]] = {
+    "configurable": (dict,), "metadata": (dict,), "tags": (list,), "run_name": (str,),
+    "recursion_limit": (int,), "max_concurrency": (int, type(None)),
+}
+
+
+def _run_config(config: Any) -> dict[str, Any]:
+    """A graph run's ``config``, refused here rather than by the graph mid-run: an object
+    whose keys LangGraph reads have the types it expects."""
+    config = limits.check_json("config", config or {}, limits.MAX_METADATA_BYTES)
+    if not isinstance(config, dict):
+        raise InvalidInput("config", "config must be an object")
+    for key, kinds in _CONFIG_KEYS.items():
+        value = config.get(key)
+        if key in config and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise InvalidInput(f"config.{key}", f"config.{key} must be "
+                               f"{' or '.join(k.__name__ for k in kinds)}, "
+                               f"got {type(value).__name__}")
+    if "recursion_limit" in config and config["recursion_limit"] < 1:
+        raise InvalidInput("config.recursion_limit", "config.recursion_limit must be >= 1")
+    if not all(isinstance(tag, str) for tag in config.get("tags", [])):
+        raise InvalidInput("config.tags", "config.tags must be strings")
+    return config

@@ -14,7 +14,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 from typing_extensions import TypedDict
 
-from runplane import RunCancelled, Runplane
+from runplane import RunCancelled, RunFailed, Runplane
 from runplane.assistants import default_assistant_id
 from runplane.errors import ConfigError, InvalidInput, UnknownWorkflow
 from runplane.models import RunStatus
@@ -102,7 +102,11 @@ async def test_a_graph_runs_options_are_checked(make_app: AppFactory):
     async with _app(make_app, _counting({})) as app:
         for options, field in (({"stream_mode": ["vals"]}, "stream_mode"),
                                ({"durability": "never"}, "durability"),
-                               ({"config": ["not", "an", "object"]}, "config")):
+                               ({"config": ["not", "an", "object"]}, "config"),
+                               ({"config": {"configurable": [1]}}, "config.configurable"),
+                               ({"config": {"recursion_limit": "9"}}, "config.recursion_limit"),
+                               ({"config": {"recursion_limit": 0}}, "config.recursion_limit"),
+                               ({"config": {"tags": ["a", 1]}}, "config.tags")):
             with pytest.raises(InvalidInput, match=field):
                 await app.runs.create(None, "counter", {"x": 0, "seen": []}, **options)
         assert await app.runs.list() == []
@@ -175,3 +179,28 @@ async def test_a_graph_a_stategraph_or_a_factory_is_served_as_it_is(make_app: Ap
             run = await app.runs.create(None, graph_id, {"x": 1, "seen": []})
             assert await app.runs.join(run.run_id) == {"x": 4, "seen": ["add:nobody", "double"]}
     assert executions == {"add": 3, "double": 3}
+
+
+async def test_a_graph_that_raises_ends_its_run_error_with_where(make_app: AppFactory):
+    def boom(state: Count) -> dict[str, Any]:
+        raise ValueError("the node failed")
+
+    builder = StateGraph(Count)
+    builder.add_node("boom", boom)
+    builder.add_edge(START, "boom")
+
+    def broken_factory() -> Pregel:
+        raise RuntimeError("the factory failed")
+
+    app = make_app(max_attempts=1)
+    app.add_graph("boom", builder)
+    app.add_graph("broken", broken_factory)
+    async with app:
+        for graph_id, error in (("boom", "ValueError: the node failed"),
+                                ("broken", "RuntimeError: the factory failed")):
+            run = await app.runs.create(None, graph_id, {"x": 1, "seen": []})
+            with pytest.raises(RunFailed):
+                await app.runs.join(run.run_id)
+            ended = await app.runs.get(run.run_id)
+            assert (ended.status, ended.error) == (RunStatus.ERROR, error)
+            assert ended.traceback is not None and error.split(":")[0] in ended.traceback
