@@ -220,3 +220,30 @@ async def test_a_graphs_subgraphs_are_described_by_namespace(client: LangGraphCl
     assert await client.assistants.get_subgraphs("nested", namespace="inner") == {
         "inner": subgraphs["inner"]}
     assert await client.assistants.get_subgraphs("counter") == {}
+
+
+async def test_a_graph_runs_stream_replays_from_the_log(graph_server: Server,
+                                                        client: LangGraphClient):
+    """join_stream after the run ended replays its chunks; Last-Event-ID resumes after the
+    last one a client saw, as for any run."""
+    thread = await client.threads.create()
+    run = await client.runs.create(
+        thread["thread_id"], "agent", stream_mode=["messages-tuple", "updates"],
+        input={"messages": [{"role": "user", "content": "what is langgraph?"}]})
+    await client.runs.join(thread["thread_id"], run["run_id"])
+    path = f"/threads/{thread['thread_id']}/runs/{run['run_id']}/stream"
+    async with httpx.AsyncClient(base_url=graph_server.url, timeout=30) as http:
+        whole = (await http.get(path, params={"stream_mode": ["messages-tuple", "updates"]}))
+        ids = [int(line[4:]) for line in whole.text.splitlines() if line.startswith("id: ")]
+        parts = _sse(whole.text)
+        tokens = [d[0]["content"] for n, d in parts if n == "messages" and
+                  d[1]["langgraph_node"] == "chat" and d[0]["content"]]
+        assert "".join(tokens).startswith("Here is what I found: LangGraph")
+        middle = ids[len(ids) // 2]
+        rest = await http.get(path, headers={"Last-Event-ID": str(middle)},
+                              params={"stream_mode": ["messages-tuple", "updates"]})
+    replayed = _sse(rest.text)
+    assert replayed[0][0] == "metadata" and replayed[-1][0] == "end"
+    assert replayed[1:] == parts[len(parts) - len(replayed) + 1:]
+    assert all(int(line[4:]) > middle for line in rest.text.splitlines()
+               if line.startswith("id: "))
