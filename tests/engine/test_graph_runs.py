@@ -161,6 +161,11 @@ async def test_a_chat_graph_logs_its_tokens_and_its_events(make_app: AppFactory)
         assert {"on_chain_start", "on_chat_model_stream", "on_tool_start"} <= kinds
         assert [list(e.data) for e in logged if e.event == "updates"] == [
             ["chat"], ["tools"], ["chat"]]
+        # the tokens are logged as the model makes them, before its node ends
+        answer_node_end = [k for k, e in enumerate(logged) if e.event == "updates"][-1]
+        first_token = next(k for k, e in enumerate(logged) if e.event == "messages"
+                           and e.data[0]["content"].startswith("Here"))
+        assert first_token < answer_node_end - 10
 
 
 async def test_a_graph_a_stategraph_or_a_factory_is_served_as_it_is(make_app: AppFactory):
