@@ -7,7 +7,7 @@ import inspect
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 from runplane import limits, metrics
 from runplane.clock import Clock
@@ -143,6 +143,30 @@ class Context:
         self.in_flight: tuple[int, str] | None = None
         #: The task running the workflow (the worker sets it): what ``fenced_write`` stops.
         self.task: asyncio.Task[Any] | None = None
+        #: The worker is shutting down: a workflow that can stop at a clean point soon may
+        #: stop there (``stop_for_shutdown``) rather than be stopped when the grace ends.
+        self.draining = False
+        self._on_drain: list[Callable[[], None]] = []
+
+    def on_drain(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the worker starts shutting down (at once if it has)."""
+        self._on_drain.append(callback)
+        if self.draining:
+            callback()
+
+    def drain(self) -> None:
+        """The worker starts shutting down (called by the worker)."""
+        if not self.draining:
+            self.draining = True
+            for callback in self._on_drain:
+                callback()
+
+    def stop_for_shutdown(self) -> NoReturn:
+        """Stop the run here, at a clean point, because the worker shuts down: it is handed
+        back to the queue and goes on elsewhere, as after the grace."""
+        if self.stop_reason is None:
+            self.stop_reason = "shutdown"
+        raise asyncio.CancelledError(f"run {self.run_id} handed back: the worker shuts down")
 
     @property
     def cancelled(self) -> bool:

@@ -93,6 +93,9 @@ class Worker:
         self._stopping = False
         self._watch_task: asyncio.Task[None] | None = None
 
+    #: The worker stopped claiming and asked its runs to drain (it is shutting down).
+    draining = False
+
     @property
     def worker_id(self) -> str:
         return self._settings.worker_id
@@ -114,6 +117,9 @@ class Worker:
         self._stopping = True  # a claim in flight completes: its runs are handed back below
         self._wake.set()
         await self._claim_task
+        for handle in list(self._held.values()):
+            handle.ctx.drain()  # who can stop at a clean point before the grace ends, may
+        self.draining = True
         if self._supervisors and grace > 0:
             await asyncio.wait(set(self._supervisors), timeout=grace)
         for handle in list(self._held.values()):

@@ -163,3 +163,30 @@ async def test_reject_and_enqueue_on_a_graph_thread(make_app: AppFactory):
         assert await app.runs.join(first.run_id) == {"done": ["one", "two", "three"]}
         assert await app.runs.join(queued.run_id) == {
             "done": ["one", "two", "three", "next", "one", "two", "three"]}
+
+
+async def test_a_worker_shutting_down_drains_a_graph_and_hands_its_run_back(
+        make_app: AppFactory):
+    """The graph stops at its next super-step boundary, checkpointed, instead of running on
+    until the grace ends; another worker goes on from there."""
+    executed: list[str] = []
+    gates = {"one": Gate()}
+    app = make_app(shutdown_grace=60.0)
+    app.add_graph("trail", Compiled("trail", _graph(executed, gates)))
+    await app.open()
+    thread = await app.threads.create()
+    run = await app.runs.create(thread.thread_id, "trail", {"done": []})
+    await gates["one"].wait_reached()
+    worker = app.worker
+    assert worker is not None
+    closing = asyncio.create_task(app.close())
+    await eventually(lambda: worker.draining)
+    gates["one"].open()
+    await closing
+    assert executed == ["one"]  # "two" was not started: the graph drained after "one"
+    again = make_app()
+    again.add_graph("trail", Compiled("trail", _graph(executed, {})))
+    async with again:
+        assert (await again.runs.get(run.run_id)).status is RunStatus.PENDING
+        assert await again.runs.join(run.run_id) == {"done": ["one", "two", "three"]}
+    assert executed == ["one", "two", "three"]

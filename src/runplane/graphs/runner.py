@@ -19,7 +19,9 @@ other; what this module adds is how the run's task drives the graph:
   last checkpoint, and a write the fence refuses stops the run.
 
 A cancel stops the run's task, and with it the graph, wherever it awaits; no chunk is
-logged once the fence moved.
+logged once the fence moved. A worker shutting down asks the graph to drain: it stops at
+its next super-step boundary, checkpointed, and the run is handed back at once instead of
+being stopped mid-node when the shutdown grace ends.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphDrained
+from langgraph.runtime import RunControl
 from langgraph.types import Send, StreamMode
 from pydantic import BaseModel, TypeAdapter
 
@@ -90,14 +94,20 @@ def graph_workflow(source: GraphSource, store: Callable[[], Store]) -> Workflow:
     async def run_graph(ctx: Context, input: Any) -> Any:
         config = run_config(ctx, source.graph_id, ctx.kwargs)
         output: Any = None
+        control = RunControl()  # a worker shutting down drains the graph
+        ctx.on_drain(lambda: control.request_drain("worker shutdown"))
         async with source.build(config) as built:
             saver = RunplaneSaver.for_run(store(), ctx)
             graph = built.copy(update={"checkpointer": saver})
-            async for namespace, mode, chunk in _chunks(graph, input, config, ctx.kwargs):
-                data = jsonable(list(chunk) if mode == "messages" else chunk)
-                if mode == "values" and not namespace:
-                    output = data
-                await ctx.emit("|".join((mode, *namespace)), data)
+            try:
+                async for namespace, mode, chunk in _chunks(graph, input, config, ctx.kwargs,
+                                                            control):
+                    data = jsonable(list(chunk) if mode == "messages" else chunk)
+                    if mode == "values" and not namespace:
+                        output = data
+                    await ctx.emit("|".join((mode, *namespace)), data)
+            except GraphDrained:  # stopped after its last super-step was checkpointed
+                ctx.stop_for_shutdown()
         return output
 
     run_graph.__doc__ = source.description
@@ -106,7 +116,8 @@ def graph_workflow(source: GraphSource, store: Callable[[], Store]) -> Workflow:
 
 
 async def _chunks(
-    graph: Pregel, input: Any, config: RunnableConfig, kwargs: Mapping[str, Any]
+    graph: Pregel, input: Any, config: RunnableConfig, kwargs: Mapping[str, Any],
+    control: RunControl,
 ) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
     """The graph's stream as (namespace, mode, chunk). With ``events`` asked for, the graph
     runs under ``astream_events`` (v2), as on the LangGraph server: its own chunks come as
@@ -116,7 +127,7 @@ async def _chunks(
     subgraphs = bool(kwargs.get("stream_subgraphs"))
     options: dict[str, Any] = {
         "context": kwargs.get("context"), "stream_mode": graph_modes(requested),
-        "subgraphs": subgraphs,
+        "subgraphs": subgraphs, "control": control,
         # LangGraph refuses a durability without a checkpointer to keep it
         "durability": (kwargs.get("durability") or "sync") if graph.checkpointer else None,
     }
