@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -165,10 +166,18 @@ async def serving(name: str, args: argparse.Namespace, folder: Path,
     tag = name.replace("/", "-")
     processes: list[Process] = []
     schema = None
-    runplane = [sys.executable, "-m", "runplane.cli"]
+    def runplane(role: str) -> list[str]:
+        if args.profile is None:
+            return [sys.executable, "-m", "runplane.cli"]
+        out = args.profile / f"{tag}-{role}-{time.strftime('%H%M%S')}.prof"
+        return [sys.executable, str(PEERS / "profiled.py"), str(out)]
+
     concurrency = [] if args.concurrency is None else ["--concurrency", str(args.concurrency)]
     try:
         if name == "langgraph":
+            # it resolves the graphs' paths from its working directory, where it also keeps
+            # its state (./.langgraph_api, reloaded at start): start each server afresh
+            shutil.rmtree(PROJECT / ".langgraph_api", ignore_errors=True)
             processes.append(Process(
                 [str(langgraph), "dev", "--config", str(CONFIG), "--no-browser", "--no-reload",
                  "--host", "127.0.0.1", "--port", str(port), "--server-log-level", "WARNING"],
@@ -179,7 +188,7 @@ async def serving(name: str, args: argparse.Namespace, folder: Path,
         elif name == "runplane/sqlite":
             url = f"sqlite:///{folder / f'{tag}-{time.time_ns()}.db'}"
             processes.append(Process(
-                [*runplane, "serve", "--config", str(CONFIG), "--database", url,
+                [*runplane("api"), "serve", "--config", str(CONFIG), "--database", url,
                  "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
                  *concurrency], folder / f"{tag}.log"))
             await wait_ready(processes[0], base_url, name)
@@ -187,13 +196,14 @@ async def serving(name: str, args: argparse.Namespace, folder: Path,
             schema = f"rp_lgbench_{time.strftime('%Y%m%d%H%M%S')}_{os.getpid()}"
             url = with_schema(args.pg, schema)
             processes.append(Process(
-                [*runplane, "serve", "--config", str(CONFIG), "--database", url, "--no-worker",
+                [*runplane("api"), "serve", "--config", str(CONFIG), "--database", url,
+                 "--no-worker",
                  "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                 folder / f"{tag}.log"))
             await wait_ready(processes[0], base_url, name)
             for k in range(args.pg_workers):
                 processes.append(Process(
-                    [*runplane, "worker", "--config", str(CONFIG), "--database", url,
+                    [*runplane(f"worker{k}"), "worker", "--config", str(CONFIG), "--database", url,
                      "--log-level", "info", *concurrency], folder / f"{tag}-worker{k}.log"))
             for k, worker in enumerate(processes[1:]):
                 await worker.wait_for_line(" started: ", f"{name} worker {k}")
@@ -276,6 +286,11 @@ async def first_tokens(client: LangGraphClient, count: int) -> list[float]:
     return found
 
 
+def signal_all(processes: list[Process], signum: int) -> None:
+    for p in processes:
+        p.proc.send_signal(signum)
+
+
 async def measure(name: str, args: argparse.Namespace, folder: Path, langgraph: Path,
                   log: Callable[[str], None]) -> Result:
     async with serving(name, args, folder, langgraph) as (base_url, processes):
@@ -284,9 +299,14 @@ async def measure(name: str, args: argparse.Namespace, folder: Path, langgraph: 
             await cancel_latencies(client, 3)
             await first_tokens(client, 3)
             pids = process_tree([p.proc.pid for p in processes])
+            profiled = name != "langgraph" and args.profile is not None
             window = CpuWindow()
             window.start()
+            if profiled:
+                signal_all(processes, signal.SIGUSR1)
             runs = await three_nodes(client, args.runs, args.in_flight)
+            if profiled:
+                signal_all(processes, signal.SIGUSR2)
             window.stop(pids)
             cancels, statuses = await cancel_latencies(client, args.cancels)
             tokens = await first_tokens(client, args.streams)
@@ -379,12 +399,17 @@ def main() -> None:
                         help="runplane worker concurrency (default: runplane's)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test",
                         help="PostgreSQL database for runplane/pg (a fresh schema, dropped after)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="run the runplane processes under cProfile (benchmarks/peers/"
+                             "profiled.py) over the timed batch; one .prof file each in DIR")
     parser.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
     args = parser.parse_args()
     if min(args.runs, args.cancels, args.streams) < 2:
         parser.error("--runs, --cancels and --streams must be >= 2 (percentiles)")
     if not os.path.exists("/proc/stat"):
         parser.error("server CPU is read from /proc: Linux only")
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     langgraph = ensure_langgraph_venv()
     asyncio.run(_main(args, langgraph))
 
