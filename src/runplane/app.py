@@ -194,7 +194,7 @@ class Runplane:
         notifier = LocalNotifier(store.run_marks, self.settings.poll_interval)
         try:
             await store.open()
-            await store.listen(notifier.runs_pending, notifier.run_cancelled, notifier.changed)
+            await store.listen(notifier)
         except BaseException:
             await store.close()
             raise

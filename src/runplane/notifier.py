@@ -1,14 +1,16 @@
 """Signals between the parts of one process: "runs are pending", "run X changed / was cancelled".
 
-A signal only shortens a wait. Changes made by other processes are found by
-one poller per process: while anyone waits on runs, it reads a cheap mark of
-each watched run (status, lease owner, last event seq) every poll interval and
-wakes the watchers of the runs whose mark moved: every watcher when the run
-moved, only event watchers (streams) when it just logged an event. A store that
-can tell that another process committed, but not what (SQLite), calls
+A signal only shortens a wait. Other processes' changes reach this one as the
+store can push them: PostgreSQL names them (NOTIFY: runs pending, run X
+cancelled, run X moved, run X logged, the same producer methods as this
+process's own); SQLite can tell only that another process committed, and calls
 ``changed()``: the poller reads the marks at once and the worker re-reads its
-leases and the queue, so the poll interval bounds only what no signal covers.
-A lost or missing signal therefore delays an effect but never breaks it.
+leases and the queue. Behind both, one poller per process: while anyone waits
+on runs, it reads a cheap mark of each watched run (status, lease owner, last
+event seq) every poll interval and wakes the watchers of the runs whose mark
+moved: every watcher when the run moved, only event watchers (streams) when it
+just logged an event. The poll interval therefore bounds only what no signal
+covers, and a lost or missing signal delays an effect but never breaks it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""Changes committed through another store on the same SQLite file (two stores on one file are
-two connections, as two processes would be) reach the waits of this one without waiting for
-the poll: a new run reaches an idle worker, its end reaches a ``join`` and a stream; and an
-idle worker runs nothing but the change check until something commits.
+"""Changes committed through another store (two stores on one database are two connections,
+as two processes would be) reach the waits of this one without waiting for the poll: a new
+run reaches an idle worker, its events reach a stream, its end reaches a ``join``, and a
+worker letting go of a cancelled run reaches the ``cancel(wait=True)`` that waits for it;
+on SQLite by noticing the commit, on PostgreSQL by NOTIFY. And an idle SQLite worker runs
+nothing but the change check until something commits.
 
 Every waiting side polls once a minute (``SLOW_POLL``) and each test gives the signal far
 less than that (``WITHIN``). (A cancel from a worker process: acceptance/test_change_signals.py.)"""
@@ -46,13 +48,12 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 async def test_a_new_run_reaches_an_idle_worker_and_its_end_reaches_join_and_stream(
-    tmp_path: Path, statements: list[str]
+    database_url: str, statements: list[str]
 ) -> None:
-    """SQLite: two stores on one file are two connections, as two processes would be.
-    (PostgreSQL pushes "runs pending" and cancels only; its waiters poll run marks.)"""
-    url = f"sqlite:///{tmp_path}/signals.db"
-    async with slow_app(url, worker=False) as client, slow_app(url, worker=True):
-        await eventually(lambda: _claims(statements) == 1)  # the next is a minute away
+    async with slow_app(database_url, worker=False) as client, \
+            slow_app(database_url, worker=True):
+        if database_url.startswith("sqlite"):
+            await eventually(lambda: _claims(statements) == 1)  # the next is a minute away
         run = await client.runs.create(None, "echo", input={"n": 1})
 
         async def streamed() -> list[str]:
@@ -62,6 +63,22 @@ async def test_a_new_run_reaches_an_idle_worker_and_its_end_reaches_join_and_str
             asyncio.gather(client.runs.join(run.run_id), streamed()), WITHIN)
         assert joined == {"n": 1}
         assert events[0] == "run:created" and events[-1] == "run:complete"
+
+
+async def test_a_cancel_waiting_for_another_process_worker_hears_it_let_go(
+    database_url: str, tmp_path: Path
+) -> None:
+    """``cancel(wait=True)`` answers once the run's task stopped: the worker that stops it
+    is in another process, and its release of the lease is what the waiter must hear."""
+    log, gate = str(tmp_path / "log"), str(tmp_path / "gate")
+    async with slow_app(database_url, worker=False) as client, \
+            slow_app(database_url, worker=True):
+        run = await client.runs.create(None, "staged", input={"log": log, "gate": gate})
+        await eventually(lambda: [name for name, _ in cli_app.executions(log)] == ["one", "two"],
+                         timeout=WITHIN)
+        result = await asyncio.wait_for(client.runs.cancel(run.run_id, wait=True), WITHIN)
+        assert result.stopped and result.run.status == "interrupted"
+        assert (await client.runs.get(run.run_id)).lease_owner is None
 
 
 async def test_an_idle_worker_only_checks_for_changes_until_another_process_commits(

@@ -13,7 +13,7 @@ a write that raised it may or may not have been stored.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -73,22 +73,35 @@ class Reaped:
     status: RunStatus
 
 
+class Signals(Protocol):
+    """What a store tells this process of other processes' commits (the notifier)."""
+
+    def runs_pending(self) -> None:
+        """Runs became pending."""
+
+    def run_cancelled(self, run_id: str, generation: int | None) -> None:
+        """``run_id`` was cancelled, revoking lease ``generation`` (None: it was pending)."""
+
+    def run_changed(self, run_id: str) -> None:
+        """``run_id`` moved (ended, handed back, its lease released)."""
+
+    def run_logged(self, run_id: str) -> None:
+        """``run_id`` appended to its event log."""
+
+    def changed(self) -> None:
+        """Something was committed, the database cannot say what: re-read what you wait
+        on."""
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Connect and apply pending migrations."""
 
     async def close(self) -> None: ...
 
-    async def listen(
-        self,
-        on_pending: Callable[[], None],
-        on_cancel: Callable[[str, int | None], None],
-        on_change: Callable[[], None] | None = None,
-    ) -> None:
-        """Deliver other processes' "runs pending" and "run X cancelled (generation G)"
-        signals, where the database can push them; where it can only tell that another
-        process committed something, ``on_change`` says so (re-read what you wait on).
-        What no signal covers is polled."""
+    async def listen(self, signals: Signals) -> None:
+        """Deliver other processes' signals to ``signals``, as far as the database can
+        push them (see :class:`Signals`). What no signal covers is polled."""
 
     # --- threads -----------------------------------------------------------
     async def create_thread(

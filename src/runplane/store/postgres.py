@@ -20,6 +20,7 @@ import functools
 import inspect
 import logging
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ParamSpec, TypeAlias, TypeVar
@@ -32,7 +33,7 @@ from runplane.lifecycle import FINISH_EVENTS
 from runplane.models import ClaimedRun, Lease, NewRun, Run, RunStatus, Step, Thread, ThreadQuery
 from runplane.store import queries
 from runplane.store import transactions as txs
-from runplane.store.base import Created, OnActive
+from runplane.store.base import Created, OnActive, Signals
 from runplane.store.batch import WriteBatcher
 from runplane.store.rows import BAD_ROW_ERRORS, dumps, run_from_row, step_from_row, thread_from_row
 from runplane.store.sqlstore import SQLStore, Work
@@ -137,6 +138,9 @@ class _Tx:
         payload = run_id if generation is None else f"{run_id} {generation}"
         await self.execute("notify", self._store.cancel_channel, payload)
 
+    async def signal_changed(self, run_id: str) -> None:
+        await self.execute("notify", self._store.runs_channel, self._store.moved + run_id)
+
 
 def _thread_filter(query: ThreadQuery) -> tuple[str, list[Any]]:
     """A WHERE clause over ``threads_with_status`` and its parameters, numbered from $1."""
@@ -214,24 +218,31 @@ class PostgresStore(SQLStore):
         suffix = f"_{self.schema}" if self.schema else ""
         self.pending_channel = f"runplane_pending{suffix}"
         self.cancel_channel = f"runplane_cancel{suffix}"
+        #: "run X moved" and "run X logged": payload ``<kind> <origin> <run id>``, where
+        #: origin tells this store's own writes (which its process heard already) apart
+        self.runs_channel = f"runplane_runs{suffix}"
+        self._origin = uuid.uuid4().hex[:12]
+        self.moved, self.logged = f"c {self._origin} ", f"e {self._origin} "
         self._listener: asyncio.Task[None] | None = None
         self._new_batchers()
 
     def _new_batchers(self) -> None:
-        self._events = self._batcher("events", _QUERIES["append_events"])
-        self._steps = self._batcher("steps", _QUERIES["complete_steps"])
-        self._finishes = self._batcher("finishes", _QUERIES["finish_runs"])
+        self._events = self._batcher("events", _QUERIES["append_events"], self.logged)
+        self._steps = self._batcher("steps", _QUERIES["complete_steps"], self.logged)
+        self._finishes = self._batcher("finishes", _QUERIES["finish_runs"], self.moved)
         self._creates = WriteBatcher("creates", self._create_threadless,
                                      key=lambda item: item[0], **_BATCH_ERRORS)
 
-    def _batcher(self, name: str, sql: str) -> WriteBatcher[tuple[Any, ...], bool]:
+    def _batcher(self, name: str, sql: str, signal: str) -> WriteBatcher[tuple[Any, ...], bool]:
         """Group commit of one kind of workflow write: each item is one row of ``sql``'s
-        ``unnest``, its run id first; the answer is whether the fence let it through."""
+        ``unnest``, its run id first; the answer is whether the fence let it through. The
+        statement signals each run it wrote on the runs channel, prefixed by ``signal``."""
 
         @_faults
         async def flush(self: PostgresStore, items: list[tuple[Any, ...]]) -> list[bool]:
             columns = [list(column) for column in zip(*items, strict=True)]
-            accepted = {r[0] for r in await self.pool.fetch(sql, *columns)}
+            rows = await self.pool.fetch(sql, *columns, self.runs_channel, signal)
+            accepted = {r[0] for r in rows}
             return [item[0] in accepted for item in items]
 
         # a deadlock aborts the whole statement, so sending it again is safe
@@ -325,29 +336,26 @@ class PostgresStore(SQLStore):
         async with self.pool.acquire() as conn:
             return await work(_Tx(conn, self))
 
-    async def listen(
-        self,
-        on_pending: Callable[[], None],
-        on_cancel: Callable[[str, int | None], None],
-        on_change: Callable[[], None] | None = None,
-    ) -> None:
+    async def listen(self, signals: Signals) -> None:
         """LISTEN on a connection of its own, reconnecting by itself when it drops.
-        (NOTIFY names what changed, so ``on_change`` is never called.)"""
-
-        def cancelled(payload: str) -> None:
-            run_id, _, generation = payload.partition(" ")
-            on_cancel(run_id, int(generation) if generation else None)
-
+        NOTIFY names what changed; ``signals.changed`` is called only when the listener
+        (re)connects, for what it missed."""
         ready = asyncio.get_running_loop().create_future()
-        self._listener = asyncio.create_task(
-            self._listen(on_pending, cancelled, ready), name="runplane-pg-listener"
-        )
+        self._listener = asyncio.create_task(self._listen(signals, ready),
+                                             name="runplane-pg-listener")
         await ready
 
-    async def _listen(
-        self, on_pending: Callable[[], None], on_cancel: Callable[[str], None],
-        ready: asyncio.Future[None],
-    ) -> None:
+    def _on_runs(self, signals: Signals, payload: str) -> None:
+        kind, origin, run_id = payload.split(" ", 2)
+        if origin != self._origin:  # this process heard its own writes already
+            (signals.run_changed if kind == "c" else signals.run_logged)(run_id)
+
+    @staticmethod
+    def _on_cancel(signals: Signals, payload: str) -> None:
+        run_id, _, generation = payload.partition(" ")
+        signals.run_cancelled(run_id, int(generation) if generation else None)
+
+    async def _listen(self, signals: Signals, ready: asyncio.Future[None]) -> None:
         backoff = 0.1
         while True:
             conn = None
@@ -357,11 +365,14 @@ class PostgresStore(SQLStore):
                 )
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                await conn.add_listener(self.pending_channel, lambda *_: on_pending())
-                await conn.add_listener(self.cancel_channel, lambda *a: on_cancel(a[3]))
+                await conn.add_listener(self.pending_channel, lambda *_: signals.runs_pending())
+                await conn.add_listener(self.cancel_channel,
+                                        lambda *a: self._on_cancel(signals, a[3]))
+                await conn.add_listener(self.runs_channel, lambda *a: self._on_runs(signals, a[3]))
                 if not ready.done():
                     ready.set_result(None)
-                on_pending()  # runs created while nobody listened
+                signals.runs_pending()  # runs created while nobody listened
+                signals.changed()  # and whatever moved meanwhile
                 backoff = 0.1
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):

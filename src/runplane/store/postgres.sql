@@ -318,7 +318,8 @@ RETURNING last_event_seq
 -- writes and logs every write of a batch, one row of unnest per write and at most one per
 -- run; it answers the run ids whose write the fence let through. Every batch statement
 -- first locks its runs in creation order, as sweeps do (root, then the tree by seq):
--- however a batch and a sweep overlap, they cannot deadlock.
+-- however a batch and a sweep overlap, they cannot deadlock. Each signals the runs it
+-- wrote on the runs channel (the next-to-last parameter), for other processes' watchers.
 
 -- name: append_events
 WITH i AS (
@@ -341,7 +342,7 @@ WITH i AS (
                        updated_at = r.w_now
       FROM r WHERE r.w_event = 'values' AND threads.thread_id = r.thread_id
 )
-SELECT run_id FROM r
+SELECT run_id, pg_notify($6, $7 || run_id) FROM r
 
 -- name: complete_steps
 WITH i AS (
@@ -366,7 +367,7 @@ WITH i AS (
            jsonb_build_object('name', w_name, 'index', w_idx, 'result', w_result::jsonb), w_now
       FROM r
 )
-SELECT run_id FROM r
+SELECT run_id, pg_notify($7, $8 || run_id) FROM r
 
 -- name: finish_runs
 WITH i AS (
@@ -394,7 +395,7 @@ WITH i AS (
      WHERE r.w_status = 'success' AND r.w_output::jsonb <> 'null'::jsonb
        AND threads.thread_id = r.thread_id
 )
-SELECT run_id FROM r
+SELECT run_id, pg_notify($10, $11 || run_id) FROM r
 
 -- ===== LangGraph checkpoints ================================================
 -- (runplane.graphs.checkpointer; tables in migrations/*/0004_graph_checkpoints.sql)

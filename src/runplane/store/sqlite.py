@@ -41,6 +41,7 @@ from runplane.errors import StoreClosed, StoreUnavailable
 from runplane.lifecycle import FINISH_EVENTS, EventName
 from runplane.models import Lease, RunStatus, Thread, ThreadQuery
 from runplane.store import queries
+from runplane.store.base import Signals
 from runplane.store.rows import BAD_ROW_ERRORS, dumps, thread_from_row
 from runplane.store.sqlstore import SQLStore, Work
 from runplane.store.transactions import drive, migrate
@@ -322,6 +323,9 @@ class _Tx:
     async def signal_cancel(self, run_id: str, generation: int | None) -> None:
         """As :meth:`signal_pending`."""
 
+    async def signal_changed(self, run_id: str) -> None:
+        """As :meth:`signal_pending`."""
+
 
 class _Savepoint:
     """A nested transaction of the connection thread (a class, not a generator: the claim
@@ -468,21 +472,14 @@ class SQLiteStore(SQLStore):
             self._opened = False
             await self._conn.stop()
 
-    async def listen(
-        self,
-        on_pending: Callable[[], None],
-        on_cancel: Callable[[str, int | None], None],
-        on_change: Callable[[], None] | None = None,
-    ) -> None:
+    async def listen(self, signals: Signals) -> None:
         """SQLite cannot say what another process changed, only that it committed:
-        ``on_change`` hears that (see the module docstring)."""
-        if on_change is None:
-            return
+        ``signals.changed`` hears that (see the module docstring)."""
         loop = asyncio.get_running_loop()
 
         def changed() -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed before the store
-                loop.call_soon_threadsafe(on_change)
+                loop.call_soon_threadsafe(signals.changed)
 
         self._conn.watch_changes(changed)
 

@@ -102,6 +102,9 @@ class Tx(Protocol):
     async def signal_cancel(self, run_id: str, generation: int | None) -> None:
         """Tell the worker holding ``generation`` of ``run_id``, on commit, to stop it."""
 
+    async def signal_changed(self, run_id: str) -> None:
+        """Tell other processes' watchers of ``run_id``, on commit, that it moved."""
+
 
 def drive(transaction: Coroutine[Any, Any, T]) -> T:
     """Run a transaction that never suspends (SQLite's, in its connection thread)."""
@@ -386,6 +389,7 @@ async def resume(tx: Tx, run_id: str, now: float) -> Run:
     await append(tx, run_id, row["last_event_seq"], EventName.RUN_RESUME,
                  {"reason": "resumed", "step_index": row["step_index"]}, now)
     await tx.signal_pending()
+    await tx.signal_changed(run_id)
     return run_from_row(row)
 
 
@@ -481,7 +485,9 @@ async def lost_leases(tx: Tx, leases: list[Lease]) -> list[str]:
 
 
 async def release_lease(tx: Tx, lease: Lease) -> None:
+    """A stopped task's lease (a cancel's ``wait`` waits for this)."""
     await tx.execute("release_lease", lease.run_id, lease.generation)
+    await tx.signal_changed(lease.run_id)
 
 
 async def requeue(
@@ -500,6 +506,7 @@ async def requeue(
                      {"index": in_flight[0], "name": in_flight[1], "reason": reason}, now)
     await append(tx, lease.run_id, seq, EventName.RUN_RESUME, {"reason": reason}, now)
     await tx.signal_pending()
+    await tx.signal_changed(lease.run_id)
     return True
 
 
@@ -516,6 +523,7 @@ async def reap(tx: Tx, now: float) -> list[Reaped]:
         if error:
             data["error"] = error
         await append(tx, r["run_id"], seq, event, data, now)
+        await tx.signal_changed(r["run_id"])
         reaped.append(Reaped(r["run_id"], status))
     if any(x.status is RunStatus.PENDING for x in reaped):
         await tx.signal_pending()
