@@ -12,7 +12,14 @@ import asyncpg
 import pytest
 
 from runplane import Context, Runplane
-from runplane.models import CancelRequest, MultitaskStrategy, NewRun, RunStatus
+from runplane.models import (
+    CancelRequest,
+    CheckpointWrite,
+    MultitaskStrategy,
+    NewRun,
+    RunStatus,
+    StoredCheckpoint,
+)
 from runplane.store.postgres import PostgresStore, postgres_dsn
 
 from support import AppFactory, Gate, eventually
@@ -261,3 +268,42 @@ async def test_tree_cancels_racing_busy_workers_meet_no_deadlock(pg_url: str, po
         assert await admin.fetchval(deadlocks) - before == 0
     finally:
         await admin.close()
+
+
+@pytest.mark.parametrize("write", ["checkpoint", "writes"])
+async def test_a_checkpoint_write_waiting_on_a_cancel_is_refused_when_it_commits(
+    pg_url: str, write: str
+):
+    """A checkpoint write is one statement that shares the run's row: a cancel holding the
+    row (uncommitted) makes the write wait, and once the cancel commits the write sees it
+    and stores nothing."""
+    name = f"rp_ckpt_{uuid.uuid4().hex[:8]}"
+    store = PostgresStore(f"{pg_url}&application_name={name}")
+    await store.open()
+    dsn, schema = postgres_dsn(pg_url)
+    other = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+    try:
+        await store.create_thread("t", {}, 0.0, if_exists="raise")
+        await store.create_run(_thread_run("r1"), 0.0, on_active="enqueue")
+        [claimed] = await store.claim_runs("w", ["wf"], 1, 60.0, 0.0)
+        tx = other.transaction()
+        await tx.start()  # a cancel, written and not yet committed
+        await other.execute("UPDATE runs SET status = 'interrupted', "
+                            "lease_generation = lease_generation + 1 WHERE run_id = 'r1'")
+        if write == "checkpoint":
+            writing = asyncio.create_task(store.put_checkpoint(StoredCheckpoint(
+                thread_id="t", checkpoint_ns="", checkpoint_id="c1", parent_checkpoint_id=None,
+                run_id="r1", type="json", checkpoint=b"{}", metadata="{}"), 1.0,
+                lease=claimed.lease))
+        else:
+            writing = asyncio.create_task(store.put_checkpoint_writes(
+                "t", "", "c1", [CheckpointWrite("task", 0, "a", "json", b"1")], 1.0,
+                run_id="r1", lease=claimed.lease))
+        await eventually(lambda: _lock_waits(other, name))  # the write waits on the row
+        await tx.commit()
+        assert await asyncio.wait_for(writing, 10) is False
+        assert await other.fetchval("SELECT count(*) FROM lg_checkpoints") == 0
+        assert await other.fetchval("SELECT count(*) FROM lg_writes") == 0
+    finally:
+        await other.close()
+        await store.close()

@@ -21,7 +21,7 @@ import inspect
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ParamSpec, TypeAlias, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -30,7 +30,18 @@ import asyncpg
 
 from runplane.errors import StoreClosed, StoreUnavailable
 from runplane.lifecycle import FINISH_EVENTS
-from runplane.models import ClaimedRun, Lease, NewRun, Run, RunStatus, Step, Thread, ThreadQuery
+from runplane.models import (
+    CheckpointWrite,
+    ClaimedRun,
+    Lease,
+    NewRun,
+    Run,
+    RunStatus,
+    Step,
+    StoredCheckpoint,
+    Thread,
+    ThreadQuery,
+)
 from runplane.store import queries
 from runplane.store import transactions as txs
 from runplane.store.base import Created, OnActive, Signals
@@ -469,6 +480,39 @@ class PostgresStore(SQLStore):
         return await self._finishes.submit((
             lease.run_id, lease.generation, status.value, dumps(output) if success else None,
             error, now, FINISH_EVENTS[status], dumps(data), traceback))
+
+    # A checkpoint write is one statement behind its fence (PostgreSQL's own round trips:
+    # the store-neutral transaction would be BEGIN, the fence, the write, COMMIT).
+    async def put_checkpoint(
+        self, checkpoint: StoredCheckpoint, now: float, *, lease: Lease | None
+    ) -> bool:
+        c = checkpoint
+        return bool(await self.pool.fetchval(
+            _QUERIES["put_checkpoint_fenced"], c.thread_id, c.checkpoint_ns, c.checkpoint_id,
+            c.parent_checkpoint_id, c.run_id, c.type, c.checkpoint, c.metadata, now,
+            *_fence(lease)))
+
+    async def put_checkpoint_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str,
+        writes: Sequence[CheckpointWrite], now: float, *, run_id: str | None,
+        lease: Lease | None,
+    ) -> bool:
+        # one row per key, as the writes one by one would leave it: a task's first write
+        # at a key stays, a special channel's (negative idx) last one replaces it
+        rows: dict[tuple[str, int], CheckpointWrite] = {}
+        for w in writes:
+            if w.idx < 0 or (w.task_id, w.idx) not in rows:
+                rows[(w.task_id, w.idx)] = w
+        kept = list(rows.values())
+        return bool(await self.pool.fetchval(
+            _QUERIES["put_checkpoint_writes_fenced"], thread_id, checkpoint_ns, checkpoint_id,
+            [w.task_id for w in kept], [w.idx for w in kept], [w.task_path for w in kept],
+            [w.channel for w in kept], [w.type for w in kept], run_id, now,
+            [w.value for w in kept], *_fence(lease)))
+
+
+def _fence(lease: Lease | None) -> tuple[str | None, int | None]:
+    return (None, None) if lease is None else (lease.run_id, lease.generation)
 
 
 # Every call of the Store protocol raises a database gone away as StoreUnavailable (the
