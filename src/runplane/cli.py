@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -214,6 +215,15 @@ def _assistants(rp: Runplane) -> str:
     return ", ".join(a.graph_id for a in rp.assistants.all())
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed, as uvicorn picks it for ``runplane serve``."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 async def _serve(rp: Runplane) -> int:
     """Run the worker until SIGTERM or SIGINT, then stop it gracefully."""
     loop = asyncio.get_running_loop()
@@ -374,7 +384,8 @@ def worker(
             raise _fail(f"cannot serve metrics on {where}: {exc}") from None
         log.info("metrics on http://%s/metrics", where)
     try:
-        code = asyncio.run(_serve(rp))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            code = runner.run(_serve(rp))
     except ValueError as exc:  # e.g. an unsupported database URL
         raise _fail(_scrub(str(exc), url)) from None
     except Exception as exc:  # the database cannot be reached, opened or closed
