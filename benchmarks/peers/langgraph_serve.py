@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -57,7 +58,7 @@ PROJECT = PEERS / "lg_project"
 CONFIG = PROJECT / "langgraph.json"
 LG_VENV = PEERS / ".venv-langgraph"
 STARTUP_TIMEOUT = 90.0
-SERVERS = ("runplane/sqlite", "runplane/pg", "langgraph")
+SERVERS = ("runplane/sqlite", "runplane/sqlite-workers", "runplane/pg", "langgraph")
 #: Targets of the comparison: runplane's runs/s at least this many times the dev server's,
 #: its server CPU per run at most this share of the dev server's, its cancel p99 at most this.
 RATE_TARGET = 3.0
@@ -192,16 +193,20 @@ async def serving(name: str, args: argparse.Namespace, folder: Path,
                  "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
                  *concurrency], folder / f"{tag}.log"))
             await wait_ready(processes[0], base_url, name)
-        else:
-            schema = f"rp_lgbench_{time.strftime('%Y%m%d%H%M%S')}_{os.getpid()}"
-            url = with_schema(args.pg, schema)
+        else:  # an API process and worker processes
+            if name == "runplane/pg":
+                schema = f"rp_lgbench_{time.strftime('%Y%m%d%H%M%S')}_{os.getpid()}"
+                url, workers = with_schema(args.pg, schema), args.pg_workers
+            else:
+                url = f"sqlite:///{folder / f'{tag}-{time.time_ns()}.db'}"
+                workers = args.sqlite_workers
             processes.append(Process(
                 [*runplane("api"), "serve", "--config", str(CONFIG), "--database", url,
                  "--no-worker",
                  "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                 folder / f"{tag}.log"))
             await wait_ready(processes[0], base_url, name)
-            for k in range(args.pg_workers):
+            for k in range(workers):
                 processes.append(Process(
                     [*runplane(f"worker{k}"), "worker", "--config", str(CONFIG), "--database", url,
                      "--log-level", "info", *concurrency], folder / f"{tag}-worker{k}.log"))
@@ -337,10 +342,27 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def compare(results: list[Result]) -> list[str]:
-    """The ratios of each runplane server to the dev server of the same round."""
+def graph_alone(args: argparse.Namespace) -> dict[str, float]:
+    """LangGraph's own loop over ``three_nodes`` with no server (graph_alone.py), run now."""
+    out = subprocess.run(
+        [sys.executable, str(PEERS / "graph_alone.py"), "--runs", str(args.runs),
+         "--in-flight", str(args.in_flight), "--warmup", str(args.warmup)],
+        capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def compare(results: list[Result], alone: dict[str, float] | None) -> list[str]:
+    """The ratios of each runplane server to the dev server of the same round, and what
+    the rate target asks of a server's CPU per run next to LangGraph's own loop."""
     lg = next(r for r in results if r.server == "langgraph")
     lines = []
+    if alone is not None:
+        needed = lg.cpu_ms_per_run / RATE_TARGET
+        lines.append(
+            f"LangGraph alone (no server, in-memory checkpoints): {alone['runs_per_s']:,.0f} "
+            f"runs/s, {alone['cpu_ms_per_run']:.2f} ms CPU per run; {RATE_TARGET:.0f}x the dev "
+            f"server's runs/s on one core needs <= {needed:.2f} ms of server CPU per run "
+            f"({needed / alone['cpu_ms_per_run']:.2f}x LangGraph alone)")
     for r in results:
         if r is lg:
             continue
@@ -366,7 +388,8 @@ async def _main(args: argparse.Namespace, langgraph: Path) -> None:
           f"{_version(LG_VENV / 'bin' / 'python', 'langgraph')}")
     print(f"{args.runs} x runs.wait(None, 'three_nodes'), {args.in_flight} in flight; "
           f"{args.cancels} cancels (wait=True) one at a time; {args.streams} chat streams; "
-          f"runplane/pg = API + {args.pg_workers} workers; concurrency "
+          f"runplane/pg = API + {args.pg_workers} workers, runplane/sqlite-workers = API + "
+          f"{args.sqlite_workers} worker(s); concurrency "
           f"{args.concurrency or 'default'}; {args.rounds} round(s), servers in turn")
     order = [s for s in SERVERS if s in args.servers]
     with tempfile.TemporaryDirectory(prefix="rp-lgbench-") as tmp:
@@ -379,7 +402,7 @@ async def _main(args: argparse.Namespace, langgraph: Path) -> None:
                 results.append(await measure(name, args, Path(tmp), langgraph,
                                              lambda line: print(line, flush=True)))
             if any(r.server == "langgraph" for r in results):
-                for line in compare(results):
+                for line in compare(results, None if args.no_floor else graph_alone(args)):
                     print(line)
             statuses = {r.server: sorted(r.cancel_statuses) for r in results}
             print(f"status after cancel: {statuses}", flush=True)
@@ -395,6 +418,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--pg-workers", type=int, default=2)
+    parser.add_argument("--sqlite-workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=None,
                         help="runplane worker concurrency (default: runplane's)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test",
@@ -403,6 +427,8 @@ def main() -> None:
                         help="run the runplane processes under cProfile (benchmarks/peers/"
                              "profiled.py) over the timed batch; one .prof file each in DIR")
     parser.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip LangGraph alone (graph_alone.py) after each round")
     args = parser.parse_args()
     if min(args.runs, args.cancels, args.streams) < 2:
         parser.error("--runs, --cancels and --streams must be >= 2 (percentiles)")
