@@ -1,5 +1,8 @@
 """What routes take from the app: the service, the workflows, the server settings, the
-caller (whom the API key names; None without keys)."""
+caller (whom the API key names; None without keys).
+
+Each is ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, a
+thread hop per dependency per request for a lookup."""
 
 from __future__ import annotations
 
@@ -12,19 +15,19 @@ from runplane.models import Caller
 from runplane.service import RunService
 
 
-def _runplane(request: Request) -> Runplane:
+async def _runplane(request: Request) -> Runplane:
     return request.app.state.runplane
 
 
-def _service(request: Request) -> RunService:
+async def _service(request: Request) -> RunService:
     return request.app.state.runplane.service
 
 
-def _settings(request: Request) -> Any:
+async def _settings(request: Request) -> Any:
     return request.app.state.settings
 
 
-def _caller(request: Request) -> Caller | None:
+async def _caller(request: Request) -> Caller | None:
     return getattr(request.state, "caller", None)
 
 
