@@ -147,6 +147,9 @@ class Context:
         #: stop there (``stop_for_shutdown``) rather than be stopped when the grace ends.
         self.draining = False
         self._on_drain: list[Callable[[], None]] = []
+        #: A graph run that paused (an interrupt, a breakpoint) sets its thread's pending
+        #: interrupts here; the run's end writes them to the thread.
+        self.thread_interrupts: dict[str, Any] | None = None
 
     def on_drain(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when the worker starts shutting down (at once if it has)."""

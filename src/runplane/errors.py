@@ -82,6 +82,16 @@ class ThreadBusy(Conflict):
         self.active_run_ids = active_run_ids
 
 
+class NothingToResume(Conflict):
+    """A run's ``command`` resumes a thread whose graph is not waiting at an interrupt."""
+
+    def __init__(self, thread_id: str | None) -> None:
+        where = "a new thread" if thread_id is None else f"thread {thread_id!r}"
+        super().__init__(f"{where} has no pending interrupt: command.resume has nothing to "
+                         "resume (send input, or command.update/goto, instead)")
+        self.thread_id = thread_id
+
+
 class ThreadExists(Conflict):
     def __init__(self, thread_id: str) -> None:
         super().__init__(f"thread {thread_id!r} already exists")

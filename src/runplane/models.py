@@ -124,6 +124,9 @@ class Thread:
     status: ThreadStatus
     #: Who created it (None: created without an owner, e.g. by the Python API).
     owner: str | None = None
+    #: A graph thread paused by its last run: ``{task id: [{value, id}]}`` (empty at a
+    #: breakpoint); None when it is not paused.
+    interrupts: dict[str, list[dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from runplane.errors import (
     ChildCancelled,
     ChildFailed,
     InvalidInput,
+    NothingToResume,
     RunCancelled,
     RunConflict,
     RunFailed,
@@ -257,6 +258,9 @@ class RunService:
         durability: str | None = None,
         checkpoint: dict[str, Any] | None = None,
         checkpoint_id: str | None = None,
+        command: dict[str, Any] | None = None,
+        interrupt_before: list[str] | str | None = None,
+        interrupt_after: list[str] | str | None = None,
         caller: Caller | None = None,
     ) -> Run:
         """Validate everything, then insert the run and apply the multitask rule atomically.
@@ -269,10 +273,25 @@ class RunService:
         LangGraph server, and a thread that has none gets the graph's ``graph_id`` and
         ``assistant_id`` in its metadata. A ``checkpoint``/``checkpoint_id`` may name the
         thread's latest checkpoint (or carry null ids): the run starts from there, as any
-        run does; an earlier one would fork the thread, which runplane does not do."""
+        run does; an earlier one would fork the thread, which runplane does not do.
+        A graph's run may carry a ``command`` instead of input (``resume`` a thread waiting
+        at an interrupt, ``update`` its state, ``goto`` nodes) and breakpoints
+        (``interrupt_before``/``interrupt_after``: node names or ``"*"``)."""
         assistant = self._assistants.resolve(assistant_id)
         kwargs = _graph_kwargs(assistant, config, context, stream_mode, stream_subgraphs,
                                durability)
+        if assistant.graph is not None:
+            kwargs.update(_hitl_kwargs(command, interrupt_before, interrupt_after))
+            if "resume" in kwargs.get("command", {}):
+                thread = None if thread_id is None else await self._store.get_thread(thread_id)
+                if thread is None or thread.interrupts is None:
+                    raise NothingToResume(thread_id)
+        elif command is not None or interrupt_before or interrupt_after:
+            given = [name for name, value in (("command", command),
+                     ("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after))
+                     if value]
+            raise InvalidInput(given[0], f"{', '.join(given)}: only a graph's run takes them; "
+                               f"{assistant_id!r} is a workflow")
         await self._check_head(thread_id, checkpoint, checkpoint_id)
         if assistant.graph is not None and thread_id is None:
             thread_id, if_not_exists = _new_id(), "create"
@@ -749,6 +768,39 @@ def _graph_kwargs(
         "stream_subgraphs": bool(stream_subgraphs),
         "durability": limits.check_choice("durability", durability or "sync", DURABILITY),
     }
+    return kwargs
+
+
+def _hitl_kwargs(command: Any, interrupt_before: Any, interrupt_after: Any) -> dict[str, Any]:
+    """A graph run's ``command`` and breakpoints, checked (the runner builds LangGraph's
+    ``Command`` from them)."""
+    kwargs: dict[str, Any] = {}
+    if command is not None:
+        command = limits.check_json("command", command, limits.MAX_INPUT_BYTES)
+        if not isinstance(command, dict) or not command or \
+                set(command) - {"resume", "update", "goto"}:
+            raise InvalidInput("command", "command must be an object with at least one of "
+                               "resume, update, goto")
+        goto = command.get("goto")
+        targets = goto if isinstance(goto, list) else [goto]
+        if goto is not None and not all(
+                isinstance(t, str) or (isinstance(t, dict) and isinstance(t.get("node"), str))
+                for t in targets):
+            raise InvalidInput("command.goto", "command.goto must be a node name, a "
+                               "{node, input} object (a Send) or a list of them")
+        update = command.get("update")
+        if update is not None and not isinstance(update, dict | list):
+            raise InvalidInput("command.update", "command.update must be an object or a list "
+                               "of [key, value] pairs")
+        kwargs["command"] = command
+    for name, nodes in (("interrupt_before", interrupt_before),
+                        ("interrupt_after", interrupt_after)):
+        if nodes is None:
+            continue
+        if nodes != "*" and not (isinstance(nodes, list)
+                                 and all(isinstance(n, str) for n in nodes)):
+            raise InvalidInput(name, f"{name} must be a list of node names or \"*\"")
+        kwargs[name] = nodes
     return kwargs
 
 

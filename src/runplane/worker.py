@@ -346,7 +346,8 @@ class Worker:
             await self._hooks.before_finish(ctx.run_id, status)
         try:
             finished = await self._store.finish_run(
-                ctx.lease, status, output, error, self._clock.now(), trace)
+                ctx.lease, status, output, error, self._clock.now(), trace,
+                ctx.thread_interrupts if status is RunStatus.SUCCESS else None)
         except STORE_FAULTS as exc:  # maybe stored: a refused hand-back then finds it ended
             ctx.store_failed("finish write", exc)
             if await self._hand_back(ctx.lease, ctx.in_flight, "store_unavailable"):

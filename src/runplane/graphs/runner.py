@@ -11,8 +11,13 @@ other; what this module adds is how the run's task drives the graph:
 - every chunk the graph streams is appended to the run's durable log under its mode's
   name (``mode|ns`` for a subgraph's), through the run's fence, so a stream of the run
   is a view of the log: joined late or resumed with ``Last-Event-ID``, it replays;
-- the run's output is the graph's last ``values``; a ``values`` event also sets the
-  thread's values, as a workflow's does;
+- the run's output is the graph's last ``values`` (with interrupts asked in several
+  chunks, ``{"__interrupt__": [all of them]}``, as the LangGraph server answers); a
+  ``values`` event also sets the thread's values, as a workflow's does (``__interrupt__``
+  aside);
+- a run that leaves its graph waiting (at an ``interrupt()`` or a breakpoint) leaves the
+  thread ``interrupted`` with the pending interrupts its last checkpoint holds; a
+  ``command`` resumes, updates or redirects it (``to_command``);
 - the graph checkpoints through :class:`~runplane.graphs.checkpointer.RunplaneSaver`
   bound to the run's lease, by default after every super-step (``durability="sync"``):
   a second attempt of the run (after a crash, a hand-back or a resume) goes on from its
@@ -39,7 +44,7 @@ from typing import TYPE_CHECKING, Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphDrained
 from langgraph.runtime import RunControl
-from langgraph.types import Send, StreamMode
+from langgraph.types import Command, Send, StreamMode
 from pydantic import BaseModel, TypeAdapter
 
 from runplane.graphs.checkpointer import RunplaneSaver
@@ -96,18 +101,27 @@ def graph_workflow(source: GraphSource, store: Callable[[], Store]) -> Workflow:
         output: Any = None
         control = RunControl()  # a worker shutting down drains the graph
         ctx.on_drain(lambda: control.request_drain("worker shutdown"))
+        command = ctx.kwargs.get("command")
         async with source.build(config) as built:
             saver = RunplaneSaver.for_run(store(), ctx)
             graph = built.copy(update={"checkpointer": saver})
+            asked: list[dict[str, Any]] = []  # the values chunks that carry interrupts
             try:
-                async for namespace, mode, chunk in _chunks(graph, input, config, ctx.kwargs,
-                                                            control):
+                async for namespace, mode, chunk in _chunks(
+                        graph, input if command is None else to_command(command), config,
+                        ctx.kwargs, control):
                     data = jsonable(list(chunk) if mode == "messages" else chunk)
                     if mode == "values" and not namespace:
                         output = data
+                        if isinstance(data, dict) and data.get("__interrupt__"):
+                            asked.append(data)
                     await ctx.emit("|".join((mode, *namespace)), data)
             except GraphDrained:  # stopped after its last super-step was checkpointed
                 ctx.stop_for_shutdown()
+            if asked or _has_breakpoints(graph, ctx.kwargs):  # it may wait: ask the checkpoint
+                ctx.thread_interrupts = await pending_interrupts(graph, ctx.thread_id)
+        if len(asked) > 1:  # as the LangGraph server answers: every interrupt, no values
+            return {"__interrupt__": [i for chunk in asked for i in chunk["__interrupt__"]]}
         return output
 
     run_graph.__doc__ = source.description
@@ -128,6 +142,8 @@ async def _chunks(
     options: dict[str, Any] = {
         "context": kwargs.get("context"), "stream_mode": graph_modes(requested),
         "subgraphs": subgraphs, "control": control,
+        "interrupt_before": kwargs.get("interrupt_before"),
+        "interrupt_after": kwargs.get("interrupt_after"),
         # LangGraph refuses a durability without a checkpointer to keep it
         "durability": (kwargs.get("durability") or "sync") if graph.checkpointer else None,
     }
@@ -146,6 +162,40 @@ async def _chunks(
             yield item(event["data"]["chunk"])
         elif "langsmith:hidden" not in (event.get("tags") or ()):
             yield (), "events", event
+
+
+def to_command(command: Mapping[str, Any]) -> Command:
+    """LangGraph's ``Command`` from a run's checked ``command`` (``goto`` targets given as
+    ``{node, input}`` are ``Send``s; ``update`` pairs arrive as JSON lists)."""
+    def target(t: Any) -> Any:
+        return Send(t["node"], t.get("input")) if isinstance(t, dict) else t
+
+    goto = command.get("goto")
+    update = command.get("update")
+    return Command(
+        resume=command.get("resume"),
+        update=[tuple(pair) for pair in update] if isinstance(update, list) else update,
+        goto=() if goto is None else
+        [target(t) for t in goto] if isinstance(goto, list) else target(goto))
+
+
+def _has_breakpoints(graph: Pregel, kwargs: Mapping[str, Any]) -> bool:
+    return bool(kwargs.get("interrupt_before") or kwargs.get("interrupt_after")
+                or graph.interrupt_before_nodes or graph.interrupt_after_nodes)
+
+
+async def pending_interrupts(graph: Pregel, thread_id: str | None
+                             ) -> dict[str, list[dict[str, Any]]] | None:
+    """The thread's pending interrupts as the LangGraph server shows them (``{task id:
+    [{value, id}]}``, empty at a breakpoint), or None when its graph is not waiting."""
+    if thread_id is None:
+        return None
+    state = await graph.aget_state({"configurable": {"thread_id": thread_id,
+                                                     "checkpoint_ns": ""}})
+    if not state.next:
+        return None
+    return {task.id: [{"value": jsonable(i.value), "id": i.id} for i in task.interrupts]
+            for task in state.tasks if task.interrupts}
 
 
 def graph_schemas(graph: Pregel) -> dict[str, Any]:

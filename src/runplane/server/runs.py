@@ -76,12 +76,14 @@ def _headers(run: Run, location: str | None = None) -> dict[str, str]:
 #: service's default.
 _CREATE_OPTIONS = {"multitask_strategy", "metadata", "timeout", "max_attempts", "if_not_exists",
                    "config", "context", "stream_subgraphs", "durability", "checkpoint",
-                   "checkpoint_id"}
+                   "checkpoint_id", "interrupt_before", "interrupt_after"}
 
 
 async def _create(service: RunService, caller: Caller | None, thread_id: str | None,
                   body: RunCreate) -> Run:
     options = body.model_dump(include=_CREATE_OPTIONS, exclude_none=True)
+    if body.command is not None:  # a resume to None is a resume: keep the keys sent
+        options["command"] = body.command.model_dump(exclude_unset=True)
     return await service.create_run(thread_id, body.assistant_id, body.input, caller=caller,
                                     stream_mode=body.stream_modes(), **options)
 

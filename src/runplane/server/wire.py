@@ -54,9 +54,7 @@ if TYPE_CHECKING:
     from langgraph.types import StateSnapshot
 
 #: Run-creation fields runplane does not implement; sending one is an error, not a no-op.
-UNSUPPORTED_RUN_FIELDS = (
-    "command", "interrupt_before", "interrupt_after", "webhook", "after_seconds",
-)
+UNSUPPORTED_RUN_FIELDS = ("webhook", "after_seconds")
 
 
 class _OneOf:
@@ -165,6 +163,16 @@ class AssistantSearch(_Body):
     offset: Offset = 0
 
 
+class RunCommand(BaseModel):
+    """LangGraph's ``Command`` on the wire (the service checks the shapes inside)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resume: Any = None
+    update: dict[str, Any] | list[Any] | None = None
+    goto: str | dict[str, Any] | list[str | dict[str, Any]] | None = None
+
+
 class RunCreate(_Body):
     assistant_id: str
     input: Any = None
@@ -187,10 +195,13 @@ class RunCreate(_Body):
     #: every message after the first); an earlier one is refused
     checkpoint: dict[str, Any] | None = None
     checkpoint_id: Id | None = None
+    #: a graph's run instead of input: resume a thread waiting at an interrupt (a value,
+    #: or {interrupt id: value}), update its state, go to nodes (names or {node, input})
+    command: RunCommand | None = None
+    #: breakpoints: node names, or "*" for every node
+    interrupt_before: list[str] | Literal["*"] | None = None
+    interrupt_after: list[str] | Literal["*"] | None = None
     # refused when given (see UNSUPPORTED_RUN_FIELDS), so left out of the OpenAPI document
-    command: SkipJsonSchema[Any] = None
-    interrupt_before: SkipJsonSchema[Any] = None
-    interrupt_after: SkipJsonSchema[Any] = None
     webhook: SkipJsonSchema[Any] = None
     after_seconds: SkipJsonSchema[Any] = None
 
@@ -314,7 +325,7 @@ def thread_body(thread: Thread) -> dict[str, Any]:
         "metadata": thread.metadata,
         "status": thread.status.value,
         "values": thread.values,
-        "interrupts": {},
+        "interrupts": thread.interrupts or {},
     }
 
 

@@ -239,10 +239,11 @@ class Store(Protocol):
 
     async def finish_run(
         self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float,
-        traceback: str | None = None,
+        traceback: str | None = None, interrupts: dict[str, Any] | None = None,
     ) -> bool:
         """Fenced move to a terminal status; on success the output becomes the thread's values.
-        ``traceback`` is kept with a failed run, as given."""
+        ``traceback`` is kept with a failed run, as given. The thread's ``interrupts`` become
+        ``interrupts``: a graph run that paused leaves them, any other end clears them."""
 
     # --- LangGraph checkpoints (runplane.graphs.checkpointer) -------------------
     # A write with a lease is fenced like a step's: in its transaction the run must be

@@ -46,7 +46,14 @@ from runplane.store import queries
 from runplane.store import transactions as txs
 from runplane.store.base import Created, OnActive, Signals
 from runplane.store.batch import WriteBatcher
-from runplane.store.rows import BAD_ROW_ERRORS, dumps, run_from_row, step_from_row, thread_from_row
+from runplane.store.rows import (
+    BAD_ROW_ERRORS,
+    dumps,
+    run_from_row,
+    step_from_row,
+    thread_from_row,
+    thread_values,
+)
 from runplane.store.sqlstore import SQLStore, Work
 
 log = logging.getLogger("runplane.store.postgres")
@@ -463,7 +470,9 @@ class PostgresStore(SQLStore):
         self, run_id: str, event: str, data: Any, now: float, *, lease: Lease | None
     ) -> Awaitable[bool]:
         generation = None if lease is None else lease.generation
-        return self._events.submit((run_id, generation, now, event, dumps(data)))
+        values = thread_values(data) if event == "values" else data
+        return self._events.submit((run_id, generation, now, event, dumps(data),
+                                    None if values is data else dumps(values)))
 
     def complete_step(
         self, lease: Lease, index: int, name: str, result: Any, now: float
@@ -473,13 +482,16 @@ class PostgresStore(SQLStore):
 
     async def finish_run(
         self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float,
-        traceback: str | None = None,
+        traceback: str | None = None, interrupts: dict[str, Any] | None = None,
     ) -> bool:
         success = status is RunStatus.SUCCESS
         data = {"output": output} if success else {"error": error}
+        values = thread_values(output) if success else output
         return await self._finishes.submit((
             lease.run_id, lease.generation, status.value, dumps(output) if success else None,
-            error, now, FINISH_EVENTS[status], dumps(data), traceback))
+            error, now, FINISH_EVENTS[status], dumps(data), traceback,
+            None if values is output else dumps(values),
+            None if interrupts is None else dumps(interrupts)))
 
     # A checkpoint write is one statement behind its fence (PostgreSQL's own round trips:
     # the store-neutral transaction would be BEGIN, the fence, the write, COMMIT).

@@ -22,7 +22,7 @@ SELECT t.*,
 -- Every thread with its status: what thread search filters (a WHERE built from the
 -- query) and sorts. The status rule is runplane.store.rows.thread_status.
 SELECT *, CASE WHEN busy THEN 'busy'
-               WHEN last_status = 'interrupted' THEN 'interrupted'
+               WHEN interrupts IS NOT NULL OR last_status = 'interrupted' THEN 'interrupted'
                WHEN last_status IN ('error', 'timeout') THEN 'error'
                ELSE 'idle' END AS status
   FROM (SELECT t.*,
@@ -323,8 +323,9 @@ RETURNING last_event_seq
 
 -- name: append_events
 WITH i AS (
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::text[], $5::text[])
-        AS i(w_run, w_gen, w_now, w_event, w_data)
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::text[], $5::text[],
+                         $6::text[])
+        AS i(w_run, w_gen, w_now, w_event, w_data, w_values)
 ), l AS (
     SELECT runs.run_id AS l_run FROM runs JOIN i ON runs.run_id = i.w_run
      ORDER BY runs.seq FOR UPDATE OF runs
@@ -338,11 +339,12 @@ WITH i AS (
     INSERT INTO events (run_id, seq, event, data, created_at)
     SELECT run_id, last_event_seq, w_event, w_data::jsonb, w_now FROM r
 ), t AS (
-    UPDATE threads SET values_json = r.w_data::jsonb, values_run_id = r.run_id,
-                       updated_at = r.w_now
+    -- w_values: the thread's values when they are not w_data (rows.thread_values)
+    UPDATE threads SET values_json = COALESCE(r.w_values, r.w_data)::jsonb,
+                       values_run_id = r.run_id, updated_at = r.w_now
       FROM r WHERE r.w_event = 'values' AND threads.thread_id = r.thread_id
 )
-SELECT run_id, pg_notify($6, $7 || run_id) FROM r
+SELECT run_id, pg_notify($7, $8 || run_id) FROM r
 
 -- name: complete_steps
 WITH i AS (
@@ -372,8 +374,10 @@ SELECT run_id, pg_notify($7, $8 || run_id) FROM r
 -- name: finish_runs
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                         $6::float8[], $7::text[], $8::text[], $9::text[])
-        AS i(w_run, w_gen, w_status, w_output, w_error, w_now, w_event, w_data, w_traceback)
+                         $6::float8[], $7::text[], $8::text[], $9::text[], $10::text[],
+                         $11::text[])
+        AS i(w_run, w_gen, w_status, w_output, w_error, w_now, w_event, w_data, w_traceback,
+             w_values, w_interrupts)
 ), l AS (
     SELECT runs.run_id AS l_run FROM runs JOIN i ON runs.run_id = i.w_run
      ORDER BY runs.seq FOR UPDATE OF runs
@@ -389,13 +393,21 @@ WITH i AS (
     INSERT INTO events (run_id, seq, event, data, created_at)
     SELECT run_id, last_event_seq, w_event, w_data::jsonb, w_now FROM r
 ), t AS (
-    UPDATE threads SET values_json = r.w_output::jsonb, values_run_id = r.run_id,
-                       updated_at = r.w_now
-      FROM r
-     WHERE r.w_status = 'success' AND r.w_output::jsonb <> 'null'::jsonb
-       AND threads.thread_id = r.thread_id
+    -- a success's output becomes the thread's values (w_values: see append_events); any
+    -- end sets the thread's pending interrupts (NULL: not paused)
+    UPDATE threads
+       SET values_json = CASE WHEN r.updates_values
+                              THEN COALESCE(r.w_values, r.w_output)::jsonb
+                              ELSE threads.values_json END,
+           values_run_id = CASE WHEN r.updates_values THEN r.run_id
+                                ELSE threads.values_run_id END,
+           updated_at = CASE WHEN r.updates_values THEN r.w_now ELSE threads.updated_at END,
+           interrupts = r.w_interrupts::jsonb
+      FROM (SELECT *, w_status = 'success' AND w_output::jsonb <> 'null'::jsonb
+                      AS updates_values FROM r) r
+     WHERE threads.thread_id = r.thread_id
 )
-SELECT run_id, pg_notify($10, $11 || run_id) FROM r
+SELECT run_id, pg_notify($12, $13 || run_id) FROM r
 
 -- ===== LangGraph checkpoints ================================================
 -- (runplane.graphs.checkpointer; tables in migrations/*/0004_graph_checkpoints.sql)

@@ -40,6 +40,15 @@ def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def thread_values(values: Any) -> Any:
+    """What a ``values`` event or a run's output leaves as its thread's values: a graph's
+    pending interrupts (``__interrupt__``) are the stream's and the run output's, not the
+    thread's state (``values`` itself when there is none)."""
+    if isinstance(values, dict) and "__interrupt__" in values:
+        return {k: v for k, v in values.items() if k != "__interrupt__"}
+    return values
+
+
 T = TypeVar("T")
 
 
@@ -104,12 +113,13 @@ def _run_from_row(row: Row) -> Run:
     )
 
 
-def thread_status(busy: int, last_status: str | None) -> ThreadStatus:
-    """A thread is busy while it has an active run, else as its last run ended (the
-    same rule as ``threads_with_status`` in the stores' SQL, which search filters on)."""
+def thread_status(busy: int, last_status: str | None, paused: bool = False) -> ThreadStatus:
+    """A thread is busy while it has an active run, interrupted while its graph waits at
+    an interrupt or a breakpoint (``paused``), else as its last run ended (the same rule
+    as ``threads_with_status`` in the stores' SQL, which search filters on)."""
     if busy:
         return ThreadStatus.BUSY
-    if last_status == RunStatus.INTERRUPTED:
+    if paused or last_status == RunStatus.INTERRUPTED:
         return ThreadStatus.INTERRUPTED
     if last_status in (RunStatus.ERROR, RunStatus.TIMEOUT):
         return ThreadStatus.ERROR
@@ -123,7 +133,8 @@ def thread_from_row(row: Row) -> Thread:
         updated_at=to_datetime(row["updated_at"]),
         metadata=loads(row["metadata"]),
         values=loads(row["values_json"]),
-        status=thread_status(row["busy"], row["last_status"]),
+        status=thread_status(row["busy"], row["last_status"], row["interrupts"] is not None),
+        interrupts=loads(row["interrupts"]),
         owner=row["owner"],
     )
 

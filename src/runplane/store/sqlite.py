@@ -42,7 +42,7 @@ from runplane.lifecycle import FINISH_EVENTS, EventName
 from runplane.models import Lease, RunStatus, Thread, ThreadQuery
 from runplane.store import queries
 from runplane.store.base import Signals
-from runplane.store.rows import BAD_ROW_ERRORS, dumps, thread_from_row
+from runplane.store.rows import BAD_ROW_ERRORS, dumps, thread_from_row, thread_values
 from runplane.store.sqlstore import SQLStore, Work
 from runplane.store.transactions import drive, migrate
 
@@ -382,7 +382,9 @@ def _append_event(
     encoded = dumps(data)
     _execute(conn, "insert_event", (run_id, row["last_event_seq"], event, encoded, now))
     if event == "values" and row["thread_id"] is not None:
-        _execute(conn, "set_values", (row["thread_id"], encoded, run_id, now))
+        values = thread_values(data)
+        _execute(conn, "set_values", (row["thread_id"], encoded if values is data
+                                      else dumps(values), run_id, now))
     return True
 
 
@@ -403,7 +405,7 @@ def _complete_step(
 
 def _finish(
     conn: sqlite3.Connection, lease: Lease, status: RunStatus, output: Any, error: str | None,
-    now: float, traceback: str | None,
+    now: float, traceback: str | None, interrupts: dict[str, Any] | None,
 ) -> bool:
     """Fenced move to a terminal status; a success's output becomes the thread's values."""
     success = status is RunStatus.SUCCESS
@@ -415,8 +417,14 @@ def _finish(
     data = {"output": output} if success else {"error": error}
     _execute(conn, "insert_event", (lease.run_id, row["last_event_seq"], FINISH_EVENTS[status],
                                     dumps(data), now))
-    if success and output is not None and row["thread_id"] is not None:
-        _execute(conn, "set_values", (row["thread_id"], encoded, lease.run_id, now))
+    if row["thread_id"] is None:
+        return True
+    if success and output is not None:
+        values = thread_values(output)
+        _execute(conn, "set_values", (row["thread_id"], encoded if values is output
+                                      else dumps(values), lease.run_id, now))
+    _execute(conn, "set_interrupts", (row["thread_id"],
+                                      None if interrupts is None else dumps(interrupts)))
     return True
 
 
@@ -499,10 +507,11 @@ class SQLiteStore(SQLStore):
 
     async def finish_run(
         self, lease: Lease, status: RunStatus, output: Any, error: str | None, now: float,
-        traceback: str | None = None,
+        traceback: str | None = None, interrupts: dict[str, Any] | None = None,
     ) -> bool:
         return await self._conn.submit(
-            lambda conn: _finish(conn, lease, status, output, error, now, traceback), write=True)
+            lambda conn: _finish(conn, lease, status, output, error, now, traceback, interrupts),
+            write=True)
 
     async def search_threads(self, query: ThreadQuery) -> list[Thread]:
         where, params = _thread_filter(query)

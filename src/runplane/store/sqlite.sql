@@ -36,7 +36,7 @@ SELECT t.*,
 -- Every thread with its status: what thread search filters (a WHERE built from the
 -- query) and sorts. The status rule is runplane.store.rows.thread_status.
 SELECT *, CASE WHEN busy THEN 'busy'
-               WHEN last_status = 'interrupted' THEN 'interrupted'
+               WHEN interrupts IS NOT NULL OR last_status = 'interrupted' THEN 'interrupted'
                WHEN last_status IN ('error', 'timeout') THEN 'error'
                ELSE 'idle' END AS status
   FROM (SELECT t.*,
@@ -68,6 +68,9 @@ SELECT owner FROM threads WHERE thread_id = ?1
 
 -- name: active_runs_of_thread
 SELECT run_id FROM runs WHERE thread_id = ?1 AND status IN ('pending', 'running') ORDER BY seq
+
+-- name: set_interrupts
+UPDATE threads SET interrupts = ?2 WHERE thread_id = ?1 AND interrupts IS NOT ?2
 
 -- name: set_values
 UPDATE threads SET values_json = ?2, values_run_id = ?3, updated_at = ?4 WHERE thread_id = ?1

@@ -1,0 +1,175 @@
+"""Human in the loop on a served LangGraph project, through ``langgraph_sdk`` as on the
+LangGraph server: a graph stops at ``interrupt()`` (the run ends ``success``, the thread
+is ``interrupted`` with its pending interrupts), a ``command`` resumes it without running
+a completed node again, several interrupts are resumed by id, breakpoints stop before or
+after nodes and input ``None`` continues; a resume with nothing to resume is a 409."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.errors import APIStatusError
+
+from acceptance.http.helpers import Server, http_server
+
+from support import APPS
+from support.databases import STORES, database_for_processes
+
+PROJECT = APPS / "graph_project" / "langgraph.json"
+
+
+@pytest.fixture(scope="module", params=STORES)
+def hitl_server(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp(f"hitl_{request.param}")
+    with (database_for_processes(request, request.param, folder, "hitl") as database,
+          http_server(request.param, database, folder, "--config", str(PROJECT),
+                      target=None) as server):
+        yield server
+
+
+@pytest.fixture
+async def client(hitl_server: Server) -> AsyncIterator[LangGraphClient]:
+    c = get_client(url=hitl_server.url, api_key=None)
+    try:
+        yield c
+    finally:
+        await c.aclose()
+
+
+async def _asked(client: LangGraphClient) -> tuple[str, dict[str, Any]]:
+    """A thread whose ``approval`` graph waits for a person; the first run's output."""
+    thread = (await client.threads.create())["thread_id"]
+    output = await client.runs.wait(thread, "approval", input={"to": "Ada"})
+    return thread, output
+
+
+async def test_an_interrupt_ends_the_run_and_leaves_the_thread_waiting(
+        client: LangGraphClient):
+    thread, output = await _asked(client)
+    [asked] = output["__interrupt__"]
+    assert asked["value"] == {"question": "send this email?",
+                              "draft": "Dear Ada, the run is done."}
+    [run] = await client.runs.list(thread)
+    assert run["status"] == "success"
+    waiting = await client.threads.get(thread)
+    assert waiting["status"] == "interrupted"
+    [(task_id, [pending])] = waiting["interrupts"].items()
+    assert pending["id"] == asked["id"] and pending["value"] == asked["value"]
+    assert "__interrupt__" not in waiting["values"]
+    state = await client.threads.get_state(thread)
+    assert state["next"] == ["review"]
+    [task] = state["tasks"]
+    assert task["id"] == task_id and task["interrupts"][0]["id"] == asked["id"]
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    ("approve", {"sent": True, "runs": ["draft", "review", "send"]}),
+    ("reject", {"runs": ["draft", "review"]}),
+])
+async def test_a_resume_goes_on_from_the_interrupt_without_rerunning_a_node(
+        client: LangGraphClient, answer: str, expected: dict[str, Any]):
+    thread, _ = await _asked(client)
+    output = await client.runs.wait(thread, "approval", command={"resume": answer})
+    assert output["decision"] == answer
+    assert {k: output.get(k) for k in expected} == expected
+    assert output.get("sent") is expected.get("sent")
+    done = await client.threads.get(thread)
+    assert done["status"] == "idle" and done["interrupts"] == {}
+    assert (await client.threads.get_state(thread))["next"] == []
+
+
+async def test_a_resume_with_nothing_to_resume_is_a_409_and_creates_no_run(
+        client: LangGraphClient):
+    thread = (await client.threads.create())["thread_id"]
+    with pytest.raises(APIStatusError) as refused:
+        await client.runs.create(thread, "approval", command={"resume": "approve"})
+    assert refused.value.response.status_code == 409
+    assert "no pending interrupt" in refused.value.response.json()["detail"]
+    assert await client.runs.list(thread) == []
+    with pytest.raises(APIStatusError) as threadless:
+        await client.runs.create(None, "approval", command={"resume": "approve"})
+    assert threadless.value.response.status_code == 409
+
+
+async def test_two_pending_interrupts_are_resumed_by_id(client: LangGraphClient):
+    thread = (await client.threads.create())["thread_id"]
+    output = await client.runs.wait(thread, "parallel", input={})
+    asked = {i["value"]: i["id"] for i in output["__interrupt__"]}
+    assert set(asked) == {"legal, do you agree?", "finance, do you agree?"}
+    waiting = await client.threads.get(thread)
+    assert len(waiting["interrupts"]) == 2  # one per task
+    output = await client.runs.wait(thread, "parallel", command={"resume": {
+        asked["legal, do you agree?"]: "yes", asked["finance, do you agree?"]: "no"}})
+    assert sorted(output["votes"]) == ["finance:no", "legal:yes"]
+    assert (await client.threads.get(thread))["status"] == "idle"
+
+
+async def test_streams_carry_the_interrupt_in_values_and_in_updates(client: LangGraphClient):
+    thread = (await client.threads.create())["thread_id"]
+    values = [part.data async for part in client.runs.stream(
+        thread, "approval", input={"to": "Ada"}, stream_mode="values")
+        if part.event == "values"]
+    assert values[-1]["__interrupt__"][0]["value"]["question"] == "send this email?"
+    updates = [part.data async for part in client.runs.stream(
+        thread, "approval", command={"resume": "reject"}, stream_mode="updates")
+        if part.event == "updates"]
+    assert {"review"} <= {key for update in updates for key in update}
+    other = (await client.threads.create())["thread_id"]
+    updates = [part.data async for part in client.runs.stream(
+        other, "approval", input={"to": "Bo"}, stream_mode="updates")
+        if part.event == "updates"]
+    assert updates[-1]["__interrupt__"][0]["value"]["draft"] == "Dear Bo, the run is done."
+
+
+@pytest.mark.parametrize(("where", "nodes", "stopped_after"), [
+    ("interrupt_before", ["b"], ["a"]),
+    ("interrupt_after", ["b"], ["a", "b"]),
+    ("interrupt_before", "*", []),
+])
+async def test_a_breakpoint_stops_the_graph_and_input_none_goes_on(
+        client: LangGraphClient, where: str, nodes: Any, stopped_after: list[str]):
+    thread = (await client.threads.create())["thread_id"]
+    output = await client.runs.wait(thread, "steps", input={"trail": []}, **{where: nodes})
+    assert output["trail"] == stopped_after
+    paused = await client.threads.get(thread)
+    assert paused["status"] == "interrupted" and paused["interrupts"] == {}
+    assert (await client.threads.get_state(thread))["next"]
+    output = await client.runs.wait(thread, "steps", input=None)
+    assert output["trail"] == ["a", "b", "c"]
+    assert (await client.threads.get(thread))["status"] == "idle"
+
+
+async def test_a_command_or_breakpoint_for_a_workflow_or_of_a_bad_shape_is_a_422(
+        client: LangGraphClient, hitl_server: Server):
+    import httpx
+
+    async with httpx.AsyncClient(base_url=hitl_server.url) as http:
+        thread = (await client.threads.create())["thread_id"]
+        for body in ({"assistant_id": "steps", "command": {}},
+                     {"assistant_id": "steps", "command": {"jump": "b"}},
+                     {"assistant_id": "steps", "command": {"goto": 3}},
+                     {"assistant_id": "steps", "interrupt_before": "b"},
+                     {"assistant_id": "steps", "interrupt_after": [1]}):
+            answer = await http.post(f"/threads/{thread}/runs", json=body)
+            assert answer.status_code == 422, (body, answer.text)
+            assert answer.json()["detail"]
+        assert await client.runs.list(thread) == []
+
+
+async def test_an_interrupt_in_a_subgraph_stops_the_parent_and_resumes_there(
+        client: LangGraphClient):
+    thread = (await client.threads.create())["thread_id"]
+    output = await client.runs.wait(thread, "nested_approval", input={"to": "Cy"})
+    assert output["__interrupt__"][0]["value"]["draft"] == "Dear Cy, the run is done."
+    waiting = await client.threads.get(thread)
+    assert waiting["status"] == "interrupted" and len(waiting["interrupts"]) == 1
+    assert (await client.threads.get_state(thread))["next"] == ["approval"]
+    output = await client.runs.wait(thread, "nested_approval", command={"resume": "approve"})
+    assert output["sent"]  # each node of the subgraph ran once (its state adds to runs)
+    assert [output["runs"].count(node) for node in ("draft", "review", "send")] == [1, 1, 1]
+    assert (await client.threads.get(thread))["status"] == "idle"
