@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from langgraph.graph import END, START, StateGraph
@@ -58,7 +59,7 @@ class Votes(TypedDict, total=False):
     votes: Annotated[list[str], operator.add]
 
 
-def _reviewer(name: str):  # noqa: ANN202 - a node
+def _reviewer(name: str) -> Callable[[Votes], dict[str, Any]]:
     def ask(state: Votes) -> dict[str, Any]:
         return {"votes": [f"{name}:{interrupt(f'{name}, do you agree?')}"]}
     return ask
