@@ -82,6 +82,17 @@ class ThreadBusy(Conflict):
         self.active_run_ids = active_run_ids
 
 
+class ThreadActive(Conflict):
+    """The thread's state cannot be edited while it has a pending or running run."""
+
+    def __init__(self, thread_id: str, active_run_ids: list[str]) -> None:
+        super().__init__(
+            f"thread {thread_id!r} has an active run ({', '.join(active_run_ids)}): its state "
+            "can be edited once no run is pending or running on it")
+        self.thread_id = thread_id
+        self.active_run_ids = active_run_ids
+
+
 class NothingToResume(Conflict):
     """A run's ``command`` resumes a thread whose graph is not waiting at an interrupt."""
 

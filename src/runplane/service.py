@@ -180,6 +180,35 @@ class RunService:
         return list(await read_history(source, self._store, thread_id, limit=limit,
                                        before=before, metadata=metadata or None))
 
+    async def update_state(
+        self, thread_id: str, values: Any, *, as_node: str | None = None,
+        checkpoint: dict[str, Any] | None = None, checkpoint_id: str | None = None,
+        caller: Caller | None = None,
+    ) -> dict[str, Any]:
+        """Write a new checkpoint of a graph thread, ``values`` applied as if node
+        ``as_node`` wrote them, from its latest checkpoint or from ``checkpoint_id`` (or
+        ``checkpoint``'s); the new checkpoint's ``configurable``. Refused (ThreadActive)
+        while a run is pending or running on the thread, decided in the write's
+        transaction: no run can start between the check and the write."""
+        thread = await self.get_thread(thread_id, caller=caller)
+        limits.check_json("values", values, limits.MAX_INPUT_BYTES)
+        if as_node is not None:
+            limits.check_text("as_node", as_node)
+        if checkpoint is not None and not isinstance(checkpoint, dict):
+            raise InvalidInput("checkpoint", "checkpoint must be an object")
+        checkpoint_id = checkpoint_id or (checkpoint or {}).get("checkpoint_id")
+        if checkpoint_id is not None:
+            limits.check_id("checkpoint_id", checkpoint_id)
+        source = self._graph_of(thread)
+        if source is None:
+            raise InvalidInput("thread_id", f"thread {thread_id!r} has no graph this server "
+                               "runs: its state is its values (threads.update sets metadata)")
+        from runplane.graphs.state import edit_state
+
+        done = await edit_state(source, self._store, thread_id, values, self._clock.now(),
+                                as_node=as_node, checkpoint_id=checkpoint_id)
+        return dict(done["configurable"])
+
     def _graph_of(self, thread: Thread) -> GraphSource | None:
         """The graph whose thread this is, if this app serves it."""
         graph_id = thread.metadata.get("graph_id")

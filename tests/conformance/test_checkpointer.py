@@ -15,15 +15,18 @@ from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 
 from runplane.clock import ManualClock
 from runplane.context import Context, FenceRefused
+from runplane.errors import ThreadActive, ThreadNotFound
 from runplane.graphs.checkpointer import RunplaneSaver
 from runplane.hooks import Hooks
 from runplane.models import (
     CancelAction,
     CancelRequest,
+    CheckpointWrite,
     ClaimedRun,
     Lease,
     MultitaskStrategy,
     NewRun,
+    StoredCheckpoint,
 )
 from runplane.store import Store
 
@@ -183,3 +186,28 @@ async def test_deleting_a_thread_deletes_its_checkpoints(store: Store):
 async def test_the_sync_methods_say_the_saver_is_async(store: Store):
     with pytest.raises(NotImplementedError, match="async only; use aget_tuple"):
         RunplaneSaver(store).get_tuple(config())
+
+
+def _edit(checkpoint_id: str) -> StoredCheckpoint:
+    return StoredCheckpoint(thread_id="t1", checkpoint_ns="", checkpoint_id=checkpoint_id,
+                            parent_checkpoint_id=None, run_id=None, type="json",
+                            checkpoint=b"{}", metadata='{"source": "update"}',
+                            writes=(CheckpointWrite("task", 0, "a", "json", b"1"),))
+
+
+async def test_a_state_edit_is_written_whole_only_while_no_run_is_active(store: Store):
+    await store.create_thread("t1", {}, T0, if_exists="raise")
+    await store.put_thread_state("t1", [_edit("c1")], {}, {"x": 1}, {"task": []}, T0)
+    thread = await store.get_thread("t1")
+    assert thread is not None and thread.values == {"x": 1} and thread.interrupts == {"task": []}
+    assert await stored_ids(store) == ["c1"]
+
+    claimed = await claimed_run(store)  # a run on the thread, running
+    with pytest.raises(ThreadActive) as refused:
+        await store.put_thread_state("t1", [_edit("c2")], {}, {"x": 2}, None, T0 + 1)
+    assert refused.value.active_run_ids == [claimed.run.run_id]
+    thread = await store.get_thread("t1")
+    assert thread is not None and thread.values == {"x": 1} and thread.interrupts == {"task": []}
+    assert await stored_ids(store) == ["c1"]
+    with pytest.raises(ThreadNotFound):
+        await store.put_thread_state("nope", [], {}, {}, None, T0)

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from runplane import Context, Runplane
+from runplane.errors import ThreadActive
 from runplane.models import (
     CancelRequest,
     CheckpointWrite,
@@ -304,6 +305,39 @@ async def test_a_checkpoint_write_waiting_on_a_cancel_is_refused_when_it_commits
         assert await asyncio.wait_for(writing, 10) is False
         assert await other.fetchval("SELECT count(*) FROM lg_checkpoints") == 0
         assert await other.fetchval("SELECT count(*) FROM lg_writes") == 0
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def test_a_state_edit_waiting_on_a_run_creation_is_refused_when_it_commits(pg_url: str):
+    """The edit and a run creation take the thread's row lock: an edit that waits for a
+    creation (here, uncommitted in another session) sees its run once it commits, and
+    writes nothing."""
+    name = f"rp_edit_{uuid.uuid4().hex[:8]}"
+    store = PostgresStore(f"{pg_url}&application_name={name}")
+    await store.open()
+    dsn, schema = postgres_dsn(pg_url)
+    other = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+    try:
+        await store.create_thread("t", {}, 0.0, if_exists="raise")
+        tx = other.transaction()
+        await tx.start()  # a run creation: the thread locked, its run inserted, uncommitted
+        await other.execute("SELECT 1 FROM threads WHERE thread_id = 't' FOR UPDATE")
+        await other.execute(
+            "INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, "
+            "multitask_strategy, created_at, updated_at, max_attempts, root_run_id) VALUES "
+            "('r1', 't', 'wf', 'pending', 'null', '{}', 'enqueue', 0, 0, 3, 'r1')")
+        edit = StoredCheckpoint(thread_id="t", checkpoint_ns="", checkpoint_id="c1",
+                                parent_checkpoint_id=None, run_id=None, type="json",
+                                checkpoint=b"{}", metadata="{}")
+        editing = asyncio.create_task(store.put_thread_state("t", [edit], {}, {"x": 1}, None, 1.0))
+        await eventually(lambda: _lock_waits(other, name))  # the edit waits on the thread
+        await tx.commit()
+        with pytest.raises(ThreadActive):
+            await asyncio.wait_for(editing, 10)
+        assert await other.fetchval("SELECT count(*) FROM lg_checkpoints") == 0
+        assert (await store.get_thread("t")).values is None
     finally:
         await other.close()
         await store.close()

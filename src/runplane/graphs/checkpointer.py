@@ -23,6 +23,7 @@ Only the async methods exist: the sync twins raise NotImplementedError.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -83,33 +84,43 @@ class RunplaneSaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        thread_id, ns = _thread(config), _namespace(config)
+        stored = self._row(config, checkpoint, metadata)
+        await self._write(self._store.put_checkpoint(stored, self._clock.now(),
+                                                     lease=self._lease))
+        return _config(stored.thread_id, stored.checkpoint_ns, stored.checkpoint_id)
+
+    def _row(self, config: RunnableConfig, checkpoint: Checkpoint,
+             metadata: CheckpointMetadata) -> StoredCheckpoint:
         kept = get_checkpoint_metadata(config, metadata)
         kind, blob = self.serde.dumps_typed(checkpoint)
-        stored = StoredCheckpoint(
-            thread_id=thread_id, checkpoint_ns=ns, checkpoint_id=checkpoint["id"],
+        return StoredCheckpoint(
+            thread_id=_thread(config), checkpoint_ns=_namespace(config),
+            checkpoint_id=checkpoint["id"],
             parent_checkpoint_id=get_checkpoint_id(config) or None,
             run_id=self._run_id(config, kept), type=kind, checkpoint=blob,
             metadata=json.dumps(kept, ensure_ascii=False, default=repr))
-        await self._write(self._store.put_checkpoint(stored, self._clock.now(),
-                                                     lease=self._lease))
-        return _config(thread_id, ns, checkpoint["id"])
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
         task_path: str = "",
     ) -> None:
-        stored = [
+        checkpoint_id, stored = self._write_rows(config, writes, task_id, task_path)
+        await self._write(self._store.put_checkpoint_writes(
+            _thread(config), _namespace(config), checkpoint_id, stored, self._clock.now(),
+            run_id=self._run_id(config, {}), lease=self._lease))
+
+    def _write_rows(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+        task_path: str,
+    ) -> tuple[str, list[CheckpointWrite]]:
+        checkpoint_id = get_checkpoint_id(config)
+        if checkpoint_id is None:
+            raise ValueError("aput_writes: the config names no checkpoint_id")
+        return checkpoint_id, [
             CheckpointWrite(task_id, WRITES_IDX_MAP.get(channel, idx), channel,
                             *self.serde.dumps_typed(value), task_path=task_path)
             for idx, (channel, value) in enumerate(writes)
         ]
-        checkpoint_id = get_checkpoint_id(config)
-        if checkpoint_id is None:
-            raise ValueError("aput_writes: the config names no checkpoint_id")
-        await self._write(self._store.put_checkpoint_writes(
-            _thread(config), _namespace(config), checkpoint_id, stored, self._clock.now(),
-            run_id=self._run_id(config, {}), lease=self._lease))
 
     async def _write(self, write: Awaitable[bool]) -> None:
         if self._fenced is not None:
@@ -222,6 +233,54 @@ class RunplaneSaver(BaseCheckpointSaver[str]):
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         raise _sync("prune")
+
+
+class HeldSaver(RunplaneSaver):
+    """A saver whose writes are held, not written: reads go to the store, with what it
+    holds laid over them, until its owner commits everything it holds in one transaction
+    (a state edit: its checkpoints and pending writes stand or fall together, beside the
+    decision to allow the edit at all)."""
+
+    def __init__(self, store: Store, *, clock: Clock | None = None) -> None:
+        super().__init__(store, clock=clock)
+        self.checkpoints: list[StoredCheckpoint] = []
+        #: pending writes onto checkpoints already stored: (thread, namespace, id) -> writes
+        self.writes: dict[tuple[str, str, str], list[CheckpointWrite]] = {}
+
+    async def aput(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        stored = self._row(config, checkpoint, metadata)
+        self.checkpoints.append(stored)
+        return _config(stored.thread_id, stored.checkpoint_ns, stored.checkpoint_id)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+        task_path: str = "",
+    ) -> None:
+        checkpoint_id, stored = self._write_rows(config, writes, task_id, task_path)
+        key = (_thread(config), _namespace(config), checkpoint_id)
+        for k, held in enumerate(self.checkpoints):
+            if (held.thread_id, held.checkpoint_ns, held.checkpoint_id) == key:
+                self.checkpoints[k] = dataclasses.replace(
+                    held, writes=(*held.writes, *stored))
+                return
+        self.writes.setdefault(key, []).extend(stored)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        wanted = get_checkpoint_id(config)
+        for held in reversed(self.checkpoints):
+            if held.thread_id == _thread(config) and held.checkpoint_ns == \
+                    _namespace(config) and wanted in (None, held.checkpoint_id):
+                return self._tuple(held)
+        stored = await self._store.get_checkpoint(
+            _thread(config), _namespace(config), wanted or None)
+        if stored is None:
+            return None
+        extra = self.writes.get((stored.thread_id, stored.checkpoint_ns, stored.checkpoint_id))
+        return self._tuple(stored if not extra else
+                           dataclasses.replace(stored, writes=(*stored.writes, *extra)))
 
 
 def _sync(method: str) -> NotImplementedError:

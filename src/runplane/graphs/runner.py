@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphDrained
 from langgraph.runtime import RunControl
-from langgraph.types import Command, Send, StreamMode
+from langgraph.types import Command, Send, StateSnapshot, StreamMode
 from pydantic import BaseModel, TypeAdapter
 
 from runplane.graphs.checkpointer import RunplaneSaver
@@ -190,8 +190,12 @@ async def pending_interrupts(graph: Pregel, thread_id: str | None
     [{value, id}]}``, empty at a breakpoint), or None when its graph is not waiting."""
     if thread_id is None:
         return None
-    state = await graph.aget_state({"configurable": {"thread_id": thread_id,
-                                                     "checkpoint_ns": ""}})
+    return interrupts_of(await graph.aget_state({"configurable": {"thread_id": thread_id,
+                                                                  "checkpoint_ns": ""}}))
+
+
+def interrupts_of(state: StateSnapshot) -> dict[str, list[dict[str, Any]]] | None:
+    """A state's pending interrupts by task (see ``pending_interrupts``)."""
     if not state.next:
         return None
     return {task.id: [{"value": jsonable(i.value), "id": i.id} for i in task.interrupts]

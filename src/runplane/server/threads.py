@@ -9,6 +9,9 @@ from fastapi import APIRouter, Response
 from runplane.server.deps import Service, Who
 from runplane.server.wire import (
     HistoryQuery,
+    StateAt,
+    StateUpdate,
+    StateUpdateAnswer,
     ThreadAnswer,
     ThreadCount,
     ThreadCreate,
@@ -70,6 +73,24 @@ async def state(service: Service, caller: Who, thread_id: ThreadId,
                 subgraphs: bool = False) -> dict[str, Any]:
     """A graph thread's state from its latest checkpoint; a workflow thread's values."""
     return state_body(await service.get_state(thread_id, subgraphs=subgraphs, caller=caller))
+
+
+@router.post("/{thread_id}/state", **answers(StateUpdateAnswer, 400, 404, 409, 413))
+async def update_state(service: Service, caller: Who, thread_id: ThreadId,
+                       body: StateUpdate) -> dict[str, Any]:
+    """A new checkpoint of a graph thread with ``values`` applied (409 while a run is
+    pending or running on the thread)."""
+    return {"checkpoint": await service.update_state(
+        thread_id, body.values, as_node=body.as_node, checkpoint=body.checkpoint,
+        checkpoint_id=body.checkpoint_id, caller=caller)}
+
+
+@router.post("/{thread_id}/state/checkpoint", **answers(ThreadStateAnswer, 400, 404, 413))
+async def state_at_checkpoint(service: Service, caller: Who, thread_id: ThreadId,
+                              body: StateAt) -> dict[str, Any]:
+    """A graph thread's state at the checkpoint a config names."""
+    return state_body(await service.get_state(thread_id, checkpoint_id=body.checkpoint_id(),
+                                              subgraphs=body.subgraphs, caller=caller))
 
 
 @router.get("/{thread_id}/state/{checkpoint_id}", **answers(ThreadStateAnswer, 400, 404))

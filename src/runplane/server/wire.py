@@ -155,6 +155,27 @@ class HistoryQuery(_Body):
         return self.before
 
 
+class StateUpdate(_Body):
+    """``threads.update_state``: ``values`` as if node ``as_node`` wrote them, from the
+    thread's latest checkpoint or from ``checkpoint``/``checkpoint_id``."""
+
+    values: Any = None
+    as_node: str | None = None
+    checkpoint: dict[str, Any] | None = None
+    checkpoint_id: Id | None = None
+
+
+class StateAt(_Body):
+    """``threads.get_state`` at a checkpoint given as a config."""
+
+    checkpoint: dict[str, Any]
+    subgraphs: bool = False
+
+    def checkpoint_id(self) -> str | None:
+        found = (self.checkpoint.get("configurable") or self.checkpoint).get("checkpoint_id")
+        return found if isinstance(found, str) else None
+
+
 class AssistantSearch(_Body):
     graph_id: str | None = None
     name: str | None = None
@@ -502,6 +523,10 @@ class ThreadStateAnswer(BaseModel):
     created_at: datetime | None
     parent_checkpoint: dict[str, Any] | None
     interrupts: list[dict[str, Any]]
+
+
+class StateUpdateAnswer(BaseModel):
+    checkpoint: dict[str, Any]
 
 
 class AssistantAnswer(BaseModel):

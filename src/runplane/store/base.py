@@ -13,7 +13,7 @@ a write that raised it may or may not have been stored.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -249,6 +249,16 @@ class Store(Protocol):
     # A write with a lease is fenced like a step's: in its transaction the run must be
     # running under that generation, else nothing is written and the call answers False.
     # Without one it is not fenced (a write outside any run).
+    async def put_thread_state(
+        self, thread_id: str, checkpoints: Sequence[StoredCheckpoint],
+        writes: Mapping[tuple[str, str, str], Sequence[CheckpointWrite]], values: Any,
+        interrupts: dict[str, Any] | None, now: float,
+    ) -> None:
+        """A state edit, all or nothing: the checkpoints (with their writes), pending
+        ``writes`` onto stored checkpoints (by thread, namespace, id), the thread's values
+        and pending interrupts; ThreadActive while a run is pending or running on
+        the thread (decided in the write's transaction), ThreadNotFound without it."""
+
     async def put_checkpoint(
         self, checkpoint: StoredCheckpoint, now: float, *, lease: Lease | None
     ) -> bool:

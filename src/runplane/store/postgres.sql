@@ -56,6 +56,14 @@ SELECT owner FROM threads WHERE thread_id = $1 FOR UPDATE
 -- name: active_runs_of_thread
 SELECT run_id FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running') ORDER BY seq
 
+-- name: set_values
+UPDATE threads SET values_json = $2::jsonb, values_run_id = $3, updated_at = $4
+ WHERE thread_id = $1
+
+-- name: set_interrupts
+UPDATE threads SET interrupts = $2::jsonb
+ WHERE thread_id = $1 AND interrupts IS DISTINCT FROM $2::jsonb
+
 -- name: rollback_values
 -- Rollback restores the snapshot only while the thread's values are still this run's own
 -- writes: values a newer run wrote since are never overwritten with an older snapshot.

@@ -11,7 +11,7 @@ own way (PostgreSQL's batched thread-less creations and claims).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from runplane.models import (
@@ -157,6 +157,14 @@ class SQLStore(ABC):
     ) -> bool:
         return await self._write(lambda tx: txs.put_checkpoint_writes(
             tx, thread_id, checkpoint_ns, checkpoint_id, writes, run_id, lease, now))
+
+    async def put_thread_state(
+        self, thread_id: str, checkpoints: Sequence[StoredCheckpoint],
+        writes: Mapping[tuple[str, str, str], Sequence[CheckpointWrite]], values: Any,
+        interrupts: dict[str, Any] | None, now: float,
+    ) -> None:
+        await self._write(lambda tx: txs.put_thread_state(
+            tx, thread_id, checkpoints, writes, values, interrupts, now))
 
     async def get_checkpoint(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None

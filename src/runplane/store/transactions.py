@@ -29,12 +29,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from typing import Any, Protocol, TypeVar
 
-from runplane.errors import RunConflict, RunNotFound, ThreadBusy, ThreadExists, ThreadNotFound
+from runplane.errors import (
+    RunConflict,
+    RunNotFound,
+    ThreadActive,
+    ThreadBusy,
+    ThreadExists,
+    ThreadNotFound,
+)
 from runplane.lifecycle import EventName
 from runplane.limits import MAX_METADATA_BYTES, check_json
 from runplane.models import (
@@ -572,6 +579,32 @@ async def put_checkpoint_writes(
         await tx.execute("upsert_checkpoint_write", thread_id, checkpoint_ns, checkpoint_id,
                          w.task_id, w.idx, w.task_path, w.channel, w.type, w.value, run_id, now)
     return True
+
+
+async def put_thread_state(
+    tx: Tx, thread_id: str, checkpoints: Sequence[StoredCheckpoint],
+    writes: Mapping[tuple[str, str, str], Sequence[CheckpointWrite]], values: Any,
+    interrupts: dict[str, Any] | None, now: float,
+) -> None:
+    """A state edit: its checkpoints (with their writes), the thread's values and pending
+    interrupts, all or nothing, and only while no run is pending or running on the thread.
+    The thread's row lock (PostgreSQL) is the one run creation takes: no run can be created
+    between the check and the write."""
+    if await tx.row("thread_owner_for_update", thread_id) is None:
+        raise ThreadNotFound(thread_id)
+    active = [r["run_id"] for r in await tx.rows("active_runs_of_thread", thread_id)]
+    if active:
+        raise ThreadActive(thread_id, active)
+    for c in checkpoints:
+        await tx.execute("upsert_checkpoint", c.thread_id, c.checkpoint_ns, c.checkpoint_id,
+                         c.parent_checkpoint_id, c.run_id, c.type, c.checkpoint, c.metadata, now)
+    pending = [((c.thread_id, c.checkpoint_ns, c.checkpoint_id), c.writes) for c in checkpoints]
+    for (thread, ns, checkpoint_id), held in [*pending, *writes.items()]:
+        for w in held:
+            await tx.execute("upsert_checkpoint_write", thread, ns, checkpoint_id, w.task_id,
+                             w.idx, w.task_path, w.channel, w.type, w.value, None, now)
+    await tx.execute("set_values", thread_id, dumps(values), None, now)
+    await tx.execute("set_interrupts", thread_id, None if interrupts is None else dumps(interrupts))
 
 
 async def with_writes(tx: Tx, rows: Sequence[Row]) -> list[StoredCheckpoint]:

@@ -16,7 +16,7 @@ from langgraph_sdk.errors import APIStatusError
 
 from acceptance.http.helpers import Server, http_server
 
-from support import APPS
+from support import APPS, eventually
 from support.databases import STORES, database_for_processes
 
 PROJECT = APPS / "graph_project" / "langgraph.json"
@@ -173,3 +173,73 @@ async def test_an_interrupt_in_a_subgraph_stops_the_parent_and_resumes_there(
     assert output["sent"]  # each node of the subgraph ran once (its state adds to runs)
     assert [output["runs"].count(node) for node in ("draft", "review", "send")] == [1, 1, 1]
     assert (await client.threads.get(thread))["status"] == "idle"
+
+
+async def test_update_state_writes_a_checkpoint_the_next_run_goes_on_from(
+        client: LangGraphClient):
+    thread = (await client.threads.create())["thread_id"]
+    await client.runs.wait(thread, "steps", input={"trail": []}, interrupt_before=["b"])
+    updated = await client.threads.update_state(thread, {"trail": ["edited"]}, as_node="a")
+    state = await client.threads.get_state(thread)
+    assert state["checkpoint"]["checkpoint_id"] == updated["checkpoint"]["checkpoint_id"]
+    assert state["values"]["trail"] == ["a", "edited"] and state["next"] == ["b"]
+    assert state["metadata"]["source"] == "update"
+    assert (await client.threads.get(thread))["values"]["trail"] == ["a", "edited"]
+    output = await client.runs.wait(thread, "steps", input=None)
+    assert output["trail"] == ["a", "edited", "b", "c"]
+
+
+async def test_update_state_as_the_interrupted_node_answers_for_it(client: LangGraphClient):
+    """Editing the state as the node that asked stands in for its answer: the thread no
+    longer waits, and the graph goes on past that node."""
+    thread, _ = await _asked(client)
+    await client.threads.update_state(thread, {"decision": "approve", "runs": ["review"]},
+                                      as_node="review")
+    waiting = await client.threads.get(thread)
+    assert waiting["status"] == "interrupted" and waiting["interrupts"] == {}
+    assert (await client.threads.get_state(thread))["next"] == ["send"]
+    output = await client.runs.wait(thread, "approval", input=None)
+    assert output["sent"] is True and output["runs"] == ["draft", "review", "send"]
+
+
+async def test_update_state_is_refused_while_a_run_is_active_and_changes_nothing(
+        client: LangGraphClient, tmp_path: Any):
+    thread = (await client.threads.create())["thread_id"]
+    gate = tmp_path / "gate"
+    run = await client.runs.create(thread, "gated", input={"gate": str(gate)})
+
+    async def running() -> bool:
+        return (await client.runs.get(thread, run["run_id"]))["status"] == "running"
+
+    await eventually(running)
+    before = await client.threads.get_history(thread, limit=100)
+    with pytest.raises(APIStatusError) as refused:
+        await client.threads.update_state(thread, {"done": True})
+    assert refused.value.response.status_code == 409
+    assert run["run_id"] in refused.value.response.json()["detail"]
+    assert await client.threads.get_history(thread, limit=100) == before
+    gate.touch()
+    await client.runs.join(thread, run["run_id"])
+    await client.threads.update_state(thread, {"done": False})
+    assert (await client.threads.get_state(thread))["values"]["done"] is False
+
+
+async def test_update_state_of_a_bad_shape_is_a_422_and_changes_nothing(
+        client: LangGraphClient):
+    thread = (await client.threads.create())["thread_id"]
+    await client.runs.wait(thread, "steps", input={"trail": []})
+    before = await client.threads.get_history(thread, limit=100)
+    for values, as_node in (({"trail": ["x"]}, "nope"), ({"trail": 5}, "a")):
+        with pytest.raises(APIStatusError) as refused:
+            await client.threads.update_state(thread, values, as_node=as_node)
+        assert refused.value.response.status_code == 422, values
+    assert await client.threads.get_history(thread, limit=100) == before
+
+
+async def test_get_state_at_a_checkpoint_given_as_a_config(client: LangGraphClient):
+    thread = (await client.threads.create())["thread_id"]
+    await client.runs.wait(thread, "steps", input={"trail": []})
+    history = await client.threads.get_history(thread, limit=100)
+    middle = next(s for s in history if s["values"].get("trail") == ["a"])
+    state = await client.threads.get_state(thread, checkpoint=middle["checkpoint"])
+    assert state["values"]["trail"] == ["a"] and state["next"] == ["b"]

@@ -6,12 +6,15 @@
 - ``parallel``: two reviewers asked at once (two pending interrupts, resumed by id).
 - ``steps``: ``a`` -> ``b`` -> ``c``, each appending its name: what breakpoints stop at.
 - ``nested_approval``: ``approval`` as the subgraph of another graph.
+- ``gated``: one node that runs until a file exists (a run that stays running).
 """
 
 from __future__ import annotations
 
+import asyncio
 import operator
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from langgraph.graph import END, START, StateGraph
@@ -109,3 +112,28 @@ _nested.add_edge("announce", "approval")
 _nested.add_edge("approval", END)
 #: ``approval`` as a subgraph: its interrupt stops the parent graph
 nested_approval = _nested.compile()
+
+
+class Gated(TypedDict, total=False):
+    gate: str
+    done: bool
+
+
+async def _wait_for_gate(state: Gated) -> dict[str, Any]:
+    """Runs until the file ``state["gate"]`` exists (another process opens it)."""
+    while True:  # another process opens it: a file is the simplest cross-process signal
+        if _is_open(state["gate"]):
+            return {"done": True}
+        await asyncio.sleep(0.01)
+
+
+def _is_open(gate: str) -> bool:
+    return Path(gate).exists()
+
+
+_gated = StateGraph(Gated)
+_gated.add_node("wait", _wait_for_gate)
+_gated.add_edge(START, "wait")
+_gated.add_edge("wait", END)
+#: a run that stays running until its gate file exists
+gated = _gated.compile()
