@@ -302,7 +302,8 @@ class RunService:
         LangGraph server, and a thread that has none gets the graph's ``graph_id`` and
         ``assistant_id`` in its metadata. A ``checkpoint``/``checkpoint_id`` may name the
         thread's latest checkpoint (or carry null ids): the run starts from there, as any
-        run does; an earlier one would fork the thread, which runplane does not do.
+        run does; an earlier checkpoint of the thread forks it: the run goes on from there,
+        its checkpoints a branch beside the later ones.
         A graph's run may carry a ``command`` instead of input (``resume`` a thread waiting
         at an interrupt, ``update`` its state, ``goto`` nodes) and breakpoints
         (``interrupt_before``/``interrupt_after``: node names or ``"*"``)."""
@@ -321,7 +322,11 @@ class RunService:
                      if value]
             raise InvalidInput(given[0], f"{', '.join(given)}: only a graph's run takes them; "
                                f"{assistant_id!r} is a workflow")
-        await self._check_head(thread_id, checkpoint, checkpoint_id)
+        fork = await self._fork_point(thread_id, checkpoint, checkpoint_id)
+        if fork is not None:
+            if assistant.graph is None:
+                raise InvalidInput("checkpoint_id", "only a graph's run starts from a checkpoint")
+            kwargs["checkpoint_id"] = fork
         if assistant.graph is not None and thread_id is None:
             thread_id, if_not_exists = _new_id(), "create"
         strategy = parse_enum(MultitaskStrategy, multitask_strategy, "multitask_strategy")
@@ -375,22 +380,25 @@ class RunService:
             await self._tag_thread(thread_id, assistant, now)
         return created.run
 
-    async def _check_head(self, thread_id: str | None, checkpoint: dict[str, Any] | None,
-                          checkpoint_id: str | None) -> None:
+    async def _fork_point(self, thread_id: str | None, checkpoint: dict[str, Any] | None,
+                          checkpoint_id: str | None) -> str | None:
+        """The checkpoint a run names to start from: None for the thread's latest (or null
+        ids), else an earlier checkpoint of the thread, which the run forks from."""
         if checkpoint is not None and not isinstance(checkpoint, dict):
             raise InvalidInput("checkpoint", "checkpoint must be an object")
         named = checkpoint_id or (checkpoint or {}).get("checkpoint_id")
         if named is None:
-            return
+            return None
         field = "checkpoint_id" if checkpoint_id else "checkpoint"
         if not isinstance(named, str):
             raise InvalidInput(field, "a checkpoint id is a string")
-        head = None if thread_id is None else await self._store.get_checkpoint(
-            thread_id, "", None)
-        if head is None or head.checkpoint_id != named:
-            raise InvalidInput(field, f"checkpoint {named!r} is not the thread's latest; "
-                                      "runplane runs from the latest checkpoint (forking "
-                                      "from an earlier one is not supported)")
+        limits.check_id(field, named)
+        found = None if thread_id is None else await self._store.get_checkpoint(
+            thread_id, "", named)
+        if found is None:
+            raise InvalidInput(field, f"checkpoint {named!r} is not one of the thread's")
+        head = await self._store.get_checkpoint(found.thread_id, "", None)
+        return None if head is not None and head.checkpoint_id == named else named
 
     async def _tag_thread(self, thread_id: str, assistant: Assistant, now: float) -> None:
         """A graph thread says which graph it is (what agent-chat-ui searches threads by)."""

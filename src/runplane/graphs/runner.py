@@ -7,7 +7,9 @@ other; what this module adds is how the run's task drives the graph:
   ``checkpoint_ns=""``, ``run_id``, ``assistant_id``, ``graph_id``, and
   ``metadata.run_id``, which makes LangGraph treat a second attempt of the same run
   as a re-entry that resumes its own last checkpoint instead of applying the input
-  again), merged over the run's own ``config`` (the run wins where both set a key);
+  again), merged over the run's own ``config`` (the run wins where both set a key); a
+  run created from an earlier checkpoint (``checkpoint_id``) forks from it on its first
+  attempt and goes on from its own latest checkpoint on the next ones;
 - every chunk the graph streams is appended to the run's durable log under its mode's
   name (``mode|ns`` for a subgraph's), through the run's fence, so a stream of the run
   is a view of the log: joined late or resumed with ``Last-Event-ID``, it replays;
@@ -98,6 +100,9 @@ def graph_workflow(source: GraphSource, store: Callable[[], Store]) -> Workflow:
 
     async def run_graph(ctx: Context, input: Any) -> Any:
         config = run_config(ctx, source.graph_id, ctx.kwargs)
+        fork = ctx.kwargs.get("checkpoint_id")
+        if fork is not None and not await _went_on(store(), ctx):
+            config["configurable"]["checkpoint_id"] = fork  # else: its own latest
         output: Any = None
         control = RunControl()  # a worker shutting down drains the graph
         ctx.on_drain(lambda: control.request_drain("worker shutdown"))
@@ -162,6 +167,15 @@ async def _chunks(
             yield item(event["data"]["chunk"])
         elif "langsmith:hidden" not in (event.get("tags") or ()):
             yield (), "events", event
+
+
+async def _went_on(store: Store, ctx: Context) -> bool:
+    """This run already checkpointed its thread (an earlier attempt of a fork): it goes on
+    from its own latest checkpoint, not from the fork point again."""
+    if ctx.thread_id is None:
+        return False
+    latest = await store.get_checkpoint(ctx.thread_id, "", None)
+    return latest is not None and latest.run_id == ctx.run_id
 
 
 def to_command(command: Mapping[str, Any]) -> Command:

@@ -243,3 +243,51 @@ async def test_get_state_at_a_checkpoint_given_as_a_config(client: LangGraphClie
     middle = next(s for s in history if s["values"].get("trail") == ["a"])
     state = await client.threads.get_state(thread, checkpoint=middle["checkpoint"])
     assert state["values"]["trail"] == ["a"] and state["next"] == ["b"]
+
+
+async def test_a_run_from_an_earlier_checkpoint_forks_and_history_shows_both_branches(
+        client: LangGraphClient):
+    thread = (await client.threads.create())["thread_id"]
+    await client.runs.wait(thread, "steps", input={"trail": []})
+    history = await client.threads.get_history(thread, limit=100)
+    after_a = next(s for s in history if s["values"].get("trail") == ["a"])
+    head = history[0]["checkpoint"]["checkpoint_id"]
+
+    await client.threads.update_state(thread, {"trail": ["fork"]}, as_node="a",
+                                      checkpoint=after_a["checkpoint"])
+    forked_from = (await client.threads.get_state(thread))["checkpoint"]
+    output = await client.runs.wait(thread, "steps", input=None, checkpoint=forked_from)
+    assert output["trail"] == ["a", "fork", "b", "c"]
+    branch = await client.threads.get_history(thread, limit=100)
+    trails = [s["values"].get("trail") for s in branch]
+    assert trails.count(["a", "b", "c"]) == 1 and trails.count(["a", "fork", "b", "c"]) == 1
+    assert head in {s["checkpoint"]["checkpoint_id"] for s in branch}  # the first branch
+    assert branch[0]["values"]["trail"] == ["a", "fork", "b", "c"]  # the new head
+
+    again = await client.runs.wait(thread, "steps", input=None,
+                                   checkpoint_id=after_a["checkpoint"]["checkpoint_id"])
+    assert again["trail"] == ["a", "b", "c"]  # a fork straight from the earlier checkpoint
+
+
+async def test_a_forked_run_cancelled_with_rollback_puts_the_head_back(
+        client: LangGraphClient, tmp_path: Any):
+    thread = (await client.threads.create())["thread_id"]
+    gate = tmp_path / "gate"
+    gate.touch()
+    await client.runs.wait(thread, "gated", input={"gate": str(gate)})
+    history = await client.threads.get_history(thread, limit=100)
+    head = history[0]["checkpoint"]["checkpoint_id"]
+    before_wait = next(s for s in history if s["next"] == ["wait"])
+    gate.unlink()  # the fork's run of "wait" now waits for it
+    run = await client.runs.create(thread, "gated", input=None,
+                                   checkpoint=before_wait["checkpoint"])
+
+    async def running() -> bool:
+        return (await client.runs.get(thread, run["run_id"]))["status"] == "running"
+
+    await eventually(running)
+    await client.runs.cancel(thread, run["run_id"], wait=True, action="rollback")
+    assert (await client.threads.get_state(thread))["checkpoint"]["checkpoint_id"] == head
+    assert [s["checkpoint"]["checkpoint_id"] for s in
+            await client.threads.get_history(thread, limit=100)] == \
+        [s["checkpoint"]["checkpoint_id"] for s in history]
