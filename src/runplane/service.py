@@ -21,6 +21,7 @@ import contextlib
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runplane import limits, metrics
@@ -307,6 +308,41 @@ class RunService:
         A graph's run may carry a ``command`` instead of input (``resume`` a thread waiting
         at an interrupt, ``update`` its state, ``goto`` nodes) and breakpoints
         (``interrupt_before``/``interrupt_after``: node names or ``"*"``)."""
+        prepared = await self._prepare_run(
+            thread_id, assistant_id, input, multitask_strategy=multitask_strategy,
+            metadata=metadata, timeout=timeout, max_attempts=max_attempts,
+            if_not_exists=if_not_exists, run_id=run_id, config=config, context=context,
+            stream_mode=stream_mode, stream_subgraphs=stream_subgraphs, durability=durability,
+            checkpoint=checkpoint, checkpoint_id=checkpoint_id, command=command,
+            interrupt_before=interrupt_before, interrupt_after=interrupt_after, caller=caller)
+        return await self._insert_run(prepared)
+
+    async def create_runs(self, payloads: list[dict[str, Any]], *,
+                          caller: Caller | None = None) -> list[Run]:
+        """Thread-less runs, each as ``create_run(None, **payload)``: every payload is
+        checked before any run is created, so one bad payload creates none."""
+        limits.check_int("payloads", len(payloads), 1, limits.MAX_LIMIT)
+        prepared = []
+        for k, payload in enumerate(payloads):
+            try:
+                prepared.append(await self._prepare_run(None, caller=caller, **payload))
+            except InvalidInput as exc:
+                raise InvalidInput(f"{k}.{exc.field}", f"run {k}: {exc}") from None
+        return [await self._insert_run(p) for p in prepared]
+
+    async def _prepare_run(
+        self, thread_id: str | None, assistant_id: str, input: Any = None, *,
+        multitask_strategy: str = "enqueue", metadata: dict[str, Any] | None = None,
+        timeout: float | None = None, max_attempts: int | None = None,
+        if_not_exists: str = "reject", run_id: str | None = None,
+        config: dict[str, Any] | None = None, context: dict[str, Any] | None = None,
+        stream_mode: list[str] | None = None, stream_subgraphs: bool = False,
+        durability: str | None = None, checkpoint: dict[str, Any] | None = None,
+        checkpoint_id: str | None = None, command: dict[str, Any] | None = None,
+        interrupt_before: list[str] | str | None = None,
+        interrupt_after: list[str] | str | None = None, caller: Caller | None = None,
+    ) -> _PreparedRun:
+        """Everything ``create_run`` checks, and the run it would insert (no write)."""
         assistant = self._assistants.resolve(assistant_id)
         kwargs = _graph_kwargs(assistant, config, context, stream_mode, stream_subgraphs,
                                durability)
@@ -353,7 +389,7 @@ class RunService:
                 reason=f"superseded by run {run_id} (multitask_strategy={strategy.value})",
                 requested_by="multitask",
             )
-        created = await self._store.create_run(
+        return _PreparedRun(
             NewRun(
                 run_id=run_id,
                 thread_id=thread_id,
@@ -367,17 +403,21 @@ class RunService:
                 owner=None if caller is None else caller.owner,
                 kwargs=kwargs,
             ),
-            now,
-            on_active=on_active,
-            create_thread=if_not_exists == "create",
-            own_thread_only=owner_filter(caller) is not None,
-        )
+            assistant, now, on_active, if_not_exists == "create",
+            owner_filter(caller) is not None)
+
+    async def _insert_run(self, prepared: _PreparedRun) -> Run:
+        """Insert a prepared run and apply the multitask rule atomically."""
+        p = prepared
+        created = await self._store.create_run(
+            p.new, p.now, on_active=p.on_active, create_thread=p.create_thread,
+            own_thread_only=p.own_thread_only)
         for cancelled in created.cancelled:
             metrics.count_cancel(CancelOutcome.CANCELLED)
             self._notifier.run_cancelled(cancelled.run_id, cancelled.cancelled_generation)
         self._notifier.runs_pending()
-        if assistant.graph is not None and thread_id is not None:
-            await self._tag_thread(thread_id, assistant, now)
+        if p.assistant.graph is not None and p.new.thread_id is not None:
+            await self._tag_thread(p.new.thread_id, p.assistant, p.now)
         return created.run
 
     async def _fork_point(self, thread_id: str | None, checkpoint: dict[str, Any] | None,
@@ -788,6 +828,18 @@ class RunService:
 
 #: How a graph's run may keep its checkpoints (LangGraph's ``Durability``).
 DURABILITY = ("sync", "async", "exit")
+
+
+@dataclass(frozen=True, slots=True)
+class _PreparedRun:
+    """A run ``create_run`` checked and will insert."""
+
+    new: NewRun
+    assistant: Assistant
+    now: float
+    on_active: OnActive
+    create_thread: bool
+    own_thread_only: bool
 
 
 def _graph_kwargs(

@@ -79,13 +79,18 @@ _CREATE_OPTIONS = {"multitask_strategy", "metadata", "timeout", "max_attempts", 
                    "checkpoint_id", "interrupt_before", "interrupt_after"}
 
 
-async def _create(service: RunService, caller: Caller | None, thread_id: str | None,
-                  body: RunCreate) -> Run:
+def _options(body: RunCreate) -> dict[str, Any]:
+    """The service's arguments of a run's creation."""
     options = body.model_dump(include=_CREATE_OPTIONS, exclude_none=True)
     if body.command is not None:  # a resume to None is a resume: keep the keys sent
         options["command"] = body.command.model_dump(exclude_unset=True)
-    return await service.create_run(thread_id, body.assistant_id, body.input, caller=caller,
-                                    stream_mode=body.stream_modes(), **options)
+    return {"assistant_id": body.assistant_id, "input": body.input,
+            "stream_mode": body.stream_modes(), **options}
+
+
+async def _create(service: RunService, caller: Caller | None, thread_id: str | None,
+                  body: RunCreate) -> Run:
+    return await service.create_run(thread_id, caller=caller, **_options(body))
 
 
 def _cancel_in_background(request: Request, run_id: str, reason: str) -> None:
@@ -172,6 +177,13 @@ async def create_on_thread(service: Service, caller: Who, thread_id: ThreadId,
 async def create_threadless(service: Service, caller: Who, body: RunCreate) -> JSONResponse:
     run = await _create(service, caller, None, body)
     return JSONResponse(run_body(run), headers=_headers(run))
+
+
+@router.post("/runs/batch", **answers(list[RunAnswer], 400, 404, 409, 413))
+async def create_batch(service: Service, caller: Who, body: list[RunCreate]) -> JSONResponse:
+    """Thread-less background runs; every payload is checked before any run is created."""
+    runs = await service.create_runs([_options(b) for b in body], caller=caller)
+    return JSONResponse([run_body(run) for run in runs])
 
 
 @router.post("/threads/{thread_id}/runs/stream",

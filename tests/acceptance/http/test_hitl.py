@@ -291,3 +291,32 @@ async def test_a_forked_run_cancelled_with_rollback_puts_the_head_back(
     assert [s["checkpoint"]["checkpoint_id"] for s in
             await client.threads.get_history(thread, limit=100)] == \
         [s["checkpoint"]["checkpoint_id"] for s in history]
+
+
+async def test_a_batch_of_runs_is_created_whole_or_not_at_all(
+        client: LangGraphClient, hitl_server: Server):
+    runs = await client.runs.create_batch([
+        {"assistant_id": "steps", "input": {"trail": []}},
+        {"assistant_id": "steps", "input": {"trail": ["x"]}, "metadata": {"k": 2}},
+    ])
+    assert len(runs) == 2 and len({r["thread_id"] for r in runs}) == 2
+    outputs = [await client.runs.join(r["thread_id"], r["run_id"]) for r in runs]
+    assert [o["trail"] for o in outputs] == [["a", "b", "c"], ["x", "a", "b", "c"]]
+    assert runs[1]["metadata"]["k"] == 2
+
+    import httpx
+
+    async with httpx.AsyncClient(base_url=hitl_server.url) as http:
+        before = len((await http.get("/runs", params={"limit": 1000})).json())
+        for batch in ([{"assistant_id": "steps"}, {"assistant_id": "steps",
+                                                    "config": {"tags": "no"}}],
+                      [{"assistant_id": "steps"}, {"assistant_id": "steps",
+                                                    "stream_mode": ["nope"]}],
+                      []):
+            answer = await http.post("/runs/batch", json=batch)
+            assert answer.status_code == 422, (batch, answer.text)
+            assert answer.json()["detail"]
+        missing = await http.post("/runs/batch", json=[{"assistant_id": "steps"},
+                                                       {"assistant_id": "nope"}])
+        assert missing.status_code == 404
+        assert len((await http.get("/runs", params={"limit": 1000})).json()) == before
