@@ -318,6 +318,10 @@ class CheckpointWrite:
     task_path: str = ""
 
 
+#: How threads are pruned: deleted whole, or down to each one's latest checkpoint.
+PRUNE_STRATEGIES = ("delete", "keep_latest")
+
+
 @dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
     """A LangGraph checkpoint as the store keeps it: serialized whole by the graph's

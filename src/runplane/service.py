@@ -44,6 +44,7 @@ from runplane.errors import (
 )
 from runplane.lifecycle import ENDING_EVENTS
 from runplane.models import (
+    PRUNE_STRATEGIES,
     STREAM_MODES,
     SWEPT_OUTCOMES,
     THREAD_SORT_KEYS,
@@ -268,6 +269,37 @@ class RunService:
         if not await self._store.delete_thread(thread_id):
             raise ThreadNotFound(thread_id)
 
+    async def copy_thread(self, thread_id: str, *, caller: Caller | None = None) -> Thread:
+        """A new thread (a new id, the caller's) with this one's metadata, values and
+        checkpoints: its history goes on separately from here."""
+        source = await self.get_thread(thread_id, caller=caller)
+        target = _new_id()
+        owner = source.owner if caller is None else caller.owner
+        if not await self._store.copy_thread(thread_id, target, self._clock.now(), owner=owner):
+            raise ThreadNotFound(thread_id)
+        return await self.get_thread(target, caller=caller)
+
+    async def prune_threads(self, thread_ids: list[str], *, strategy: str = "delete",
+                            caller: Caller | None = None) -> int:
+        """``delete``: delete the threads (their active runs cancelled first, as
+        ``delete_thread``); ``keep_latest``: keep each thread but only its latest checkpoint.
+        How many of the threads were pruned (unknown ones, or another owner's, are not)."""
+        limits.check_choice("strategy", strategy, PRUNE_STRATEGIES)
+        ids = limits.check_ids("thread_ids", thread_ids)
+        found = []
+        for thread_id in dict.fromkeys(ids):
+            with contextlib.suppress(ThreadNotFound):
+                found.append((await self.get_thread(thread_id, caller=caller)).thread_id)
+        if strategy == "keep_latest":
+            await self._store.prune_checkpoints(found, keep_latest=True)
+            return len(found)
+        pruned = 0
+        for thread_id in found:
+            with contextlib.suppress(ThreadNotFound):  # deleted meanwhile
+                await self.delete_thread(thread_id, caller=caller)
+                pruned += 1
+        return pruned
+
     # --- runs --------------------------------------------------------------
     async def create_run(
         self,
@@ -352,10 +384,9 @@ class RunService:
                 thread = None if thread_id is None else await self._store.get_thread(thread_id)
                 if thread is None or thread.interrupts is None:
                     raise NothingToResume(thread_id)
-        elif command is not None or interrupt_before or interrupt_after:
-            given = [name for name, value in (("command", command),
-                     ("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after))
-                     if value]
+        elif given := [name for name, value in (
+                ("command", command), ("interrupt_before", interrupt_before),
+                ("interrupt_after", interrupt_after)) if value is not None]:
             raise InvalidInput(given[0], f"{', '.join(given)}: only a graph's run takes them; "
                                f"{assistant_id!r} is a workflow")
         fork = await self._fork_point(thread_id, checkpoint, checkpoint_id)

@@ -175,6 +175,22 @@ async def bulk_cancel_skips_alices_runs(bob: httpx.AsyncClient, a: Alice) -> Non
     assert by_thread.status_code == 404
 
 
+async def prunes_none_of_alices_threads(bob: httpx.AsyncClient, a: Alice) -> None:
+    for strategy in ("keep_latest", "delete"):
+        r = await bob.post("/threads/prune", json={
+            "thread_ids": [a.done_thread, a.park_thread], "strategy": strategy})
+        assert r.json() == {"pruned_count": 0}, r.text  # alice's threads: checked after
+
+
+async def batch_runs_are_its_own(bob: httpx.AsyncClient, a: Alice) -> None:
+    r = await bob.post("/runs/batch", json=[RUN_BODY])
+    assert r.status_code == 200, r.text
+    [run] = r.json()
+    async with http_as(str(bob.base_url), ALICE_KEY) as alice:
+        assert (await alice.get(f"/runs/{run['run_id']}")).status_code == 404
+    assert (await bob.get(f"/runs/{run['run_id']}")).status_code == 200
+
+
 def creates_its_own_run(path: str) -> Probe:
     """A thread-less run bob creates is bob's: the admin sees it as bob's, alice not."""
 
@@ -223,6 +239,12 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", THREAD + "/state"): not_found(THREAD + "/state"),
     ("GET", THREAD + "/state/{checkpoint_id}"): not_found(THREAD + "/state/any-checkpoint"),
     ("POST", THREAD + "/history"): not_found(THREAD + "/history", method="POST", body={}),
+    ("POST", THREAD + "/state"):
+        not_found(THREAD + "/state", method="POST", body={"values": {"v": 2}}),
+    ("POST", THREAD + "/state/checkpoint"):
+        not_found(THREAD + "/state/checkpoint", method="POST", body={"checkpoint": {}}),
+    ("POST", THREAD + "/copy"): not_found(THREAD + "/copy", method="POST", done=True),
+    ("POST", "/threads/prune"): prunes_none_of_alices_threads,
     ("POST", THREAD + "/runs"): not_found(THREAD + "/runs", method="POST", body=RUN_BODY),
     ("GET", THREAD + "/runs"): not_found(THREAD + "/runs"),
     ("POST", THREAD + "/runs/stream"):
@@ -238,6 +260,7 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("POST", "/runs"): creates_its_own_run("/runs"),
     ("POST", "/runs/stream"): creates_its_own_run("/runs/stream"),
     ("POST", "/runs/wait"): creates_its_own_run("/runs/wait"),
+    ("POST", "/runs/batch"): batch_runs_are_its_own,
     ("GET", "/runs"): lists_none_of_alices_runs,
     ("POST", "/runs/cancel"): bulk_cancel_skips_alices_runs,
     ("GET", "/runs/{run_id}"): not_found("/runs/{run_id}", done=True),

@@ -44,7 +44,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from runplane.clock import Clock, SystemClock
 from runplane.context import FenceRefused
-from runplane.models import CheckpointWrite, Lease, StoredCheckpoint
+from runplane.models import PRUNE_STRATEGIES, CheckpointWrite, Lease, StoredCheckpoint
 from runplane.store.base import Store
 
 if TYPE_CHECKING:
@@ -57,7 +57,6 @@ Fenced = Callable[[str, Awaitable[bool]], Awaitable[None]]
 #: The kind of write a refusal is counted under (``runplane_refused_writes_total``).
 KIND = "checkpoint"
 
-PRUNE_STRATEGIES = ("keep_latest", "delete")
 
 
 class RunplaneSaver(BaseCheckpointSaver[str]):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from runplane.server.deps import Service, Who
 from runplane.server.wire import (
     HistoryQuery,
+    PruneAnswer,
     StateAt,
     StateUpdate,
     StateUpdateAnswer,
@@ -16,6 +17,7 @@ from runplane.server.wire import (
     ThreadCount,
     ThreadCreate,
     ThreadId,
+    ThreadPrune,
     ThreadSearch,
     ThreadStateAnswer,
     ThreadUpdate,
@@ -33,6 +35,20 @@ async def create(service: Service, caller: Who, body: ThreadCreate) -> dict[str,
         thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists,
         caller=caller)
     return thread_body(thread)
+
+
+@router.post("/prune", **answers(PruneAnswer, 400, 413))
+async def prune(service: Service, caller: Who, body: ThreadPrune) -> dict[str, Any]:
+    """``delete`` the threads (active runs cancelled first), or keep each one's latest
+    checkpoint only (``keep_latest``); unknown ids are skipped."""
+    return {"pruned_count": await service.prune_threads(body.thread_ids,
+                                                        strategy=body.strategy, caller=caller)}
+
+
+@router.post("/{thread_id}/copy", **answers(ThreadAnswer, 404))
+async def copy(service: Service, caller: Who, thread_id: ThreadId) -> dict[str, Any]:
+    """A new thread with this one's metadata, values and checkpoints."""
+    return thread_body(await service.copy_thread(thread_id, caller=caller))
 
 
 @router.post("/search", **answers(list[ThreadAnswer], 400, 413))

@@ -36,6 +36,7 @@ from runplane.limits import (
     MAX_TIMEOUT_SECONDS,
 )
 from runplane.models import (
+    PRUNE_STRATEGIES,
     STREAM_MODES,
     THREAD_SORT_KEYS,
     CancelAction,
@@ -75,6 +76,7 @@ RunStatusName = Annotated[str, _OneOf(RunStatus)]
 ThreadStatusName = Annotated[str, _OneOf(ThreadStatus)]
 StrategyName = Annotated[str, _OneOf(MultitaskStrategy)]
 ActionName = Annotated[str, _OneOf(CancelAction)]
+PruneStrategyName = Annotated[str, _OneOf(PRUNE_STRATEGIES)]
 #: What one run's cancel answers (a finished run: 409; an unknown one: 404) and what a bulk
 #: cancel reports for each run.
 CancelOutcomeName = Annotated[
@@ -153,6 +155,15 @@ class HistoryQuery(_Body):
             found = (self.before.get("configurable") or self.before).get("checkpoint_id")
             return found if isinstance(found, str) else None
         return self.before
+
+
+class ThreadPrune(_Body):
+    thread_ids: list[Id]
+    strategy: PruneStrategyName = "delete"
+
+
+class PruneAnswer(BaseModel):
+    pruned_count: int
 
 
 class StateUpdate(_Body):

@@ -126,6 +126,13 @@ class Store(Protocol):
         """Delete the thread with its runs, steps, events and LangGraph checkpoints; False if
         it did not exist (its checkpoints, if any, are deleted all the same)."""
 
+    async def copy_thread(
+        self, source_thread_id: str, target_thread_id: str, now: float, *, owner: str | None
+    ) -> bool:
+        """A new thread ``target_thread_id`` (owned by ``owner``) with the source's
+        metadata, values, pending interrupts and checkpoints, one snapshot of them; False
+        if the source does not exist."""
+
     # --- runs, service side -----------------------------------------------
     async def create_run(
         self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False,

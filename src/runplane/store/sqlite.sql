@@ -54,6 +54,14 @@ VALUES (?1, ?2, ?2, ?3, ?4)
 ON CONFLICT (thread_id) DO NOTHING
 RETURNING 1
 
+-- name: copy_thread
+-- Thread ?1 as a new thread ?2 (its metadata, values and pending interrupts), owned by ?4;
+-- answers nothing if ?1 does not exist.
+INSERT INTO threads (thread_id, created_at, updated_at, metadata, owner, values_json,
+                     interrupts)
+SELECT ?2, ?3, ?3, metadata, ?4, values_json, interrupts FROM threads WHERE thread_id = ?1
+RETURNING 1
+
 -- name: thread_metadata_for_update
 SELECT metadata FROM threads WHERE thread_id = ?1
 

@@ -65,6 +65,12 @@ class SQLStore(ABC):
     async def delete_thread(self, thread_id: str) -> bool:
         return await self._write(lambda tx: txs.delete_thread(tx, thread_id))
 
+    async def copy_thread(
+        self, source_thread_id: str, target_thread_id: str, now: float, *, owner: str | None
+    ) -> bool:
+        return await self._write(lambda tx: txs.copy_thread(
+            tx, source_thread_id, target_thread_id, now, owner))
+
     # runs, service side
     async def create_run(
         self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False,

@@ -251,6 +251,17 @@ async def delete_thread(tx: Tx, thread_id: str) -> bool:
     return deleted
 
 
+async def copy_thread(
+    tx: Tx, source_thread_id: str, target_thread_id: str, now: float, owner: str | None
+) -> bool:
+    """A new thread with the source's metadata, values, interrupts and checkpoints, as
+    one snapshot (one transaction); False if the source does not exist."""
+    if not await tx.value("copy_thread", source_thread_id, target_thread_id, now, owner):
+        return False
+    await copy_checkpoints(tx, source_thread_id, target_thread_id)
+    return True
+
+
 # --------------------------------------------------------------------------- #
 # runs, service side                                                           #
 # --------------------------------------------------------------------------- #

@@ -37,6 +37,12 @@ def _raw(text: str) -> dict[str, Any]:
 #: (what, method, path, raw JSON body or None, the field the answer must name).
 #: ``{t}`` is an existing thread, ``{r}`` an existing finished run of it.
 BAD_REQUESTS: list[tuple[str, str, str, str | None, str]] = [
+    ("workflow command {}", "POST", "/threads/{t}/runs",
+     '{"assistant_id": "echo", "command": {}}', "command"),
+    ("workflow interrupt_before []", "POST", "/runs",
+     '{"assistant_id": "echo", "interrupt_before": []}', "interrupt_before"),
+    ("workflow checkpoint_id", "POST", "/threads/{t}/runs",
+     '{"assistant_id": "echo", "checkpoint_id": "c1"}', "checkpoint"),
     ("timeout 1e12", "POST", "/runs", '{"assistant_id": "echo", "timeout": 1e12}', "timeout"),
     ("timeout Infinity", "POST", "/runs", '{"assistant_id": "echo", "timeout": Infinity}',
      "timeout"),

@@ -320,3 +320,39 @@ async def test_a_batch_of_runs_is_created_whole_or_not_at_all(
                                                        {"assistant_id": "nope"}])
         assert missing.status_code == 404
         assert len((await http.get("/runs", params={"limit": 1000})).json()) == before
+
+
+async def test_a_copied_thread_has_the_state_and_history_and_goes_on_separately(
+        client: LangGraphClient):
+    thread = await client.threads.create(metadata={"team": "ops"})
+    await client.runs.wait(thread["thread_id"], "steps", input={"trail": []},
+                           interrupt_before=["c"])
+    copy = await client.threads.copy(thread["thread_id"])
+    assert copy["thread_id"] != thread["thread_id"]
+    assert copy["metadata"]["team"] == "ops" and copy["status"] == "interrupted"
+    original = await client.threads.get_history(thread["thread_id"], limit=100)
+    copied = await client.threads.get_history(copy["thread_id"], limit=100)
+    assert [s["values"] for s in copied] == [s["values"] for s in original]
+    assert (await client.runs.wait(copy["thread_id"], "steps", input=None))["trail"] == \
+        ["a", "b", "c"]
+    assert (await client.threads.get_state(thread["thread_id"]))["next"] == ["c"]
+    with pytest.raises(APIStatusError) as missing:
+        await client.threads.copy("00000000-0000-0000-0000-000000000000")
+    assert missing.value.response.status_code == 404
+
+
+async def test_prune_keeps_the_latest_checkpoint_or_deletes_the_threads(
+        client: LangGraphClient):
+    kept, gone = [(await client.threads.create())["thread_id"] for _ in range(2)]
+    for thread in (kept, gone):
+        await client.runs.wait(thread, "steps", input={"trail": []})
+    latest = await client.threads.get_state(kept)
+    assert (await client.threads.prune([kept, "nope"], strategy="keep_latest")) == \
+        {"pruned_count": 1}
+    [only] = await client.threads.get_history(kept, limit=100)
+    assert only["checkpoint"] == latest["checkpoint"] and only["values"] == latest["values"]
+    assert (await client.threads.prune([gone])) == {"pruned_count": 1}
+    with pytest.raises(APIStatusError) as missing:
+        await client.threads.get(gone)
+    assert missing.value.response.status_code == 404
+
