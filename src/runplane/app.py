@@ -51,6 +51,9 @@ class Threads(Operations):
         "delete": "delete_thread",
         "get_state": "get_state",
         "get_history": "get_history",
+        "update_state": "update_state",
+        "copy": "copy_thread",
+        "prune": "prune_threads",
     })
 
 
@@ -59,6 +62,7 @@ class Runs(Operations):
 
     OPERATIONS = MappingProxyType({
         "create": "create_run",
+        "create_batch": "create_runs",
         "get": "get_run",
         "list": "list_runs",
         "join": "join",

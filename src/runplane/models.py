@@ -191,6 +191,8 @@ class Run:
     #: How a graph run is to run (``config``, ``context``, ``stream_mode``, ...: see
     #: :mod:`runplane.graphs.runner`); empty for a workflow's.
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: A delayed run (``after_seconds``): no worker claims it before this time.
+    not_before: datetime | None = None
 
     @property
     def of_graph(self) -> bool:
@@ -237,6 +239,8 @@ class NewRun:
     #: existing thread gets the thread's owner, a child its parent's.
     owner: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: A delayed run: no worker claims it before this time (epoch seconds).
+    not_before: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -323,6 +323,7 @@ class RunService:
         command: dict[str, Any] | None = None,
         interrupt_before: list[str] | str | None = None,
         interrupt_after: list[str] | str | None = None,
+        after_seconds: float | None = None,
         caller: Caller | None = None,
     ) -> Run:
         """Validate everything, then insert the run and apply the multitask rule atomically.
@@ -339,14 +340,16 @@ class RunService:
         its checkpoints a branch beside the later ones.
         A graph's run may carry a ``command`` instead of input (``resume`` a thread waiting
         at an interrupt, ``update`` its state, ``goto`` nodes) and breakpoints
-        (``interrupt_before``/``interrupt_after``: node names or ``"*"``)."""
+        (``interrupt_before``/``interrupt_after``: node names or ``"*"``). A run with
+        ``after_seconds`` is pending until then: no worker claims it before its time."""
         prepared = await self._prepare_run(
             thread_id, assistant_id, input, multitask_strategy=multitask_strategy,
             metadata=metadata, timeout=timeout, max_attempts=max_attempts,
             if_not_exists=if_not_exists, run_id=run_id, config=config, context=context,
             stream_mode=stream_mode, stream_subgraphs=stream_subgraphs, durability=durability,
             checkpoint=checkpoint, checkpoint_id=checkpoint_id, command=command,
-            interrupt_before=interrupt_before, interrupt_after=interrupt_after, caller=caller)
+            interrupt_before=interrupt_before, interrupt_after=interrupt_after,
+            after_seconds=after_seconds, caller=caller)
         return await self._insert_run(prepared)
 
     async def create_runs(self, payloads: list[dict[str, Any]], *,
@@ -372,7 +375,8 @@ class RunService:
         durability: str | None = None, checkpoint: dict[str, Any] | None = None,
         checkpoint_id: str | None = None, command: dict[str, Any] | None = None,
         interrupt_before: list[str] | str | None = None,
-        interrupt_after: list[str] | str | None = None, caller: Caller | None = None,
+        interrupt_after: list[str] | str | None = None, after_seconds: float | None = None,
+        caller: Caller | None = None,
     ) -> _PreparedRun:
         """Everything ``create_run`` checks, and the run it would insert (no write)."""
         assistant = self._assistants.resolve(assistant_id)
@@ -401,6 +405,7 @@ class RunService:
         limits.check_json("input", input, limits.MAX_INPUT_BYTES)
         metadata = self._metadata(metadata)
         timeout = limits.check_timeout("timeout", timeout)
+        delay = limits.check_timeout("after_seconds", after_seconds or None)
         attempts = self._settings.max_attempts if max_attempts is None else max_attempts
         limits.check_int("max_attempts", attempts, 1, limits.MAX_ATTEMPTS)
         if thread_id is not None:
@@ -433,6 +438,7 @@ class RunService:
                 root_run_id=run_id,
                 owner=None if caller is None else caller.owner,
                 kwargs=kwargs,
+                not_before=None if delay is None else now + delay,
             ),
             assistant, now, on_active, if_not_exists == "create",
             owner_filter(caller) is not None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -70,6 +71,21 @@ async def test_claims_follow_creation_order_one_run_per_thread(store: Store):
     assert await store.claim_runs("w2", ["wf"], 10, 10.0, T0) == []
     assert await store.finish_run(claimed[0].lease, RunStatus.SUCCESS, 1, None, T0)
     assert [c.run.run_id for c in await store.claim_runs("w2", ["wf"], 10, 10.0, T0)] == ["r2"]
+
+
+async def test_a_delayed_run_is_claimed_by_no_worker_before_its_time(store: Store):
+    """It keeps its place: a later run of its thread waits behind it; a thread-less one
+    (the PostgreSQL batch insert) is delayed alike."""
+    await store.create_thread("a", {}, T0, if_exists="raise")
+    for run_id, thread in (("r1", "a"), ("r2", None)):
+        delayed = dataclasses.replace(new_run(run_id, thread), not_before=T0 + 10)
+        created = await store.create_run(delayed, T0, on_active="enqueue")
+        assert created.run.not_before is not None
+        assert created.run.not_before.timestamp() == T0 + 10
+    await store.create_run(new_run("r3", "a"), T0, on_active="enqueue")
+    assert await store.claim_runs("w1", ["wf"], 10, 10.0, T0 + 9.9) == []
+    claimed = await store.claim_runs("w1", ["wf"], 10, 10.0, T0 + 10)
+    assert [c.run.run_id for c in claimed] == ["r1", "r2"]
 
 
 async def test_claims_skip_other_workflows_but_keep_thread_order(store: Store):

@@ -76,7 +76,7 @@ def _headers(run: Run, location: str | None = None) -> dict[str, str]:
 #: service's default.
 _CREATE_OPTIONS = {"multitask_strategy", "metadata", "timeout", "max_attempts", "if_not_exists",
                    "config", "context", "stream_subgraphs", "durability", "checkpoint",
-                   "checkpoint_id", "interrupt_before", "interrupt_after"}
+                   "checkpoint_id", "interrupt_before", "interrupt_after", "after_seconds"}
 
 
 def _options(body: RunCreate) -> dict[str, Any]:

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from langgraph.types import StateSnapshot
 
 #: Run-creation fields runplane does not implement; sending one is an error, not a no-op.
-UNSUPPORTED_RUN_FIELDS = ("webhook", "after_seconds")
+UNSUPPORTED_RUN_FIELDS = ("webhook",)
 
 
 class _OneOf:
@@ -235,7 +235,8 @@ class RunCreate(_Body):
     interrupt_after: list[str] | Literal["*"] | None = None
     # refused when given (see UNSUPPORTED_RUN_FIELDS), so left out of the OpenAPI document
     webhook: SkipJsonSchema[Any] = None
-    after_seconds: SkipJsonSchema[Any] = None
+    #: a delayed run: pending until then, claimed by no worker before its time
+    after_seconds: float | None = Field(None, ge=0, le=MAX_TIMEOUT_SECONDS, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _refuse_unsupported(self) -> RunCreate:
@@ -301,6 +302,7 @@ def run_body(run: Run) -> dict[str, Any]:
         "cancel_requested_by": run.cancel_requested_by,
         "root_run_id": run.root_run_id,
         "parent_run_id": run.parent_run_id,
+        "not_before": _iso(run.not_before),
     }
 
 
@@ -480,6 +482,8 @@ class RunAnswer(BaseModel):
     cancel_requested_by: str | None
     root_run_id: str
     parent_run_id: str | None
+    #: a delayed run's time (``after_seconds``): no worker claims it before
+    not_before: datetime | None = None
 
 
 class CancelAnswer(RunAnswer):

@@ -443,7 +443,8 @@ class PostgresStore(SQLStore):
         run = await self._creates.submit((
             new.run_id, new.assistant_id, dumps(new.input), dumps(new.metadata),
             new.multitask_strategy.value, now, new.max_attempts, new.timeout,
-            new.root_run_id, new.parent_run_id, created_event, new.owner, dumps(new.kwargs)))
+            new.root_run_id, new.parent_run_id, created_event, new.owner, dumps(new.kwargs),
+            new.not_before))
         return Created(run, [])
 
     async def claim_runs(

@@ -89,28 +89,28 @@ SELECT * FROM runs WHERE run_id = $1 FOR UPDATE
 -- name: insert_run
 INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
                   created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
-                  last_event_seq, owner, kwargs)
+                  last_event_seq, owner, kwargs, not_before)
 VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, $7, $7, $8, $9, $10, $11, 1, $12,
-        $13::jsonb)
+        $13::jsonb, $14)
 RETURNING *
 
 -- name: create_threadless
 -- Thread-less runs have no multitask rule to apply: a batch of them is inserted, logged
--- and signalled (one NOTIFY for all, $14 the channel) in one statement.
+-- and signalled (one NOTIFY for all, $15 the channel) in one statement.
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::float8[], $7::int[], $8::float8[], $9::text[], $10::text[],
-                         $11::text[], $12::text[], $13::text[])
+                         $11::text[], $12::text[], $13::text[], $14::float8[])
         WITH ORDINALITY AS i(w_run, w_assistant, w_input, w_metadata, w_strategy, w_now,
                              w_max_attempts, w_timeout, w_root, w_parent, w_created, w_owner,
-                             w_kwargs, w_order)
+                             w_kwargs, w_not_before, w_order)
 ), r AS (
     INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata,
                       multitask_strategy, created_at, updated_at, max_attempts, timeout,
-                      root_run_id, parent_run_id, last_event_seq, owner, kwargs)
+                      root_run_id, parent_run_id, last_event_seq, owner, kwargs, not_before)
     SELECT w_run, NULL, w_assistant, 'pending', w_input::jsonb, w_metadata::jsonb, w_strategy,
            w_now, w_now, w_max_attempts, w_timeout, w_root, w_parent, 1, w_owner,
-           w_kwargs::jsonb
+           w_kwargs::jsonb, w_not_before
       FROM i ORDER BY w_order
     RETURNING *
 ), e AS (
@@ -118,7 +118,7 @@ WITH i AS (
     SELECT r.run_id, 1, 'run:created', i.w_created::jsonb, i.w_now
       FROM r JOIN i ON i.w_run = r.run_id
 )
-SELECT r.* FROM r, (SELECT pg_notify($14, '')) AS signal
+SELECT r.* FROM r, (SELECT pg_notify($15, '')) AS signal
 
 -- name: insert_event
 INSERT INTO events (run_id, seq, event, data, created_at) VALUES ($1, $2, $3, $4::jsonb, $5)
@@ -199,12 +199,14 @@ SELECT * FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq
 
 -- name: claimable
 -- Pending runs of these workflows in creation order, one per thread (none of a thread
--- with a running run or an older pending one), none of the excluded; locked, skipping
+-- with a running run or an older pending one), none of the excluded, none delayed past
+-- now (the last parameter); locked, skipping
 -- the runs another claim holds.
 SELECT r.run_id FROM runs r
  WHERE r.status = 'pending'
    AND r.assistant_id = ANY($1::text[])
    AND r.run_id <> ALL($3::text[])
+   AND (r.not_before IS NULL OR r.not_before <= $4)
    AND (r.thread_id IS NULL OR (
         NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
         AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.thread_id = r.thread_id
@@ -239,6 +241,7 @@ WITH c AS (
      WHERE r.status = 'pending'
        AND r.assistant_id = ANY($1::text[])
        AND r.run_id <> ALL($6::text[])
+       AND (r.not_before IS NULL OR r.not_before <= $4)
        AND (r.thread_id IS NULL OR (
             NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id
                          AND x.status = 'running')

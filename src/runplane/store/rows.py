@@ -110,6 +110,7 @@ def _run_from_row(row: Row) -> Run:
         traceback=row["traceback"],
         owner=row["owner"],
         kwargs={} if row["kwargs"] == "{}" else loads(row["kwargs"]),  # a workflow's: none
+        not_before=to_datetime(row["not_before"]),
     )
 
 

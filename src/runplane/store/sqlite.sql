@@ -100,8 +100,8 @@ SELECT * FROM runs WHERE run_id = ?1
 -- name: insert_run
 INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
                   created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
-                  last_event_seq, owner, kwargs)
-VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?13)
+                  last_event_seq, owner, kwargs, not_before)
+VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?13, ?14)
 RETURNING *
 
 -- name: insert_event
@@ -179,11 +179,13 @@ SELECT * FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq
 
 -- name: claimable
 -- Pending runs of these workflows in creation order, one per thread (none of a thread
--- with a running run or an older pending one), none of the excluded.
+-- with a running run or an older pending one), none of the excluded, none delayed past
+-- now (the last parameter).
 SELECT r.run_id FROM runs r
  WHERE r.status = 'pending'
    AND r.assistant_id IN (SELECT value FROM json_each(?1))
    AND r.run_id NOT IN (SELECT value FROM json_each(?3))
+   AND (r.not_before IS NULL OR r.not_before <= ?4)
    AND (r.thread_id IS NULL OR (
         NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
         AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.thread_id = r.thread_id

@@ -281,6 +281,7 @@ async def insert_run(tx: Tx, new: NewRun, now: float) -> Run:
         "insert_run", new.run_id, new.thread_id, new.assistant_id, dumps(new.input),
         dumps(new.metadata), new.multitask_strategy.value, now, new.max_attempts, new.timeout,
         new.root_run_id, new.parent_run_id, new.owner, dumps(new.kwargs) if new.kwargs else "{}",
+        new.not_before,
     )
     assert row is not None
     await append(tx, new.run_id, 1, EventName.RUN_CREATED,
@@ -460,7 +461,7 @@ async def claim_one_by_one(
     for is left to it, one whose row cannot be claimed or decoded ends ``error``, and
     neither stops the claim of the others."""
     claimed = []
-    for record in await tx.rows("claimable", workflows, limit, exclude):
+    for record in await tx.rows("claimable", workflows, limit, exclude, now):
         run_id = record["run_id"]
         try:
             async with tx.savepoint():

@@ -63,6 +63,7 @@ def _schemathesis(server: Server, report: Path) -> subprocess.CompletedProcess[s
          "--generation-database", "none", "--request-timeout", "30", "--no-color",
          "--report", "junit", "--report-junit-path", str(report)],
         capture_output=True, text=True, timeout=600, check=False, cwd=report.parent,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("fuzz_hooks.py"))},
     )
 
 

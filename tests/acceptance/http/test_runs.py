@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -222,8 +223,7 @@ async def test_run_options_runplane_cannot_honour_are_refused_not_ignored(
         client: LangGraphClient, http: httpx.AsyncClient) -> None:
     thread_id = await new_thread(client)
     for field_name, value in [("webhook", "http://example.invalid/hook"),
-                              ("interrupt_before", ["node"]), ("after_seconds", 5),
-                              ("command", {"resume": 1})]:
+                              ("interrupt_before", ["node"]), ("command", {"resume": 1})]:
         answer = await http.post(f"/threads/{thread_id}/runs",
                                  json={"assistant_id": "echo", field_name: value})
         body = assert_detail(answer, 422)
@@ -233,6 +233,26 @@ async def test_run_options_runplane_cannot_honour_are_refused_not_ignored(
                                  durability="sync")
     assert out == {"echo": 1}
     assert [r["assistant_id"] for r in await client.runs.list(thread_id)] == ["echo"]
+
+
+async def test_a_delayed_run_waits_pending_for_its_time_and_can_be_cancelled_meanwhile(
+        client: LangGraphClient, http: httpx.AsyncClient) -> None:
+    thread_id = await new_thread(client)
+    later = await client.runs.create(thread_id, "echo", input=1, after_seconds=3600)
+    assert later["status"] == "pending"
+    created = datetime.fromisoformat(later["created_at"])
+    assert (datetime.fromisoformat(later["not_before"]) - created).total_seconds() == \
+        pytest.approx(3600, abs=1)
+    cancelled = await http.post(f"/threads/{thread_id}/runs/{later['run_id']}/cancel")
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "interrupted"
+
+    soon = await client.runs.create(None, "echo", input=2, after_seconds=0.5)
+    assert (await http.get(f"/runs/{soon['run_id']}/join")).json() == {"echo": 2}
+    ran = await http.get(f"/runs/{soon['run_id']}")
+    started = datetime.fromisoformat(ran.json()["started_at"])
+    assert started >= datetime.fromisoformat(soon["not_before"])
+    assert_detail(await http.post("/runs", json={"assistant_id": "echo", "after_seconds": -1}),
+                  422)
 
 
 async def test_a_waiting_client_that_goes_away_cancels_its_run(
