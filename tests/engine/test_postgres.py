@@ -5,6 +5,7 @@ transaction the server aborts to break a deadlock is run again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 
@@ -113,6 +114,24 @@ async def test_the_listener_reconnects_after_its_connection_is_killed(
         await asyncio.wait_for(stopped.wait(), 10)
 
 
+@contextlib.asynccontextmanager
+async def store_and_session(
+    pg_url: str, tag: str
+) -> AsyncIterator[tuple[PostgresStore, asyncpg.Connection, str]]:
+    """An open store whose sessions are named apart (``_lock_waits`` finds them), and
+    another session on its schema that plays the other side of a race."""
+    name = f"{tag}_{uuid.uuid4().hex[:8]}"
+    store = PostgresStore(f"{pg_url}&application_name={name}")
+    await store.open()
+    dsn, schema = postgres_dsn(pg_url)
+    other = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+    try:
+        yield store, other, name
+    finally:
+        await other.close()
+        await store.close()
+
+
 def _thread_run(run_id: str) -> NewRun:
     return NewRun(run_id=run_id, thread_id="t", assistant_id="wf", input=None, metadata={},
                   multitask_strategy=MultitaskStrategy.INTERRUPT, max_attempts=3, timeout=None,
@@ -122,12 +141,7 @@ def _thread_run(run_id: str) -> NewRun:
 async def test_a_creation_aborted_by_the_deadlock_detector_is_run_again(pg_url: str):
     """Multitask creation locks the thread, then its running run; a completion locks the
     run, then the thread. Crossed, PostgreSQL aborts one: the creation runs again."""
-    name = f"rp_deadlock_{uuid.uuid4().hex[:8]}"  # tells this test's sessions from others'
-    store = PostgresStore(f"{pg_url}&application_name={name}")
-    await store.open()
-    dsn, schema = postgres_dsn(pg_url)
-    other = await asyncpg.connect(dsn, server_settings={"search_path": schema})
-    try:
+    async with store_and_session(pg_url, "rp_deadlock") as (store, other, name):
         await store.create_thread("t", {}, 0.0, if_exists="raise")
         await store.create_run(_thread_run("r1"), 0.0, on_active="enqueue")
         [claimed] = await store.claim_runs("w", ["wf"], 1, 60.0, 0.0)
@@ -146,9 +160,6 @@ async def test_a_creation_aborted_by_the_deadlock_detector_is_run_again(pg_url: 
         assert [r.run_id for r in created.cancelled] == ["r1"]
         assert (await store.get_run("r1")).cancelled_generation == claimed.lease.generation
         assert (await store.get_run("r2")).status is RunStatus.PENDING
-    finally:
-        await other.close()
-        await store.close()
 
 
 async def _lock_waits(conn: asyncpg.Connection, application_name: str) -> int:
@@ -278,12 +289,7 @@ async def test_a_checkpoint_write_waiting_on_a_cancel_is_refused_when_it_commits
     """A checkpoint write is one statement that shares the run's row: a cancel holding the
     row (uncommitted) makes the write wait, and once the cancel commits the write sees it
     and stores nothing."""
-    name = f"rp_ckpt_{uuid.uuid4().hex[:8]}"
-    store = PostgresStore(f"{pg_url}&application_name={name}")
-    await store.open()
-    dsn, schema = postgres_dsn(pg_url)
-    other = await asyncpg.connect(dsn, server_settings={"search_path": schema})
-    try:
+    async with store_and_session(pg_url, "rp_ckpt") as (store, other, name):
         await store.create_thread("t", {}, 0.0, if_exists="raise")
         await store.create_run(_thread_run("r1"), 0.0, on_active="enqueue")
         [claimed] = await store.claim_runs("w", ["wf"], 1, 60.0, 0.0)
@@ -305,21 +311,13 @@ async def test_a_checkpoint_write_waiting_on_a_cancel_is_refused_when_it_commits
         assert await asyncio.wait_for(writing, 10) is False
         assert await other.fetchval("SELECT count(*) FROM lg_checkpoints") == 0
         assert await other.fetchval("SELECT count(*) FROM lg_writes") == 0
-    finally:
-        await other.close()
-        await store.close()
 
 
 async def test_a_state_edit_waiting_on_a_run_creation_is_refused_when_it_commits(pg_url: str):
     """The edit and a run creation take the thread's row lock: an edit that waits for a
     creation (here, uncommitted in another session) sees its run once it commits, and
     writes nothing."""
-    name = f"rp_edit_{uuid.uuid4().hex[:8]}"
-    store = PostgresStore(f"{pg_url}&application_name={name}")
-    await store.open()
-    dsn, schema = postgres_dsn(pg_url)
-    other = await asyncpg.connect(dsn, server_settings={"search_path": schema})
-    try:
+    async with store_and_session(pg_url, "rp_edit") as (store, other, name):
         await store.create_thread("t", {}, 0.0, if_exists="raise")
         tx = other.transaction()
         await tx.start()  # a run creation: the thread locked, its run inserted, uncommitted
@@ -338,6 +336,3 @@ async def test_a_state_edit_waiting_on_a_run_creation_is_refused_when_it_commits
             await asyncio.wait_for(editing, 10)
         assert await other.fetchval("SELECT count(*) FROM lg_checkpoints") == 0
         assert (await store.get_thread("t")).values is None
-    finally:
-        await other.close()
-        await store.close()

@@ -27,7 +27,7 @@ from langgraph_sdk.schema import StreamPart
 
 from http_app import marks
 
-from support import eventually
+from support import APPS, eventually
 from support.databases import database_for_processes
 from support.processes import Process, Processes
 
@@ -79,6 +79,21 @@ def serve_http_app(request: pytest.FixtureRequest,
     folder = tmp_path_factory.mktemp(f"http_{request.param}")
     with (database_for_processes(request, request.param, folder, "http") as database,
           http_server(request.param, database, folder) as server):
+        yield server
+
+
+#: The LangGraph project of the graph tests (test_graphs.py, test_hitl.py).
+GRAPH_PROJECT = APPS / "graph_project" / "langgraph.json"
+
+
+def serve_graph_project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                        tag: str) -> Iterator[Server]:
+    """The body of a ``server`` fixture: ``runplane serve --config`` of the graph project on
+    a fresh database of the store ``request.param``."""
+    folder = tmp_path_factory.mktemp(f"{tag}_{request.param}")
+    with (database_for_processes(request, request.param, folder, tag) as database,
+          http_server(request.param, database, folder, "--config", str(GRAPH_PROJECT),
+                      target=None) as server):
         yield server
 
 

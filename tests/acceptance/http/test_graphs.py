@@ -12,44 +12,29 @@ from typing import Any
 
 import httpx
 import pytest
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import APIStatusError
 
-from acceptance.http.helpers import Server, http_server
+from acceptance.http.helpers import Server, serve_graph_project
 
-from support import APPS
-from support.databases import STORES, database_for_processes
+from support.databases import STORES
 
-PROJECT = APPS / "graph_project" / "langgraph.json"
 ANSWER = "Here is what I found: runplane runs agents as durable runs whose stop button " \
          "always works."
 
 
 @pytest.fixture(scope="module", params=STORES)
-def graph_server(request: pytest.FixtureRequest,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp(f"graphs_{request.param}")
-    with (database_for_processes(request, request.param, folder, "graphs") as database,
-          http_server(request.param, database, folder, "--config", str(PROJECT),
-                      target=None) as server):
-        yield server
-
-
-@pytest.fixture
-async def client(graph_server: Server) -> AsyncIterator[LangGraphClient]:
-    c = get_client(url=graph_server.url, api_key=None)
-    try:
-        yield c
-    finally:
-        await c.aclose()
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The graph project, served for this module (``client`` and ``http`` talk to it)."""
+    yield from serve_graph_project(request, tmp_path_factory, "graphs")
 
 
 async def _parts(stream: AsyncIterator[Any]) -> list[tuple[str, Any]]:
     return [(part.event, part.data) async for part in stream]
 
 
-async def test_each_graph_is_an_assistant_with_the_langgraph_servers_id(
+async def test_each_graph_is_an_assistant_with_the_langservers_id(
         client: LangGraphClient):
     assistants = {a["graph_id"]: a for a in await client.assistants.search(limit=100)}
     assert {"agent", "counter", "configured", "managed", "nested"} <= set(assistants)
@@ -139,9 +124,9 @@ def _sse(text: str) -> list[tuple[str, Any]]:
     return events
 
 
-async def test_agent_chat_uis_conversation(graph_server: Server):
+async def test_agent_chat_uis_conversation(server: Server):
     """The calls agent-chat-ui makes, in its order, from its own origin."""
-    async with httpx.AsyncClient(base_url=graph_server.url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         assert (await http.get("/info", headers={"Origin": ORIGIN})).status_code == 200
         searched = await _preflighted(http, "POST", "/threads/search",
                                       json={"metadata": {"graph_id": "agent"}, "limit": 100})
@@ -223,7 +208,7 @@ async def test_a_graphs_subgraphs_are_described_by_namespace(client: LangGraphCl
     assert await client.assistants.get_subgraphs("counter") == {}
 
 
-async def test_a_graph_runs_stream_replays_from_the_log(graph_server: Server,
+async def test_a_graph_runs_stream_replays_from_the_log(server: Server,
                                                         client: LangGraphClient):
     """join_stream after the run ended replays its chunks; Last-Event-ID resumes after the
     last one a client saw, as for any run."""
@@ -233,7 +218,7 @@ async def test_a_graph_runs_stream_replays_from_the_log(graph_server: Server,
         input={"messages": [{"role": "user", "content": "what is langgraph?"}]})
     await client.runs.join(thread["thread_id"], run["run_id"])
     path = f"/threads/{thread['thread_id']}/runs/{run['run_id']}/stream"
-    async with httpx.AsyncClient(base_url=graph_server.url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         whole = (await http.get(path, params={"stream_mode": ["messages-tuple", "updates"]}))
         ids = [int(line[4:]) for line in whole.text.splitlines() if line.startswith("id: ")]
         parts = _sse(whole.text)

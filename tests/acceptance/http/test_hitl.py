@@ -6,39 +6,24 @@ after nodes and input ``None`` continues; a resume with nothing to resume is a 4
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import APIStatusError
 
-from acceptance.http.helpers import Server, http_server
+from acceptance.http.helpers import Server, serve_graph_project
 
-from support import APPS, eventually
-from support.databases import STORES, database_for_processes
-
-PROJECT = APPS / "graph_project" / "langgraph.json"
+from support import eventually
+from support.databases import STORES
 
 
 @pytest.fixture(scope="module", params=STORES)
-def hitl_server(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp(f"hitl_{request.param}")
-    with (database_for_processes(request, request.param, folder, "hitl") as database,
-          http_server(request.param, database, folder, "--config", str(PROJECT),
-                      target=None) as server):
-        yield server
-
-
-@pytest.fixture
-async def client(hitl_server: Server) -> AsyncIterator[LangGraphClient]:
-    c = get_client(url=hitl_server.url, api_key=None)
-    try:
-        yield c
-    finally:
-        await c.aclose()
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The graph project, served for this module (``client`` and ``http`` talk to it)."""
+    yield from serve_graph_project(request, tmp_path_factory, "hitl")
 
 
 async def _asked(client: LangGraphClient) -> tuple[str, dict[str, Any]]:
@@ -145,10 +130,10 @@ async def test_a_breakpoint_stops_the_graph_and_input_none_goes_on(
 
 
 async def test_a_command_or_breakpoint_for_a_workflow_or_of_a_bad_shape_is_a_422(
-        client: LangGraphClient, hitl_server: Server):
+        client: LangGraphClient, server: Server):
     import httpx
 
-    async with httpx.AsyncClient(base_url=hitl_server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url) as http:
         thread = (await client.threads.create())["thread_id"]
         for body in ({"assistant_id": "steps", "command": {}},
                      {"assistant_id": "steps", "command": {"jump": "b"}},
@@ -294,7 +279,7 @@ async def test_a_forked_run_cancelled_with_rollback_puts_the_head_back(
 
 
 async def test_a_batch_of_runs_is_created_whole_or_not_at_all(
-        client: LangGraphClient, hitl_server: Server):
+        client: LangGraphClient, server: Server):
     runs = await client.runs.create_batch([
         {"assistant_id": "steps", "input": {"trail": []}},
         {"assistant_id": "steps", "input": {"trail": ["x"]}, "metadata": {"k": 2}},
@@ -306,7 +291,7 @@ async def test_a_batch_of_runs_is_created_whole_or_not_at_all(
 
     import httpx
 
-    async with httpx.AsyncClient(base_url=hitl_server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url) as http:
         before = len((await http.get("/runs", params={"limit": 1000})).json())
         for batch in ([{"assistant_id": "steps"}, {"assistant_id": "steps",
                                                     "config": {"tags": "no"}}],

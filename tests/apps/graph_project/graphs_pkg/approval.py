@@ -92,19 +92,11 @@ _steps.add_edge("c", END)
 steps = _steps.compile()
 
 
-class Outer(TypedDict, total=False):
-    to: str
-    draft: str
-    decision: Any
-    sent: bool
-    runs: Annotated[list[str], operator.add]
-
-
-def _announce(state: Outer) -> dict[str, Any]:
+def _announce(state: Email) -> dict[str, Any]:
     return {"runs": ["announce"]}
 
 
-_nested = StateGraph(Outer)
+_nested = StateGraph(Email)  # the same state as its subgraph
 _nested.add_node("announce", _announce)
 _nested.add_node("approval", approval)  # the subgraph asks the person
 _nested.add_edge(START, "announce")
