@@ -269,6 +269,20 @@ class RunService:
         if not await self._store.delete_thread(thread_id):
             raise ThreadNotFound(thread_id)
 
+    async def next_thread_run(self, thread_id: str, after: str | None, *,
+                              caller: Caller | None = None) -> Run | None:
+        """The run a thread's stream follows next: the thread's run created right after run
+        ``after``; with ``after`` None, its oldest active run. None: nothing to follow yet."""
+        runs = await self.list_runs(thread_id, limit=limits.MAX_LIMIT, caller=caller)
+        runs.reverse()  # oldest first
+        if after is None:
+            return next((run for run in runs if run.status.active), None)
+        ids = [run.run_id for run in runs]
+        if after not in ids:  # deleted meanwhile: the oldest active run, if any
+            return next((run for run in runs if run.status.active), None)
+        k = ids.index(after) + 1
+        return runs[k] if k < len(runs) else None
+
     async def copy_thread(self, thread_id: str, *, caller: Caller | None = None) -> Thread:
         """A new thread (a new id, the caller's) with this one's metadata, values and
         checkpoints: its history goes on separately from here."""

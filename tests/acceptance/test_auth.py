@@ -245,6 +245,7 @@ ROUTES: dict[tuple[str, str], Probe] = {
         not_found(THREAD + "/state/checkpoint", method="POST", body={"checkpoint": {}}),
     ("POST", THREAD + "/copy"): not_found(THREAD + "/copy", method="POST", done=True),
     ("POST", "/threads/prune"): prunes_none_of_alices_threads,
+    ("GET", THREAD + "/stream"): not_found(THREAD + "/stream"),
     ("POST", THREAD + "/runs"): not_found(THREAD + "/runs", method="POST", body=RUN_BODY),
     ("GET", THREAD + "/runs"): not_found(THREAD + "/runs"),
     ("POST", THREAD + "/runs/stream"):

@@ -34,7 +34,7 @@ _FAILURES: dict[str, str] = {EventName.RUN_FAIL: "RunError", EventName.RUN_TIMEO
 _ENDINGS: dict[str, str] = {event: status.value for status, event in ENDED_BY.items()}
 
 
-def sse(event: str, data: Any, event_id: int | None = None) -> bytes:
+def sse(event: str, data: Any, event_id: int | str | None = None) -> bytes:
     lines = f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n"
     if event_id is not None:
         lines += f"id: {event_id}\n"
@@ -145,6 +145,7 @@ def _added(whole: dict[str, Any] | None, chunk: dict[str, Any]) -> dict[str, Any
 async def event_stream(
     run_id: str, attempt: int, modes: list[str], events: AsyncIterator[Event | None],
     final_status: Callable[[], Awaitable[RunStatus]], *, graph: bool = False,
+    id_prefix: str = "",
 ) -> AsyncIterator[bytes]:
     """``metadata``, then the rendered log as it grows, a comment-line heartbeat for each
     idle tick (None) of ``events``; ends when ``events`` does (the run ended), with ``end``
@@ -157,6 +158,6 @@ async def event_stream(
             continue
         parts = list(view.render(event))
         for k, (name, data) in enumerate(parts):
-            yield sse(name, data, event.seq if k == len(parts) - 1 else None)
+            yield sse(name, data, f"{id_prefix}{event.seq}" if k == len(parts) - 1 else None)
     if not view.ended:
         yield sse("end", view.end((await final_status()).value))

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
-from runplane.server.deps import Service, Who
+from runplane import limits
+from runplane.errors import InvalidInput, RunNotFound
+from runplane.models import RunStatus
+from runplane.server.deps import Service, Settings, Who
+from runplane.server.streams import HEARTBEAT, event_stream, parse_last_event_id, sse
 from runplane.server.wire import (
+    SSE,
     HistoryQuery,
     PruneAnswer,
     StateAt,
@@ -125,3 +134,72 @@ async def history(service: Service, caller: Who, thread_id: ThreadId,
     states = await service.get_history(thread_id, limit=body.limit, before=body.before_id(),
                                        metadata=body.metadata, caller=caller)
     return [state_body(s) for s in states]
+
+
+#: What a thread's stream carries (the SDK's ``ThreadStreamMode``): every event of its runs
+#: (``run_modes``), or only their starts and ends (``lifecycle``); runplane logs no
+#: ``state_update`` events, so that mode carries nothing but the ends of runs.
+THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
+
+
+@router.get("/{thread_id}/stream", **answers(None, 404, ok_content=SSE))
+async def join_stream(
+    request: Request, service: Service, settings: Settings, caller: Who, thread_id: ThreadId,
+    stream_mode: Annotated[list[str] | None, Query()] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """The events of every run on the thread as they happen, run after run, each run's
+    followed by ``metadata`` ``{"status": "run_done", "run_id"}``; the stream stays open for
+    the thread's next runs. Event ids are ``<run id>:<seq>``: ``Last-Event-ID`` resumes
+    after that event, and goes on with the runs created after that run."""
+    modes = list(dict.fromkeys(stream_mode or ["run_modes"]))
+    for mode in modes:
+        limits.check_choice("stream_mode", mode, THREAD_STREAM_MODES)
+    await service.get_thread(thread_id, caller=caller)
+    resume_run, _, resume_seq = (last_event_id or "").strip().rpartition(":")
+    current = None
+    if resume_run:
+        with contextlib.suppress(RunNotFound, InvalidInput):
+            current = await service.get_run(resume_run, thread_id=thread_id, caller=caller)
+    after_seq = parse_last_event_id(resume_seq) if current is not None else 0
+
+    poll = request.app.state.runplane.settings.poll_interval  # how often new runs are looked for
+
+    async def body() -> AsyncIterator[bytes]:
+        run, seq, last = current, after_seq, None
+        if run is None:  # nothing to resume: its active run, else the next one created
+            run = await service.next_thread_run(thread_id, None, caller=caller)
+            if run is None:
+                runs = await service.list_runs(thread_id, limit=1, caller=caller)
+                last = runs[0].run_id if runs else None
+        idle = 0.0
+        while not request.app.state.shutting_down:
+            if run is None:
+                run = await service.next_thread_run(thread_id, last, caller=caller)
+                if run is None:
+                    await asyncio.sleep(poll)
+                    idle += poll
+                    if idle >= settings.sse_heartbeat:
+                        idle = 0.0
+                        yield HEARTBEAT
+                    continue
+                seq = 0
+            if "run_modes" in modes:
+                events = service.stream(run.run_id, after_seq=seq, idle=settings.sse_heartbeat)
+
+                async def final_status(run_id: str = run.run_id) -> RunStatus:
+                    return (await service.get_run(run_id)).status
+
+                async for chunk in event_stream(
+                        run.run_id, run.attempt, run.kwargs.get("stream_mode") or ["values"],
+                        events, final_status, graph=run.of_graph, id_prefix=f"{run.run_id}:"):
+                    yield chunk
+            else:
+                yield sse("metadata", {"run_id": run.run_id, "attempt": run.attempt})
+                await service.settled(run.run_id)
+            yield sse("metadata", {"status": "run_done", "run_id": run.run_id})
+            last = run.run_id
+            run = None
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

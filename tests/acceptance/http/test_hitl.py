@@ -6,6 +6,7 @@ after nodes and input ``None`` continues; a resume with nothing to resume is a 4
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -341,3 +342,51 @@ async def test_prune_keeps_the_latest_checkpoint_or_deletes_the_threads(
         await client.threads.get(gone)
     assert missing.value.response.status_code == 404
 
+
+
+async def _thread_parts(client: LangGraphClient, thread: str, runs: int,
+                        last_event_id: str | None = None) -> list[Any]:
+    """The thread's stream until ``runs`` runs are done (it stays open for more)."""
+    parts, done = [], 0
+    async for part in await client.threads.join_stream(thread, last_event_id=last_event_id):
+        parts.append(part)
+        if part.event == "metadata" and part.data.get("status") == "run_done":
+            done += 1
+            if done == runs:
+                return parts
+    raise AssertionError("the thread's stream ended")
+
+
+async def test_a_thread_stream_carries_every_run_as_it_happens_and_resumes(
+        client: LangGraphClient):
+    thread = (await client.threads.create())["thread_id"]
+    following = asyncio.create_task(_thread_parts(client, thread, 2))
+    first = await client.runs.wait(thread, "steps", input={"trail": []})
+    second = await client.runs.create(thread, "steps", input={"trail": ["again"]})
+    parts = await asyncio.wait_for(following, 30)
+    runs = [p.data["run_id"] for p in parts if p.event == "metadata" and "attempt" in p.data]
+    assert len(runs) == 2 and runs[1] == second["run_id"]
+    done = [p.data["run_id"] for p in parts if p.data.get("status") == "run_done"]
+    assert done == runs
+    values = [p.data["trail"] for p in parts if p.event == "values"]
+    assert values[-1] == ["a", "b", "c", "again", "a", "b", "c"]  # the thread goes on
+    assert first["trail"] in values
+
+    # a reconnect after the first values event of the first run goes on from there
+    mark = next(p for p in parts if p.event == "values")
+    assert mark.id and mark.id.startswith(f"{runs[0]}:")
+    resumed = await asyncio.wait_for(_thread_parts(client, thread, 2, mark.id), 30)
+    assert [p.data["trail"] for p in resumed if p.event == "values"] == \
+        values[values.index(mark.data["trail"]) + 1:]
+    assert [p.data["run_id"] for p in resumed if p.data.get("status") == "run_done"] == runs
+
+
+async def test_a_thread_stream_of_an_unknown_thread_or_mode_is_refused(
+        client: LangGraphClient, http: Any):
+    with pytest.raises(APIStatusError) as missing:
+        stream = await client.threads.join_stream("00000000-0000-0000-0000-000000000000")
+        await anext(aiter(stream))
+    assert missing.value.response.status_code == 404
+    thread = (await client.threads.create())["thread_id"]
+    answer = await http.get(f"/threads/{thread}/stream", params={"stream_mode": "nope"})
+    assert answer.status_code == 422 and "stream_mode" in answer.json()["detail"]
