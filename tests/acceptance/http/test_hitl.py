@@ -2,7 +2,10 @@
 LangGraph server: a graph stops at ``interrupt()`` (the run ends ``success``, the thread
 is ``interrupted`` with its pending interrupts), a ``command`` resumes it without running
 a completed node again, several interrupts are resumed by id, breakpoints stop before or
-after nodes and input ``None`` continues; a resume with nothing to resume is a 409."""
+after nodes and input ``None`` continues; a resume with nothing to resume is a 409. And
+what a person does with a thread's history: ``update_state`` (refused while a run is
+active), forks from an earlier checkpoint (a rollback puts the head back), copies and
+prunes, a thread's stream across runs with a reconnect; batches of runs."""
 
 from __future__ import annotations
 
