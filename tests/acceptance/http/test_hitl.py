@@ -348,11 +348,15 @@ async def test_prune_keeps_the_latest_checkpoint_or_deletes_the_threads(
 
 
 async def _thread_parts(client: LangGraphClient, thread: str, runs: int,
-                        last_event_id: str | None = None) -> list[Any]:
-    """The thread's stream until ``runs`` runs are done (it stays open for more)."""
+                        last_event_id: str | None = None,
+                        seen: asyncio.Queue[Any] | None = None) -> list[Any]:
+    """The thread's stream until ``runs`` runs are done (it stays open for more); each part
+    is also put in ``seen`` as it comes."""
     parts, done = [], 0
     async for part in await client.threads.join_stream(thread, last_event_id=last_event_id):
         parts.append(part)
+        if seen is not None:
+            seen.put_nowait(part)
         if part.event == "metadata" and part.data.get("status") == "run_done":
             done += 1
             if done == runs:
@@ -361,26 +365,30 @@ async def _thread_parts(client: LangGraphClient, thread: str, runs: int,
 
 
 async def test_a_thread_stream_carries_every_run_as_it_happens_and_resumes(
-        client: LangGraphClient):
+        client: LangGraphClient, tmp_path: Any):
     thread = (await client.threads.create())["thread_id"]
-    following = asyncio.create_task(_thread_parts(client, thread, 2))
-    first = await client.runs.wait(thread, "steps", input={"trail": []})
-    second = await client.runs.create(thread, "steps", input={"trail": ["again"]})
+    gate = tmp_path / "gate"
+    first = await client.runs.create(thread, "gated", input={"gate": str(gate)})
+    seen: asyncio.Queue[Any] = asyncio.Queue()
+    following = asyncio.create_task(_thread_parts(client, thread, 2, seen=seen))
+    opened = await asyncio.wait_for(seen.get(), 30)  # the stream follows the active run
+    assert opened.event == "metadata" and opened.data["run_id"] == first["run_id"]
+    gate.touch()
+    await client.runs.join(thread, first["run_id"])
+    second = await client.runs.create(thread, "gated", input={"gate": str(gate)})
     parts = await asyncio.wait_for(following, 30)
     runs = [p.data["run_id"] for p in parts if p.event == "metadata" and "attempt" in p.data]
-    assert len(runs) == 2 and runs[1] == second["run_id"]
+    assert runs == [first["run_id"], second["run_id"]]
     done = [p.data["run_id"] for p in parts if p.data.get("status") == "run_done"]
     assert done == runs
-    values = [p.data["trail"] for p in parts if p.event == "values"]
-    assert values[-1] == ["a", "b", "c", "again", "a", "b", "c"]  # the thread goes on
-    assert first["trail"] in values
+    values = [(p.id, p.data) for p in parts if p.event == "values"]
+    assert values[-1][1] == {"gate": str(gate), "done": True}
 
     # a reconnect after the first values event of the first run goes on from there
-    mark = next(p for p in parts if p.event == "values")
-    assert mark.id and mark.id.startswith(f"{runs[0]}:")
-    resumed = await asyncio.wait_for(_thread_parts(client, thread, 2, mark.id), 30)
-    assert [p.data["trail"] for p in resumed if p.event == "values"] == \
-        values[values.index(mark.data["trail"]) + 1:]
+    mark = values[0][0]
+    assert mark and mark.startswith(f"{first['run_id']}:")
+    resumed = await asyncio.wait_for(_thread_parts(client, thread, 2, mark), 30)
+    assert [(p.id, p.data) for p in resumed if p.event == "values"] == values[1:]
     assert [p.data["run_id"] for p in resumed if p.data.get("status") == "run_done"] == runs
 
 
