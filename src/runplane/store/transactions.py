@@ -607,14 +607,11 @@ async def put_thread_state(
     active = [r["run_id"] for r in await tx.rows("active_runs_of_thread", thread_id)]
     if active:
         raise ThreadActive(thread_id, active)
-    for c in checkpoints:
-        await tx.execute("upsert_checkpoint", c.thread_id, c.checkpoint_ns, c.checkpoint_id,
-                         c.parent_checkpoint_id, c.run_id, c.type, c.checkpoint, c.metadata, now)
+    for c in checkpoints:  # unfenced (no lease): the thread's guard above stands for it
+        await put_checkpoint(tx, c, None, now)
     pending = [((c.thread_id, c.checkpoint_ns, c.checkpoint_id), c.writes) for c in checkpoints]
     for (thread, ns, checkpoint_id), held in [*pending, *writes.items()]:
-        for w in held:
-            await tx.execute("upsert_checkpoint_write", thread, ns, checkpoint_id, w.task_id,
-                             w.idx, w.task_path, w.channel, w.type, w.value, None, now)
+        await put_checkpoint_writes(tx, thread, ns, checkpoint_id, held, None, None, now)
     await tx.execute("set_values", thread_id, dumps(values), None, now)
     await tx.execute("set_interrupts", thread_id, None if interrupts is None else dumps(interrupts))
 
