@@ -929,7 +929,10 @@ def _hitl_kwargs(command: Any, interrupt_before: Any, interrupt_after: Any) -> d
             raise InvalidInput("command.goto", "command.goto must be a node name, a "
                                "{node, input} object (a Send) or a list of them")
         update = command.get("update")
-        if update is not None and not isinstance(update, dict | list):
+        pairs = isinstance(update, list) and all(
+            isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
+            for pair in update)
+        if update is not None and not (isinstance(update, dict) or pairs):
             raise InvalidInput("command.update", "command.update must be an object or a list "
                                "of [key, value] pairs")
         kwargs["command"] = command

@@ -142,6 +142,8 @@ async def test_a_command_or_breakpoint_for_a_workflow_or_of_a_bad_shape_is_a_422
         for body in ({"assistant_id": "steps", "command": {}},
                      {"assistant_id": "steps", "command": {"jump": "b"}},
                      {"assistant_id": "steps", "command": {"goto": 3}},
+                     {"assistant_id": "steps", "command": {"update": ["trail"]}},
+                     {"assistant_id": "steps", "command": {"update": [[1, 2]]}},
                      {"assistant_id": "steps", "interrupt_before": "b"},
                      {"assistant_id": "steps", "interrupt_after": [1]}):
             answer = await http.post(f"/threads/{thread}/runs", json=body)
