@@ -20,7 +20,7 @@ from runplane.errors import (
 )
 from runplane.hooks import Hooks
 from runplane.lifecycle import RESERVED_PREFIXES, EventName
-from runplane.models import ClaimedRun, Lease, RunStatus, Step
+from runplane.models import ANSWER_STEP, ClaimedRun, Lease, RunStatus, Step
 from runplane.store.base import Store
 
 if TYPE_CHECKING:
@@ -35,6 +35,16 @@ StopReason = Literal["cancelled", "lease_lost", "timeout", "shutdown", "store_un
 
 class SpawnRefused(Exception):
     """The parent's lease was lost before its child could be created."""
+
+
+class Paused(BaseException):
+    """``ctx.interrupt`` ends the run here: a BaseException, so that a workflow's
+    ``except Exception`` cannot swallow the pause and go on without the answer."""
+
+    def __init__(self, asked: list[dict[str, Any]]) -> None:
+        super().__init__(f"paused for an answer (interrupt {asked[0]['id']})")
+        #: The run's output: its pending interrupt, as a graph run's output shows its own.
+        self.output = {"__interrupt__": asked}
 
 
 class ChildHandle:
@@ -147,8 +157,8 @@ class Context:
         #: stop there (``stop_for_shutdown``) rather than be stopped when the grace ends.
         self.draining = False
         self._on_drain: list[Callable[[], None]] = []
-        #: A graph run that paused (an interrupt, a breakpoint) sets its thread's pending
-        #: interrupts here; the run's end writes them to the thread.
+        #: A run that paused (``interrupt``; a graph's interrupt or breakpoint) sets its
+        #: thread's pending interrupts here; the run's end writes them to the thread.
         self.thread_interrupts: dict[str, Any] | None = None
 
     def on_drain(self, callback: Callable[[], None]) -> None:
@@ -201,12 +211,8 @@ class Context:
                 f"ctx.step({name!r}) called while step {self.in_flight[1]!r} is still running: "
                 "the steps of one run are a sequence and must not overlap"
             )
-        index = self._next_index
-        self._next_index += 1
-        if index < len(self._replay):
-            stored = self._replay[index]
-            if stored.name != name:
-                raise NonDeterministicReplay(index, stored.name, name)
+        index, stored = self._next(name)
+        if stored is not None:
             return stored.result
         self._raise_if_stopped()
         self.in_flight = (index, name)
@@ -240,6 +246,42 @@ class Context:
         if cancelled_meanwhile:
             raise asyncio.CancelledError(f"run {self.run_id} stopped: {self.stop_reason}")
         return result
+
+    def _next(self, name: str) -> tuple[int, Step | None]:
+        """The index of the next step, and its stored result on replay."""
+        index = self._next_index
+        self._next_index += 1
+        if index >= len(self._replay):
+            return index, None
+        stored = self._replay[index]
+        if stored.name != name:
+            raise NonDeterministicReplay(index, stored.name, name)
+        return index, stored
+
+    async def interrupt(self, value: Any = None) -> Any:
+        """Pause the run until someone answers ``value``; return the answer.
+
+        The run ends here, ``success`` with ``{"__interrupt__": [{"value", "id"}]}``, and
+        its thread becomes ``interrupted``: no worker holds the run while it waits. A run
+        created on the thread with ``command={"resume": answer}`` calls the workflow again
+        with this run's input, its completed steps replayed from their stored results (not
+        re-run), and this call returns ``answer`` there. Only a run on a thread can pause.
+        """
+        _storable("ctx.interrupt", limits.check_result, "value", value)
+        if self.thread_id is None:
+            raise RuntimeError("ctx.interrupt: a run without a thread cannot pause, as no "
+                               "run could resume it (create the run on a thread)")
+        if self.in_flight is not None:
+            raise RuntimeError(f"ctx.interrupt called while step {self.in_flight[1]!r} is "
+                               "still running")
+        index, stored = self._next(ANSWER_STEP)
+        if stored is not None:
+            return stored.result
+        self._raise_if_stopped()
+        asked = [{"value": value,
+                  "id": uuid.uuid5(uuid.NAMESPACE_URL, f"runplane:{self.run_id}:{index}").hex}]
+        self.thread_interrupts = {self.run_id: asked}
+        raise Paused(asked)
 
     async def _step_failed(self, index: int, name: str, exc: Exception) -> None:
         """Only completed steps take an index: a failed one runs again on resume."""

@@ -94,13 +94,24 @@ class ThreadActive(Conflict):
 
 
 class NothingToResume(Conflict):
-    """A run's ``command`` resumes a thread whose graph is not waiting at an interrupt."""
+    """A run's ``command`` resumes a thread that is not waiting at an interrupt."""
 
     def __init__(self, thread_id: str | None) -> None:
         where = "a new thread" if thread_id is None else f"thread {thread_id!r}"
         super().__init__(f"{where} has no pending interrupt: command.resume has nothing to "
                          "resume (send input, or command.update/goto, instead)")
         self.thread_id = thread_id
+
+
+class PausedElsewhere(Conflict):
+    """A run resumes a thread paused by another workflow (or by a graph): only a run of
+    the paused one can take up where it stopped."""
+
+    def __init__(self, thread_id: str, paused_by: str, assistant_id: str) -> None:
+        super().__init__(f"thread {thread_id!r} is paused in {paused_by}, not in "
+                         f"{assistant_id!r}: resume it with a run of that one")
+        self.thread_id = thread_id
+        self.paused_by = paused_by
 
 
 class ThreadExists(Conflict):

@@ -212,6 +212,10 @@ class Step:
     created_at: datetime
 
 
+#: The step a paused workflow's answer is stored as (see ``Context.interrupt``).
+ANSWER_STEP = "__interrupt__"
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     run_id: str
@@ -241,6 +245,9 @@ class NewRun:
     kwargs: dict[str, Any] = field(default_factory=dict)
     #: A delayed run: no worker claims it before this time (epoch seconds).
     not_before: float | None = None
+    #: A workflow's run answering its thread's pause with ``kwargs["command"]["resume"]``:
+    #: it takes up the paused run's input and steps (``transactions.take_up_pause``).
+    takes_up_pause: bool = False
 
 
 @dataclass(frozen=True, slots=True)

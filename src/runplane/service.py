@@ -402,11 +402,11 @@ class RunService:
                 thread = None if thread_id is None else await self._store.get_thread(thread_id)
                 if thread is None or thread.interrupts is None:
                     raise NothingToResume(thread_id)
-        elif given := [name for name, value in (
-                ("command", command), ("interrupt_before", interrupt_before),
-                ("interrupt_after", interrupt_after)) if value is not None]:
-            raise InvalidInput(given[0], f"{', '.join(given)}: only a graph's run takes them; "
-                               f"{assistant_id!r} is a workflow")
+        else:
+            kwargs.update(_answer_kwargs(assistant_id, input, command, interrupt_before,
+                                         interrupt_after))
+            if "command" in kwargs and thread_id is None:
+                raise NothingToResume(None)
         fork = await self._fork_point(thread_id, checkpoint, checkpoint_id)
         if fork is not None:
             if assistant.graph is None:
@@ -453,6 +453,7 @@ class RunService:
                 owner=None if caller is None else caller.owner,
                 kwargs=kwargs,
                 not_before=None if delay is None else now + delay,
+                takes_up_pause=assistant.graph is None and "command" in kwargs,
             ),
             assistant, now, on_active, if_not_exists == "create",
             owner_filter(caller) is not None)
@@ -909,6 +910,28 @@ def _graph_kwargs(
         "durability": limits.check_choice("durability", durability or "sync", DURABILITY),
     }
     return kwargs
+
+
+def _answer_kwargs(assistant_id: str, input: Any, command: Any, interrupt_before: Any,
+                   interrupt_after: Any) -> dict[str, Any]:
+    """A workflow's run takes ``command`` with ``resume`` alone: it answers the pause of
+    its thread (see ``Context.interrupt``) and goes on with the paused run's input."""
+    if given := [name for name, value in (("interrupt_before", interrupt_before),
+                                          ("interrupt_after", interrupt_after))
+                 if value is not None]:
+        raise InvalidInput(given[0], f"{', '.join(given)}: only a graph's run takes them; "
+                           f"{assistant_id!r} is a workflow")
+    if command is None:
+        return {}
+    command = limits.check_json("command", command, limits.MAX_INPUT_BYTES)
+    if not isinstance(command, dict) or set(command) != {"resume"}:
+        raise InvalidInput("command", f"a workflow's run takes command={{'resume': value}} "
+                           f"only (update and goto are a graph's); {assistant_id!r} is a "
+                           "workflow")
+    if input is not None:
+        raise InvalidInput("input", "a run that resumes a paused workflow takes no input: it "
+                           "goes on with the input of the run that paused")
+    return {"command": command}
 
 
 def _hitl_kwargs(command: Any, interrupt_before: Any, interrupt_after: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from runplane import limits, metrics
 from runplane.clock import Clock
 from runplane.config import Settings
-from runplane.context import Context, StopReason, classify_refusal, uncancellable
+from runplane.context import Context, Paused, StopReason, classify_refusal, uncancellable
 from runplane.errors import STORE_FAULTS, InvalidInput, StoreUnavailable
 from runplane.hooks import Hooks
 from runplane.lifecycle import EventName
@@ -326,6 +326,8 @@ class Worker:
             trace = f"{error}; the workflow was stopped here:\n{trace or '(it returned)'}"
         elif task.cancelled():
             status, error = RunStatus.ERROR, "the workflow cancelled itself (CancelledError)"
+        elif isinstance(paused := task.exception(), Paused):
+            status, output = RunStatus.SUCCESS, paused.output
         elif (exc := task.exception()) is not None:
             status, error = RunStatus.ERROR, _describe(exc)
         else:

@@ -124,3 +124,38 @@ async def test_a_cancel_from_another_process_stops_a_graph_in_a_worker_process(
         state = await client.threads.get_state(run.thread_id or "")
         assert state.values == {"done": ["one"]} and state.next == ("two",)
     assert crash_worker.executions(log) == ["one:1", "two:1"]
+
+
+async def test_a_paused_workflow_outlives_its_worker_and_goes_on_when_answered(
+    database_url: str, tmp_path, processes: Processes,
+):
+    """Nothing holds a paused run: its worker is SIGKILLed while it waits, and the answer
+    is taken up by another worker, which is killed in turn in the step after the pause; a
+    third finishes. The step before the pause ran once, across all three."""
+    log = str(tmp_path / "executions.log")
+    client = crash_worker.build(database_url, log, worker=False)
+    async with client:
+        thread = await client.threads.create()
+        paused = await client.runs.create(thread.thread_id, "approval", input={"item": "x"})
+        first = processes.python("worker", WORKER, database_url, log, "")
+        output = await asyncio.wait_for(client.runs.join(paused.run_id), 30)
+        assert output["__interrupt__"][0]["value"] == {"approve": "x"}
+        first.send_signal(signal.SIGKILL)
+        await first.ended(10)
+        assert (await client.threads.get(thread.thread_id)).status == "interrupted"
+
+        answer = await client.runs.create(thread.thread_id, "approval",
+                                          command={"resume": "approved"})
+        second = processes.python("worker2", WORKER, database_url, log, "two")
+        await eventually(lambda: "two:1" in crash_worker.executions(log), timeout=30)
+        second.send_signal(signal.SIGKILL)
+        await second.ended(10)
+
+        rescuer = crash_worker.build(database_url, log, lease_ttl=1.0, heartbeat_interval=0.2,
+                                     reap_interval=0.1, poll_interval=0.01)
+        async with rescuer:
+            assert await asyncio.wait_for(rescuer.runs.join(answer.run_id), 30) == [
+                "one", "approved", "two"]
+        assert (await client.runs.get(answer.run_id)).attempt == 2
+        assert (await client.threads.get(thread.thread_id)).status == "idle"
+    assert crash_worker.executions(log) == ["one:1", "two:1", "two:2"]

@@ -1,4 +1,4 @@
-"""A workflow whose steps, and a LangGraph graph whose nodes, log every execution to a
+"""Workflows whose steps, and a LangGraph graph whose nodes, log every execution to a
 file, for tests that kill workers.
 
 Run as a worker process: ``python -c "import crash_worker; crash_worker.main()" URL LOG HANG``
@@ -32,6 +32,13 @@ def build(url: str, log: str, hang_at: str = "", **kwargs) -> Runplane:
     async def crashy(ctx: Context, input: dict) -> list[str]:
         return [await ctx.step(name, _execute, log, name, ctx.attempt, hang_at)
                 for name in STEPS]
+
+    @app.workflow("approval")
+    async def approval(ctx: Context, input: dict) -> list[str]:
+        """A step, a pause for a person's answer, a step."""
+        first = await ctx.step("one", _execute, log, "one", ctx.attempt, hang_at)
+        answer = await ctx.interrupt({"approve": input["item"]})
+        return [first, answer, await ctx.step("two", _execute, log, "two", ctx.attempt, hang_at)]
 
     app.add_graph("crashy_graph", _GraphSource(_graph(log, hang_at)))
     return app

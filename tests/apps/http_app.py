@@ -37,7 +37,7 @@ from typing import Any
 
 from runplane import ChildCancelled, Context, Runplane
 
-WORKFLOWS = ("echo", "steps", "parks", "ticks", "fails", "family", "unstorable")
+WORKFLOWS = ("echo", "steps", "parks", "ticks", "fails", "family", "unstorable", "asks")
 
 
 def mark(path: str | None, line: str) -> None:
@@ -176,3 +176,13 @@ async def unstorable(ctx: Context, input: Any) -> Any:
     if input["to"] == "values":
         await ctx.emit("values", value)
     return value
+
+
+@app.workflow("asks")
+async def asks(ctx: Context, input: Any) -> dict[str, Any]:
+    """A step (logged to ``input["log"]``), a pause for a person's answer, a step."""
+    drafted = await ctx.step("draft", _echo, {"log": input.get("log"), "tag": "draft"})
+    await ctx.emit("values", {"draft": input["to"]})
+    answer = await ctx.interrupt({"send to": input["to"]})
+    sent = await ctx.step("send", _echo, {"log": input.get("log"), "tag": f"send:{answer}"})
+    return {"answer": answer, "steps": [drafted["echo"]["tag"], sent["echo"]["tag"]]}

@@ -186,6 +186,19 @@ SELECT * FROM runs WHERE run_id IN (
 -- name: run_marks
 SELECT run_id, status, lease_owner, last_event_seq FROM runs WHERE run_id = ANY($1::text[])
 
+-- name: copy_steps
+-- Run $2 takes up where run $1 paused: $1's stored steps become $2's.
+INSERT INTO steps (run_id, idx, name, result, created_at)
+SELECT $2, idx, name, result, created_at FROM steps WHERE run_id = $1
+
+-- name: insert_step
+INSERT INTO steps (run_id, idx, name, result, created_at) VALUES ($1, $2, $3, $4::jsonb, $5)
+
+-- name: take_up_run
+-- ... and $1's input, with $3 steps (the copied ones and the answer) behind it.
+UPDATE runs SET input = (SELECT p.input FROM runs p WHERE p.run_id = $1), step_index = $3
+ WHERE run_id = $2
+
 -- name: get_steps
 SELECT * FROM steps WHERE run_id = $1 ORDER BY idx
 
@@ -358,10 +371,12 @@ WITH i AS (
     INSERT INTO events (run_id, seq, event, data, created_at)
     SELECT run_id, last_event_seq, w_event, w_data::jsonb, w_now FROM r
 ), t AS (
-    -- w_values: the thread's values when they are not w_data (rows.thread_values)
+    -- w_values: the thread's values when they are not w_data ('null': unchanged; see
+    -- rows.thread_values)
     UPDATE threads SET values_json = COALESCE(r.w_values, r.w_data)::jsonb,
                        values_run_id = r.run_id, updated_at = r.w_now
       FROM r WHERE r.w_event = 'values' AND threads.thread_id = r.thread_id
+       AND r.w_values IS DISTINCT FROM 'null'
 )
 SELECT run_id, pg_notify($7, $8 || run_id) FROM r
 
@@ -423,7 +438,7 @@ WITH i AS (
            updated_at = CASE WHEN r.updates_values THEN r.w_now ELSE threads.updated_at END,
            interrupts = r.w_interrupts::jsonb
       FROM (SELECT *, w_status = 'success' AND w_output::jsonb <> 'null'::jsonb
-                      AS updates_values FROM r) r
+                      AND w_values IS DISTINCT FROM 'null' AS updates_values FROM r) r
      WHERE threads.thread_id = r.thread_id
 )
 SELECT run_id, pg_notify($12, $13 || run_id) FROM r

@@ -41,11 +41,12 @@ def loads(text: str | None) -> Any:
 
 
 def thread_values(values: Any) -> Any:
-    """What a ``values`` event or a run's output leaves as its thread's values: a graph's
-    pending interrupts (``__interrupt__``) are the stream's and the run output's, not the
-    thread's state (``values`` itself when there is none)."""
+    """What a ``values`` event or a run's output leaves as its thread's values: pending
+    interrupts (``__interrupt__``) are the stream's and the run output's, not the thread's
+    state (``values`` itself when there is none; None, the values unchanged, when there is
+    nothing else: a paused workflow's output, a graph's interrupt-only ``values`` chunk)."""
     if isinstance(values, dict) and "__interrupt__" in values:
-        return {k: v for k, v in values.items() if k != "__interrupt__"}
+        return {k: v for k, v in values.items() if k != "__interrupt__"} or None
     return values
 
 

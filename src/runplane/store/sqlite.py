@@ -381,8 +381,8 @@ def _append_event(
         return False
     encoded = dumps(data)
     _execute(conn, "insert_event", (run_id, row["last_event_seq"], event, encoded, now))
-    if event == "values" and row["thread_id"] is not None:
-        values = thread_values(data)
+    if event == "values" and row["thread_id"] is not None and \
+            (values := thread_values(data)) is not None:
         _execute(conn, "set_values", (row["thread_id"], encoded if values is data
                                       else dumps(values), run_id, now))
     return True
@@ -419,8 +419,7 @@ def _finish(
                                     dumps(data), now))
     if row["thread_id"] is None:
         return True
-    if success and output is not None:
-        values = thread_values(output)
+    if success and output is not None and (values := thread_values(output)) is not None:
         _execute(conn, "set_values", (row["thread_id"], encoded if values is output
                                       else dumps(values), lease.run_id, now))
     _execute(conn, "set_interrupts", (row["thread_id"],

@@ -281,6 +281,16 @@ UPDATE runs SET step_index = step_index + 1, last_event_seq = last_event_seq + 1
  WHERE run_id = ?1 AND status = 'running' AND lease_generation = ?2 AND step_index = ?3
 RETURNING last_event_seq
 
+-- name: copy_steps
+-- Run ?2 takes up where run ?1 paused: ?1's stored steps become ?2's.
+INSERT INTO steps (run_id, idx, name, result, created_at)
+SELECT ?2, idx, name, result, created_at FROM steps WHERE run_id = ?1
+
+-- name: take_up_run
+-- ... and ?1's input, with ?3 steps (the copied ones and the answer) behind it.
+UPDATE runs SET input = (SELECT p.input FROM runs p WHERE p.run_id = ?1), step_index = ?3
+ WHERE run_id = ?2
+
 -- name: insert_step
 INSERT INTO steps (run_id, idx, name, result, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
 

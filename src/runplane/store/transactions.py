@@ -35,6 +35,8 @@ from importlib import resources
 from typing import Any, Protocol, TypeVar
 
 from runplane.errors import (
+    NothingToResume,
+    PausedElsewhere,
     RunConflict,
     RunNotFound,
     ThreadActive,
@@ -45,6 +47,7 @@ from runplane.errors import (
 from runplane.lifecycle import EventName
 from runplane.limits import MAX_METADATA_BYTES, check_json
 from runplane.models import (
+    ANSWER_STEP,
     FINISHED,
     CancelAction,
     CancelOutcome,
@@ -314,8 +317,37 @@ async def create_run(
                     cancelled += [c.run for c in swept.runs
                                   if c.outcome is CancelOutcome.CANCELLED]
     run = await insert_run(tx, new, now)
+    if new.takes_up_pause:
+        run = await take_up_pause(tx, run, new.kwargs["command"]["resume"], now)
     await tx.signal_pending()
     return Created(run, cancelled)
+
+
+async def take_up_pause(tx: Tx, run: Run, resume: Any, now: float) -> Run:
+    """``run`` answers the pause of its (locked) thread: it takes the paused run's input
+    and stored steps, and the answer as the step the pause stood at, so the workflow goes
+    on from there, its completed steps replayed, not re-run. The pause is taken, in this
+    transaction: a second answer finds nothing to resume."""
+    assert run.thread_id is not None
+    thread = await get_thread(tx, run.thread_id)
+    if thread is None or not thread.interrupts:
+        raise NothingToResume(run.thread_id)
+    [(paused_id, asked)] = thread.interrupts.items()
+    paused = await get_run(tx, paused_id)
+    if paused is None or paused.assistant_id != run.assistant_id:
+        raise PausedElsewhere(run.thread_id, "a graph" if paused is None
+                              else f"workflow {paused.assistant_id!r}", run.assistant_id)
+    ids = {interrupt["id"] for interrupt in asked}
+    if isinstance(resume, dict) and resume and set(resume) <= ids:
+        resume = resume[asked[0]["id"]]
+    await tx.execute("copy_steps", paused_id, run.run_id)
+    await tx.execute("insert_step", run.run_id, paused.step_index, ANSWER_STEP, dumps(resume),
+                     now)
+    await tx.execute("take_up_run", paused_id, run.run_id, paused.step_index + 1)
+    await tx.execute("set_interrupts", run.thread_id, None)
+    taken = await get_run(tx, run.run_id)
+    assert taken is not None
+    return taken
 
 
 async def cancel(tx: Tx, run_id: str, request: CancelRequest, now: float) -> Cancelled | None:
