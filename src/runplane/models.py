@@ -115,6 +115,17 @@ def owner_filter(caller: Caller | None) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadTTL:
+    """A thread's time to live: ``ttl_minutes`` after its last update (``expires_at``) the
+    sweep deletes it (``delete``) or keeps only its latest checkpoint (``keep_latest``)."""
+
+    strategy: str
+    ttl_minutes: float
+    #: None in a request: the thread's update decides it.
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Thread:
     thread_id: str
     created_at: datetime
@@ -127,6 +138,7 @@ class Thread:
     #: A graph thread paused by its last run: ``{task id: [{value, id}]}`` (empty at a
     #: breakpoint); None when it is not paused.
     interrupts: dict[str, list[dict[str, Any]]] | None = None
+    ttl: ThreadTTL | None = None
 
 
 @dataclass(frozen=True, slots=True)

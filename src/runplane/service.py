@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -64,6 +65,7 @@ from runplane.models import (
     Thread,
     ThreadQuery,
     ThreadStatus,
+    ThreadTTL,
     owner_filter,
     parse_enum,
 )
@@ -119,10 +121,13 @@ class RunService:
         thread_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         if_exists: str = "raise",
+        ttl: float | dict[str, Any] | None = None,
         caller: Caller | None = None,
     ) -> Thread:
         """A thread id is unique across owners: ``do_nothing`` on an id another owner took
-        raises ThreadExists rather than hand that owner's thread over."""
+        raises ThreadExists rather than hand that owner's thread over. ``ttl``: minutes, or
+        ``{"ttl": minutes, "strategy": "delete" | "keep_latest"}``, as LangGraph takes it:
+        that long after its last update the thread is swept (see :meth:`expire_threads`)."""
         limits.check_choice("if_exists", if_exists, ("raise", "do_nothing"))
         metadata = self._metadata(metadata)
         if thread_id:  # none or empty: a new id
@@ -130,7 +135,7 @@ class RunService:
         thread_id = thread_id or _new_id()
         thread = await self._store.create_thread(
             thread_id, metadata, self._clock.now(), if_exists=if_exists,
-            owner=None if caller is None else caller.owner,
+            owner=None if caller is None else caller.owner, ttl=_thread_ttl(ttl),
         )
         if caller is not None and not caller.sees(thread.owner):
             raise ThreadExists(thread_id)
@@ -250,15 +255,25 @@ class RunService:
         return await self._store.count_threads(self._thread_query(caller, metadata, status))
 
     async def update_thread(
-        self, thread_id: str, *, metadata: dict[str, Any] | None, caller: Caller | None = None
+        self, thread_id: str, *, metadata: dict[str, Any] | None = None,
+        ttl: float | dict[str, Any] | None = None, caller: Caller | None = None,
     ) -> Thread:
+        """Merge ``metadata`` into the thread's; a ``ttl`` (as in :meth:`create_thread`)
+        replaces the thread's."""
         metadata = self._metadata(metadata)
+        spec = _thread_ttl(ttl)
         await self.get_thread(thread_id, caller=caller)
         thread = await self._store.update_thread(
-            thread_id, metadata, self._clock.now())
+            thread_id, metadata, self._clock.now(), ttl=spec)
         if thread is None:
             raise ThreadNotFound(thread_id)
         return thread
+
+    async def expire_threads(self, limit: int = 1000) -> list[str]:
+        """Sweep the threads past their time to live that no run is using: delete them
+        (``delete``) or keep only their latest checkpoint (``keep_latest``). Run by every
+        worker's reaper; the ids swept."""
+        return await self._store.expire_threads(self._clock.now(), limit)
 
     async def delete_thread(self, thread_id: str, *, caller: Caller | None = None) -> None:
         """Cancel the thread's active runs (their workers stop as for any cancel), then
@@ -910,6 +925,25 @@ def _graph_kwargs(
         "durability": limits.check_choice("durability", durability or "sync", DURABILITY),
     }
     return kwargs
+
+
+def _thread_ttl(ttl: Any) -> ThreadTTL | None:
+    """A thread's ``ttl`` as the SDK sends it: minutes, or ``{"ttl": minutes, "strategy"}``
+    (strategy ``delete`` by default)."""
+    if ttl is None:
+        return None
+    spec = ttl if isinstance(ttl, dict) else {"ttl": ttl}
+    if unknown := set(spec) - {"ttl", "strategy"}:
+        raise InvalidInput("ttl", f"ttl takes 'ttl' (minutes) and 'strategy', not "
+                           f"{', '.join(map(repr, sorted(unknown)))}")
+    minutes = spec.get("ttl")
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or \
+            not math.isfinite(minutes) or not 0 < minutes <= limits.MAX_TIMEOUT_SECONDS / 60:
+        raise InvalidInput("ttl", f"ttl must be a positive number of minutes, at most "
+                           f"{limits.MAX_TIMEOUT_SECONDS // 60}, got {minutes!r}")
+    strategy = limits.check_choice("ttl.strategy", spec.get("strategy", "delete"),
+                                   PRUNE_STRATEGIES)
+    return ThreadTTL(strategy, float(minutes))
 
 
 def _answer_kwargs(assistant_id: str, input: Any, command: Any, interrupt_before: Any,

@@ -259,7 +259,8 @@ class Worker:
             await self._stop_lost(refused)
 
     async def reap(self) -> None:
-        """Re-queue runs whose worker stopped renewing its lease."""
+        """Re-queue runs whose worker stopped renewing its lease; end orphaned children;
+        sweep threads past their time to live."""
         reaped = await self._store.reap_expired(self._clock.now())
         for item in reaped:
             log.warning("run %s: lease expired, now %s", item.run_id, item.status)
@@ -268,6 +269,8 @@ class Worker:
             self._wake.set()
         if self._runs is not None:
             await self._runs.end_orphans()
+            for thread_id in await self._runs.expire_threads():
+                log.info("thread %s: swept, past its time to live", thread_id)
 
     # --- running one run ---------------------------------------------------
     async def _supervise(self, claimed: ClaimedRun, handle: _Held) -> None:

@@ -42,7 +42,7 @@ router = APIRouter(prefix="/threads", tags=["threads"])
 async def create(service: Service, caller: Who, body: ThreadCreate) -> dict[str, Any]:
     thread = await service.create_thread(
         thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists,
-        caller=caller)
+        ttl=body.ttl, caller=caller)
     return thread_body(thread)
 
 
@@ -74,16 +74,25 @@ async def count(service: Service, caller: Who, body: ThreadCount) -> int:
                                        caller=caller)
 
 
-@router.get("/{thread_id}", **answers(ThreadAnswer, 404))
-async def get(service: Service, caller: Who, thread_id: ThreadId) -> dict[str, Any]:
-    return thread_body(await service.get_thread(thread_id, caller=caller))
+#: What ``?include=`` may add to a thread (comma-separated, as the SDK sends it).
+THREAD_INCLUDES = ("ttl",)
+
+
+@router.get("/{thread_id}", **answers(ThreadAnswer, 400, 404))
+async def get(service: Service, caller: Who, thread_id: ThreadId,
+              include: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
+    """``include=ttl``: the thread's time to live (strategy, minutes, expiry), if set."""
+    fields = [f.strip() for f in (include or "").split(",") if f.strip()]
+    for field in fields:
+        limits.check_choice("include", field, THREAD_INCLUDES)
+    return thread_body(await service.get_thread(thread_id, caller=caller), include=fields)
 
 
 @router.patch("/{thread_id}", **answers(ThreadAnswer, 400, 404, 413))
 async def update(service: Service, caller: Who, thread_id: ThreadId,
                  body: ThreadUpdate) -> dict[str, Any]:
     return thread_body(await service.update_thread(thread_id, metadata=body.metadata,
-                                                   caller=caller))
+                                                   ttl=body.ttl, caller=caller))
 
 
 @router.delete("/{thread_id}", **answers(None, 404, status=204))

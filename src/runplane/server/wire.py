@@ -8,7 +8,7 @@ with a 422 naming the field, those whose meaning runplane cannot honour
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -112,14 +112,30 @@ Limit = Annotated[int, Field(ge=0, le=MAX_LIMIT)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
 
+#: A thread's time to live as the SDK sends it: minutes, or ``{"ttl": minutes,
+#: "strategy": "delete" | "keep_latest"}`` (checked by the service).
+TTL = Annotated[float | dict[str, Any] | None, Field(
+    description="minutes, or {ttl: minutes, strategy: 'delete' | 'keep_latest'}")]
+
+
 class ThreadCreate(_Body):
     thread_id: Id | None = None
     metadata: dict[str, Any] | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
+    ttl: TTL = None
+    supersteps: SkipJsonSchema[list[Any] | None] = None  # refused when given
+
+    @model_validator(mode="after")
+    def _no_supersteps(self) -> ThreadCreate:
+        if self.supersteps:
+            raise ValueError("creating a thread with 'supersteps' is not supported; create "
+                             "it, then apply each update with POST /threads/{id}/state")
+        return self
 
 
 class ThreadUpdate(_Body):
     metadata: dict[str, Any] | None = None
+    ttl: TTL = None
 
 
 class ThreadSearch(_Body):
@@ -351,8 +367,10 @@ def run_result(run: Run) -> Any:
     return {"__error__": {"error": kind, "message": run.error or run.status.value}}
 
 
-def thread_body(thread: Thread) -> dict[str, Any]:
-    return {
+def thread_body(thread: Thread, *, include: Sequence[str] = ()) -> dict[str, Any]:
+    """A thread as the LangGraph server answers it; ``include`` ``ttl``: with its time to
+    live, if it has one."""
+    body = {
         "thread_id": thread.thread_id,
         "created_at": _iso(thread.created_at),
         "updated_at": _iso(thread.updated_at),
@@ -361,6 +379,10 @@ def thread_body(thread: Thread) -> dict[str, Any]:
         "values": thread.values,
         "interrupts": thread.interrupts or {},
     }
+    if "ttl" in include and thread.ttl is not None:
+        body["ttl"] = {"strategy": thread.ttl.strategy, "ttl_minutes": thread.ttl.ttl_minutes,
+                       "expires_at": thread.ttl.expires_at and _iso(thread.ttl.expires_at)}
+    return body
 
 
 def state_body(state: Thread | StateSnapshot) -> dict[str, Any]:
@@ -519,6 +541,12 @@ class TreeAnswer(BaseModel):
     children: list[TreeAnswer]
 
 
+class ThreadTTLAnswer(BaseModel):
+    strategy: Literal["delete", "keep_latest"]
+    ttl_minutes: float
+    expires_at: datetime
+
+
 class ThreadAnswer(BaseModel):
     thread_id: str
     created_at: datetime
@@ -527,6 +555,8 @@ class ThreadAnswer(BaseModel):
     status: ThreadStatusName
     values: Any
     interrupts: dict[str, Any]
+    #: only with ``?include=ttl``, and only when the thread has one
+    ttl: ThreadTTLAnswer | None = None
 
 
 class ThreadStateAnswer(BaseModel):

@@ -31,6 +31,7 @@ from runplane.models import (
     StoredCheckpoint,
     Thread,
     ThreadQuery,
+    ThreadTTL,
 )
 
 #: How ``create_run`` treats a thread that already has an active run.
@@ -106,10 +107,10 @@ class Store(Protocol):
     # --- threads -----------------------------------------------------------
     async def create_thread(
         self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str,
-        owner: str | None = None,
+        owner: str | None = None, ttl: ThreadTTL | None = None,
     ) -> Thread:
         """``if_exists``: ``raise`` (ThreadExists) or ``do_nothing`` (return the existing one,
-        whoever owns it: the service decides who may see it)."""
+        whoever owns it: the service decides who may see it). ``ttl``: a new thread's."""
 
     async def get_thread(self, thread_id: str) -> Thread | None: ...
 
@@ -118,9 +119,16 @@ class Store(Protocol):
     async def count_threads(self, query: ThreadQuery) -> int: ...
 
     async def update_thread(
-        self, thread_id: str, metadata: dict[str, Any], now: float
+        self, thread_id: str, metadata: dict[str, Any], now: float, *,
+        ttl: ThreadTTL | None = None,
     ) -> Thread | None:
-        """Merge ``metadata`` into the thread's (top-level keys replace); None if missing."""
+        """Merge ``metadata`` into the thread's (top-level keys replace) and set its ``ttl``
+        if given; None if missing."""
+
+    async def expire_threads(self, now: float, limit: int) -> list[str]:
+        """Sweep up to ``limit`` threads past their time to live with no active run: delete
+        each (``delete``) or keep only its latest checkpoint (``keep_latest``, once per
+        update of the thread). The ids swept."""
 
     async def delete_thread(self, thread_id: str) -> bool:
         """Delete the thread with its runs, steps, events and LangGraph checkpoints; False if

@@ -35,17 +35,19 @@ SELECT *, CASE WHEN busy THEN 'busy'
 
 -- name: insert_thread
 -- Answers true if inserted, nothing if the thread existed.
-INSERT INTO threads (thread_id, created_at, updated_at, metadata, owner)
-VALUES ($1, $2, $2, $3::jsonb, $4)
+INSERT INTO threads (thread_id, created_at, updated_at, metadata, owner, ttl_strategy,
+                     ttl_minutes)
+VALUES ($1, $2, $2, $3::jsonb, $4, $5, $6)
 ON CONFLICT (thread_id) DO NOTHING
 RETURNING true
 
 -- name: copy_thread
--- Thread $1 as a new thread $2 (its metadata, values and pending interrupts), owned by $4;
--- answers nothing if $1 does not exist.
+-- Thread $1 as a new thread $2 (its metadata, values, pending interrupts and time to
+-- live), owned by $4; answers nothing if $1 does not exist.
 INSERT INTO threads (thread_id, created_at, updated_at, metadata, owner, values_json,
-                     interrupts)
-SELECT $2, $3, $3, metadata, $4, values_json, interrupts FROM threads WHERE thread_id = $1
+                     interrupts, ttl_strategy, ttl_minutes)
+SELECT $2, $3, $3, metadata, $4, values_json, interrupts, ttl_strategy, ttl_minutes
+  FROM threads WHERE thread_id = $1
 RETURNING true
 
 -- name: thread_metadata_for_update
@@ -53,6 +55,24 @@ SELECT metadata FROM threads WHERE thread_id = $1 FOR UPDATE
 
 -- name: update_thread_metadata
 UPDATE threads SET metadata = $2::jsonb, updated_at = $3 WHERE thread_id = $1
+
+-- name: set_thread_ttl
+UPDATE threads SET ttl_strategy = $2, ttl_minutes = $3, updated_at = $4 WHERE thread_id = $1
+
+-- name: expired_threads
+-- Threads past their time to live, not yet swept since their last update, with no run
+-- pending or running (a run on the thread takes its row lock first: none starts while
+-- the sweep holds it), the first to expire first.
+SELECT thread_id, ttl_strategy FROM threads t
+ WHERE ttl_minutes IS NOT NULL AND expires_at <= $1
+   AND (ttl_swept_at IS NULL OR ttl_swept_at < updated_at)
+   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
+                    AND r.status IN ('pending', 'running'))
+ ORDER BY expires_at LIMIT $2
+   FOR UPDATE SKIP LOCKED
+
+-- name: mark_ttl_swept
+UPDATE threads SET ttl_swept_at = $2 WHERE thread_id = $1
 
 -- name: delete_thread
 DELETE FROM threads WHERE thread_id = $1 RETURNING true

@@ -21,6 +21,7 @@ from runplane.models import (
     StoredCheckpoint,
     Thread,
     ThreadStatus,
+    ThreadTTL,
     to_datetime,
 )
 
@@ -138,6 +139,8 @@ def thread_from_row(row: Row) -> Thread:
         status=thread_status(row["busy"], row["last_status"], row["interrupts"] is not None),
         interrupts=loads(row["interrupts"]),
         owner=row["owner"],
+        ttl=None if row["ttl_minutes"] is None else ThreadTTL(
+            row["ttl_strategy"], row["ttl_minutes"], to_datetime(row["expires_at"])),
     )
 
 

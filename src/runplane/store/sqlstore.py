@@ -26,6 +26,7 @@ from runplane.models import (
     Step,
     StoredCheckpoint,
     Thread,
+    ThreadTTL,
 )
 from runplane.store import transactions as txs
 from runplane.store.base import Created, OnActive, Reaped, Swept
@@ -49,18 +50,23 @@ class SQLStore(ABC):
     # threads
     async def create_thread(
         self, thread_id: str, metadata: dict[str, Any], now: float, *, if_exists: str,
-        owner: str | None = None,
+        owner: str | None = None, ttl: ThreadTTL | None = None,
     ) -> Thread:
         return await self._write(
-            lambda tx: txs.create_thread(tx, thread_id, metadata, now, if_exists, owner))
+            lambda tx: txs.create_thread(tx, thread_id, metadata, now, if_exists, owner, ttl))
 
     async def get_thread(self, thread_id: str) -> Thread | None:
         return await self._read(lambda tx: txs.get_thread(tx, thread_id))
 
     async def update_thread(
-        self, thread_id: str, metadata: dict[str, Any], now: float
+        self, thread_id: str, metadata: dict[str, Any], now: float, *,
+        ttl: ThreadTTL | None = None,
     ) -> Thread | None:
-        return await self._write(lambda tx: txs.update_thread(tx, thread_id, metadata, now))
+        return await self._write(
+            lambda tx: txs.update_thread(tx, thread_id, metadata, now, ttl))
+
+    async def expire_threads(self, now: float, limit: int) -> list[str]:
+        return await self._write(lambda tx: txs.expire_threads(tx, now, limit))
 
     async def delete_thread(self, thread_id: str) -> bool:
         return await self._write(lambda tx: txs.delete_thread(tx, thread_id))

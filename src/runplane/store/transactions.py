@@ -62,6 +62,7 @@ from runplane.models import (
     Step,
     StoredCheckpoint,
     Thread,
+    ThreadTTL,
 )
 from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
 from runplane.store.rows import (
@@ -226,9 +227,10 @@ async def get_thread(tx: Tx, thread_id: str) -> Thread | None:
 
 async def create_thread(
     tx: Tx, thread_id: str, metadata: dict[str, Any], now: float, if_exists: str,
-    owner: str | None,
+    owner: str | None, ttl: ThreadTTL | None = None,
 ) -> Thread:
-    inserted = await tx.value("insert_thread", thread_id, now, dumps(metadata), owner)
+    inserted = await tx.value("insert_thread", thread_id, now, dumps(metadata), owner,
+                              *_ttl_columns(ttl))
     if not inserted and if_exists == "raise":
         raise ThreadExists(thread_id)
     thread = await get_thread(tx, thread_id)
@@ -237,14 +239,32 @@ async def create_thread(
 
 
 async def update_thread(
-    tx: Tx, thread_id: str, metadata: dict[str, Any], now: float
+    tx: Tx, thread_id: str, metadata: dict[str, Any], now: float, ttl: ThreadTTL | None
 ) -> Thread | None:
     row = await tx.row("thread_metadata_for_update", thread_id)
     if row is None:
         return None
     merged = merge_metadata(row["metadata"], metadata)
     await tx.execute("update_thread_metadata", thread_id, dumps(merged), now)
+    if ttl is not None:
+        await tx.execute("set_thread_ttl", thread_id, *_ttl_columns(ttl), now)
     return await get_thread(tx, thread_id)
+
+
+def _ttl_columns(ttl: ThreadTTL | None) -> tuple[str | None, float | None]:
+    return (None, None) if ttl is None else (ttl.strategy, ttl.ttl_minutes)
+
+
+async def expire_threads(tx: Tx, now: float, limit: int) -> list[str]:
+    """The sweep of threads past their time to live (``Store.expire_threads``)."""
+    expired = await tx.rows("expired_threads", now, limit)
+    for row in expired:
+        if row["ttl_strategy"] == "keep_latest":
+            await prune_checkpoints(tx, [row["thread_id"]], keep_latest=True)
+            await tx.execute("mark_ttl_swept", row["thread_id"], now)
+        else:
+            await delete_thread(tx, row["thread_id"])
+    return [row["thread_id"] for row in expired]
 
 
 async def delete_thread(tx: Tx, thread_id: str) -> bool:
@@ -302,7 +322,7 @@ async def create_run(
     if new.thread_id is not None:
         thread_id = new.thread_id
         if create_thread:
-            await tx.value("insert_thread", thread_id, now, dumps({}), new.owner)
+            await tx.value("insert_thread", thread_id, now, dumps({}), new.owner, None, None)
         locked = await tx.row("thread_owner_for_update", thread_id)
         if locked is None:
             raise ThreadNotFound(thread_id)

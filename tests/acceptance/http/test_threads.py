@@ -1,11 +1,13 @@
-"""``/threads`` (``runplane.server.threads``): create, get, update, search, state, status
-and delete."""
+"""``/threads`` (``runplane.server.threads``): create, get (with ``include=ttl``), update,
+search, state, status, time to live and delete."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError
@@ -106,3 +108,31 @@ async def test_unknown_thread_is_not_found(client: LangGraphClient) -> None:
         await client.threads.get(str(uuid.uuid4()))
     with pytest.raises(NotFoundError):
         await client.threads.delete(str(uuid.uuid4()))
+
+
+async def test_a_thread_ttl_is_kept_and_shown_with_include(
+        client: LangGraphClient, http: httpx.AsyncClient) -> None:
+    made = await client.threads.create(ttl=30)
+    assert "ttl" not in made
+    got = await client.threads.get(made["thread_id"], include=["ttl"])
+    ttl = got["ttl"]
+    assert ttl["strategy"] == "delete" and ttl["ttl_minutes"] == 30
+    expires = datetime.fromisoformat(ttl["expires_at"])
+    assert expires - datetime.fromisoformat(got["updated_at"]) == timedelta(minutes=30)
+    await client.threads.update(made["thread_id"], metadata={},
+                                ttl={"ttl": 5, "strategy": "keep_latest"})
+    got = await client.threads.get(made["thread_id"], include=["ttl"])
+    assert got["ttl"]["strategy"] == "keep_latest" and got["ttl"]["ttl_minutes"] == 5
+    plain = await client.threads.create()
+    assert "ttl" not in await client.threads.get(plain["thread_id"], include=["ttl"])
+
+    count = await client.threads.count()
+    for body, says in [({"ttl": -5}, "positive number of minutes"),
+                       ({"ttl": {"ttl": 5, "strategy": "archive"}}, "archive"),
+                       ({"supersteps": [{"updates": []}]}, "supersteps")]:
+        answer = await http.post("/threads", json=body)
+        assert answer.status_code == 422, answer.text
+        assert says in answer.text
+    answer = await http.get(f"/threads/{plain['thread_id']}", params={"include": "ttl,bogus"})
+    assert answer.status_code == 422 and "bogus" in answer.json()["detail"]
+    assert await client.threads.count() == count  # the refused ones created nothing
