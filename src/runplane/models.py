@@ -198,6 +198,8 @@ class Run:
     #: Where a failed run's workflow raised (or where its timeout stopped it), formatted and
     #: bounded by the worker; None for other runs.
     traceback: str | None = None
+    #: The run's place in creation order (the store's own key: it only grows).
+    seq: int = 0
     #: The owner of its thread, of its parent run, or of whoever created it (None: nobody).
     owner: str | None = None
     #: How a graph run is to run (``config``, ``context``, ``stream_mode``, ...: see

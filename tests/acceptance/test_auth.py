@@ -246,6 +246,10 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("POST", THREAD + "/copy"): not_found(THREAD + "/copy", method="POST", done=True),
     ("POST", "/threads/prune"): prunes_none_of_alices_threads,
     ("GET", THREAD + "/stream"): not_found(THREAD + "/stream"),
+    ("POST", THREAD + "/commands"): not_found(THREAD + "/commands", method="POST", body={
+        "id": 1, "method": "run.start", "params": {"assistant_id": "echo", "input": {}}}),
+    ("POST", THREAD + "/stream/events"):
+        not_found(THREAD + "/stream/events", method="POST", body={"channels": ["values"]}),
     ("POST", THREAD + "/runs"): not_found(THREAD + "/runs", method="POST", body=RUN_BODY),
     ("GET", THREAD + "/runs"): not_found(THREAD + "/runs"),
     ("POST", THREAD + "/runs/stream"):

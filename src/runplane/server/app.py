@@ -36,7 +36,7 @@ from runplane.errors import (
     ThreadBusy,
     UnknownWorkflow,
 )
-from runplane.server import assistants, runs, threads
+from runplane.server import assistants, protocol, runs, threads
 from runplane.server.auth import (
     OPEN_PATHS,
     Authenticate,
@@ -97,6 +97,7 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None, *,
 
     app.include_router(assistants.router)
     app.include_router(threads.router)
+    app.include_router(protocol.router)
     app.include_router(runs.router)
     app.mount("/metrics", make_asgi_app())
     _document_guards(app)

@@ -21,12 +21,16 @@ its message chunks (logged as ``messages``: ``[chunk, metadata]``) as the SSE ev
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runplane.lifecycle import ENDED_BY, RESERVED_PREFIXES, EventName
-from runplane.models import STREAM_MODES, Event, RunStatus
+from runplane.models import STREAM_MODES, Caller, Event, Run, RunStatus
+
+if TYPE_CHECKING:
+    from runplane.service import RunService
 
 #: Log events that end a run failed, and the stream ``error`` payload each gives.
 _FAILURES: dict[str, str] = {EventName.RUN_FAIL: "RunError", EventName.RUN_TIMEOUT: "RunTimeout"}
@@ -161,3 +165,28 @@ async def event_stream(
             yield sse(name, data, f"{id_prefix}{event.seq}" if k == len(parts) - 1 else None)
     if not view.ended:
         yield sse("end", view.end((await final_status()).value))
+
+
+async def thread_runs(
+    service: RunService, thread_id: str, first: Run | None, *, after: str | None,
+    poll: float, heartbeat: float, stopping: Callable[[], bool], caller: Caller | None,
+) -> AsyncIterator[Run | None]:
+    """The runs a thread's stream follows, one after the other: ``first`` (if any), then
+    each run created after the last one given (after run ``after`` to begin with; with
+    neither, the thread's oldest active run). A new run is looked for every ``poll``
+    seconds; None after each ``heartbeat`` seconds of waiting (a keep-alive tick). The
+    consumer reads a run's log to its end before it asks for the next run."""
+    run, last, idle = first, after, 0.0
+    while not stopping():
+        if run is None:
+            run = await service.next_thread_run(thread_id, last, caller=caller)
+            if run is None:
+                await asyncio.sleep(poll)
+                idle += poll
+                if idle >= heartbeat:
+                    idle = 0.0
+                    yield None
+                continue
+        idle = 0.0
+        yield run
+        last, run = run.run_id, None

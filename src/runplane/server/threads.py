@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -14,7 +13,13 @@ from runplane import limits
 from runplane.errors import InvalidInput, RunNotFound
 from runplane.models import RunStatus
 from runplane.server.deps import Service, Settings, Who
-from runplane.server.streams import HEARTBEAT, event_stream, parse_last_event_id, sse
+from runplane.server.streams import (
+    HEARTBEAT,
+    event_stream,
+    parse_last_event_id,
+    sse,
+    thread_runs,
+)
 from runplane.server.wire import (
     SSE,
     HistoryQuery,
@@ -175,23 +180,20 @@ async def join_stream(
     poll = request.app.state.runplane.settings.poll_interval  # how often new runs are looked for
 
     async def body() -> AsyncIterator[bytes]:
-        run, seq, last = current, after_seq, None
-        if run is None:  # nothing to resume: its active run, else the next one created
-            run = await service.next_thread_run(thread_id, None, caller=caller)
-            if run is None:
+        first, seq, last = current, after_seq, None
+        if first is None:  # nothing to resume: its active run, else the next one created
+            first = await service.next_thread_run(thread_id, None, caller=caller)
+            if first is None:
                 runs = await service.list_runs(thread_id, limit=1, caller=caller)
                 last = runs[0].run_id if runs else None
-        idle = 0.0
-        while not request.app.state.shutting_down:
+        async for run in thread_runs(
+                service, thread_id, first, after=last, poll=poll,
+                heartbeat=settings.sse_heartbeat, caller=caller,
+                stopping=lambda: request.app.state.shutting_down):
             if run is None:
-                run = await service.next_thread_run(thread_id, last, caller=caller)
-                if run is None:
-                    await asyncio.sleep(poll)
-                    idle += poll
-                    if idle >= settings.sse_heartbeat:
-                        idle = 0.0
-                        yield HEARTBEAT
-                    continue
+                yield HEARTBEAT
+                continue
+            if run is not first:
                 seq = 0
             if "run_modes" in modes:
                 events = service.stream(run.run_id, after_seq=seq, idle=settings.sse_heartbeat)
@@ -207,8 +209,6 @@ async def join_stream(
                 yield sse("metadata", {"run_id": run.run_id, "attempt": run.attempt})
                 await service.settled(run.run_id)
             yield sse("metadata", {"status": "run_done", "run_id": run.run_id})
-            last = run.run_id
-            run = None
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

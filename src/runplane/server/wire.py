@@ -49,6 +49,7 @@ from runplane.models import (
     Thread,
     ThreadStatus,
 )
+from runplane.server.protocol_events import CHANNELS
 from runplane.service import BULK_STATUSES, CANCEL_SCOPES, DURABILITY
 
 if TYPE_CHECKING:
@@ -539,6 +540,43 @@ class TreeAnswer(BaseModel):
     created_at: datetime | None
     ended_at: datetime | None
     children: list[TreeAnswer]
+
+
+# --- the thread-centric streaming protocol (runplane.server.protocol) ---
+
+
+class ProtocolCommand(_Body):
+    id: int
+    method: Annotated[str, Field(max_length=100)]
+    params: dict[str, Any] = {}
+
+
+class CommandAnswer(BaseModel):
+    type: str
+    id: int
+    result: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None
+    error: str | None = None
+    message: str | None = None
+
+
+class EventStreamRequest(_Body):
+    channels: Annotated[list[Annotated[str, Field(max_length=200)]],
+                        Field(min_length=1, max_length=20)]
+    namespaces: Annotated[list[Annotated[list[Id], Field(max_length=32)]] | None,
+                          Field(max_length=32)] = None
+    depth: Annotated[int | None, Field(ge=0, le=1000)] = None
+    since: Annotated[int | None, Field(ge=0, le=2**63 - 1)] = None
+
+    @field_validator("channels")
+    @classmethod
+    def _known(cls, channels: list[str]) -> list[str]:
+        for channel in channels:
+            if channel not in CHANNELS and not (channel.startswith("custom:")
+                                                and len(channel) > len("custom:")):
+                raise ValueError(f"unknown channel {channel!r}; allowed: "
+                                 f"{', '.join(CHANNELS)}, custom:<name>")
+        return channels
 
 
 class ThreadTTLAnswer(BaseModel):

@@ -113,6 +113,7 @@ def _run_from_row(row: Row) -> Run:
         owner=row["owner"],
         kwargs={} if row["kwargs"] == "{}" else loads(row["kwargs"]),  # a workflow's: none
         not_before=to_datetime(row["not_before"]),
+        seq=row["seq"],
     )
 
 
