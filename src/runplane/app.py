@@ -65,6 +65,7 @@ class Runs(Operations):
         "create_batch": "create_runs",
         "get": "get_run",
         "list": "list_runs",
+        "count": "count_runs",
         "join": "join",
         "settled": "settled",
         "cancel": "cancel",

@@ -505,7 +505,8 @@ def serve(
         access = f"no API keys, --insecure: anyone who can reach {host} has full access"
     where = f"http://{host}:{server.port}"
     typer.echo(f"runplane serving {_assistants(rp) or 'no assistants'} "
-               f"on {where} (docs: {where}/docs; database {redact_url(url)}; {access})")
+               f"on {where} (console: {where}/ui; docs: {where}/docs; "
+               f"database {redact_url(url)}; {access})")
     try:
         run_server(rp, server, log_level=process.log_level,
                    custom=project.http_app if project is not None else None)

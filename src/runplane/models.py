@@ -161,6 +161,25 @@ THREAD_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at")
 
 
 @dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs a listing wants besides their thread, status and owner: every filter
+    given must hold (``id_prefix``: the start of the run id; times: epoch seconds of
+    creation, ``created_before`` excluded)."""
+
+    assistant_id: str | None = None
+    id_prefix: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+
+    def params(self) -> tuple[str | None, str | None, float | None, float | None]:
+        return self.assistant_id, self.id_prefix, self.created_after, self.created_before
+
+
+#: No filter: every run.
+ANY_RUN = RunFilter()
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     """A run as stored. ``lease_generation`` is the fencing token: it only grows."""
 

@@ -23,6 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from runplane import limits, metrics
@@ -59,6 +60,7 @@ from runplane.models import (
     MultitaskStrategy,
     NewRun,
     Run,
+    RunFilter,
     RunNode,
     RunStatus,
     Step,
@@ -532,16 +534,54 @@ class RunService:
         status: str | None = None,
         limit: int = 10,
         offset: int = 0,
+        assistant_id: str | None = None,
+        id_prefix: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         caller: Caller | None = None,
     ) -> list[Run]:
+        """Newest first; every filter given must hold (``id_prefix``: the start of the run
+        id; ``created_before`` excluded)."""
         wanted = None if status is None else parse_enum(RunStatus, status, "status")
         _page(limit, offset)
-        if thread_id is not None:
-            await self.get_thread(thread_id, caller=caller)
+        where = await self._run_filter(thread_id, assistant_id, id_prefix, created_after,
+                                       created_before, caller)
         return await self._store.list_runs(
             thread_id=thread_id, status=wanted, limit=limit, offset=offset,
-            owner=owner_filter(caller),
+            owner=owner_filter(caller), where=where,
         )
+
+    async def count_runs(
+        self,
+        thread_id: str | None = None,
+        *,
+        assistant_id: str | None = None,
+        id_prefix: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        caller: Caller | None = None,
+    ) -> dict[str, int]:
+        """How many runs of each status (every status named) ``list_runs`` finds with these
+        filters."""
+        where = await self._run_filter(thread_id, assistant_id, id_prefix, created_after,
+                                       created_before, caller)
+        counts = await self._store.count_runs(thread_id=thread_id, owner=owner_filter(caller),
+                                              where=where)
+        return {status.value: counts.get(status, 0) for status in RunStatus}
+
+    async def _run_filter(
+        self, thread_id: str | None, assistant_id: str | None, id_prefix: str | None,
+        created_after: datetime | None, created_before: datetime | None,
+        caller: Caller | None,
+    ) -> RunFilter:
+        if thread_id is not None:
+            await self.get_thread(thread_id, caller=caller)
+        for field, value in (("assistant_id", assistant_id), ("id_prefix", id_prefix)):
+            if value is not None:
+                limits.check_id(field, value)
+        return RunFilter(assistant_id, id_prefix or None,
+                         None if created_after is None else created_after.timestamp(),
+                         None if created_before is None else created_before.timestamp())
 
     async def delete_run(
         self, run_id: str, *, thread_id: str | None = None, caller: Caller | None = None

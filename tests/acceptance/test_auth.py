@@ -351,6 +351,8 @@ async def test_keys_are_required_everywhere_but_ok(server: str):
             assert r.status_code == 401, (path, r.status_code)
             assert r.headers["www-authenticate"].startswith("Bearer")
             assert "missing API key" in r.json()["detail"]
+        # Swagger UI's assets are public files: /docs itself needs a key
+        assert (await anyone.get("/docs/assets/swagger-ui.css")).status_code == 200
         wrong = await anyone.get("/runs", headers={"x-api-key": ALICE_KEY + "x"})
         assert (wrong.status_code, wrong.json()) == (401, {"detail": "invalid API key"})
         bearer = await anyone.get("/runs", headers={"Authorization": f"Bearer {BOB_KEY}"})

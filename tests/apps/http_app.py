@@ -37,7 +37,8 @@ from typing import Any
 
 from runplane import ChildCancelled, Context, Runplane
 
-WORKFLOWS = ("echo", "steps", "parks", "ticks", "fails", "family", "unstorable", "asks")
+WORKFLOWS = ("echo", "steps", "parks", "ticks", "fails", "family", "unstorable", "asks",
+             "stepper")
 
 
 def mark(path: str | None, line: str) -> None:
@@ -186,3 +187,19 @@ async def asks(ctx: Context, input: Any) -> dict[str, Any]:
     answer = await ctx.interrupt({"send to": input["to"]})
     sent = await ctx.step("send", _echo, {"log": input.get("log"), "tag": f"send:{answer}"})
     return {"answer": answer, "steps": [drafted["echo"]["tag"], sent["echo"]["tag"]]}
+
+
+async def _open_gate(gate: str, i: int) -> int:
+    """Wait until the file ``gate`` exists: the test opens each step when it wants."""
+    while not gate_is_open(gate):  # noqa: ASYNC110 (a file the test process creates)
+        await asyncio.sleep(0.01)
+    return i
+
+
+@app.workflow("stepper")
+async def stepper(ctx: Context, input: Any) -> dict[str, int]:
+    """``n`` steps, step ``i`` running until the file ``<dir>/open-<i>`` exists."""
+    done = 0
+    for i in range(int(input["n"])):
+        done = await ctx.step(f"step_{i}", _open_gate, f"{input['dir']}/open-{i}", i + 1)
+    return {"done": done}

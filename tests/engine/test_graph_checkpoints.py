@@ -74,9 +74,10 @@ async def test_a_refused_checkpoint_write_stops_the_graph_as_lease_lost(make_app
     gate = Gate()
     executed: list[str] = []
     # no polls, no heartbeat: the worker learns of the takeover only through its refused
-    # checkpoint write
+    # checkpoint write; its one slot is the run's, so it cannot claim the run back itself
+    # when the reap signals it pending (PostgreSQL's NOTIFY wakes it at once)
     app = graph_app(make_app, gate, executed, clock=clock, poll_interval=3600.0,
-                    lease_ttl=10_000.0, heartbeat_interval=5_000.0)
+                    lease_ttl=10_000.0, heartbeat_interval=5_000.0, concurrency=1)
     refused = REFUSED_WRITES.labels("checkpoint")._value.get()
     async with app:
         run = await app.runs.create(None, "graph", input={"done": []})

@@ -25,6 +25,7 @@ from starlette.routing import Match
 
 from runplane import __version__
 from runplane.app import Runplane
+from runplane.console.routes import mount_console
 from runplane.errors import (
     Conflict,
     InvalidInput,
@@ -46,6 +47,7 @@ from runplane.server.auth import (
     allowed_hosts,
 )
 from runplane.server.custom_routes import CustomRoutes
+from runplane.server.docs import mount_docs
 from runplane.server.settings import ServerSettings
 
 
@@ -70,6 +72,8 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None, *,
         version=__version__,
         summary="Durable runs of AI agents and workflows; LangGraph Agent Server protocol.",
         lifespan=lifespan,
+        docs_url=None,  # served with its own assets: runplane.server.docs
+        redoc_url=None,
     )
     app.state.runplane = rp
     app.state.settings = settings
@@ -98,6 +102,8 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None, *,
     app.include_router(assistants.router)
     app.include_router(threads.router)
     app.include_router(protocol.router)
+    mount_docs(app)
+    mount_console(app)
     app.include_router(runs.router)
     app.mount("/metrics", make_asgi_app())
     _document_guards(app)

@@ -37,6 +37,8 @@ from runplane.models import Caller
 
 #: Paths anyone may read: a load balancer's health check carries no key.
 OPEN_PATHS = frozenset({"/ok"})
+#: Public files (the Swagger UI's assets), open without a key too.
+OPEN_PREFIXES = ("/docs/assets/",)
 #: Host names a loopback-bound server answers to by default.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 #: Origins allowed by default: pages served from this machine, on any port.
@@ -193,7 +195,8 @@ class Authenticate:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.keys is None or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or self.keys is None or scope["path"] in OPEN_PATHS \
+                or scope["path"].startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         key = _presented_key(Headers(scope=scope))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from runplane.models import (
+    ANY_RUN,
     CancelOutcome,
     CancelRequest,
     CheckpointWrite,
@@ -26,6 +27,7 @@ from runplane.models import (
     Lease,
     NewRun,
     Run,
+    RunFilter,
     RunStatus,
     Step,
     StoredCheckpoint,
@@ -158,9 +160,14 @@ class Store(Protocol):
 
     async def list_runs(
         self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int,
-        owner: str | None = None,
+        owner: str | None = None, where: RunFilter = ANY_RUN,
     ) -> list[Run]:
         """Newest first; every filter given must hold (``owner``: that owner's runs only)."""
+
+    async def count_runs(
+        self, *, thread_id: str | None, owner: str | None = None, where: RunFilter = ANY_RUN,
+    ) -> dict[RunStatus, int]:
+        """How many runs of each status ``list_runs`` would find with these filters."""
 
     async def cancel_runs(
         self, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool

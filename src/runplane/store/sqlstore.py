@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from runplane.models import (
+    ANY_RUN,
     CancelRequest,
     CheckpointWrite,
     ClaimedRun,
@@ -22,6 +23,7 @@ from runplane.models import (
     Lease,
     NewRun,
     Run,
+    RunFilter,
     RunStatus,
     Step,
     StoredCheckpoint,
@@ -90,10 +92,15 @@ class SQLStore(ABC):
 
     async def list_runs(
         self, *, thread_id: str | None, status: RunStatus | None, limit: int, offset: int,
-        owner: str | None = None,
+        owner: str | None = None, where: RunFilter = ANY_RUN,
     ) -> list[Run]:
         return await self._read(
-            lambda tx: txs.list_runs(tx, thread_id, status, limit, offset, owner))
+            lambda tx: txs.list_runs(tx, thread_id, status, limit, offset, owner, where))
+
+    async def count_runs(
+        self, *, thread_id: str | None, owner: str | None = None, where: RunFilter = ANY_RUN,
+    ) -> dict[RunStatus, int]:
+        return await self._read(lambda tx: txs.count_runs(tx, thread_id, owner, where))
 
     async def cancel_runs(
         self, run_id: str, request: CancelRequest, now: float, *, whole_tree: bool

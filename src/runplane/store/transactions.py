@@ -48,6 +48,7 @@ from runplane.lifecycle import EventName
 from runplane.limits import MAX_METADATA_BYTES, check_json
 from runplane.models import (
     ANSWER_STEP,
+    ANY_RUN,
     FINISHED,
     CancelAction,
     CancelOutcome,
@@ -58,6 +59,7 @@ from runplane.models import (
     Lease,
     NewRun,
     Run,
+    RunFilter,
     RunStatus,
     Step,
     StoredCheckpoint,
@@ -476,11 +478,18 @@ async def delete_run(tx: Tx, run_id: str) -> Run:
 
 async def list_runs(
     tx: Tx, thread_id: str | None, status: RunStatus | None, limit: int, offset: int,
-    owner: str | None,
+    owner: str | None, where: RunFilter = ANY_RUN,
 ) -> list[Run]:
     rows = await tx.rows("list_runs", thread_id, status.value if status else None, limit,
-                         offset, owner)
+                         offset, owner, *where.params())
     return [run_from_row(r) for r in rows]
+
+
+async def count_runs(
+    tx: Tx, thread_id: str | None, owner: str | None, where: RunFilter
+) -> dict[RunStatus, int]:
+    rows = await tx.rows("count_runs", thread_id, owner, *where.params())
+    return {RunStatus(r["status"]): r["n"] for r in rows}
 
 
 async def orphaned_runs(tx: Tx) -> list[Run]:

@@ -5,6 +5,7 @@ strategies and oversized bodies, each refused with a ``detail`` and nothing writ
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import httpx
@@ -27,6 +28,20 @@ async def test_ok_openapi_and_docs_are_served(http: httpx.AsyncClient) -> None:
     assert spec.status_code == 200
     assert "/threads/{thread_id}/runs/{run_id}/cancel" in spec.json()["paths"]
     assert (await http.get("/docs")).status_code == 200
+
+
+async def test_the_docs_page_loads_nothing_from_elsewhere(http: httpx.AsyncClient) -> None:
+    """Swagger UI's scripts, styles and icon come from runplane itself: /docs reads
+    offline and behind a firewall."""
+    page = (await http.get("/docs")).text
+    links = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page)
+    assert {link.rsplit("/", 1)[-1] for link in links} >= {
+        "swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"}
+    for link in links:
+        assert link.startswith("/docs/assets/"), link
+        asset = await http.get(link)
+        assert asset.status_code == 200 and len(asset.content) > 500, link
+    assert "cdn" not in page and "https://" not in page.replace("https://fastapi", "")
 
 
 async def test_malformed_json_is_a_client_error_with_a_detail(

@@ -1,0 +1,232 @@
+"""The console's pages, live feeds (SSE) and actions, under ``/ui``.
+
+Pages render on the server; a feed sends a page's changing parts as they change: the runs
+list once a second at most, and only when it changed; a run's page with each event its
+log appends (the durable log, followed as any stream of the run). Actions are JSON posts
+(the API's browser guards refuse them from other sites and as forms) that call the same
+service methods, with the caller's owner rules, and answer what happened in words: a
+second stop says "already stopped", not an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+
+from runplane import limits
+from runplane.console.views import log_line, pretty, preview, timeline, tree_rows
+from runplane.errors import InvalidInput, NotFound, RunConflict
+from runplane.models import Caller, CancelOutcome, RunStatus
+from runplane.server.deps import Service, Settings, Who
+from runplane.server.streams import HEARTBEAT, sse
+from runplane.service import RunService
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.filters["preview"] = preview
+templates.env.filters["pretty"] = pretty
+templates.env.filters["replace_page"] = lambda params, page: urlencode(
+    {**dict(params), "page": str(page)})
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+PAGE_SIZE = 50
+#: How often the runs list looks for changes while a page has it open.
+LIST_REFRESH = 1.0
+#: The log events after which a run's page re-renders its status, steps and tree: its
+#: lifecycle, its steps, a graph's super-steps (``updates``), not each token or value.
+MOVES = ("run:", "step:", "lease:", "updates")
+#: How long a run's page waits, after the run's end, for its worker to stop.
+SETTLE_WAIT = 10.0
+#: The events a run's page shows (its log may be longer; the page keeps as many).
+LOG_LINES = 500
+#: The time filter's choices.
+SINCE = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelta(days=1),
+         "7d": timedelta(days=7)}
+
+
+def mount_console(app: FastAPI) -> None:
+    app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="console")
+    app.include_router(router)
+
+
+class RunFilters(BaseModel):
+    status: str | None = None
+    assistant: str | None = None
+    thread: str | None = None
+    q: str | None = None
+    since: str | None = None
+    page: int = 0
+
+    def query(self) -> dict[str, Any]:
+        """The service's filters (a blank field filters nothing)."""
+        since = SINCE.get(self.since or "")
+        return {
+            "status": self.status or None, "assistant_id": self.assistant or None,
+            "thread_id": self.thread or None, "id_prefix": (self.q or "").strip() or None,
+            "created_after": None if since is None else datetime.now(UTC) - since,
+        }
+
+
+Filters = Annotated[RunFilters, Query()]
+
+
+@router.get("", response_class=HTMLResponse)
+async def runs_page(request: Request, service: Service, caller: Who,
+                    filters: Filters) -> HTMLResponse:
+    return templates.TemplateResponse(request, "runs.html", {
+        "filters": filters, "statuses": [s.value for s in RunStatus], "since": list(SINCE),
+        "assistants": sorted(a.assistant_id for a in request.app.state.runplane.assistants.all()),
+        **await _runs_view(service, caller, filters)})
+
+
+async def _runs_view(service: RunService, caller: Caller | None,
+                     filters: RunFilters) -> dict[str, Any]:
+    query = filters.query()
+    try:
+        runs = await service.list_runs(limit=PAGE_SIZE + 1, offset=filters.page * PAGE_SIZE,
+                                       caller=caller, **query)
+        del query["status"]
+        counts = await service.count_runs(caller=caller, **query)
+        problem = None
+    except (InvalidInput, NotFound) as exc:
+        runs, counts, problem = [], {s.value: 0 for s in RunStatus}, str(exc)
+    return {"runs": runs[:PAGE_SIZE], "more": len(runs) > PAGE_SIZE, "counts": counts,
+            "problem": problem, "now": datetime.now(UTC)}
+
+
+@router.get("/runs/feed")
+async def runs_feed(request: Request, service: Service, settings: Settings, caller: Who,
+                    filters: Filters) -> StreamingResponse:
+    """The runs list's rows and counts, sent when they change."""
+
+    async def body() -> AsyncIterator[bytes]:
+        last, idle = None, 0.0
+        while not request.app.state.shutting_down:
+            view = await _runs_view(service, caller, filters)
+            rows = templates.get_template("runs_rows.html").render(view)
+            if rows != last:
+                last, idle = rows, 0.0
+                yield sse("rows", {"rows": rows, "counts": view["counts"]})
+            elif idle >= settings.sse_heartbeat:
+                idle = 0.0
+                yield HEARTBEAT
+            await asyncio.sleep(LIST_REFRESH)
+            idle += LIST_REFRESH
+
+    return _event_stream(body())
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+async def run_page(request: Request, service: Service, caller: Who,
+                   run_id: str) -> HTMLResponse:
+    view = await _run_view(service, caller, run_id)
+    events = await service.events(run_id, caller=caller)
+    return templates.TemplateResponse(request, "run.html", {
+        **view, "lines": [log_line(e) for e in events[-LOG_LINES:]],
+        "last_seq": events[-1].seq if events else 0, "log_lines": LOG_LINES})
+
+
+async def _run_view(service: RunService, caller: Caller | None, run_id: str
+                    ) -> dict[str, Any]:
+    run = await service.get_run(run_id, caller=caller)
+    events = await service.events(run_id, caller=caller)
+    now = datetime.now(UTC)
+    tree = await service.tree(run_id, caller=caller)
+    return {"run": run, "timeline": timeline(run, events, now), "now": now,
+            "tree": tree_rows(tree), "tree_size": len(tree_rows(tree))}
+
+
+@router.get("/runs/{run_id}/feed")
+async def run_feed(request: Request, service: Service, settings: Settings, caller: Who,
+                   run_id: str, after: int = 0) -> StreamingResponse:
+    """The run's log lines after ``after`` as they are appended, and its status, steps and
+    tree re-rendered as they change; ends after the run's end."""
+    await service.get_run(run_id, caller=caller)
+    live = templates.get_template("run_live.html")
+    line = templates.get_template("log_line.html")
+
+    async def body() -> AsyncIterator[bytes]:
+        seq = after
+        async for event in service.stream(run_id, after_seq=after,
+                                          idle=settings.sse_heartbeat, caller=caller):
+            if event is None:
+                yield HEARTBEAT
+                continue
+            seq = event.seq
+            yield sse("line", {"seq": event.seq, "html": line.render(line=log_line(event))})
+            if event.event.startswith(MOVES):  # not for each token or value emitted
+                yield sse("live", {"html": live.render(await _run_view(service, caller,
+                                                                       run_id))})
+        # what the stopping worker logs once it stopped (the step it cancelled) follows
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(service.settled(run_id, caller=caller), SETTLE_WAIT)
+        for event in await service.events(run_id, after_seq=seq, caller=caller):
+            yield sse("line", {"seq": event.seq, "html": line.render(line=log_line(event))})
+        yield sse("live", {"html": live.render(await _run_view(service, caller, run_id))})
+        yield sse("end", {})
+
+    return _event_stream(body())
+
+
+class StopBody(BaseModel):
+    action: str = "interrupt"
+    reason: Annotated[str | None, Field(max_length=limits.MAX_TEXT_LENGTH)] = None
+    scope: str = "run"
+
+
+@router.post("/runs/{run_id}/stop")
+async def stop(service: Service, caller: Who, run_id: str, body: StopBody) -> JSONResponse:
+    """Stop the run (or its whole tree): the API's cancel, answered in words."""
+    try:
+        result = await service.cancel(run_id, action=body.action, reason=body.reason or None,
+                                      requested_by="console", scope=body.scope, caller=caller)
+    except RunConflict as exc:
+        return _said(False, f"cannot stop: the run is {exc.status}")
+    if body.scope == "tree":
+        counts = result.counts or {}
+        return _said(True, f"stopped the tree: {counts.get('cancelled', 0)} stopped, "
+                           f"{counts.get('already_interrupted', 0)} already stopped, "
+                           f"{counts.get('already_finished', 0)} already finished")
+    if result.outcome is CancelOutcome.ALREADY_INTERRUPTED:
+        why = f" ({result.run.cancel_reason})" if result.run.cancel_reason else ""
+        return _said(True, f"already stopped{why}")
+    return _said(True, f"stopped: {result.run.status.value}")
+
+
+@router.post("/runs/{run_id}/resume")
+async def resume(service: Service, caller: Who, run_id: str) -> JSONResponse:
+    try:
+        run = await service.resume(run_id, caller=caller)
+    except RunConflict as exc:
+        return _said(False, f"cannot resume: the run is {exc.status}")
+    return _said(True, f"resumed: {run.status.value}")
+
+
+@router.post("/runs/{run_id}/delete")
+async def delete(service: Service, caller: Who, run_id: str) -> JSONResponse:
+    try:
+        await service.delete_run(run_id, caller=caller)
+    except RunConflict as exc:
+        return _said(False, str(exc))
+    return _said(True, "deleted")
+
+
+def _said(ok: bool, message: str) -> JSONResponse:
+    return JSONResponse({"ok": ok, "message": message})
+
+
+def _event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(body, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+

@@ -1,0 +1,165 @@
+"""The console at ``/ui`` in a real browser (Playwright driving the operating system's
+Chromium) against ``runplane serve``, on both stores: a run started through the SDK appears
+in the list live; its page shows its steps advance; Stop interrupts it, the step in flight
+marked cancelled and no step completed after it; a second Stop says "already stopped";
+a whole tree stops from a child's page; a stopped run resumes; a failed run shows its
+traceback. Each page's screenshot is saved under the test's temporary directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from langgraph_sdk.client import LangGraphClient
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from acceptance.http.helpers import Server, new_thread, wait_mark
+
+#: The operating system's Chromium (.ci/run installs it when missing).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+#: How long the browser may take to show what the server did.
+SHOWN = 15_000
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not HAVE_CHROMIUM:
+        if os.environ.get("CI"):
+            pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs the chromium package")
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser, server: Server) -> AsyncIterator[Page]:
+    context = await browser.new_context(base_url=server.url, viewport={"width": 1280,
+                                                                         "height": 900})
+    opened = await context.new_page()
+    yield opened
+    await context.close()
+
+
+async def shot(page: Page, tmp_path: Path, name: str) -> None:
+    await page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+
+
+def open_step(folder: Path, i: int) -> None:
+    (folder / f"open-{i}").touch()
+
+
+async def test_a_run_appears_live_shows_its_steps_and_stops_for_good(
+        page: Page, client: LangGraphClient, server: Server, tmp_path: Path):
+    assert f"console: {server.url}/ui" in server.process.output()  # `make run` prints it
+    await page.goto("/ui")
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    thread = await new_thread(client)
+    run = await client.runs.create(thread, "stepper", input={"dir": str(gates), "n": 4})
+    row = page.locator(f'tr[data-run="{run["run_id"]}"]')
+    await expect(row).to_be_visible(timeout=SHOWN)  # appeared without a reload
+    await expect(row.locator(".badge")).to_have_text("running", timeout=SHOWN)
+    await shot(page, tmp_path, "runs")
+
+    await row.locator("a").first.click()
+    steps = page.locator("#steps .step")
+    await expect(steps).to_have_count(1, timeout=SHOWN)
+    open_step(gates, 0)
+    open_step(gates, 1)
+    await expect(page.locator('#steps .step[data-state="completed"]')).to_have_count(
+        2, timeout=SHOWN)  # the steps advance on the open page
+    await expect(page.locator('#steps .step[data-step="step_2"]')).to_have_attribute(
+        "data-state", "running", timeout=SHOWN)
+
+    await page.fill(".actions [name=reason]", "enough")
+    await page.click("button[data-act=stop]")
+    await expect(page.locator("#said")).to_have_text("stopped: interrupted", timeout=SHOWN)
+    await expect(page.locator("#status")).to_have_text("interrupted", timeout=SHOWN)
+    await expect(page.locator('#steps .step[data-step="step_2"]')).to_have_attribute(
+        "data-state", "cancelled", timeout=SHOWN)
+    await expect(page.locator("#cancelled")).to_contain_text("enough")
+    await expect(page.locator("#cancelled")).to_contain_text("console")
+    open_step(gates, 2)  # too late: the step was cancelled, and stays so
+    await shot(page, tmp_path, "run-stopped")
+    await page.click("button[data-act=stop]")
+    await expect(page.locator("#said")).to_have_text("already stopped (enough)",
+                                                     timeout=SHOWN)
+    # nothing completed after the stop: the log holds the two steps before it, and the
+    # in-flight step's cancel
+    await expect(page.locator("#log li", has_text="step:complete")).to_have_count(2)
+    await expect(page.locator("#log li", has_text="step:cancel")).to_have_count(1)
+    await expect(page.locator('#steps .step[data-state="completed"]')).to_have_count(2)
+
+
+async def test_a_stopped_run_resumes_from_its_page(page: Page, client: LangGraphClient,
+                                                  tmp_path: Path):
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    thread = await new_thread(client)
+    run = await client.runs.create(thread, "stepper", input={"dir": str(gates), "n": 2})
+    await page.goto(f"/ui/runs/{run['run_id']}")
+    await expect(page.locator('#steps .step[data-step="step_0"]')).to_be_visible(
+        timeout=SHOWN)
+    await page.click("button[data-act=stop]")
+    await expect(page.locator("#status")).to_have_text("interrupted", timeout=SHOWN)
+    open_step(gates, 0)
+    open_step(gates, 1)
+    await page.click("button[data-act=resume]")
+    await expect(page.locator("#status")).to_have_text("success", timeout=SHOWN)
+    await shot(page, tmp_path, "run-resumed")
+
+
+async def test_a_whole_tree_stops_from_a_childs_page(page: Page, client: LangGraphClient,
+                                                     tmp_path: Path):
+    markers = [str(tmp_path / f"child-{uuid.uuid4().hex[:6]}") for _ in range(2)]
+    parent = await client.runs.create(None, "family", input={"markers": markers})
+    for marker in markers:
+        await wait_mark(Path(marker), "parked")
+    tree = await client.http.get(f"/runs/{parent['run_id']}/tree")
+    child = tree["children"][0]["run_id"]
+    await page.goto(f"/ui/runs/{child}")
+    await expect(page.locator("#tree li")).to_have_count(3, timeout=SHOWN)
+    await page.click("button[data-act=stop-tree]")
+    await expect(page.locator("#said")).to_contain_text("stopped the tree: 3 stopped",
+                                                        timeout=SHOWN)
+    await expect(page.locator("#tree .badge")).to_have_text(["interrupted"] * 3,
+                                                            timeout=SHOWN)
+    await shot(page, tmp_path, "tree-stopped")
+
+
+async def test_a_failed_run_shows_its_traceback(page: Page, client: LangGraphClient,
+                                                tmp_path: Path):
+    thread = await new_thread(client)
+    run = await client.runs.create(thread, "fails", input={})
+    await page.goto(f"/ui/runs/{run['run_id']}")
+    await expect(page.locator("#status")).to_have_text("error", timeout=SHOWN)
+    await expect(page.locator("#error")).to_contain_text("ValueError: boom")
+    await expect(page.locator("#traceback")).to_contain_text('raise ValueError("boom")')
+    await expect(page.locator('#steps .step[data-step="before"]')).to_have_attribute(
+        "data-state", "completed")
+    await shot(page, tmp_path, "run-failed")
+
+
+async def test_the_list_filters_and_counts(page: Page, client: LangGraphClient,
+                                           tmp_path: Path):
+    thread = await new_thread(client)
+    done = await client.runs.wait(thread, "echo", input={"x": 1})
+    assert done == {"echo": {"x": 1}}
+    [run] = await client.runs.list(thread)
+    await page.goto(f"/ui?thread={thread}")
+    await expect(page.locator("tbody#rows tr")).to_have_count(1, timeout=SHOWN)
+    await expect(page.locator('.count[data-status="success"] b')).to_have_text("1")
+    await page.goto(f"/ui?q={run['run_id'][:8]}&status=success")
+    await expect(page.locator(f'tr[data-run="{run["run_id"]}"]')).to_be_visible()
+    await page.goto("/ui?q=no-such-run")
+    await expect(page.locator("tbody#rows")).to_contain_text("No runs match.")
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone's width
+    await page.goto(f"/ui?thread={thread}")
+    await shot(page, tmp_path, "runs-phone")
