@@ -26,10 +26,11 @@ from pydantic import BaseModel, Field
 
 from runplane import limits
 from runplane.console.views import log_line, pretty, preview, timeline, tree_rows
-from runplane.errors import InvalidInput, NotFound, RunConflict
-from runplane.models import Caller, CancelOutcome, RunStatus
+from runplane.errors import Conflict, InvalidInput, NotFound, RunConflict
+from runplane.models import Caller, CancelOutcome, RunStatus, Thread
 from runplane.server.deps import Service, Settings, Who
 from runplane.server.streams import HEARTBEAT, sse
+from runplane.server.wire import state_body
 from runplane.service import RunService
 
 HERE = Path(__file__).parent
@@ -50,6 +51,8 @@ MOVES = ("run:", "step:", "lease:", "updates")
 SETTLE_WAIT = 10.0
 #: The events a run's page shows (its log may be longer; the page keeps as many).
 LOG_LINES = 500
+#: The checkpoints a graph thread's page lists (newest first).
+HISTORY = 20
 #: The time filter's choices.
 SINCE = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelta(days=1),
          "7d": timedelta(days=7)}
@@ -58,6 +61,11 @@ SINCE = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelt
 def mount_console(app: FastAPI) -> None:
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="console")
     app.include_router(router)
+
+
+def _names(request: Request) -> dict[str, str]:
+    """Assistant names by id: a graph's runs carry its assistant's uuid, pages name it."""
+    return {a.assistant_id: a.name for a in request.app.state.runplane.assistants.all()}
 
 
 class RunFilters(BaseModel):
@@ -87,7 +95,7 @@ async def runs_page(request: Request, service: Service, caller: Who,
     return templates.TemplateResponse(request, "runs.html", {
         "filters": filters, "statuses": [s.value for s in RunStatus], "since": list(SINCE),
         "assistants": sorted(a.assistant_id for a in request.app.state.runplane.assistants.all()),
-        **await _runs_view(service, caller, filters)})
+        "names": _names(request), **await _runs_view(service, caller, filters)})
 
 
 async def _runs_view(service: RunService, caller: Caller | None,
@@ -110,11 +118,13 @@ async def runs_feed(request: Request, service: Service, settings: Settings, call
                     filters: Filters) -> StreamingResponse:
     """The runs list's rows and counts, sent when they change."""
 
+    names = _names(request)
+
     async def body() -> AsyncIterator[bytes]:
         last, idle = None, 0.0
         while not request.app.state.shutting_down:
             view = await _runs_view(service, caller, filters)
-            rows = templates.get_template("runs_rows.html").render(view)
+            rows = templates.get_template("runs_rows.html").render(view, names=names)
             if rows != last:
                 last, idle = rows, 0.0
                 yield sse("rows", {"rows": rows, "counts": view["counts"]})
@@ -133,7 +143,8 @@ async def run_page(request: Request, service: Service, caller: Who,
     view = await _run_view(service, caller, run_id)
     events = await service.events(run_id, caller=caller)
     return templates.TemplateResponse(request, "run.html", {
-        **view, "lines": [log_line(e) for e in events[-LOG_LINES:]],
+        **view, "names": _names(request),
+        "lines": [log_line(e) for e in events[-LOG_LINES:]],
         "last_seq": events[-1].seq if events else 0, "log_lines": LOG_LINES})
 
 
@@ -155,6 +166,7 @@ async def run_feed(request: Request, service: Service, settings: Settings, calle
     await service.get_run(run_id, caller=caller)
     live = templates.get_template("run_live.html")
     line = templates.get_template("log_line.html")
+    names = _names(request)
 
     async def body() -> AsyncIterator[bytes]:
         seq = after
@@ -166,14 +178,15 @@ async def run_feed(request: Request, service: Service, settings: Settings, calle
             seq = event.seq
             yield sse("line", {"seq": event.seq, "html": line.render(line=log_line(event))})
             if event.event.startswith(MOVES):  # not for each token or value emitted
-                yield sse("live", {"html": live.render(await _run_view(service, caller,
-                                                                       run_id))})
+                yield sse("live", {"html": live.render(
+                    await _run_view(service, caller, run_id), names=names)})
         # what the stopping worker logs once it stopped (the step it cancelled) follows
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(service.settled(run_id, caller=caller), SETTLE_WAIT)
         for event in await service.events(run_id, after_seq=seq, caller=caller):
             yield sse("line", {"seq": event.seq, "html": line.render(line=log_line(event))})
-        yield sse("live", {"html": live.render(await _run_view(service, caller, run_id))})
+        yield sse("live", {"html": live.render(await _run_view(service, caller, run_id),
+                                               names=names)})
         yield sse("end", {})
 
     return _event_stream(body())
@@ -230,3 +243,45 @@ def _event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(body, media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
+
+
+@router.get("/threads/{thread_id}", response_class=HTMLResponse)
+async def thread_page(request: Request, service: Service, caller: Who,
+                      thread_id: str) -> HTMLResponse:
+    """A thread: its values (a graph's state and checkpoints), its runs, and a pending
+    interrupt with the form that answers it."""
+    thread = await service.get_thread(thread_id, caller=caller)
+    state = await service.get_state(thread_id, caller=caller)
+    graph = not isinstance(state, Thread)
+    history: list[Any] = []
+    if graph:
+        history = await service.get_history(thread_id, limit=HISTORY, caller=caller)
+    return templates.TemplateResponse(request, "thread.html", {
+        "thread": thread, "graph": graph, "names": _names(request),
+        "state": state_body(state) if graph else None,
+        "history": [state_body(s) for s in history], "now": datetime.now(UTC),
+        "runs": await service.list_runs(thread_id, limit=PAGE_SIZE, caller=caller),
+        "asked": [i for items in (thread.interrupts or {}).values() for i in items]})
+
+
+class AnswerBody(BaseModel):
+    value: Any = None
+    interrupt_id: Annotated[str | None, Field(max_length=limits.MAX_ID_LENGTH)] = None
+
+
+@router.post("/threads/{thread_id}/resume")
+async def answer(service: Service, caller: Who, thread_id: str,
+                 body: AnswerBody) -> JSONResponse:
+    """Answer the thread's pending interrupt: a run of the thread's assistant with
+    ``command.resume``, as the API creates it."""
+    runs = await service.list_runs(thread_id, limit=1, caller=caller)
+    if not runs:
+        return _said(False, "nothing to answer: the thread has no runs")
+    resume = body.value if body.interrupt_id is None else {body.interrupt_id: body.value}
+    try:
+        run = await service.create_run(thread_id, runs[0].assistant_id, None,
+                                       command={"resume": resume}, caller=caller)
+    except (InvalidInput, Conflict) as exc:
+        return _said(False, str(exc))
+    return JSONResponse({"ok": True, "message": f"answered: run {run.run_id}",
+                         "run_id": run.run_id})

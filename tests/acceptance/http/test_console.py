@@ -7,49 +7,16 @@ traceback. Each page's screenshot is saved under the test's temporary directory.
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from langgraph_sdk.client import LangGraphClient
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
+from acceptance.http.browser import SHOWN, browser, page, shot
 from acceptance.http.helpers import Server, new_thread, wait_mark
 
-#: The operating system's Chromium (.ci/run installs it when missing).
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-HAVE_CHROMIUM = Path(CHROMIUM).exists()
-#: How long the browser may take to show what the server did.
-SHOWN = 15_000
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not HAVE_CHROMIUM:
-        if os.environ.get("CI"):
-            pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs the chromium package")
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def page(browser: Browser, server: Server) -> AsyncIterator[Page]:
-    context = await browser.new_context(base_url=server.url, viewport={"width": 1280,
-                                                                         "height": 900})
-    opened = await context.new_page()
-    yield opened
-    await context.close()
-
-
-async def shot(page: Page, tmp_path: Path, name: str) -> None:
-    await page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
-
+__all__ = ["browser", "page"]  # fixtures
 
 def open_step(folder: Path, i: int) -> None:
     (folder / f"open-{i}").touch()
@@ -163,3 +130,21 @@ async def test_the_list_filters_and_counts(page: Page, client: LangGraphClient,
     await page.set_viewport_size({"width": 390, "height": 844})  # a phone's width
     await page.goto(f"/ui?thread={thread}")
     await shot(page, tmp_path, "runs-phone")
+
+
+async def test_a_paused_workflow_is_answered_with_an_edited_value(
+        page: Page, client: LangGraphClient, tmp_path: Path):
+    thread = await new_thread(client)
+    await client.runs.wait(thread, "asks", input={"to": "Ada"})
+    await page.goto(f"/ui/threads/{thread}")
+    await expect(page.locator("#thread-status")).to_have_text("interrupted")
+    await expect(page.locator(".asked-value")).to_contain_text('"send to": "Ada"')
+    await shot(page, tmp_path, "thread-waiting")
+    await page.fill("[name=answer]", "{not json")
+    await page.click("button[data-answer=edited]")
+    await expect(page.locator("#said")).to_contain_text("the answer is not JSON")
+    await page.fill("[name=answer]", '"send it, edited"')
+    await page.click("button[data-answer=edited]")
+    await expect(page.locator("#status")).to_have_text("success", timeout=SHOWN)
+    await expect(page.locator("#output")).to_contain_text("send it, edited", timeout=SHOWN)
+    assert (await client.threads.get(thread))["status"] == "idle"

@@ -92,6 +92,27 @@ function runPage() {
   });
 }
 
+function threadPage() {
+  const form = document.querySelector(".interrupt[data-thread]");
+  if (!form) return;
+  form.addEventListener("click", async (e) => {
+    const kind = e.target.closest("button[data-answer]")?.dataset.answer;
+    if (!kind) return;
+    let value = kind;
+    if (kind === "edited") {
+      try { value = JSON.parse(form.querySelector("[name=answer]").value); }
+      catch (err) { say("the answer is not JSON: " + err.message, false); return; }
+    }
+    const answer = await fetch(`/ui/threads/${encodeURIComponent(form.dataset.thread)}/resume`, {
+      method: "POST", headers: {"content-type": "application/json"},
+      body: JSON.stringify({value}),
+    });
+    const said = await answer.json().catch(() => ({ok: false, message: answer.statusText}));
+    say(said.message || said.detail || answer.statusText, answer.ok && said.ok);
+    if (said.ok && said.run_id) location.href = `/ui/runs/${encodeURIComponent(said.run_id)}`;
+  });
+}
+
 document.addEventListener("keydown", (e) => {
   if (e.key === "/" && !/INPUT|SELECT|TEXTAREA/.test(document.activeElement.tagName)) {
     const search = document.querySelector("[data-shortcut='/']");
@@ -103,4 +124,5 @@ document.addEventListener("DOMContentLoaded", () => {
   setInterval(() => localTimes(document), 5000);
   runsPage();
   runPage();
+  threadPage();
 });

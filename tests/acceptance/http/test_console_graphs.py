@@ -1,0 +1,61 @@
+"""The console on a served LangGraph project, in a real browser, on both stores: a graph
+thread's page shows its state, checkpoints and pending interrupt; a person answers it with
+an edited value or approves it, and the graph goes on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from langgraph_sdk.client import LangGraphClient
+from playwright.async_api import Page, expect
+
+from acceptance.http.browser import SHOWN, browser, page, shot
+from acceptance.http.helpers import Server, serve_graph_project
+
+from support.databases import STORES
+
+__all__ = ["browser", "page"]  # fixtures
+
+
+@pytest.fixture(scope="module", params=STORES)
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from serve_graph_project(request, tmp_path_factory, "console")
+
+
+async def _waiting(client: LangGraphClient) -> str:
+    thread = (await client.threads.create())["thread_id"]
+    await client.runs.wait(thread, "approval", input={"to": "Ada"})
+    return thread
+
+
+async def test_a_graph_interrupt_is_answered_with_an_edited_value(
+        page: Page, client: LangGraphClient, tmp_path: Path):
+    thread = await _waiting(client)
+    await page.goto(f"/ui/threads/{thread}")
+    await expect(page.locator("#thread-status")).to_have_text("interrupted")
+    await expect(page.locator(".asked-value")).to_contain_text("send this email?")
+    # the input, then after draft (waiting at review): newest first
+    await expect(page.locator("#history li")).to_have_count(3)
+    await expect(page.locator("text=Next:")).to_contain_text("review")
+    await shot(page, tmp_path, "graph-thread-waiting")
+    await page.fill("[name=answer]", '{"edited": "Dear Ada, shorter."}')
+    await page.click("button[data-answer=edited]")
+    await expect(page.locator("#status")).to_have_text("success", timeout=SHOWN)
+    await expect(page.locator("#output")).to_contain_text("shorter", timeout=SHOWN)
+    state = await client.threads.get_state(thread)
+    assert state["values"]["decision"] == {"edited": "Dear Ada, shorter."}
+    assert state["values"]["runs"] == ["draft", "review"]  # not approved: not sent
+
+
+async def test_a_graph_interrupt_is_approved(page: Page, client: LangGraphClient,
+                                             tmp_path: Path):
+    thread = await _waiting(client)
+    await page.goto(f"/ui/threads/{thread}")
+    await page.click("button[data-answer=approve]")
+    await expect(page.locator("#status")).to_have_text("success", timeout=SHOWN)
+    await expect(page.locator('#steps .step[data-step="send"]')).to_be_visible(
+        timeout=SHOWN)
+    assert (await client.threads.get_state(thread))["values"]["sent"] is True
