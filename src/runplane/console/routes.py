@@ -25,9 +25,20 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from runplane import limits
-from runplane.console.views import log_line, pretty, preview, timeline, tree_rows
+from runplane.console.views import (
+    by_worker,
+    draw,
+    log_line,
+    metric_totals,
+    pretty,
+    preview,
+    timeline,
+    tree_rows,
+)
 from runplane.errors import Conflict, InvalidInput, NotFound, RunConflict
 from runplane.models import Caller, CancelOutcome, RunStatus, Thread
+from runplane.server.assistants import graph as graph_of
+from runplane.server.auth import KEY_COOKIE
 from runplane.server.deps import Service, Settings, Who
 from runplane.server.streams import HEARTBEAT, sse
 from runplane.server.wire import state_body
@@ -53,6 +64,10 @@ SETTLE_WAIT = 10.0
 LOG_LINES = 500
 #: The checkpoints a graph thread's page lists (newest first).
 HISTORY = 20
+#: How often the operations page samples its figures, and how many samples it charts.
+OPS_REFRESH, OPS_SAMPLES = 2.0, 90
+#: How long a sign-in lasts (seconds).
+SIGNED_IN = 12 * 3600
 #: The time filter's choices.
 SINCE = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelta(days=1),
          "7d": timedelta(days=7)}
@@ -285,3 +300,78 @@ async def answer(service: Service, caller: Who, thread_id: str,
         return _said(False, str(exc))
     return JSONResponse({"ok": True, "message": f"answered: run {run.run_id}",
                          "run_id": run.run_id})
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "login.html", {
+        "keys": request.app.state.settings.api_keys is not None})
+
+
+class SignIn(BaseModel):
+    key: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+@router.post("/login")
+async def login(request: Request, body: SignIn) -> JSONResponse:
+    """Check the key and keep it in the browser's HttpOnly, SameSite=Strict cookie (never
+    in a URL): the console's requests then carry it, and no script can read it."""
+    keys = request.app.state.settings.api_keys
+    if keys is None:
+        return _said(True, "this server has no API keys: nothing to sign in to")
+    caller = keys.caller(body.key)
+    if caller is None:
+        return JSONResponse({"ok": False, "message": "invalid API key"}, 401)
+    answer = _said(True, f"signed in as {caller.owner}" + (" (admin)" if caller.admin else ""))
+    answer.set_cookie(KEY_COOKIE, body.key, max_age=SIGNED_IN, path="/", httponly=True,
+                      samesite="strict", secure=request.url.scheme == "https")
+    return answer
+
+
+@router.post("/logout")
+async def logout() -> JSONResponse:
+    answer = _said(True, "signed out")
+    answer.delete_cookie(KEY_COOKIE, path="/", httponly=True, samesite="strict")
+    return answer
+
+
+@router.get("/assistants", response_class=HTMLResponse)
+async def assistants_page(request: Request) -> HTMLResponse:
+    """Every assistant, a graph's drawn from its nodes and edges (``get_graph``)."""
+    rp = request.app.state.runplane
+    listed = [{"assistant": a, "drawing": draw(await graph_of(rp, a.assistant_id))}
+              for a in rp.assistants.all()]
+    return templates.TemplateResponse(request, "assistants.html", {"assistants": listed})
+
+
+async def _ops_view(service: RunService, caller: Caller | None) -> dict[str, Any]:
+    running = await service.list_runs(status="running", limit=limits.MAX_LIMIT,
+                                      caller=caller)
+    return {"counts": await service.count_runs(caller=caller),
+            "workers": by_worker(running)}
+
+
+@router.get("/ops", response_class=HTMLResponse)
+async def ops_page(request: Request, service: Service, caller: Who) -> HTMLResponse:
+    """Queue depth, running runs per worker with their lease expiry, and charts of
+    throughput and cancel latency."""
+    return templates.TemplateResponse(request, "ops.html", {
+        "names": _names(request), "keep": OPS_SAMPLES, **await _ops_view(service, caller)})
+
+
+@router.get("/ops/feed")
+async def ops_feed(request: Request, service: Service, caller: Who) -> StreamingResponse:
+    """A sample of the operations figures every ``OPS_REFRESH`` seconds."""
+    names = _names(request)
+    workers = templates.get_template("ops_workers.html")
+
+    async def body() -> AsyncIterator[bytes]:
+        while not request.app.state.shutting_down:
+            view = await _ops_view(service, caller)
+            yield sse("sample", {
+                "at": datetime.now(UTC).timestamp(), "pending": view["counts"]["pending"],
+                "running": view["counts"]["running"], **metric_totals(),
+                "workers": workers.render(view, names=names)})
+            await asyncio.sleep(OPS_REFRESH)
+
+    return _event_stream(body())

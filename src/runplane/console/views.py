@@ -130,3 +130,120 @@ def tree_rows(node: RunNode, depth: int = 0) -> list[tuple[int, RunNode]]:
     for child in node.children:
         rows += tree_rows(child, depth + 1)
     return rows
+
+
+@dataclass
+class DrawnNode:
+    id: str
+    label: str
+    x: float
+    y: float
+    width: float
+
+
+@dataclass
+class DrawnEdge:
+    path: str
+    conditional: bool
+
+
+@dataclass
+class Drawing:
+    """A graph laid out in rows: each node one row below the first node that leads to it
+    (from ``__start__``), ``__end__`` last; an edge back up curves beside the rows."""
+
+    width: float
+    height: float
+    nodes: list[DrawnNode]
+    edges: list[DrawnEdge]
+
+
+NODE_HEIGHT, ROW, GAP, CHAR = 30.0, 70.0, 24.0, 7.5
+
+
+def draw(graph: dict[str, Any]) -> Drawing:
+    nodes = {n["id"]: n for n in graph.get("nodes", [])}
+    after: dict[str, list[str]] = {n: [] for n in nodes}
+    for edge in graph.get("edges", []):
+        if edge["source"] in after and edge["target"] in nodes:
+            after[edge["source"]].append(edge["target"])
+    level: dict[str, int] = {}
+    frontier = ["__start__"] if "__start__" in nodes else list(nodes)[:1]
+    for node in frontier:
+        level[node] = 0
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for target in after[node]:
+                if target not in level and target != "__end__":
+                    level[target] = level[node] + 1
+                    nxt.append(target)
+        frontier = nxt
+    last = max(level.values(), default=0)
+    for node in nodes:  # unreachable ones, then the end, below the rest
+        if node not in level and node != "__end__":
+            last += 1
+            level[node] = last
+    if "__end__" in nodes:
+        level["__end__"] = last + 1
+    rows: dict[int, list[str]] = {}
+    for node, at in level.items():
+        rows.setdefault(at, []).append(node)
+    widths = {n: max(60.0, CHAR * len(_label(nodes[n])) + 20) for n in nodes}
+    width = max((sum(widths[n] for n in row) + GAP * (len(row) + 1) for row in rows.values()),
+                default=200.0) + 40
+    placed: dict[str, DrawnNode] = {}
+    for at, row in sorted(rows.items()):
+        x = (width - sum(widths[n] for n in row) - GAP * (len(row) - 1)) / 2
+        for node in row:
+            placed[node] = DrawnNode(node, _label(nodes[node]), x, 20 + at * ROW, widths[node])
+            x += widths[node] + GAP
+    edges = []
+    for edge in graph.get("edges", []):
+        a, b = placed.get(edge["source"]), placed.get(edge["target"])
+        if a is None or b is None:
+            continue
+        x1, y1 = a.x + a.width / 2, a.y + NODE_HEIGHT
+        x2, y2 = b.x + b.width / 2, b.y
+        if b.y > a.y:
+            path = f"M{x1:.0f},{y1:.0f} L{x2:.0f},{y2:.0f}"
+        else:  # back up: around the right of both
+            side = max(a.x + a.width, b.x + b.width) + 30
+            path = (f"M{a.x + a.width:.0f},{a.y + NODE_HEIGHT / 2:.0f} C{side:.0f},"
+                    f"{a.y:.0f} {side:.0f},{b.y + NODE_HEIGHT:.0f} {b.x + b.width:.0f},"
+                    f"{b.y + NODE_HEIGHT / 2:.0f}")
+        edges.append(DrawnEdge(path, bool(edge.get("conditional"))))
+    height = 40 + (max(level.values(), default=0) + 1) * ROW
+    return Drawing(width + 60, height, list(placed.values()), edges)
+
+
+def _label(node: dict[str, Any]) -> str:
+    data = node.get("data")
+    name = data.get("name") if isinstance(data, dict) else data
+    return str(name or node["id"])
+
+
+def metric_totals() -> dict[str, float]:
+    """This process's running totals behind ``/metrics``: runs finished (every status),
+    cancels whose stop was timed, and their seconds; the operations page charts their
+    growth between two samples."""
+    from runplane import metrics
+
+    totals = {"finished": 0.0, "cancels": 0.0, "cancel_seconds": 0.0}
+    for family in metrics.RUNS_FINISHED.collect():
+        totals["finished"] += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    for family in metrics.CANCEL_LATENCY.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                totals["cancels"] += sample.value
+            elif sample.name.endswith("_sum"):
+                totals["cancel_seconds"] += sample.value
+    return totals
+
+
+def by_worker(running: list[Run]) -> dict[str, list[Run]]:
+    """Running runs by the worker holding their lease, the soonest expiring first."""
+    workers: dict[str, list[Run]] = {}
+    for run in sorted(running, key=lambda r: r.lease_expires_at or r.updated_at):
+        workers.setdefault(run.lease_owner or "(no worker)", []).append(run)
+    return workers

@@ -1,8 +1,11 @@
 """Who is calling, and from where: API keys mapped to owners, and the browser rules.
 
-With API keys configured every request but ``/ok`` must carry one
+With API keys configured every request but ``/ok`` (and public assets) must carry one
 (``Authorization: Bearer KEY`` or ``x-api-key: KEY``, what ``langgraph_sdk``
-sends with ``api_key=``); the key's owner becomes the request's
+sends with ``api_key=``; the console's pages, the key a person signed in with, kept in
+an HttpOnly, SameSite=Strict cookie that counts only on requests from this server's own
+pages; a console page without one sends the person to ``/ui/login``); the key's owner
+becomes the request's
 :class:`~runplane.models.Caller`, which the routes hand to the service, where
 the ownership rules live. Keys are kept as SHA-256 digests and compared with
 ``hmac.compare_digest`` against every configured key, so neither the memory
@@ -22,23 +25,27 @@ send requests to a server on ``localhost``:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.datastructures import Headers
 
 from runplane.models import Caller
 
 #: Paths anyone may read: a load balancer's health check carries no key.
-OPEN_PATHS = frozenset({"/ok"})
-#: Public files (the Swagger UI's assets), open without a key too.
-OPEN_PREFIXES = ("/docs/assets/",)
+OPEN_PATHS = frozenset({"/ok", "/ui/login"})
+#: Public files (the Swagger UI's and the console's assets), open without a key too.
+OPEN_PREFIXES = ("/docs/assets/", "/ui/static/")
+#: The cookie the console keeps a signed-in person's key in (HttpOnly, SameSite=Strict).
+KEY_COOKIE = "runplane_key"
 #: Host names a loopback-bound server answers to by default.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 #: Origins allowed by default: pages served from this machine, on any port.
@@ -199,8 +206,14 @@ class Authenticate:
                 or scope["path"].startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
-        key = _presented_key(Headers(scope=scope))
+        headers = Headers(scope=scope)
+        key = _presented_key(headers)
+        if key is None and _same_origin(scope, headers):
+            key = _cookie_key(headers)  # the console's, sent by the browser itself
         caller = None if key is None else self.keys.caller(key)
+        if caller is None and _console_page(scope):  # a person: to the sign-in page
+            await RedirectResponse("/ui/login", status_code=303)(scope, receive, send)
+            return
         if caller is None:
             detail = ("missing API key: send it as 'Authorization: Bearer KEY' or "
                       "'x-api-key: KEY'") if key is None else "invalid API key"
@@ -209,6 +222,30 @@ class Authenticate:
             return
         scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)
+
+
+def _cookie_key(headers: Headers) -> str | None:
+    cookies = SimpleCookie()
+    with contextlib.suppress(CookieError):
+        cookies.load(headers.get("cookie", ""))
+    morsel = cookies.get(KEY_COOKIE)
+    return morsel.value if morsel is not None and morsel.value else None
+
+
+def _same_origin(scope: Scope, headers: Headers) -> bool:
+    """The request comes from a page of this server (or from no page): only then does the
+    console's cookie count, so that no other origin, not even another port of the same
+    host (the same *site* to a browser), can act with it."""
+    origin = headers.get("origin")
+    if origin is not None and origin != f"{scope['scheme']}://{headers.get('host', '')}":
+        return False
+    return headers.get("sec-fetch-site") in (None, "same-origin", "none")
+
+
+def _console_page(scope: Scope) -> bool:
+    path = scope["path"]
+    return scope["method"] == "GET" and (path == "/ui" or path.startswith("/ui/")) \
+        and not path.endswith("/feed")
 
 
 def _presented_key(headers: Headers) -> str | None:

@@ -7,6 +7,7 @@ traceback. Each page's screenshot is saved under the test's temporary directory.
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -148,3 +149,25 @@ async def test_a_paused_workflow_is_answered_with_an_edited_value(
     await expect(page.locator("#status")).to_have_text("success", timeout=SHOWN)
     await expect(page.locator("#output")).to_contain_text("send it, edited", timeout=SHOWN)
     assert (await client.threads.get(thread))["status"] == "idle"
+
+
+async def test_the_operations_view_shows_the_queue_workers_and_charts(
+        page: Page, client: LangGraphClient, tmp_path: Path):
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    thread = await new_thread(client)
+    run = await client.runs.create(thread, "stepper", input={"dir": str(gates), "n": 1})
+    waiting = await client.runs.create(None, "echo", input={}, after_seconds=3600)
+    await page.goto("/ui/ops")
+    held = page.locator(f'#workers li[data-run="{run["run_id"]}"]')
+    await expect(held).to_contain_text("lease expires", timeout=SHOWN)
+    await expect(page.locator('[data-figure="pending"]')).not_to_have_text("0")
+    # a chart is drawn once two samples came (its figure is a number, not "–")
+    await expect(page.locator('[data-figure="throughput"]')).to_have_text(
+        re.compile(r"^\d+\.\d$"), timeout=SHOWN)
+    points = await page.locator('[data-chart="pending"] polyline').get_attribute("points")
+    assert points and len(points.split()) >= 2
+    await shot(page, tmp_path, "operations")
+    open_step(gates, 0)
+    await expect(held).to_have_count(0, timeout=SHOWN)  # it ended: no longer held
+    await client.http.post(f"/runs/{waiting['run_id']}/cancel", json={})

@@ -59,3 +59,16 @@ async def test_a_graph_interrupt_is_approved(page: Page, client: LangGraphClient
     await expect(page.locator('#steps .step[data-step="send"]')).to_be_visible(
         timeout=SHOWN)
     assert (await client.threads.get_state(thread))["values"]["sent"] is True
+
+
+async def test_the_assistants_page_draws_each_graph(page: Page, tmp_path: Path):
+    await page.goto("/ui/assistants")
+    approval = page.locator("#assistant-approval")
+    await expect(approval.locator("svg .node")).to_have_count(5)
+    for node in ("__start__", "draft", "review", "send", "__end__"):
+        await expect(approval.locator(f'svg .node[data-node="{node}"]')).to_have_text(node)
+    # start->draft, draft->review, review->send (conditional), review->end, send->end
+    await expect(approval.locator("svg .edge")).to_have_count(5)
+    await expect(approval.locator("svg .edge.conditional")).to_have_count(2)
+    await expect(page.locator("#assistant-agent svg .node")).not_to_have_count(0)
+    await shot(page, tmp_path, "assistants")

@@ -113,6 +113,65 @@ function threadPage() {
   });
 }
 
+function opsPage() {
+  const charts = document.getElementById("charts");
+  if (!charts) return;
+  const keep = Number(charts.dataset.keep || 90);
+  const series = {pending: [], running: [], throughput: [], latency: []};
+  let last = null;
+  const draw = (name, value, shown) => {
+    const points = series[name];
+    points.push(value);
+    while (points.length > keep) points.shift();
+    const top = Math.max(1e-9, ...points);
+    const step = 300 / Math.max(1, keep - 1);
+    charts.querySelector(`[data-chart="${name}"] polyline`).setAttribute("points",
+      points.map((v, i) => `${(i * step).toFixed(1)},${(58 - 56 * v / top).toFixed(1)}`).join(" "));
+    charts.querySelector(`[data-figure="${name}"]`).textContent = shown;
+  };
+  follow(charts.dataset.feed, {
+    sample(s) {
+      draw("pending", s.pending, s.pending);
+      draw("running", s.running, s.running);
+      if (last) {
+        const seconds = Math.max(1e-3, s.at - last.at);
+        const rate = (s.finished - last.finished) / seconds;
+        draw("throughput", rate, rate.toFixed(1));
+        const cancels = s.cancels - last.cancels;
+        const ms = cancels > 0 ? 1000 * (s.cancel_seconds - last.cancel_seconds) / cancels : 0;
+        draw("latency", ms, cancels > 0 ? ms.toFixed(1) : "–");
+      }
+      last = s;
+      document.getElementById("workers").innerHTML = s.workers;
+      localTimes(document.getElementById("workers"));
+    },
+  });
+}
+
+async function post(path, body) {
+  const answer = await fetch(path, {
+    method: "POST", headers: {"content-type": "application/json"},
+    body: JSON.stringify(body || {}),
+  });
+  const said = await answer.json().catch(() => ({ok: false, message: answer.statusText}));
+  return {ok: answer.ok && said.ok, said};
+}
+
+function signIn() {
+  const form = document.getElementById("login");
+  if (form) form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const {ok, said} = await post("/ui/login", {key: form.elements.key.value});
+    say(said.message || said.detail, ok);
+    if (ok) location.href = "/ui";
+  });
+  const out = document.getElementById("logout");
+  if (out) out.addEventListener("click", async () => {
+    await post("/ui/logout");
+    location.href = "/ui/login";
+  });
+}
+
 document.addEventListener("keydown", (e) => {
   if (e.key === "/" && !/INPUT|SELECT|TEXTAREA/.test(document.activeElement.tagName)) {
     const search = document.querySelector("[data-shortcut='/']");
@@ -125,4 +184,6 @@ document.addEventListener("DOMContentLoaded", () => {
   runsPage();
   runPage();
   threadPage();
+  opsPage();
+  signIn();
 });
