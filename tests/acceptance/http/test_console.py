@@ -162,7 +162,7 @@ async def test_the_operations_view_shows_the_queue_workers_and_charts(
     held = page.locator(f'#workers li[data-run="{run["run_id"]}"]')
     await expect(held).to_contain_text("lease expires", timeout=SHOWN)
     await expect(page.locator('[data-figure="pending"]')).not_to_have_text("0")
-    # a chart is drawn once two samples came (its figure is a number, not "–")
+    # a chart is drawn once two samples came (its figure is a number, not a dash)
     await expect(page.locator('[data-figure="throughput"]')).to_have_text(
         re.compile(r"^\d+\.\d$"), timeout=SHOWN)
     points = await page.locator('[data-chart="pending"] polyline').get_attribute("points")
