@@ -39,12 +39,11 @@ def test_a_run_id_that_is_no_uuid_is_not_the_graphs_root_run_id() -> None:
     assert "run_id" not in run_config(_ctx(run_id="my-run"), "agent", {})
 
 
-def test_the_graph_always_streams_values_and_updates_and_messages_tuple_is_messages(
-) -> None:
-    assert graph_modes([]) == ["values", "updates"]
+def test_the_graph_always_streams_values_and_messages_tuple_is_its_messages() -> None:
+    assert graph_modes([]) == ["values"]
     assert graph_modes(["updates"]) == ["values", "updates"]
     assert graph_modes(["messages-tuple", "messages", "events", "values"]) == [
-        "values", "updates", "messages"]
+        "values", "messages"]
 
 
 def test_chunks_become_json_as_the_langgraph_server_sends_them() -> None:

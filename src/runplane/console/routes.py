@@ -28,6 +28,7 @@ from runplane import limits
 from runplane.console.views import (
     by_worker,
     draw,
+    graph_timeline,
     log_line,
     metric_totals,
     pretty,
@@ -56,8 +57,9 @@ PAGE_SIZE = 50
 #: How often the runs list looks for changes while a page has it open.
 LIST_REFRESH = 1.0
 #: The log events after which a run's page re-renders its status, steps and tree: its
-#: lifecycle, its steps, a graph's super-steps (``updates``), not each token or value.
-MOVES = ("run:", "step:", "lease:", "updates")
+#: lifecycle and its steps (and a graph's root ``values``: one per super-step), not each
+#: token or value a workflow emits.
+MOVES = ("run:", "step:", "lease:")
 #: How long a run's page waits, after the run's end, for its worker to stop.
 SETTLE_WAIT = 10.0
 #: The events a run's page shows (its log may be longer; the page keeps as many).
@@ -166,10 +168,15 @@ async def run_page(request: Request, service: Service, caller: Who,
 async def _run_view(service: RunService, caller: Caller | None, run_id: str
                     ) -> dict[str, Any]:
     run = await service.get_run(run_id, caller=caller)
-    events = await service.events(run_id, caller=caller)
     now = datetime.now(UTC)
+    if run.of_graph and run.thread_id is not None:  # its super-steps: its checkpoints
+        states = await service.get_history(run.thread_id, limit=limits.MAX_LIMIT,
+                                           metadata={"run_id": run_id}, caller=caller)
+        steps = graph_timeline(run, [state_body(s) for s in reversed(states)], now)
+    else:
+        steps = timeline(run, await service.events(run_id, caller=caller), now)
     tree = await service.tree(run_id, caller=caller)
-    return {"run": run, "timeline": timeline(run, events, now), "now": now,
+    return {"run": run, "timeline": steps, "now": now,
             "tree": tree_rows(tree), "tree_size": len(tree_rows(tree))}
 
 
@@ -178,7 +185,7 @@ async def run_feed(request: Request, service: Service, settings: Settings, calle
                    run_id: str, after: int = 0) -> StreamingResponse:
     """The run's log lines after ``after`` as they are appended, and its status, steps and
     tree re-rendered as they change; ends after the run's end."""
-    await service.get_run(run_id, caller=caller)
+    graph = (await service.get_run(run_id, caller=caller)).of_graph
     live = templates.get_template("run_live.html")
     line = templates.get_template("log_line.html")
     names = _names(request)
@@ -192,7 +199,7 @@ async def run_feed(request: Request, service: Service, settings: Settings, calle
                 continue
             seq = event.seq
             yield sse("line", {"seq": event.seq, "html": line.render(line=log_line(event))})
-            if event.event.startswith(MOVES):  # not for each token or value emitted
+            if event.event.startswith(MOVES) or (graph and event.event == "values"):
                 yield sse("live", {"html": live.render(
                     await _run_view(service, caller, run_id), names=names)})
         # what the stopping worker logs once it stopped (the step it cancelled) follows

@@ -70,12 +70,34 @@ class Timeline:
         return (self.end - self.start).total_seconds()
 
 
+def graph_timeline(run: Run, states: list[dict[str, Any]], now: datetime) -> Timeline:
+    """A graph run's super-steps from its checkpoints (oldest first, as the API shows a
+    state): the nodes a state says run next ran from that checkpoint to the following one;
+    the last state's, if any, are still running (or were stopped with the run)."""
+    bars: list[StepBar] = []
+    for k, state in enumerate(states):
+        started = datetime.fromisoformat(state["created_at"])
+        following = states[k + 1] if k + 1 < len(states) else None
+        ended = None if following is None else datetime.fromisoformat(following["created_at"])
+        for node in state.get("next") or ():
+            if node == "__start__":  # the input's own step, not a node of the graph
+                continue
+            bar = StepBar(len(bars), node, started, ended, "completed")
+            if following is None:
+                waiting = any(t.get("interrupts") for t in state.get("tasks") or ())
+                bar.state = "running" if run.status.active else \
+                    "waiting" if waiting or run.status.value == "success" else "cancelled"
+                bar.ended = None if run.status.active else run.ended_at
+            bars.append(bar)
+    start = run.started_at or (bars[0].started if bars else None)
+    return Timeline(bars, start, run.ended_at or now)
+
+
 def timeline(run: Run, events: list[Event], now: datetime) -> Timeline:
-    """The run's steps from its log: each ``step:start`` opens a bar that ``step:complete``,
-    ``step:fail`` or ``step:cancel`` closes (a retried step: one bar, its attempts counted);
-    a graph's ``updates`` are the nodes of its super-steps, each from the event before."""
+    """A workflow run's steps from its log: each ``step:start`` opens a bar that
+    ``step:complete``, ``step:fail`` or ``step:cancel`` closes (a retried step: one bar,
+    its attempts counted)."""
     bars: dict[int, StepBar] = {}
-    previous: datetime | None = None
     for event in events:
         name, data = event.event, event.data if isinstance(event.data, dict) else {}
         if name == EventName.STEP_START:
@@ -94,14 +116,6 @@ def timeline(run: Run, events: list[Event], now: datetime) -> Timeline:
             bar.state = {EventName.STEP_COMPLETE: "completed", EventName.STEP_FAIL: "failed",
                          EventName.STEP_CANCEL: "cancelled"}[EventName(name)]
             bar.error = data.get("error")
-        elif run.of_graph and name.split("|", 1)[0] == "updates" and isinstance(event.data,
-                                                                                dict):
-            for node in event.data:
-                if node != "__interrupt__":
-                    index = len(bars)
-                    bars[index] = StepBar(index, node, previous or event.created_at,
-                                          event.created_at, "completed")
-        previous = event.created_at
     steps = sorted(bars.values(), key=lambda b: b.index)
     if not run.status.active:
         for bar in steps:  # a step still open when the run ended did not complete

@@ -87,9 +87,8 @@ def run_config(ctx: Context, graph_id: str, kwargs: Mapping[str, Any]) -> Runnab
 
 def graph_modes(requested: list[str]) -> list[StreamMode]:
     """The graph's stream modes for a run that asked for ``requested``: always ``values``
-    (the run's output and the thread's values come from it) and ``updates`` (each node's
-    end: the run's steps, as the console shows them; a stream shows only what it asked)."""
-    modes: list[StreamMode] = ["values", "updates",
+    (the run's output and the thread's values come from it)."""
+    modes: list[StreamMode] = ["values",
                                *(_GRAPH_MODES[m] for m in requested if m in _GRAPH_MODES)]
     return list(dict.fromkeys(modes))
 

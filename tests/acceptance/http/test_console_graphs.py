@@ -34,6 +34,14 @@ async def _waiting(client: LangGraphClient) -> str:
 async def test_a_graph_interrupt_is_answered_with_an_edited_value(
         page: Page, client: LangGraphClient, tmp_path: Path):
     thread = await _waiting(client)
+    [first] = await client.runs.list(thread)
+    await page.goto(f"/ui/runs/{first['run_id']}")  # its super-steps, from its checkpoints
+    steps = page.locator("#steps .step")
+    await expect(steps).to_have_count(2)
+    await expect(steps.nth(0)).to_have_attribute("data-step", "draft")
+    await expect(steps.nth(0)).to_have_attribute("data-state", "completed")
+    await expect(steps.nth(1)).to_have_attribute("data-step", "review")
+    await expect(steps.nth(1)).to_have_attribute("data-state", "waiting")
     await page.goto(f"/ui/threads/{thread}")
     await expect(page.locator("#thread-status")).to_have_text("interrupted")
     await expect(page.locator(".asked-value")).to_contain_text("send this email?")
