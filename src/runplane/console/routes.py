@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -36,7 +36,14 @@ from runplane.console.views import (
     timeline,
     tree_rows,
 )
-from runplane.errors import Conflict, InvalidInput, NotFound, RunConflict
+from runplane.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RunConflict,
+    RunNotFound,
+    ThreadNotFound,
+)
 from runplane.models import Caller, CancelOutcome, RunStatus, Thread
 from runplane.server.assistants import graph as graph_of
 from runplane.server.auth import KEY_COOKIE
@@ -60,6 +67,9 @@ LIST_REFRESH = 1.0
 #: lifecycle and its steps (and a graph's root ``values``: one per super-step), not each
 #: token or value a workflow emits.
 MOVES = ("run:", "step:", "lease:")
+#: How often a graph run's page re-reads its checkpoints while no event comes (a node
+#: that started logs nothing until it ends).
+GRAPH_IDLE = 1.0
 #: How long a run's page waits, after the run's end, for its worker to stop.
 SETTLE_WAIT = 10.0
 #: The events a run's page shows (its log may be longer; the page keeps as many).
@@ -79,6 +89,16 @@ def mount_console(app: FastAPI) -> None:
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="console")
     app.include_router(router)
 
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/ui")
+
+
+def _not_found(request: Request, exc: NotFound) -> HTMLResponse:
+    """A page for a person: what was not found, and the way back."""
+    return templates.TemplateResponse(request, "not_found.html", {"what": str(exc)},
+                                      status_code=404)
+
 
 def _names(request: Request) -> dict[str, str]:
     """Assistant names by id: a graph's runs carry its assistant's uuid, pages name it."""
@@ -87,17 +107,26 @@ def _names(request: Request) -> dict[str, str]:
 
 class RunFilters(BaseModel):
     status: str | None = None
+    #: an assistant's id or name (a graph's assistant is named after the graph)
     assistant: str | None = None
     thread: str | None = None
     q: str | None = None
     since: str | None = None
-    page: int = 0
+    #: the page's number from 0, as the page's links write it (anything else: the first)
+    page: str | None = None
 
-    def query(self) -> dict[str, Any]:
+    @property
+    def page_number(self) -> int:
+        text = (self.page or "").strip()
+        return min(int(text), 10_000) if text.isascii() and text.isdigit() else 0
+
+    def query(self, names: dict[str, str]) -> dict[str, Any]:
         """The service's filters (a blank field filters nothing)."""
         since = SINCE.get(self.since or "")
+        by_name = {name: assistant_id for assistant_id, name in names.items()}
         return {
-            "status": self.status or None, "assistant_id": self.assistant or None,
+            "status": self.status or None,
+            "assistant_id": by_name.get(self.assistant or "", self.assistant or None),
             "thread_id": self.thread or None, "id_prefix": (self.q or "").strip() or None,
             "created_after": None if since is None else datetime.now(UTC) - since,
         }
@@ -109,17 +138,19 @@ Filters = Annotated[RunFilters, Query()]
 @router.get("", response_class=HTMLResponse)
 async def runs_page(request: Request, service: Service, caller: Who,
                     filters: Filters) -> HTMLResponse:
+    names = _names(request)
     return templates.TemplateResponse(request, "runs.html", {
         "filters": filters, "statuses": [s.value for s in RunStatus], "since": list(SINCE),
-        "assistants": sorted(a.assistant_id for a in request.app.state.runplane.assistants.all()),
-        "names": _names(request), **await _runs_view(service, caller, filters)})
+        "assistants": sorted(names.items(), key=lambda item: item[1]), "names": names,
+        **await _runs_view(service, caller, filters, names)})
 
 
-async def _runs_view(service: RunService, caller: Caller | None,
-                     filters: RunFilters) -> dict[str, Any]:
-    query = filters.query()
+async def _runs_view(service: RunService, caller: Caller | None, filters: RunFilters,
+                     names: dict[str, str]) -> dict[str, Any]:
+    query = filters.query(names)
     try:
-        runs = await service.list_runs(limit=PAGE_SIZE + 1, offset=filters.page * PAGE_SIZE,
+        runs = await service.list_runs(limit=PAGE_SIZE + 1,
+                                       offset=filters.page_number * PAGE_SIZE,
                                        caller=caller, **query)
         del query["status"]
         counts = await service.count_runs(caller=caller, **query)
@@ -140,7 +171,7 @@ async def runs_feed(request: Request, service: Service, settings: Settings, call
     async def body() -> AsyncIterator[bytes]:
         last, idle = None, 0.0
         while not request.app.state.shutting_down:
-            view = await _runs_view(service, caller, filters)
+            view = await _runs_view(service, caller, filters, names)
             rows = templates.get_template("runs_rows.html").render(view, names=names)
             if rows != last:
                 last, idle = rows, 0.0
@@ -157,7 +188,11 @@ async def runs_feed(request: Request, service: Service, settings: Settings, call
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 async def run_page(request: Request, service: Service, caller: Who,
                    run_id: str) -> HTMLResponse:
-    view = await _run_view(service, caller, run_id)
+    try:
+        view = await _run_view(service, caller, run_id)
+    except (NotFound, InvalidInput) as exc:
+        return _not_found(request, RunNotFound(run_id) if isinstance(exc, InvalidInput)
+                          else exc)
     events = await service.events(run_id, caller=caller)
     return templates.TemplateResponse(request, "run.html", {
         **view, "names": _names(request),
@@ -192,10 +227,12 @@ async def run_feed(request: Request, service: Service, settings: Settings, calle
 
     async def body() -> AsyncIterator[bytes]:
         seq = after
-        async for event in service.stream(run_id, after_seq=after,
-                                          idle=settings.sse_heartbeat, caller=caller):
-            if event is None:
-                yield HEARTBEAT
+        async for event in service.stream(run_id, after_seq=after, caller=caller,
+                                          idle=GRAPH_IDLE if graph else settings.sse_heartbeat):
+            if event is None:  # a graph's node may have started: its checkpoint says so
+                yield sse("live", {"html": live.render(
+                    await _run_view(service, caller, run_id), names=names)}) if graph \
+                    else HEARTBEAT
                 continue
             seq = event.seq
             yield sse("line", {"seq": event.seq, "html": line.render(line=log_line(event))})
@@ -227,7 +264,7 @@ async def stop(service: Service, caller: Who, run_id: str, body: StopBody) -> JS
         result = await service.cancel(run_id, action=body.action, reason=body.reason or None,
                                       requested_by="console", scope=body.scope, caller=caller)
     except RunConflict as exc:
-        return _said(False, f"cannot stop: the run is {exc.status}")
+        return _said(False, f"cannot stop: the run already ended ({exc.status})")
     if body.scope == "tree":
         counts = result.counts or {}
         return _said(True, f"stopped the tree: {counts.get('cancelled', 0)} stopped, "
@@ -244,7 +281,8 @@ async def resume(service: Service, caller: Who, run_id: str) -> JSONResponse:
     try:
         run = await service.resume(run_id, caller=caller)
     except RunConflict as exc:
-        return _said(False, f"cannot resume: the run is {exc.status}")
+        return _said(False, f"cannot resume: only a stopped (interrupted) run resumes; "
+                            f"this one is {exc.status}")
     return _said(True, f"resumed: {run.status.value}")
 
 
@@ -272,18 +310,24 @@ async def thread_page(request: Request, service: Service, caller: Who,
                       thread_id: str) -> HTMLResponse:
     """A thread: its values (a graph's state and checkpoints), its runs, and a pending
     interrupt with the form that answers it."""
-    thread = await service.get_thread(thread_id, caller=caller)
+    try:
+        thread = await service.get_thread(thread_id, caller=caller)
+    except (NotFound, InvalidInput):
+        return _not_found(request, ThreadNotFound(thread_id))
     state = await service.get_state(thread_id, caller=caller)
     graph = not isinstance(state, Thread)
     history: list[Any] = []
     if graph:
         history = await service.get_history(thread_id, limit=HISTORY, caller=caller)
+    asked = [i for items in (thread.interrupts or {}).values() for i in items]
+    body = state_body(state) if graph else None
     return templates.TemplateResponse(request, "thread.html", {
-        "thread": thread, "graph": graph, "names": _names(request),
-        "state": state_body(state) if graph else None,
+        "thread": thread, "graph": graph, "names": _names(request), "state": body,
+        "at_breakpoint": graph and thread.interrupts is not None and not asked
+        and bool(body and body["next"]),
         "history": [state_body(s) for s in history], "now": datetime.now(UTC),
         "runs": await service.list_runs(thread_id, limit=PAGE_SIZE, caller=caller),
-        "asked": [i for items in (thread.interrupts or {}).values() for i in items]})
+        "asked": asked})
 
 
 class AnswerBody(BaseModel):
@@ -296,16 +340,27 @@ async def answer(service: Service, caller: Who, thread_id: str,
                  body: AnswerBody) -> JSONResponse:
     """Answer the thread's pending interrupt: a run of the thread's assistant with
     ``command.resume``, as the API creates it."""
+    resume = body.value if body.interrupt_id is None else {body.interrupt_id: body.value}
+    return await _go_on(service, caller, thread_id, {"resume": resume}, "answered")
+
+
+@router.post("/threads/{thread_id}/continue")
+async def go_on(service: Service, caller: Who, thread_id: str) -> JSONResponse:
+    """Continue a graph stopped at a breakpoint: a run with input null, as on the API."""
+    return await _go_on(service, caller, thread_id, None, "continued")
+
+
+async def _go_on(service: RunService, caller: Caller | None, thread_id: str,
+                 command: dict[str, Any] | None, done: str) -> JSONResponse:
     runs = await service.list_runs(thread_id, limit=1, caller=caller)
     if not runs:
-        return _said(False, "nothing to answer: the thread has no runs")
-    resume = body.value if body.interrupt_id is None else {body.interrupt_id: body.value}
+        return _said(False, "nothing to go on with: the thread has no runs")
     try:
         run = await service.create_run(thread_id, runs[0].assistant_id, None,
-                                       command={"resume": resume}, caller=caller)
+                                       command=command, caller=caller)
     except (InvalidInput, Conflict) as exc:
         return _said(False, str(exc))
-    return JSONResponse({"ok": True, "message": f"answered: run {run.run_id}",
+    return JSONResponse({"ok": True, "message": f"{done}: run {run.run_id}",
                          "run_id": run.run_id})
 
 

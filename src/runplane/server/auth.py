@@ -244,7 +244,7 @@ def _same_origin(scope: Scope, headers: Headers) -> bool:
 
 def _console_page(scope: Scope) -> bool:
     path = scope["path"]
-    return scope["method"] == "GET" and (path == "/ui" or path.startswith("/ui/")) \
+    return scope["method"] == "GET" and (path in ("/", "/ui") or path.startswith("/ui/")) \
         and not path.endswith("/feed")
 
 

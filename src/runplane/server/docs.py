@@ -1,14 +1,19 @@
-"""``/docs``: Swagger UI from assets runplane serves itself (the ``swagger-ui-bundle``
-package ships them), so the API description reads offline and behind a firewall; FastAPI's
-own page loads them from a CDN."""
+"""``/docs``: Swagger UI from assets runplane serves itself (``swagger/``: swagger-ui-dist
+5, which reads the OpenAPI 3.1 document FastAPI writes; ``scripts/vendor-swagger-ui.sh``
+updates them), so the API description reads offline and behind a firewall; FastAPI's own
+page loads them from a CDN."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+#: The vendored assets (see scripts/vendor-swagger-ui.sh).
+SWAGGER_UI = Path(__file__).parent / "swagger"
 
 #: Where the Swagger UI assets are served: public files, open without a key.
 ASSETS = "/docs/assets"
@@ -16,7 +21,7 @@ ASSETS = "/docs/assets"
 
 def mount_docs(app: FastAPI) -> None:
     """Serve ``/docs`` (FastAPI built with ``docs_url=None``) and its assets."""
-    app.mount(ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+    app.mount(ASSETS, StaticFiles(directory=str(SWAGGER_UI)), name="swagger-ui")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

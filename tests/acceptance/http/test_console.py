@@ -171,3 +171,43 @@ async def test_the_operations_view_shows_the_queue_workers_and_charts(
     open_step(gates, 0)
     await expect(held).to_have_count(0, timeout=SHOWN)  # it ended: no longer held
     await client.http.post(f"/runs/{waiting['run_id']}/cancel", json={})
+
+
+async def test_the_api_docs_render_with_nothing_from_elsewhere(page: Page, server: Server):
+    asked_elsewhere: list[str] = []
+
+    async def offline(route) -> None:
+        asked_elsewhere.append(route.request.url)
+        await route.abort()
+
+    await page.route(lambda url: not url.startswith(server.url), offline)
+    await page.goto("/docs")
+    await expect(page.locator(".opblock-summary-path",
+                              has_text="/threads/{thread_id}/runs/{run_id}/cancel").first
+                 ).to_be_visible(timeout=SHOWN)
+    await expect(page.locator(".errors-wrapper")).to_have_count(0)
+    assert asked_elsewhere == []
+
+
+async def test_a_person_gets_pages_not_json(page: Page, client: LangGraphClient):
+    answer = await page.goto("/ui/runs/no-such-run")
+    assert answer is not None and answer.status == 404
+    await expect(page.locator("h1")).to_have_text("Not found")
+    await expect(page.locator("a", has_text="Back to the runs")).to_be_visible()
+    answer = await page.goto("/ui/threads/no-such-thread")
+    assert answer is not None and answer.status == 404
+    await page.goto("/")
+    await expect(page).to_have_url(re.compile(r"/ui$"))
+    answer = await page.goto("/ui?page=abc")
+    assert answer is not None and answer.status == 200
+    await expect(page.locator(".pages span")).to_have_text("page 1")
+
+
+async def test_a_finished_run_offers_only_what_it_can_do(page: Page, client: LangGraphClient):
+    thread = await new_thread(client)
+    await client.runs.wait(thread, "echo", input={"x": 1})
+    [run] = await client.runs.list(thread)
+    await page.goto(f"/ui/runs/{run['run_id']}")
+    await expect(page.locator("button[data-act=delete]")).to_be_visible()
+    for hidden in ("stop", "stop-tree", "resume"):
+        await expect(page.locator(f"button[data-act={hidden}]")).to_be_hidden()

@@ -80,3 +80,26 @@ async def test_the_assistants_page_draws_each_graph(page: Page, tmp_path: Path):
     await expect(approval.locator("svg .edge.conditional")).to_have_count(2)
     await expect(page.locator("#assistant-agent svg .node")).not_to_have_count(0)
     await shot(page, tmp_path, "assistants")
+
+
+async def test_a_graph_stopped_at_a_breakpoint_continues_from_its_thread(
+        page: Page, client: LangGraphClient):
+    thread = (await client.threads.create())["thread_id"]
+    await client.runs.wait(thread, "steps", input={"trail": []}, interrupt_before=["b"])
+    await page.goto(f"/ui/threads/{thread}")
+    await expect(page.locator(".interrupt h2")).to_have_text("Stopped before b")
+    await page.click("button[data-answer=continue]")
+    await expect(page.locator("#status")).to_have_text("success", timeout=SHOWN)
+    assert (await client.threads.get_state(thread))["values"]["trail"] == ["a", "b", "c"]
+
+
+async def test_graph_runs_are_listed_by_their_graphs_name_and_a_pause_shows(
+        page: Page, client: LangGraphClient):
+    thread = await _waiting(client)
+    [run] = await client.runs.list(thread)
+    await page.goto("/ui?assistant=approval")
+    row = page.locator(f'tr[data-run="{run["run_id"]}"]')
+    await expect(row).to_contain_text("approval")
+    await expect(row.locator("a.badge.waiting")).to_have_attribute(
+        "href", f"/ui/threads/{thread}")
+    await expect(page.locator("select[name=assistant]")).to_have_value("approval")

@@ -51,6 +51,23 @@ function runsPage() {
   });
 }
 
+function syncButtons() {
+  // which actions the run's state allows: its page's buttons follow it live
+  const state = document.getElementById("run-state");
+  if (!state) return;
+  const active = state.dataset.active === "true";
+  const show = {
+    // a stopped run may be stopped again: the answer says it already was
+    "stop": active || state.dataset.status === "interrupted",
+    "stop-tree": Number(state.dataset.tree) > 1,
+    "resume": state.dataset.status === "interrupted", "delete": !active,
+  };
+  for (const [act, shown] of Object.entries(show)) {
+    const button = document.querySelector(`.actions button[data-act="${act}"]`);
+    if (button) button.hidden = !shown;
+  }
+}
+
 function runPage() {
   const live = document.getElementById("live");
   if (!live) return;
@@ -64,7 +81,7 @@ function runPage() {
       localTimes(log.lastElementChild);
       log.scrollTop = log.scrollHeight;
     },
-    live(data) { live.innerHTML = data.html; localTimes(live); },
+    live(data) { live.innerHTML = data.html; localTimes(live); syncButtons(); },
     end(_data, source) { source.close(); },
   });
   const actions = document.querySelector(".actions[data-run]");
@@ -99,11 +116,13 @@ function threadPage() {
     const kind = e.target.closest("button[data-answer]")?.dataset.answer;
     if (!kind) return;
     let value = kind;
+    if (kind === "continue") value = null;
     if (kind === "edited") {
       try { value = JSON.parse(form.querySelector("[name=answer]").value); }
       catch (err) { say("the answer is not JSON: " + err.message, false); return; }
     }
-    const answer = await fetch(`/ui/threads/${encodeURIComponent(form.dataset.thread)}/resume`, {
+    const path = kind === "continue" ? "continue" : "resume";
+    const answer = await fetch(`/ui/threads/${encodeURIComponent(form.dataset.thread)}/${path}`, {
       method: "POST", headers: {"content-type": "application/json"},
       body: JSON.stringify({value}),
     });
