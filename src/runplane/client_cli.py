@@ -194,13 +194,13 @@ def tail(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
     settings = ClientSettings.load(url=url)
     try:
         with _client(settings) as http, http.stream(
-            "GET", f"/runs/{run_id}/stream", params={"stream_mode": "debug"}
+            "GET", f"/runs/{run_id}/stream", params={"stream_mode": "log"}
         ) as response:
             if response.is_error:
                 response.read()
                 _die_on_error(response)
             for event, data in _sse(response.iter_lines()):
-                if event != "debug":
+                if event != "log":
                     continue
                 item = json.loads(data)
                 if as_json:

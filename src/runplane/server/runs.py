@@ -277,7 +277,7 @@ async def join_stream_on_thread(
     run_id: RunId, stream_mode: StreamModesQuery = None, cancel_on_disconnect: bool = False,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
-    modes = stream_modes(stream_mode)
+    modes = stream_modes(stream_mode, join=True)
     run = await service.get_run(run_id, thread_id=thread_id, caller=caller)
     return _stream(request, service, settings, run, modes,
                    after_seq=parse_last_event_id(last_event_id),
@@ -290,7 +290,7 @@ async def join_stream_by_id(
     stream_mode: StreamModesQuery = None, cancel_on_disconnect: bool = False,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
-    modes = stream_modes(stream_mode)
+    modes = stream_modes(stream_mode, join=True)
     run = await service.get_run(run_id, caller=caller)
     return _stream(request, service, settings, run, modes,
                    after_seq=parse_last_event_id(last_event_id),

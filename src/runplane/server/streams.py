@@ -8,6 +8,9 @@ last of them carries the id, so a client cut off between them sees them all
 again. A stream of a run that is over always ends with ``end``, even when
 ``Last-Event-ID`` points past the run's ending event.
 
+Joining a run's stream with the mode ``log`` (a runplane extension) gives every event of
+the log as stored, ``{type, seq, data, timestamp}``, for any run (``runplane runs tail``).
+
 A workflow's ``ctx.emit(name, data)`` streams under the mode ``name`` when that is
 a stream mode (``values``, ``custom``, ``messages``, ...); any other name streams
 under ``custom`` as ``{name: data}``, the way ``updates`` names each step.
@@ -74,6 +77,9 @@ class StreamView:
 
     def render(self, event: Event) -> Iterator[tuple[str, Any]]:
         name, data = event.event, event.data
+        if "log" in self.modes:  # the durable log itself, whatever the run logged
+            yield "log", {"type": name, "seq": event.seq, "data": data,
+                          "timestamp": event.created_at.isoformat()}
         if self.graph:
             if not name.startswith(RESERVED_PREFIXES):  # a chunk (its ns may hold a ':')
                 yield from self._graph_chunk(name, data)

@@ -93,8 +93,12 @@ DurabilityName = Annotated[str, _OneOf(DURABILITY)]
 _MODE: dict[str, Any] = {"enum": ["", *STREAM_MODES]}
 StreamModeField = Annotated[str | list[str] | None, WithJsonSchema(
     {"anyOf": [_MODE, {"type": "array", "items": _MODE}, {"type": "null"}]})]
+#: What joining a run's stream may also ask for (a runplane extension): ``log``, every
+#: event of the run's durable log as it is stored (what ``runplane runs tail`` prints).
+JOIN_MODES = ("log",)
+_JOIN_MODE: dict[str, Any] = {"enum": ["", *STREAM_MODES, *JOIN_MODES]}
 StreamModesQuery = Annotated[list[str] | None, Query(), WithJsonSchema(
-    {"anyOf": [{"type": "array", "items": _MODE}, {"type": "null"}]})]
+    {"anyOf": [{"type": "array", "items": _JOIN_MODE}, {"type": "null"}]})]
 
 
 class _Body(BaseModel):
@@ -278,16 +282,18 @@ class BulkCancel(_Body):
     status: BulkStatusName | None = None
 
 
-def stream_modes(requested: str | list[str] | None) -> list[str]:
+def stream_modes(requested: str | list[str] | None, *, join: bool = False) -> list[str]:
     """The SDK's ``stream_mode`` as a list; nothing (or an empty value) means ``values``.
-    An unknown mode is an InvalidInput naming the allowed ones (a typo would stream nothing)."""
+    An unknown mode is an InvalidInput naming the allowed ones (a typo would stream nothing).
+    ``join``: a joined stream, which may also ask for ``JOIN_MODES``."""
     if isinstance(requested, str):
         requested = [requested]
+    allowed = (*STREAM_MODES, *JOIN_MODES) if join else STREAM_MODES
     modes = list(dict.fromkeys(m for m in requested or [] if m))
-    unknown = [m for m in modes if m not in STREAM_MODES]
+    unknown = [m for m in modes if m not in allowed]
     if unknown:
         raise InvalidInput("stream_mode", f"unknown stream mode "
-                           f"{', '.join(map(repr, unknown))}; allowed: {', '.join(STREAM_MODES)}")
+                           f"{', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
     return modes or ["values"]
 
 

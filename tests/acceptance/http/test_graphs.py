@@ -5,6 +5,7 @@ the LangGraph server's ids, drawn graphs and schemas; runs streamed in LangGraph
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,7 +16,7 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import APIStatusError
 
-from acceptance.http.helpers import Server, serve_graph_project
+from acceptance.http.helpers import Server, runplane_cli, serve_graph_project
 
 from support.databases import STORES
 
@@ -233,3 +234,22 @@ async def test_a_graph_runs_stream_replays_from_the_log(server: Server,
     assert replayed[1:] == parts[len(parts) - len(replayed) + 1:]
     assert all(int(line[4:]) > middle for line in rest.text.splitlines()
                if line.startswith("id: "))
+
+
+async def test_runs_tail_prints_a_graph_runs_log(client: LangGraphClient, server: Server):
+    """``runplane runs tail`` joins with the ``log`` mode: every stored event, whatever
+    stream modes the run logged."""
+    thread = (await client.threads.create())["thread_id"]
+    await client.runs.wait(thread, "steps", input={"trail": []})
+    [run] = await client.runs.list(thread)
+    tail = await asyncio.to_thread(runplane_cli, server, "tail", run["run_id"], "--json")
+    assert tail.returncode == 0, tail.stderr
+    kinds = [json.loads(line)["type"] for line in tail.stdout.splitlines()]
+    assert kinds[:2] == ["run:created", "run:start"] and kinds[-1] == "run:complete"
+    assert "values" in kinds
+    refused = await client.http.client.get(f"/runs/{run['run_id']}/stream",
+                                           params={"stream_mode": "log"})
+    assert refused.status_code == 200  # a join may ask for it; a run's creation may not
+    created = await client.http.client.post("/runs", json={"assistant_id": "steps",
+                                                          "stream_mode": "log"})
+    assert created.status_code == 422 and "log" in created.json()["detail"]
