@@ -99,10 +99,32 @@ async def flaky_tool(ctx: Context, input: dict[str, Any] | None) -> dict[str, An
     return {"forecast": forecast}
 
 
+def _draft_post(topic: str) -> str:
+    return f"New post: how {topic} keeps agents' stop buttons working."
+
+
+def _publish(post: str) -> dict[str, Any]:
+    return {"published": post}
+
+
+async def needs_approval(ctx: Context, input: dict[str, Any] | None) -> dict[str, Any]:
+    """Asks a person before it publishes (``ctx.interrupt``): ``"approve"``, an edited
+    ``{"post": ...}``, or anything else to drop it; answer on its thread's page in the
+    console, or with a run created with ``command={"resume": ...}``."""
+    post = await ctx.step("draft", _draft_post, (input or {}).get("topic", "runplane"))
+    answer = await ctx.interrupt({"question": "publish this post?", "post": post})
+    if answer == "approve":
+        return await ctx.step("publish", _publish, post)
+    if isinstance(answer, dict) and isinstance(answer.get("post"), str):  # edited
+        return await ctx.step("publish", _publish, answer["post"])
+    return {"published": None, "answer": answer}
+
+
 WORKFLOWS: dict[str, Workflow] = {
     "summarise": summarise,
     "research_agent": research_agent,
     "flaky_tool": flaky_tool,
+    "needs_approval": needs_approval,
 }
 
 def demo_app(database: str | None = None, **settings: Any) -> Runplane:

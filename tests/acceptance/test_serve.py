@@ -34,9 +34,15 @@ async def test_without_an_app_it_serves_the_demo_assistants(
     url, proc = served.url, served.process
     client = get_client(url=url)
     names = [a["assistant_id"] for a in await client.assistants.search()]
-    assert names == ["flaky_tool", "research_agent", "summarise"]
+    assert names == ["flaky_tool", "needs_approval", "research_agent", "summarise"]
     out = await client.runs.wait(None, "summarise", input={"text": "One. Two three."})
     assert out == {"summary": "Two three. One."}
+    thread = (await client.threads.create())["thread_id"]  # one asks a person
+    asked = await client.runs.wait(thread, "needs_approval", input={"topic": "x"})
+    assert asked["__interrupt__"][0]["value"]["question"] == "publish this post?"
+    edited = await client.runs.wait(thread, "needs_approval",
+                                    command={"resume": {"post": "Shorter."}})
+    assert edited == {"published": "Shorter."}
     proc.send_signal(signal.SIGINT)
     await proc.ended(30)
     assert f"on {url}" in proc.output()
