@@ -157,6 +157,8 @@ class DrawnNode:
 
 @dataclass
 class DrawnEdge:
+    source: str
+    target: str
     path: str
     conditional: bool
 
@@ -164,7 +166,8 @@ class DrawnEdge:
 @dataclass
 class Drawing:
     """A graph laid out in rows: each node one row below the first node that leads to it
-    (from ``__start__``), ``__end__`` last; an edge back up curves beside the rows."""
+    (from ``__start__``), ``__end__`` last; an edge down past a row curves round its left,
+    an edge back up round its right, so that no edge runs under a node."""
 
     width: float
     height: float
@@ -219,14 +222,19 @@ def draw(graph: dict[str, Any]) -> Drawing:
             continue
         x1, y1 = a.x + a.width / 2, a.y + NODE_HEIGHT
         x2, y2 = b.x + b.width / 2, b.y
-        if b.y > a.y:
+        if b.y > a.y + ROW:  # past a row between: around its nodes, on the left
+            side = min(a.x, b.x) - 30
+            path = (f"M{a.x:.0f},{a.y + NODE_HEIGHT / 2:.0f} C{side:.0f},{a.y:.0f} "
+                    f"{side:.0f},{b.y + NODE_HEIGHT:.0f} {b.x:.0f},{b.y + NODE_HEIGHT / 2:.0f}")
+        elif b.y > a.y:
             path = f"M{x1:.0f},{y1:.0f} L{x2:.0f},{y2:.0f}"
         else:  # back up: around the right of both
             side = max(a.x + a.width, b.x + b.width) + 30
             path = (f"M{a.x + a.width:.0f},{a.y + NODE_HEIGHT / 2:.0f} C{side:.0f},"
                     f"{a.y:.0f} {side:.0f},{b.y + NODE_HEIGHT:.0f} {b.x + b.width:.0f},"
                     f"{b.y + NODE_HEIGHT / 2:.0f}")
-        edges.append(DrawnEdge(path, bool(edge.get("conditional"))))
+        edges.append(DrawnEdge(edge["source"], edge["target"], path,
+                               bool(edge.get("conditional"))))
     height = 40 + (max(level.values(), default=0) + 1) * ROW
     return Drawing(width + 60, height, list(placed.values()), edges)
 

@@ -4,6 +4,7 @@ an edited value or approves it, and the graph goes on."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,7 +79,13 @@ async def test_the_assistants_page_draws_each_graph(page: Page, tmp_path: Path):
     # start->draft, draft->review, review->send (conditional), review->end, send->end
     await expect(approval.locator("svg .edge")).to_have_count(5)
     await expect(approval.locator("svg .edge.conditional")).to_have_count(2)
-    await expect(page.locator("#assistant-agent svg .node")).not_to_have_count(0)
+    agent = page.locator("#assistant-agent")
+    await expect(agent.locator("svg .node")).to_have_count(4)
+    # chat -> __end__ skips the tools row: it curves round it, not through it
+    skipping = agent.locator('svg .edge[data-edge="chat>__end__"]')
+    await expect(skipping).to_have_attribute("d", re.compile(r"^M[\d.,-]+ C"))
+    await expect(agent.locator('svg .edge[data-edge="chat>tools"]')).to_have_attribute(
+        "d", re.compile(r"^M[\d.,-]+ L"))
     await shot(page, tmp_path, "assistants")
 
 
