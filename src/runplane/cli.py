@@ -24,6 +24,7 @@ from urllib.parse import unquote
 import typer
 from rich.console import Console
 
+from runplane import __version__
 from runplane.client_cli import runs as client_runs
 from runplane.config import ProcessSettings, default_help
 from runplane.errors import ConfigError
@@ -47,8 +48,18 @@ app = typer.Typer(
 app.add_typer(client_runs)
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"runplane {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def cli() -> None:
+def cli(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print runplane's version and exit.")] = False,
+) -> None:
     """A durable control plane for AI-agent and workflow runs."""
 
 

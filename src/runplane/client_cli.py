@@ -81,11 +81,16 @@ def cancel(
         "interrupt",
     wait: Annotated[bool, typer.Option("--wait", help="Return once the task stopped.")] =
         False,
+    reason: Annotated[str | None, typer.Option(
+        "--reason", help="Why: kept with the run, shown by get and the console.")] = None,
     url: Url = None,
     as_json: Json = False,
 ) -> None:
     """Cancel a run (with its attached children), or with --tree its whole tree."""
-    params = {"action": action, "wait": int(wait), "scope": "tree" if tree else "run"}
+    params: dict[str, Any] = {"action": action, "wait": int(wait),
+                              "scope": "tree" if tree else "run"}
+    if reason:
+        params["reason"] = reason
     body = _request(url, "POST", f"/runs/{run_id}/cancel", params=params)
     if as_json:
         _print_json(body)

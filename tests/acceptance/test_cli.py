@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import re
 import shutil
@@ -142,6 +143,12 @@ def test_default_database_is_a_fresh_temporary_file() -> None:
 def test_no_command_lists_the_commands() -> None:
     result = runner.invoke(cli_app, [])
     assert "demo" in result.output
+
+
+def test_version_names_the_installed_package() -> None:
+    result = runner.invoke(cli_app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"runplane {importlib.metadata.version('runplane')}"
 
 
 def test_module_entry_point() -> None:

@@ -112,9 +112,13 @@ async def test_cli_shows_and_cancels_a_tree(
     assert {root, *(c["run_id"] for c in children)} <= {
         r["run_id"] for r in json.loads(listed.stdout)}
 
-    one = await asyncio.to_thread(runplane_cli, server, "cancel", children[0]["run_id"])
+    one = await asyncio.to_thread(runplane_cli, server, "cancel", children[0]["run_id"],
+                                  "--reason", "from the command line")
     assert one.returncode == 0, one.stderr
     assert "cancelled" in one.stdout and "warning" in one.stdout
+    stopped = await asyncio.to_thread(runplane_cli, server, "get", children[0]["run_id"],
+                                      "--json")
+    assert json.loads(stopped.stdout)["cancel_reason"] == "from the command line"
     whole = await asyncio.to_thread(runplane_cli, server, "cancel", root, "--tree", "--wait",
                                     "--json")
     body = json.loads(whole.stdout)
