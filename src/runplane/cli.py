@@ -16,7 +16,6 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import unquote
@@ -26,7 +25,7 @@ from rich.console import Console
 
 from runplane import __version__
 from runplane.client_cli import runs as client_runs
-from runplane.config import ProcessSettings, default_help
+from runplane.config import ProcessSettings, Settings, default_help
 from runplane.errors import ConfigError
 from runplane.server.settings import ServerSettings
 
@@ -401,7 +400,7 @@ def worker(
         raise _fail(_scrub(str(exc), url)) from None
     except Exception as exc:  # the database cannot be reached, opened or closed
         raise _fail(f"cannot run the worker on {redact_url(url)}: "
-                    + _scrub(f"{type(exc).__name__}: {exc}", url), 1) from None
+                    + _scrub(f"{type(exc).__name__}: {exc}", url)) from None
     raise typer.Exit(code)
 
 
@@ -515,6 +514,7 @@ def serve(
     else:
         access = f"no API keys, --insecure: anyone who can reach {host} has full access"
     where = f"http://{host}:{server.port}"
+    _open_database(url, "serve on")  # before saying it serves: a bad one is one line
     typer.echo(f"runplane serving {_assistants(rp) or 'no assistants'} "
                f"on {where} (console: {where}/ui; docs: {where}/docs; "
                f"database {redact_url(url)}; {access})")
@@ -523,9 +523,9 @@ def serve(
                    custom=project.http_app if project is not None else None)
     except ValueError as exc:
         raise _fail(_scrub(str(exc), url)) from None
-    except Exception as exc:  # the database cannot be reached or opened
+    except Exception as exc:  # the database went away since
         raise _fail(f"cannot serve on {redact_url(url)}: "
-                    + _scrub(f"{type(exc).__name__}: {exc}", url), 1) from None
+                    + _scrub(f"{type(exc).__name__}: {exc}", url)) from None
 
 
 def _is_loopback(host: str) -> bool:
@@ -546,41 +546,47 @@ def _api_keys(path: Path | None) -> ApiKeys | None:
         raise _fail(str(exc)) from None
 
 
-def _migration_names(url: str) -> list[str]:
-    backend = "sqlite" if url.startswith("sqlite:") else "postgres"
-    folder = resources.files("runplane.store") / "migrations" / backend
-    return sorted(item.name for item in folder.iterdir() if item.name.endswith(".sql"))
-
-
 @app.command()
 def migrate(
-    database: Annotated[
-        str, typer.Option("--database", help="Database URL, e.g. sqlite:///./runplane.db.")
-    ],
+    database: Annotated[str | None, typer.Option(
+        "--database", help="Database URL, e.g. sqlite:///./runplane.db. "
+                           + default_help(Settings, "database_url"))] = None,
 ) -> None:
     """Apply the numbered schema migrations to DATABASE (a no-op when it is up to date)."""
+    url = Settings.load(database_url=database).database_url
+    applied = _open_database(url, "migrate")
+    shown = redact_url(url)
+    if applied:
+        typer.echo(f"migrations applied to {shown}: {', '.join(applied)}")
+    else:
+        typer.echo(f"{shown} is up to date: no migration to apply")
+
+
+def _open_database(url: str, doing: str) -> list[str]:
+    """Open the database at ``url`` once (migrating it) and close it; the migrations it
+    applied. A URL no store takes, or a database that cannot be reached or opened, is one
+    line and exit code 2 (``cannot <doing> <url>: why``)."""
     from runplane.store import open_store
 
-    shown = redact_url(database)
     try:
-        store = open_store(database)
+        store = open_store(url)
     except ValueError as exc:
-        raise _fail(_scrub(str(exc), database)) from None
+        raise _fail(_scrub(str(exc), url)) from None
 
-    async def run() -> None:
+    async def run() -> list[str]:
         try:
             await store.open()
+            return list(store.migrations_applied)
         finally:
             await store.close()
 
     try:
-        asyncio.run(run())
+        return asyncio.run(run())
     except ValueError as exc:
-        raise _fail(_scrub(str(exc), database)) from None
+        raise _fail(_scrub(str(exc), url)) from None
     except Exception as exc:  # the database cannot be reached or opened
-        raise _fail(f"cannot migrate {shown}: " + _scrub(f"{type(exc).__name__}: {exc}", database),
-                    1) from None
-    typer.echo(f"migrations applied to {shown}: {', '.join(_migration_names(database))}")
+        raise _fail(f"cannot {doing} {redact_url(url)}: "
+                    + _scrub(f"{type(exc).__name__}: {exc}", url)) from None
 
 
 def main() -> None:

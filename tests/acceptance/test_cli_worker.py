@@ -50,9 +50,10 @@ def worker_process(processes: Processes, url: str, *options: str,
         worker.kill()
 
 
-def run_cli(*args: str, cwd: Path = APPS, command: Sequence[str] = CLI
-            ) -> subprocess.CompletedProcess:
-    return subprocess.run([*command, *args], cwd=cwd, env=child_env(apps_on_path=False),
+def run_cli(*args: str, cwd: Path = APPS, command: Sequence[str] = CLI,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*command, *args], cwd=cwd,
+                          env={**child_env(apps_on_path=False), **(env or {})},
                           capture_output=True, text=True, timeout=30, check=False)
 
 
@@ -194,8 +195,10 @@ async def test_migrate_applies_the_migrations_once(database_url: str) -> None:
         asyncio.to_thread(run_cli, "migrate", "--database", database_url) for _ in range(2)))
     for result in together:
         assert result.returncode == 0, result.stderr
-        assert f"migrations applied to {redact_url(database_url)}" in result.stdout
-        assert "0001_initial.sql" in result.stdout
+    said = sorted(result.stdout for result in together)  # one applied them, one found none
+    assert said[0].startswith(f"migrations applied to {redact_url(database_url)}: "
+                              "0001_initial.sql, 0002_run_traceback.sql")
+    assert said[1] == f"{redact_url(database_url)} is up to date: no migration to apply\n"
     applied = await _applied_migrations(database_url)
     backend = "sqlite" if database_url.startswith("sqlite:") else "postgres"
     shipped = resources.files("runplane.store") / "migrations" / backend
@@ -204,8 +207,10 @@ async def test_migrate_applies_the_migrations_once(database_url: str) -> None:
     assert [version for version, _ in applied][:2] == ["0001_initial.sql",
                                                        "0002_run_traceback.sql"]
 
-    again = await asyncio.to_thread(run_cli, "migrate", "--database", database_url)
+    again = await asyncio.to_thread(run_cli, "migrate", env={
+        "RUNPLANE_DATABASE_URL": database_url})  # the variable serve and worker read too
     assert again.returncode == 0, again.stderr
+    assert again.stdout.endswith("is up to date: no migration to apply\n")
     assert await _applied_migrations(database_url) == applied  # nothing re-applied
 
     async with client(database_url) as rp:  # the migrated database is ready to use

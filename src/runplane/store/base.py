@@ -102,6 +102,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    #: The migrations ``open`` applied (none when the schema was up to date).
+    migrations_applied: list[str] = []
+
     async def listen(self, signals: Signals) -> None:
         """Deliver other processes' signals to ``signals``, as far as the database can
         push them (see :class:`Signals`). What no signal covers is polled."""

@@ -344,7 +344,7 @@ class PostgresStore(SQLStore):
             await pool.close()
 
     async def _migrate(self) -> None:
-        await self._write(lambda tx: txs.migrate(
+        self.migrations_applied = await self._write(lambda tx: txs.migrate(
             tx, "postgres", f"runplane-migrate:{self.schema or ''}"))
 
     def _write(self, work: Work[T]) -> Awaitable[T]:

@@ -472,7 +472,7 @@ class SQLiteStore(SQLStore):
     async def open(self) -> None:
         await asyncio.to_thread(self._conn.start)
         self._opened = True
-        await self._write(lambda tx: migrate(tx, "sqlite", ""))
+        self.migrations_applied = await self._write(lambda tx: migrate(tx, "sqlite", ""))
 
     async def close(self) -> None:
         if self._opened:
