@@ -15,7 +15,7 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 from rich.tree import Tree
 
@@ -146,7 +146,12 @@ def list_runs(
     if as_json:
         _print_json(body)
         return
-    table = Table("run_id", "assistant", "status", "thread", "parent", "created")
+    # a run id is what get, cancel and tail take: never cut, however narrow the terminal;
+    # the rest folds onto more lines rather than losing characters
+    table = Table(Column("run_id", no_wrap=True, min_width=36),
+                  Column("assistant", overflow="fold"),
+                  Column("status", no_wrap=True, min_width=11),
+                  *(Column(name, overflow="fold") for name in ("thread", "parent", "created")))
     for run in body:
         table.add_row(run["run_id"], run["assistant_id"], _status(run["status"]),
                       run["thread_id"] or "-", run["parent_run_id"] or "-", run["created_at"])

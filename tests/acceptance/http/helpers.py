@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import uuid
@@ -197,7 +198,9 @@ def assert_detail(response: httpx.Response, status: int | tuple[int, ...],
 
 
 
-def runplane_cli(server: Server, *args: str) -> subprocess.CompletedProcess:
+def runplane_cli(server: Server, *args: str, env: dict[str, str] | None = None
+                 ) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "runplane.cli", "runs", *args,
-                           "--url", server.url], capture_output=True, text=True, timeout=60)
+                           "--url", server.url], capture_output=True, text=True, timeout=60,
+                          env=None if env is None else {**os.environ, **env})
 

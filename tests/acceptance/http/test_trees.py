@@ -107,6 +107,9 @@ async def test_cli_shows_and_cancels_a_tree(
     assert "family" in pretty.stdout and pretty.stdout.count("parks") == 2
     got = await asyncio.to_thread(runplane_cli, server, "get", root, "--json")
     assert json.loads(got.stdout)["status"] == "running"
+    narrow = await asyncio.to_thread(runplane_cli, server, "list", "--limit", "100",
+                                     env={"COLUMNS": "80"})
+    assert narrow.returncode == 0 and root in narrow.stdout  # whole, at 80 columns
     listed = await asyncio.to_thread(runplane_cli, server, "list", "--status", "running",
                                      "--limit", "100", "--json")
     assert {root, *(c["run_id"] for c in children)} <= {
