@@ -106,6 +106,16 @@ def cancel(
                       f"(root {body['root_run_id']}: {body['suggested_endpoint']})")
 
 
+@runs.command("resume")
+def resume(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
+    """Queue an interrupted run again: it goes on after its last completed step."""
+    body = _request(url, "POST", f"/runs/{run_id}/resume")
+    if as_json:
+        _print_json(body)
+        return
+    Console().print(f"{body['run_id']}: resumed ({_status(body['status'])})")
+
+
 def _add(branch: Tree, node: dict[str, Any]) -> None:
     for child in node["children"]:
         _add(branch.add(_label(child)), child)

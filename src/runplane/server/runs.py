@@ -297,6 +297,14 @@ async def join_stream_by_id(
                    cancel_on_disconnect=cancel_on_disconnect)
 
 
+@router.post("/runs/{run_id}/resume", **answers(RunAnswer, 404, 409))
+async def resume(service: Service, caller: Who, run_id: RunId) -> dict[str, Any]:
+    """A runplane extension: queue an interrupted run again, under the same id; it goes on
+    after its last completed step (a graph's from its last checkpoint). 409 for a run
+    that is not interrupted."""
+    return run_body(await service.resume(run_id, caller=caller))
+
+
 # --- cancelling ------------------------------------------------------------------------------
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel", **_CANCEL_ANSWERS)
 async def cancel_on_thread(service: Service, caller: Who, thread_id: ThreadId, run_id: RunId,

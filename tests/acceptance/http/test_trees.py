@@ -98,7 +98,7 @@ async def test_cancelling_a_parent_cancels_its_children(
 async def test_cli_shows_and_cancels_a_tree(
         client: LangGraphClient, http: httpx.AsyncClient, server: Server, tmp_path: Path
 ) -> None:
-    _, root, children, _ = await start_family(client, http, tmp_path)
+    root_thread, root, children, _ = await start_family(client, http, tmp_path)
     shown = await asyncio.to_thread(runplane_cli, server, "tree", root, "--json")
     assert shown.returncode == 0, shown.stderr
     assert [c["run_id"] for c in json.loads(shown.stdout)["children"]] == [
@@ -134,6 +134,13 @@ async def test_cli_shows_and_cancels_a_tree(
     assert missing.returncode == 1 and "404" in missing.stderr
     finished = await asyncio.to_thread(runplane_cli, server, "cancel", root)
     assert finished.returncode == 0 and "already_interrupted" in finished.stdout
+
+    resumed = await asyncio.to_thread(runplane_cli, server, "resume", root)
+    assert resumed.returncode == 0 and f"{root}: resumed (pending)" in resumed.stdout
+    # its children stay stopped: the family counts them and ends
+    assert await client.runs.join(root_thread, root) == {"cancelled": 2}
+    again = await asyncio.to_thread(runplane_cli, server, "resume", root)
+    assert again.returncode == 1 and "409" in again.stderr  # not interrupted any more
 
 
 async def test_a_failed_run_shows_its_traceback_and_logs_one_line(
