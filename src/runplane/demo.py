@@ -21,8 +21,12 @@ from runplane.lifecycle import EventName
 from runplane.models import Event, Run, RunStatus
 from runplane.worker import Workflow
 
-#: Long enough for a cancel to land in the middle of a step, short enough for a quick demo.
-STEP_SECONDS = 0.2
+#: A research step, served (``make run``): seven take about 20 s, time for a person to
+#: press stop in the console or the CLI.
+STEP_SECONDS = 3.0
+#: A research step in ``runplane demo``: long enough for a cancel to land in the middle
+#: of a step, short enough for a quick demo.
+DEMO_STEP_SECONDS = 0.2
 RESEARCH_STEPS = (
     "search", "read_sources", "extract_facts", "outline", "draft", "critique", "revise",
 )
@@ -69,17 +73,19 @@ async def summarise(ctx: Context, input: dict[str, Any] | None) -> dict[str, Any
     return {"summary": summary}
 
 
-async def _research(step: str, topic: str, done: int) -> str:
-    await asyncio.sleep(STEP_SECONDS)
+async def _research(step: str, topic: str, done: int, seconds: float) -> str:
+    await asyncio.sleep(seconds)
     return f"{step} for {topic!r} (after {done} notes)"
 
 
 async def research_agent(ctx: Context, input: dict[str, Any] | None) -> dict[str, Any]:
-    """Slow on purpose: there is time to stop it, or pause and resume it, mid-flight."""
+    """Slow on purpose (about 20 s; ``step_seconds`` in the input sets each step's time):
+    there is time to stop it, or pause and resume it, mid-flight."""
     topic = (input or {}).get("topic", "durable execution")
+    seconds = float((input or {}).get("step_seconds", STEP_SECONDS))
     notes: list[str] = []
     for name in RESEARCH_STEPS:
-        notes.append(await ctx.step(name, _research, name, topic, len(notes)))
+        notes.append(await ctx.step(name, _research, name, topic, len(notes), seconds))
         await ctx.emit("values", {"topic": topic, "notes": len(notes), "last": name})
     return {"topic": topic, "notes": notes}
 
@@ -186,8 +192,11 @@ async def _play(app: Runplane, console: Console) -> list[str]:
         return run
 
     quick = await start("summarise", {"text": SAMPLE_TEXT, "sentences": 2}, "ana", "succeeds")
-    stopped = await start("research_agent", {"topic": "durable execution"}, "ben", "stopped")
-    paused = await start("research_agent", {"topic": "cancellation"}, "cai", "paused, resumed")
+    fast = {"step_seconds": DEMO_STEP_SECONDS}
+    stopped = await start("research_agent", {"topic": "durable execution", **fast}, "ben",
+                          "stopped")
+    paused = await start("research_agent", {"topic": "cancellation", **fast}, "cai",
+                         "paused, resumed")
     flaky = await start("flaky_tool", {"city": "Lisbon"}, "dee", "fails")
 
     running = await _wait_for_steps(app, stopped.run_id, STOP_AFTER_STEPS)

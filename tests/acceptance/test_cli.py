@@ -145,6 +145,15 @@ def test_no_command_lists_the_commands() -> None:
     assert "demo" in result.output
 
 
+def test_the_served_research_agent_lasts_long_enough_to_press_stop() -> None:
+    """Served, it takes about 20 s (a person's time to find the button); the demo's own
+    runs of it are fast (the demo tests above take seconds)."""
+    from runplane import demo
+
+    assert 15 <= demo.STEP_SECONDS * len(demo.RESEARCH_STEPS) <= 30
+    assert demo.DEMO_STEP_SECONDS * len(demo.RESEARCH_STEPS) <= 2
+
+
 def test_version_names_the_installed_package() -> None:
     result = runner.invoke(cli_app, ["--version"])
     assert result.exit_code == 0
