@@ -62,19 +62,14 @@ def cli(
     """A durable control plane for AI-agent and workflow runs."""
 
 
-def _fresh_sqlite_url() -> str:
-    """A new file per demo, so a demo never mixes its runs with earlier ones."""
-    folder = Path(tempfile.mkdtemp(prefix="runplane-demo-"))
-    return f"sqlite:///{folder / 'demo.db'}"
-
-
 @app.command()
 def demo(
     database: Annotated[
         str | None,
         typer.Option(
             "--database",
-            help="Database URL, e.g. sqlite:///./demo.db (default: a fresh temporary file).",
+            help="Database URL to keep the runs in, e.g. sqlite:///./demo.db (default: a "
+                 "fresh temporary file, deleted when the demo ends).",
         ),
     ] = None,
 ) -> None:
@@ -82,9 +77,16 @@ def demo(
     from runplane.demo import run_demo
 
     console = Console()
-    url = database or _fresh_sqlite_url()
-    console.print(f"database: {url}", soft_wrap=True, highlight=False)
-    asyncio.run(run_demo(url, console))
+    if database is not None:
+        console.print(f"database: {database}", soft_wrap=True, highlight=False)
+        asyncio.run(run_demo(database, console))
+        return
+    # a new file per demo, so that a demo never mixes its runs with earlier ones
+    with tempfile.TemporaryDirectory(prefix="runplane-demo-") as folder:
+        url = f"sqlite:///{Path(folder) / 'demo.db'}"
+        console.print(f"database: {url} (deleted at the end; keep one with --database)",
+                      soft_wrap=True, highlight=False)
+        asyncio.run(run_demo(url, console))
 
 
 class _UsageError(Exception):
