@@ -26,7 +26,8 @@ runs = typer.Typer(name="runs", help="Look at and stop runs on a server.", no_ar
 Url = Annotated[str | None, typer.Option(
     "--url", help="The server's base URL." + default_help(ClientSettings, "url"))]
 Json = Annotated[bool, typer.Option("--json", help="Print the server's JSON as it is.")]
-RunId = Annotated[str, typer.Argument(metavar="RUN_ID")]
+RunId = Annotated[str, typer.Argument(
+    metavar="RUN_ID", help="A run's id, or the start of it when only one run's id starts so.")]
 
 STYLES = {"success": "green", "interrupted": "yellow", "error": "red", "timeout": "red",
           "pending": "dim", "running": "cyan"}
@@ -52,6 +53,30 @@ def _request(url: str | None, method: str, path: str, **kwargs: Any) -> Any:
         _die(f"cannot reach {settings.url}: {exc}")
     _die_on_error(response)
     return response.json()
+
+
+def _resolve(url: str | None, run_id: str) -> str:
+    """The run ``run_id`` names: itself, or the one run whose id starts with it (as the
+    console's search finds it); several such runs are one line naming them, exit 1."""
+    settings = ClientSettings.load(url=url)
+    try:
+        with _client(settings) as http:
+            found = http.get(f"/runs/{run_id}")
+            if found.status_code != 404:
+                _die_on_error(found)
+                return run_id
+            matching = http.get("/runs", params={"id_prefix": run_id, "limit": 3})
+    except httpx.TransportError as exc:
+        _die(f"cannot reach {settings.url}: {exc}")
+    _die_on_error(matching)
+    ids = [run["run_id"] for run in matching.json()]
+    if len(ids) == 1:
+        return ids[0]
+    if ids:
+        _die(f"run id prefix {run_id!r} matches several runs ({', '.join(ids[:2])}, ...): "
+             "give more of it")
+    _die_on_error(found)  # no such run, nor one starting with it: the 404
+    return run_id
 
 
 def _die_on_error(response: httpx.Response) -> None:
@@ -87,6 +112,7 @@ def cancel(
     as_json: Json = False,
 ) -> None:
     """Cancel a run (with its attached children), or with --tree its whole tree."""
+    run_id = _resolve(url, run_id)
     params: dict[str, Any] = {"action": action, "wait": int(wait),
                               "scope": "tree" if tree else "run"}
     if reason:
@@ -109,6 +135,7 @@ def cancel(
 @runs.command("resume")
 def resume(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
     """Queue an interrupted run again: it goes on after its last completed step."""
+    run_id = _resolve(url, run_id)
     body = _request(url, "POST", f"/runs/{run_id}/resume")
     if as_json:
         _print_json(body)
@@ -128,6 +155,7 @@ def _label(node: dict[str, Any]) -> str:
 @runs.command("tree")
 def tree(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
     """Show the tree RUN_ID belongs to, from its root, with statuses."""
+    run_id = _resolve(url, run_id)
     body = _request(url, "GET", f"/runs/{run_id}/tree")
     if as_json:
         _print_json(body)
@@ -171,6 +199,7 @@ def list_runs(
 @runs.command("get")
 def get(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
     """Show one run."""
+    run_id = _resolve(url, run_id)
     body = _request(url, "GET", f"/runs/{run_id}")
     if as_json:
         _print_json(body)
@@ -210,6 +239,7 @@ def _sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
 @runs.command("tail")
 def tail(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
     """Print the run's event log from the start and follow it until the run ends."""
+    run_id = _resolve(url, run_id)
     console = Console()
     settings = ClientSettings.load(url=url)
     try:

@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from runplane.errors import RunConflict, RunNotFound, StoreClosed
+from runplane.limits import MAX_ID_LENGTH
 from runplane.models import Caller, Run, RunStatus
 from runplane.server.deps import Service, Settings, Who
 from runplane.server.streams import event_stream, parse_last_event_id, sse
@@ -237,10 +238,13 @@ async def get_on_thread(service: Service, caller: Who, thread_id: ThreadId,
 
 @router.get("/runs", **answers(list[RunAnswer]))
 async def list_all(service: Service, caller: Who, limit: LimitQuery = 10, offset: OffsetQuery = 0,
-                   status: RunStatusName | None = None) -> list[dict[str, Any]]:
-    """Every run of the caller's, newest first (children and thread-less runs included)."""
+                   status: RunStatusName | None = None,
+                   id_prefix: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
+                   ) -> list[dict[str, Any]]:
+    """Every run of the caller's, newest first (children and thread-less runs included);
+    ``id_prefix`` (a runplane extension): only runs whose id starts with it."""
     runs = await service.list_runs(None, status=status, limit=limit, offset=offset,
-                                   caller=caller)
+                                   id_prefix=id_prefix or None, caller=caller)
     return [run_body(r) for r in runs]
 
 

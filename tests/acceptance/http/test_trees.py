@@ -132,6 +132,18 @@ async def test_cli_shows_and_cancels_a_tree(
 
     missing = await asyncio.to_thread(runplane_cli, server, "get", "nope")
     assert missing.returncode == 1 and "404" in missing.stderr
+    # the start of an id names its run when only one id starts so, as in the console
+    by_prefix = await asyncio.to_thread(runplane_cli, server, "get", root[:13], "--json")
+    assert json.loads(by_prefix.stdout)["run_id"] == root
+    first: dict[str, str] = {}  # runs until two ids start alike (17 at most: 16 hex digits)
+    while True:
+        made = await http.post("/runs", json={"assistant_id": "echo", "input": {}})
+        run_id = made.json()["run_id"]
+        if run_id[0] in first:
+            break
+        first[run_id[0]] = run_id
+    twins = await asyncio.to_thread(runplane_cli, server, "get", run_id[0])
+    assert twins.returncode == 1 and "matches several runs" in twins.stderr
     finished = await asyncio.to_thread(runplane_cli, server, "cancel", root)
     assert finished.returncode == 0 and "already_interrupted" in finished.stdout
 
