@@ -9,8 +9,8 @@ Every command takes ``--url`` (default ``RUNPLANE_URL``, else http://127.0.0.1:8
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Annotated, Any, NoReturn
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, NoReturn, TypeVar, cast
 
 import httpx
 import typer
@@ -29,6 +29,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print the server's JSON as i
 RunId = Annotated[str, typer.Argument(
     metavar="RUN_ID", help="A run's id, or the start of it when only one run's id starts so.")]
 
+T = TypeVar("T")
+
 STYLES = {"success": "green", "interrupted": "yellow", "error": "red", "timeout": "red",
           "pending": "dim", "running": "cyan"}
 
@@ -44,39 +46,51 @@ def _client(settings: ClientSettings) -> httpx.Client:
                         headers={"x-api-key": key} if key else {})
 
 
-def _request(url: str | None, method: str, path: str, **kwargs: Any) -> Any:
+def _with_server(url: str | None, work: Callable[[httpx.Client], T]) -> T:
+    """``work`` on one connection to the server; a server out of reach is one line."""
     settings = ClientSettings.load(url=url)
     try:
         with _client(settings) as http:
-            response = http.request(method, path, **kwargs)
+            return work(http)
     except httpx.TransportError as exc:
         _die(f"cannot reach {settings.url}: {exc}")
+
+
+def _json(response: httpx.Response) -> Any:
     _die_on_error(response)
     return response.json()
 
 
-def _resolve(url: str | None, run_id: str) -> str:
-    """The run ``run_id`` names: itself, or the one run whose id starts with it (as the
-    console's search finds it); several such runs are one line naming them, exit 1."""
-    settings = ClientSettings.load(url=url)
-    try:
-        with _client(settings) as http:
-            found = http.get(f"/runs/{run_id}")
-            if found.status_code != 404:
-                _die_on_error(found)
-                return run_id
-            matching = http.get("/runs", params={"id_prefix": run_id, "limit": 3})
-    except httpx.TransportError as exc:
-        _die(f"cannot reach {settings.url}: {exc}")
-    _die_on_error(matching)
-    ids = [run["run_id"] for run in matching.json()]
-    if len(ids) == 1:
-        return ids[0]
-    if ids:
-        _die(f"run id prefix {run_id!r} matches several runs ({', '.join(ids[:2])}, ...): "
-             "give more of it")
-    _die_on_error(found)  # no such run, nor one starting with it: the 404
-    return run_id
+def _request(url: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    return _with_server(url, lambda http: _json(http.request(method, path, **kwargs)))
+
+
+def _run(http: httpx.Client, run_id: str) -> dict[str, Any]:
+    """The run ``run_id`` names: the run of that id, or the one run whose id starts with it
+    (as the console's search finds it); several such runs are one line naming two, exit 1."""
+    found = http.get(f"/runs/{run_id}")
+    if found.status_code != 404:
+        return cast(dict[str, Any], _json(found))
+    runs = _json(http.get("/runs", params={"id_prefix": run_id, "limit": 3}))
+    if len(runs) != 1:
+        if not runs:
+            _die_on_error(found)  # no such run, nor one starting with it: the 404
+        _die(f"run id prefix {run_id!r} matches several runs "
+             f"({', '.join(r['run_id'] for r in runs[:2])}, ...): give more of it")
+    return cast(dict[str, Any], runs[0])
+
+
+def _about_run(url: str | None, run_id: str, method: str | None = None, suffix: str = "",
+               **kwargs: Any) -> Any:
+    """A call about the run ``run_id`` names (see ``_run``), on one connection: ``method``
+    on ``/runs/<its id><suffix>``; without ``method``, the run itself."""
+    def work(http: httpx.Client) -> Any:
+        run = _run(http, run_id)
+        if method is None:
+            return run
+        return _json(http.request(method, f"/runs/{run['run_id']}{suffix}", **kwargs))
+
+    return _with_server(url, work)
 
 
 def _die_on_error(response: httpx.Response) -> None:
@@ -112,12 +126,11 @@ def cancel(
     as_json: Json = False,
 ) -> None:
     """Cancel a run (with its attached children), or with --tree its whole tree."""
-    run_id = _resolve(url, run_id)
     params: dict[str, Any] = {"action": action, "wait": int(wait),
                               "scope": "tree" if tree else "run"}
     if reason:
         params["reason"] = reason
-    body = _request(url, "POST", f"/runs/{run_id}/cancel", params=params)
+    body = _about_run(url, run_id, "POST", "/cancel", params=params)
     if as_json:
         _print_json(body)
         return
@@ -135,8 +148,7 @@ def cancel(
 @runs.command("resume")
 def resume(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
     """Queue an interrupted run again: it goes on after its last completed step."""
-    run_id = _resolve(url, run_id)
-    body = _request(url, "POST", f"/runs/{run_id}/resume")
+    body = _about_run(url, run_id, "POST", "/resume")
     if as_json:
         _print_json(body)
         return
@@ -155,8 +167,7 @@ def _label(node: dict[str, Any]) -> str:
 @runs.command("tree")
 def tree(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
     """Show the tree RUN_ID belongs to, from its root, with statuses."""
-    run_id = _resolve(url, run_id)
-    body = _request(url, "GET", f"/runs/{run_id}/tree")
+    body = _about_run(url, run_id, "GET", "/tree")
     if as_json:
         _print_json(body)
         return
@@ -199,8 +210,7 @@ def list_runs(
 @runs.command("get")
 def get(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
     """Show one run."""
-    run_id = _resolve(url, run_id)
-    body = _request(url, "GET", f"/runs/{run_id}")
+    body = _about_run(url, run_id)
     if as_json:
         _print_json(body)
         return
@@ -239,12 +249,12 @@ def _sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
 @runs.command("tail")
 def tail(run_id: RunId, url: Url = None, as_json: Json = False) -> None:
     """Print the run's event log from the start and follow it until the run ends."""
-    run_id = _resolve(url, run_id)
     console = Console()
     settings = ClientSettings.load(url=url)
     try:
         with _client(settings) as http, http.stream(
-            "GET", f"/runs/{run_id}/stream", params={"stream_mode": "log"}
+            "GET", f"/runs/{_run(http, run_id)['run_id']}/stream",
+            params={"stream_mode": "log"},
         ) as response:
             if response.is_error:
                 response.read()
