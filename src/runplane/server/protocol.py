@@ -154,7 +154,6 @@ async def events(request: Request, service: Service, settings: Settings, caller:
     ``since``), then each later run's as they happen; the stream stays open."""
     await service.get_thread(thread_id, caller=caller)
     since = body.since or 0
-    poll = request.app.state.runplane.settings.poll_interval
 
     async def body_() -> AsyncIterator[bytes]:
         # read here, once the answer's headers are out: the SDK waits for them, and when
@@ -166,10 +165,8 @@ async def events(request: Request, service: Service, settings: Settings, caller:
         else:
             first = next((r for r in runs if r.status.active), runs[-1] if runs else None)
         after = runs[-1].run_id if first is None and runs else None
-        async for run in thread_runs(
-                service, thread_id, first, after=after, poll=poll,
-                heartbeat=settings.sse_heartbeat, caller=caller,
-                stopping=lambda: request.app.state.shutting_down):
+        async for run in thread_runs(request, service, thread_id, first, after=after,
+                                     caller=caller):
             if run is None:
                 yield HEARTBEAT
                 continue

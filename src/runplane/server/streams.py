@@ -33,6 +33,8 @@ from runplane.lifecycle import ENDED_BY, RESERVED_PREFIXES, EventName
 from runplane.models import STREAM_MODES, Caller, Event, Run, RunStatus
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+
     from runplane.service import RunService
 
 #: Log events that end a run failed, and the stream ``error`` payload each gives.
@@ -174,16 +176,19 @@ async def event_stream(
 
 
 async def thread_runs(
-    service: RunService, thread_id: str, first: Run | None, *, after: str | None,
-    poll: float, heartbeat: float, stopping: Callable[[], bool], caller: Caller | None,
+    request: Request, service: RunService, thread_id: str, first: Run | None, *,
+    after: str | None, caller: Caller | None,
 ) -> AsyncIterator[Run | None]:
     """The runs a thread's stream follows, one after the other: ``first`` (if any), then
     each run created after the last one given (after run ``after`` to begin with; with
-    neither, the thread's oldest active run). A new run is looked for every ``poll``
-    seconds; None after each ``heartbeat`` seconds of waiting (a keep-alive tick). The
-    consumer reads a run's log to its end before it asks for the next run."""
+    neither, the thread's oldest active run), until the server shuts down. A new run is
+    looked for every ``poll_interval``; None after each SSE heartbeat's time of waiting (a
+    keep-alive tick). The consumer reads a run's log to its end before it asks for the
+    next run."""
+    state = request.app.state
+    poll, heartbeat = state.runplane.settings.poll_interval, state.settings.sse_heartbeat
     run, last, idle = first, after, 0.0
-    while not stopping():
+    while not state.shutting_down:
         if run is None:
             run = await service.next_thread_run(thread_id, last, caller=caller)
             if run is None:

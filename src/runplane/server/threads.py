@@ -177,7 +177,6 @@ async def join_stream(
             current = await service.get_run(resume_run, thread_id=thread_id, caller=caller)
     after_seq = parse_last_event_id(resume_seq) if current is not None else 0
 
-    poll = request.app.state.runplane.settings.poll_interval  # how often new runs are looked for
 
     async def body() -> AsyncIterator[bytes]:
         first, seq, last = current, after_seq, None
@@ -186,10 +185,8 @@ async def join_stream(
             if first is None:
                 runs = await service.list_runs(thread_id, limit=1, caller=caller)
                 last = runs[0].run_id if runs else None
-        async for run in thread_runs(
-                service, thread_id, first, after=last, poll=poll,
-                heartbeat=settings.sse_heartbeat, caller=caller,
-                stopping=lambda: request.app.state.shutting_down):
+        async for run in thread_runs(request, service, thread_id, first, after=last,
+                                     caller=caller):
             if run is None:
                 yield HEARTBEAT
                 continue
