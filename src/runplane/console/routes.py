@@ -44,7 +44,7 @@ from runplane.errors import (
     RunNotFound,
     ThreadNotFound,
 )
-from runplane.models import Caller, CancelOutcome, RunStatus, Thread
+from runplane.models import Caller, CancelOutcome, Event, RunStatus, Thread
 from runplane.server.assistants import graph as graph_of
 from runplane.server.auth import KEY_COOKIE
 from runplane.server.deps import Service, Settings, Who
@@ -189,19 +189,21 @@ async def runs_feed(request: Request, service: Service, settings: Settings, call
 async def run_page(request: Request, service: Service, caller: Who,
                    run_id: str) -> HTMLResponse:
     try:
-        view = await _run_view(service, caller, run_id)
+        events = await service.events(run_id, caller=caller)
+        view = await _run_view(service, caller, run_id, events)
     except (NotFound, InvalidInput) as exc:
         return _not_found(request, RunNotFound(run_id) if isinstance(exc, InvalidInput)
                           else exc)
-    events = await service.events(run_id, caller=caller)
     return templates.TemplateResponse(request, "run.html", {
         **view, "names": _names(request),
         "lines": [log_line(e) for e in events[-LOG_LINES:]],
         "last_seq": events[-1].seq if events else 0, "log_lines": LOG_LINES})
 
 
-async def _run_view(service: RunService, caller: Caller | None, run_id: str
-                    ) -> dict[str, Any]:
+async def _run_view(service: RunService, caller: Caller | None, run_id: str,
+                    events: list[Event] | None = None) -> dict[str, Any]:
+    """The run's changing parts: status, steps and tree (``events``: its log, when the
+    caller has just read it)."""
     run = await service.get_run(run_id, caller=caller)
     now = datetime.now(UTC)
     if run.of_graph and run.thread_id is not None:  # its super-steps: its checkpoints
@@ -209,10 +211,11 @@ async def _run_view(service: RunService, caller: Caller | None, run_id: str
                                            metadata={"run_id": run_id}, caller=caller)
         steps = graph_timeline(run, [state_body(s) for s in reversed(states)], now)
     else:
-        steps = timeline(run, await service.events(run_id, caller=caller), now)
-    tree = await service.tree(run_id, caller=caller)
-    return {"run": run, "timeline": steps, "now": now,
-            "tree": tree_rows(tree), "tree_size": len(tree_rows(tree))}
+        if events is None:
+            events = await service.events(run_id, caller=caller)
+        steps = timeline(run, events, now)
+    tree = tree_rows(await service.tree(run_id, caller=caller))
+    return {"run": run, "timeline": steps, "now": now, "tree": tree, "tree_size": len(tree)}
 
 
 @router.get("/runs/{run_id}/feed")
