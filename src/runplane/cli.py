@@ -275,7 +275,9 @@ async def _serve(rp: Runplane) -> int:
 
 DatabaseOption = Annotated[
     str | None,
-    typer.Option("--database", help="Database URL (default: the app's own setting)."),
+    typer.Option("--database",
+                 help="Database URL. Default: the app's own (Runplane(database=...)), else "
+                      "RUNPLANE_DATABASE_URL, else sqlite:///./runplane.db."),
 ]
 ConfigOption = Annotated[
     Path | None,
@@ -357,8 +359,10 @@ def worker(
                      + default_help(ProcessSettings, "metrics_host")),
     ] = None,
 ) -> None:
-    """Run the workflows of MODULE:APP and the graphs of a LangGraph project until SIGTERM or
-    SIGINT, then stop gracefully."""
+    """Run the runs of MODULE:APP's workflows and a LangGraph project's graphs.
+
+    On SIGTERM/SIGINT: stops claiming, gives running runs --grace seconds, hands back the rest.
+    """
     process = _process_settings(log_level=log_level, metrics_port=metrics_port,
                                 metrics_host=metrics_host)
     given = {
@@ -434,8 +438,8 @@ def serve(
     no_worker: Annotated[
         bool,
         typer.Option("--no-worker",
-                     help="Serve the API only; separate `runplane worker` processes run the "
-                          "runs (PostgreSQL)."),
+                     help="Serve the API only; `runplane worker` processes run the runs (on "
+                          "PostgreSQL from any host, on SQLite from this one)."),
     ] = False,
     max_body_bytes: Annotated[
         int | None,
@@ -479,7 +483,10 @@ def serve(
                           "127.0.0.1, [::1] and --host (any, for a wildcard --host)."),
     ] = None,
 ) -> None:
-    """Serve the HTTP API (LangGraph Agent Server protocol) with an embedded worker."""
+    """Serve the HTTP API (LangGraph Agent Server protocol), the console and a worker.
+
+    --no-worker serves the API and the console; `runplane worker` processes run the runs.
+    """
     process = _process_settings(log_level=log_level)
     project = load_project(config, target)
     try:

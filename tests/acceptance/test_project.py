@@ -129,19 +129,26 @@ def test_a_config_mistake_is_one_line_and_exit_code_2(
     assert (done.returncode, done.stderr, done.stdout) == (2, message + "\n", "")
 
 
-@pytest.fixture
-async def pg_url(postgres_server: str) -> AsyncIterator[str]:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database the API process and the worker process share: a SQLite file on this host,
+    or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/shared.db"
+        return
+    postgres_server = request.getfixturevalue("postgres_server")
     async with postgres_schema(postgres_server, "rp_project") as url:
         yield url
 
 
 async def test_worker_config_runs_the_graphs_of_an_api_only_server(
-    processes: Processes, tmp_path: Path, pg_url: str
+    processes: Processes, tmp_path: Path, shared_url: str
 ):
     config = write_project(tmp_path / "proj")
     served = await _serve(processes, tmp_path, "--config", str(config), "--no-worker",
-                          "--database", pg_url)
-    worker = processes.runplane("worker", "worker", "--config", str(config), "--database", pg_url,
+                          "--database", shared_url)
+    worker = processes.runplane("worker", "worker", "--config", str(config),
+                                "--database", shared_url,
                                 "--poll-interval", "0.02", "--log-level", "info", cwd=tmp_path)
     await worker.printed("assistants agent")
     client = get_client(url=served.url)
