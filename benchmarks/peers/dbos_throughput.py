@@ -39,9 +39,8 @@ from typing import Any
 
 try:
     from dbos import DBOS
-except ImportError:
-    sys.exit("dbos is not installed: run `.venv/bin/pip install dbos` first "
-             "(it is deliberately not a runplane dependency)")
+except ImportError:  # said after the arguments are parsed, so --help works without it
+    DBOS = None
 
 import asyncpg
 
@@ -178,6 +177,9 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432",
                         help="PostgreSQL server URL without a database name")
     args = parser.parse_args()
+    if DBOS is None:
+        sys.exit("dbos is not installed: run `.venv/bin/pip install dbos` first "
+                 "(it is deliberately not a runplane dependency)")
 
     server = asyncio.run(_fetch(args.pg, "test", "SHOW server_version"))
     sync_commit = asyncio.run(_fetch(args.pg, "test", "SHOW synchronous_commit"))

@@ -17,6 +17,8 @@ from runplane.store import Store
 from runplane.store.base import Cancelled
 
 TESTS = Path(__file__).parent.parent
+#: The repository's root (its README, Makefile, examples).
+REPO = TESTS.parent
 #: The apps the tests' processes run (``runplane serve http_app:app`` and the like).
 APPS = TESTS / "apps"
 
