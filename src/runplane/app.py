@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, cast
 
-from runplane.assistants import Assistants, GraphSource, default_assistant_id
+from runplane.assistants import GraphSource, Registry, default_assistant_id
 from runplane.clock import Clock, SystemClock
 from runplane.config import Settings
 from runplane.hooks import Hooks
@@ -79,6 +79,23 @@ class Runs(Operations):
     })
 
 
+class Assistants(Operations):
+    """``app.assistants``: the assistants made through the API, beside the workflows' and
+    graphs' own (``app.registry``)."""
+
+    OPERATIONS = MappingProxyType({
+        "create": "create_assistant",
+        "get": "get_assistant",
+        "update": "update_assistant",
+        "delete": "delete_assistant",
+        "search": "search_assistants",
+        "count": "count_assistants",
+        "versions": "assistant_versions",
+        "set_latest": "set_latest_assistant_version",
+        "code": "assistant_code",
+    })
+
+
 class Runplane:
     """A runplane application: registered workflows, a store and (optionally) a worker.
 
@@ -120,7 +137,8 @@ class Runplane:
         self.workflows: dict[str, Workflow] = {}
         #: LangGraph graphs served, by graph id (see :meth:`add_graph`)
         self.graphs: dict[str, GraphSource] = {}
-        self.assistants = Assistants(self.workflows, self.graphs)
+        self.registry = Registry(self.workflows, self.graphs)
+        self.assistants = Assistants(lambda: self.service)
         self.threads = Threads(lambda: self.service)
         self.runs = Runs(lambda: self.service)
         self._store: Store | None = None
@@ -206,7 +224,7 @@ class Runplane:
         self._notifier = notifier
         self._store = store
         self._service = RunService(
-            store, self.assistants, self.settings, clock=self.clock, notifier=notifier
+            store, self.registry, self.settings, clock=self.clock, notifier=notifier
         )
         if self.run_worker:
             self._worker = Worker(

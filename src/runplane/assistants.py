@@ -60,8 +60,9 @@ class Assistant:
     graph: GraphSource | None = None
 
 
-class Assistants:
-    """A live view of an app's workflows and graphs as assistants."""
+class Registry:
+    """A live view of an app's workflows and graphs as their own assistants (those made
+    through the API are the store's: see ``RunService.create_assistant``)."""
 
     def __init__(
         self, workflows: Mapping[str, Workflow], graphs: Mapping[str, GraphSource]

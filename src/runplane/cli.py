@@ -224,7 +224,7 @@ def _app_with_graphs(target: str | None, project: Project | None) -> Runplane:
 
 
 def _assistants(rp: Runplane) -> str:
-    return ", ".join(a.graph_id for a in rp.assistants.all())
+    return ", ".join(a.graph_id for a in rp.registry.all())
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

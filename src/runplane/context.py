@@ -139,6 +139,10 @@ class Context:
         self.metadata = run.metadata
         #: How a graph run is to run (see :mod:`runplane.graphs.runner`).
         self.kwargs = run.kwargs
+        #: The run's ``config`` and ``context``: its assistant's (one made through the API)
+        #: under the run's own.
+        self.config: dict[str, Any] = run.kwargs.get("config") or {}
+        self.context: Any = run.kwargs.get("context") or {}
         self.lease = claimed.lease
         self._replay: list[Step] = claimed.steps
         self._next_index = 0

@@ -57,6 +57,15 @@ class ThreadNotFound(NotFound):
         self.thread_id = thread_id
 
 
+class AssistantNotFound(NotFound):
+    def __init__(self, assistant_id: str, version: int | None = None) -> None:
+        what = f"assistant {assistant_id!r}" if version is None \
+            else f"version {version} of assistant {assistant_id!r}"
+        super().__init__(f"{what} not found")
+        self.assistant_id = assistant_id
+        self.version = version
+
+
 class Conflict(RunplaneError):
     """The request is valid but the current state forbids it (HTTP 409)."""
 
@@ -118,6 +127,35 @@ class ThreadExists(Conflict):
     def __init__(self, thread_id: str) -> None:
         super().__init__(f"thread {thread_id!r} already exists")
         self.thread_id = thread_id
+
+
+class AssistantExists(Conflict):
+    def __init__(self, assistant_id: str) -> None:
+        super().__init__(f"assistant {assistant_id!r} already exists (if_exists='do_nothing' "
+                         "answers it instead)")
+        self.assistant_id = assistant_id
+
+
+class AssistantBusy(Conflict):
+    """An assistant with a pending or running run cannot be deleted."""
+
+    def __init__(self, assistant_id: str, active_run_ids: list[str]) -> None:
+        super().__init__(
+            f"assistant {assistant_id!r} has active runs ({', '.join(active_run_ids)}): cancel "
+            "them, or wait until they end, before deleting it")
+        self.assistant_id = assistant_id
+        self.active_run_ids = active_run_ids
+
+
+class BuiltinAssistant(Conflict):
+    """A workflow's or a graph's own assistant is the code's: it cannot be changed or
+    deleted through the API (an assistant made for its graph can)."""
+
+    def __init__(self, assistant_id: str, doing: str) -> None:
+        super().__init__(
+            f"assistant {assistant_id!r} is a workflow's or graph's own and cannot be "
+            f"{doing}; create an assistant of its graph (POST /assistants) to configure it")
+        self.assistant_id = assistant_id
 
 
 class InvalidInput(RunplaneError, ValueError):

@@ -158,6 +158,8 @@ class ThreadQuery:
 
 
 THREAD_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at")
+#: What assistants may be sorted by (the LangGraph server's ``sort_by`` choices).
+ASSISTANT_SORT_KEYS = ("assistant_id", "graph_id", "name", "created_at", "updated_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,10 +229,14 @@ class Run:
     #: A delayed run (``after_seconds``): no worker claims it before this time.
     not_before: datetime | None = None
 
+    #: The registered workflow that runs it (a graph's by its default assistant's id):
+    #: ``assistant_id`` unless the run is of an assistant made through the API.
+    workflow: str = ""
+
     @property
     def of_graph(self) -> bool:
-        """A graph's run: it always has its kwargs (the stream modes it logs, at least)."""
-        return bool(self.kwargs)
+        """A graph's run: it always has the stream modes it logs in its kwargs."""
+        return "stream_mode" in self.kwargs
 
     def evolve(self, **changes: Any) -> Run:
         return dataclasses.replace(self, **changes)
@@ -281,6 +287,32 @@ class NewRun:
     #: A workflow's run answering its thread's pause with ``kwargs["command"]["resume"]``:
     #: it takes up the paused run's input and steps (``transactions.take_up_pause``).
     takes_up_pause: bool = False
+    #: The registered workflow that runs it, for a run of an assistant made through the
+    #: API (None: ``assistant_id`` names it); its creation holds the assistant (it exists).
+    workflow: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantRecord:
+    """An assistant as the API shows it: a workflow's or a graph's own (``builtin``, the
+    code's, version 1 for ever) or one made through the API, with its current version's
+    fields (or, in a list of versions, that version's)."""
+
+    assistant_id: str
+    graph_id: str
+    name: str
+    description: str | None
+    config: dict[str, Any]
+    context: dict[str, Any]
+    metadata: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    owner: str | None = None
+    builtin: bool = False
+
+    def evolve(self, **changes: Any) -> AssistantRecord:
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,10 +27,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from runplane import limits, metrics
-from runplane.assistants import Assistant, Assistants, GraphSource
+from runplane.assistants import Assistant, GraphSource, Registry
 from runplane.clock import Clock
 from runplane.config import Settings
 from runplane.errors import (
+    AssistantExists,
+    AssistantNotFound,
+    BuiltinAssistant,
     ChildCancelled,
     ChildFailed,
     InvalidInput,
@@ -46,10 +49,12 @@ from runplane.errors import (
 )
 from runplane.lifecycle import ENDING_EVENTS
 from runplane.models import (
+    ASSISTANT_SORT_KEYS,
     PRUNE_STRATEGIES,
     STREAM_MODES,
     SWEPT_OUTCOMES,
     THREAD_SORT_KEYS,
+    AssistantRecord,
     Caller,
     CancelAction,
     CancelOutcome,
@@ -70,6 +75,7 @@ from runplane.models import (
     ThreadTTL,
     owner_filter,
     parse_enum,
+    to_datetime,
 )
 from runplane.notifier import LocalNotifier, backoff, wait_event
 from runplane.store.base import OnActive, Store
@@ -104,17 +110,19 @@ class RunService:
     def __init__(
         self,
         store: Store,
-        assistants: Assistants,
+        registry: Registry,
         settings: Settings,
         *,
         clock: Clock,
         notifier: LocalNotifier,
     ) -> None:
         self._store = store
-        self._assistants = assistants
+        self._registry = registry
         self._settings = settings
         self._clock = clock
         self._notifier = notifier
+        #: when a workflow's or graph's own assistant was made (what the API shows)
+        self._started = clock.now()
 
     # --- threads -----------------------------------------------------------
     async def create_thread(
@@ -224,7 +232,7 @@ class RunService:
         if not isinstance(graph_id, str):
             return None
         try:
-            return self._assistants.resolve(graph_id).graph
+            return self._registry.resolve(graph_id).graph
         except UnknownWorkflow:
             return None
 
@@ -331,6 +339,228 @@ class RunService:
                 pruned += 1
         return pruned
 
+    # --- assistants ----------------------------------------------------------
+    # A workflow's or graph's own assistant is the code's (version 1, no row, shown to every
+    # caller, never changed); one made through the API is a row of the store, in versions,
+    # its creator's. A run of one runs its graph with its current version's config and
+    # context under the run's own.
+
+    def _builtin(self, code: Assistant) -> AssistantRecord:
+        started = to_datetime(self._started)
+        return AssistantRecord(code.assistant_id, code.graph_id, code.name, code.description,
+                               {}, {}, {"created_by": "system"}, 1, started, started,
+                               builtin=True)
+
+    async def _stored(self, assistant_id: str, caller: Caller | None
+                      ) -> AssistantRecord | None:
+        """The assistant made through the API under this id, if the caller may see it."""
+        limits.check_id("assistant_id", assistant_id)
+        stored = await self._store.get_assistant(assistant_id)
+        owner = owner_filter(caller)
+        return None if stored is None or owner not in (None, stored.owner) else stored
+
+    async def _resolve(self, assistant_id: str, caller: Caller | None
+                       ) -> tuple[Assistant, AssistantRecord | None]:
+        """The code an assistant runs, and the assistant if one made through the API (None
+        for the code's own); UnknownWorkflow if the caller has no such assistant or its
+        graph is not served here."""
+        try:
+            return self._registry.resolve(assistant_id), None
+        except UnknownWorkflow:
+            pass
+        stored = await self._stored(assistant_id, caller)
+        if stored is None:
+            raise UnknownWorkflow(assistant_id, [a.graph_id for a in self._registry.all()])
+        return self._registry.resolve(stored.graph_id), stored
+
+    async def assistant_code(self, assistant_id: str, *, caller: Caller | None = None
+                             ) -> Assistant:
+        """The workflow or graph an assistant runs (what its graph and schemas describe)."""
+        try:
+            return (await self._resolve(assistant_id, caller))[0]
+        except UnknownWorkflow:
+            raise AssistantNotFound(assistant_id) from None
+
+    async def get_assistant(self, assistant_id: str, *, caller: Caller | None = None
+                            ) -> AssistantRecord:
+        with contextlib.suppress(UnknownWorkflow):
+            return self._builtin(self._registry.resolve(assistant_id))
+        stored = await self._stored(assistant_id, caller)
+        if stored is None:
+            raise AssistantNotFound(assistant_id)
+        return stored
+
+    async def create_assistant(
+        self,
+        graph_id: str,
+        *,
+        config: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        assistant_id: str | None = None,
+        if_exists: str = "raise",
+        caller: Caller | None = None,
+    ) -> AssistantRecord:
+        """An assistant of ``graph_id`` (a graph, or a workflow, served here) as version 1.
+        An id in use answers AssistantExists, or with ``if_exists="do_nothing"`` the
+        assistant that has it (if the caller may see it)."""
+        limits.check_choice("if_exists", if_exists, ("raise", "do_nothing"))
+        code = self._registry.resolve(limits.check_id("graph_id", graph_id))
+        if assistant_id:
+            limits.check_id("assistant_id", assistant_id)
+            with contextlib.suppress(UnknownWorkflow):
+                builtin = self._builtin(self._registry.resolve(assistant_id))
+                if if_exists == "do_nothing":
+                    return builtin
+                raise AssistantExists(assistant_id)
+        now = self._clock.now()
+        at = to_datetime(now)
+        new = AssistantRecord(
+            assistant_id or _new_id(), code.graph_id,
+            limits.check_text("name", name) or "Untitled",
+            limits.check_text("description", description), _run_config(config),
+            _assistant_context(context), self._metadata(metadata), 1, at, at,
+            owner=None if caller is None else caller.owner)
+        stored, created = await self._store.create_assistant(new, now)
+        owner = owner_filter(caller)
+        if not created and (if_exists == "raise" or owner not in (None, stored.owner)):
+            raise AssistantExists(new.assistant_id)
+        return stored
+
+    async def update_assistant(
+        self,
+        assistant_id: str,
+        *,
+        graph_id: str | None = None,
+        config: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        caller: Caller | None = None,
+    ) -> AssistantRecord:
+        """A new version: what is given replaces the current version's (``metadata``
+        merges into it, key by key), the rest is kept; it becomes current."""
+        self._changeable(assistant_id, "updated")
+        changes: dict[str, Any] = {}
+        if graph_id is not None:
+            changes["graph_id"] = self._registry.resolve(
+                limits.check_id("graph_id", graph_id)).graph_id
+        if config is not None:
+            changes["config"] = _run_config(config)
+        if context is not None:
+            changes["context"] = _assistant_context(context)
+        if name is not None:
+            changes["name"] = limits.check_text("name", name)
+        if description is not None:
+            changes["description"] = limits.check_text("description", description)
+        added = self._metadata(metadata)
+
+        def change(current: AssistantRecord) -> AssistantRecord:
+            merged = limits.check_json("metadata", {**current.metadata, **added},
+                                       limits.MAX_METADATA_BYTES)
+            return current.evolve(metadata=merged, **changes)
+
+        return await self._store.update_assistant(assistant_id, owner_filter(caller), change,
+                                                  self._clock.now())
+
+    async def set_latest_assistant_version(
+        self, assistant_id: str, version: int, *, caller: Caller | None = None
+    ) -> AssistantRecord:
+        """Make an earlier (or later) version current again: runs created from now on use
+        it."""
+        self._changeable(assistant_id, "given another version")
+        limits.check_int("version", version, 1, limits.MAX_SEQ)
+        return await self._store.set_latest_assistant_version(
+            assistant_id, owner_filter(caller), version, self._clock.now())
+
+    async def delete_assistant(
+        self, assistant_id: str, *, delete_threads: bool = False, caller: Caller | None = None
+    ) -> None:
+        """Delete an assistant with its versions, refused (AssistantBusy) while one of its
+        runs is pending or running; ``delete_threads`` also deletes the caller's threads
+        whose metadata names it (refused while one has an active run)."""
+        self._changeable(assistant_id, "deleted")
+        await self._store.delete_assistant(assistant_id, owner_filter(caller),
+                                           delete_threads=bool(delete_threads))
+
+    def _changeable(self, assistant_id: str, doing: str) -> None:
+        """Refuse a workflow's or graph's own assistant (the code's) and a bad id."""
+        with contextlib.suppress(UnknownWorkflow):
+            self._registry.resolve(assistant_id)
+            raise BuiltinAssistant(assistant_id, doing)
+        limits.check_id("assistant_id", assistant_id)
+
+    async def search_assistants(
+        self,
+        *,
+        graph_id: str | None = None,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
+        caller: Caller | None = None,
+    ) -> list[AssistantRecord]:
+        """The code's own assistants and the caller's, by ``graph_id``, a part of ``name``
+        (any case) and ``metadata`` (equal top-level keys), sorted, one page."""
+        _page(limit, offset)
+        limits.check_choice("sort_by", sort_by, ASSISTANT_SORT_KEYS)
+        limits.check_choice("sort_order", sort_order, ("asc", "desc"))
+        found = await self._matching_assistants(graph_id, name, metadata, caller)
+        # stable, also reversed: ties keep the code's own first, in order, then the oldest
+        found.sort(key=lambda a: getattr(a, sort_by), reverse=sort_order == "desc")
+        return found[offset:offset + limit]
+
+    async def count_assistants(
+        self,
+        *,
+        graph_id: str | None = None,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        caller: Caller | None = None,
+    ) -> int:
+        return len(await self._matching_assistants(graph_id, name, metadata, caller))
+
+    async def _matching_assistants(
+        self, graph_id: str | None, name: str | None, metadata: dict[str, Any] | None,
+        caller: Caller | None,
+    ) -> list[AssistantRecord]:
+        if graph_id is not None:
+            limits.check_id("graph_id", graph_id)
+        name = limits.check_text("name", name)
+        metadata = None if metadata is None else self._metadata(metadata)
+        builtins = [
+            a for a in map(self._builtin, self._registry.all())
+            if graph_id in (None, a.graph_id) and (not name or name.lower() in a.name.lower())
+            and _has_metadata(a, metadata)
+        ]
+        stored = await self._store.search_assistants(
+            owner=owner_filter(caller), graph_id=graph_id, name=name or None,
+            metadata=metadata or None)
+        return builtins + stored
+
+    async def assistant_versions(
+        self,
+        assistant_id: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        caller: Caller | None = None,
+    ) -> list[AssistantRecord]:
+        """Its versions, newest first (a workflow's or graph's own assistant has one)."""
+        _page(limit, offset)
+        metadata = None if metadata is None else self._metadata(metadata)
+        found = await self.get_assistant(assistant_id, caller=caller)
+        if found.builtin:
+            return [found][offset:offset + limit] if _has_metadata(found, metadata) else []
+        return await self._store.assistant_versions(assistant_id, metadata=metadata or None,
+                                                    limit=limit, offset=offset)
+
     # --- runs --------------------------------------------------------------
     async def create_run(
         self,
@@ -410,7 +640,9 @@ class RunService:
         caller: Caller | None = None,
     ) -> _PreparedRun:
         """Everything ``create_run`` checks, and the run it would insert (no write)."""
-        assistant = self._assistants.resolve(assistant_id)
+        assistant, stored = await self._resolve(assistant_id, caller)
+        if stored is not None:
+            config, context = _under(stored.config, config), _under(stored.context, context)
         kwargs = _graph_kwargs(assistant, config, context, stream_mode, stream_subgraphs,
                                durability)
         if assistant.graph is not None:
@@ -460,7 +692,7 @@ class RunService:
             NewRun(
                 run_id=run_id,
                 thread_id=thread_id,
-                assistant_id=assistant.assistant_id,
+                assistant_id=assistant.assistant_id if stored is None else stored.assistant_id,
                 input=input,
                 metadata=metadata,
                 multitask_strategy=strategy,
@@ -471,6 +703,7 @@ class RunService:
                 kwargs=kwargs,
                 not_before=None if delay is None else now + delay,
                 takes_up_pause=assistant.graph is None and "command" in kwargs,
+                workflow=None if stored is None else assistant.assistant_id,
             ),
             assistant, now, on_active, if_not_exists == "create",
             owner_filter(caller) is not None)
@@ -486,7 +719,8 @@ class RunService:
             self._notifier.run_cancelled(cancelled.run_id, cancelled.cancelled_generation)
         self._notifier.runs_pending()
         if p.assistant.graph is not None and p.new.thread_id is not None:
-            await self._tag_thread(p.new.thread_id, p.assistant, p.now)
+            await self._tag_thread(p.new.thread_id, p.assistant.graph_id, p.new.assistant_id,
+                                   p.now)
         return created.run
 
     async def _fork_point(self, thread_id: str | None, checkpoint: dict[str, Any] | None,
@@ -509,12 +743,14 @@ class RunService:
         head = await self._store.get_checkpoint(found.thread_id, "", None)
         return None if head is not None and head.checkpoint_id == named else named
 
-    async def _tag_thread(self, thread_id: str, assistant: Assistant, now: float) -> None:
-        """A graph thread says which graph it is (what agent-chat-ui searches threads by)."""
+    async def _tag_thread(self, thread_id: str, graph_id: str, assistant_id: str,
+                          now: float) -> None:
+        """A graph thread says which graph and assistant it is (what agent-chat-ui searches
+        threads by, and what deleting an assistant with its threads finds)."""
         thread = await self._store.get_thread(thread_id)
         if thread is not None and "graph_id" not in thread.metadata:
             await self._store.update_thread(thread_id, {
-                "graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}, now)
+                "graph_id": graph_id, "assistant_id": assistant_id}, now)
 
     async def get_run(
         self, run_id: str, *, thread_id: str | None = None, caller: Caller | None = None
@@ -736,7 +972,7 @@ class RunService:
         """Start ``workflow`` as a child of the run ``parent`` holds (None: that lease is
         lost). A detached child roots a tree of its own: cancelling the parent's tree
         leaves it running."""
-        assistant = self._assistants.resolve(workflow)
+        assistant = self._registry.resolve(workflow)
         limits.check_json("input", input, limits.MAX_INPUT_BYTES)
         limits.check_id("child_id", child_id)
         run = await self._store.spawn_run(parent, NewRun(
@@ -953,9 +1189,12 @@ def _graph_kwargs(
     assistant: Assistant, config: dict[str, Any] | None, context: dict[str, Any] | None,
     stream_mode: list[str] | None, stream_subgraphs: bool, durability: str | None,
 ) -> dict[str, Any]:
-    """How a graph's run is to run, checked; a workflow's run takes none of it."""
+    """How a graph's run is to run, checked; a workflow's run takes its config and context
+    alone (``Context.config``, ``Context.context``), kept only when there are some."""
     if assistant.graph is None:
-        return {}
+        kept = {"config": _run_config(config),
+                "context": limits.check_json("context", context, limits.MAX_METADATA_BYTES)}
+        return {k: v for k, v in kept.items() if v}
     kwargs: dict[str, Any] = {
         "config": _run_config(config),
         "context": limits.check_json("context", context, limits.MAX_METADATA_BYTES),
@@ -965,6 +1204,32 @@ def _graph_kwargs(
         "durability": limits.check_choice("durability", durability or "sync", DURABILITY),
     }
     return kwargs
+
+
+def _has_metadata(assistant: AssistantRecord, wanted: dict[str, Any] | None) -> bool:
+    return all(assistant.metadata.get(k) == v for k, v in (wanted or {}).items())
+
+
+def _assistant_context(context: Any) -> dict[str, Any]:
+    """An assistant's static context: an object (merged under each run's own)."""
+    context = limits.check_json("context", context or {}, limits.MAX_METADATA_BYTES)
+    if not isinstance(context, dict):
+        raise InvalidInput("context", "context must be an object")
+    return context
+
+
+def _under(base: dict[str, Any], given: Any) -> Any:
+    """A run's ``config`` or ``context`` over its assistant's: the run's keys win, and its
+    ``configurable`` keys over the assistant's (anything but an object is the run's alone,
+    refused or taken as it is by the checks after)."""
+    if not base or given is None:
+        return given if given is not None else base
+    if not isinstance(given, dict):
+        return given
+    merged = {**base, **given}
+    if isinstance(base.get("configurable"), dict) and isinstance(given.get("configurable"), dict):
+        merged["configurable"] = {**base["configurable"], **given["configurable"]}
+    return merged
 
 
 def _thread_ttl(ttl: Any) -> ThreadTTL | None:

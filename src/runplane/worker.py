@@ -279,7 +279,7 @@ class Worker:
         try:
             if self._hooks.after_claim is not None:
                 await uncancellable(self._hooks.after_claim(run.run_id))
-            workflow = self._workflows[run.assistant_id]
+            workflow = self._workflows[run.workflow]
             handle.task = ctx.task = asyncio.create_task(workflow(ctx, run.input),
                                                          name=f"run-{run.run_id}")
             if ctx.stop_reason is not None:

@@ -89,8 +89,9 @@ def http_as(server: str, key: str | None) -> httpx.AsyncClient:
 
 @dataclass
 class Alice:
-    """What alice owns: a thread with a finished run, a thread with a parked run, and a
-    thread-less tree (a ``family`` root with one parked child)."""
+    """What alice owns: a thread with a finished run, a thread with a parked run, a
+    thread-less tree (a ``family`` root with one parked child), and an assistant of
+    ``echo``."""
 
     done_thread: str
     done_run: str
@@ -98,6 +99,7 @@ class Alice:
     park_run: str
     tree_root: str
     tree_child: str
+    assistant: str
 
     @property
     def run_ids(self) -> set[str]:
@@ -115,8 +117,9 @@ async def alice_objects(alice: LangGraphClient, tmp_path: Path) -> Alice:
     root = await alice.runs.create(None, "family", input={"markers": [str(child_marker)]})
     await eventually(lambda: "parked" in marks(marker) and "parked" in marks(child_marker))
     tree = await alice.http.get(f"/runs/{root['run_id']}/tree")
+    assistant = await alice.assistants.create("echo", name="alice's", metadata={"v": 1})
     return Alice(done_thread, done["run_id"], park_thread, park["run_id"], root["run_id"],
-                 tree["children"][0]["run_id"])
+                 tree["children"][0]["run_id"], assistant["assistant_id"])
 
 
 RUN_BODY = {"assistant_id": "echo", "input": {"from": "bob"}}
@@ -130,7 +133,7 @@ def not_found(path: str, *, method: str = "GET", done: bool = False,
 
     async def probe(bob: httpx.AsyncClient, a: Alice) -> None:
         ids = {"thread_id": a.done_thread if done else a.park_thread,
-               "run_id": a.done_run if done else a.park_run}
+               "run_id": a.done_run if done else a.park_run, "assistant_id": a.assistant}
         r = await bob.request(method, path.format(**ids), params=params,
                               json=body)
         assert r.status_code == 404, (method, path, r.status_code, r.text)
@@ -205,8 +208,39 @@ def creates_its_own_run(path: str) -> Probe:
     return probe
 
 
+async def sees_none_of_alices_assistants(bob: httpx.AsyncClient, a: Alice) -> None:
+    found = (await bob.post("/assistants/search", json={"limit": 1000})).json()
+    assert found and a.assistant not in {x["assistant_id"] for x in found}  # the code's only
+    assert all(x["metadata"] == {"created_by": "system"} for x in found)
+    assert (await bob.post("/assistants/count", json={})).json() == len(found)
+    assert (await bob.post("/assistants/count", json={"metadata": {"v": 1}})).json() == 0
+
+
+async def cannot_take_alices_assistant_id(bob: httpx.AsyncClient, a: Alice) -> None:
+    for if_exists in ("raise", "do_nothing"):
+        r = await bob.post("/assistants", json={"graph_id": "echo", "if_exists": if_exists,
+                                                "assistant_id": a.assistant})
+        assert r.status_code == 409, r.text
+        assert "name" not in r.json()
+    mine = await bob.post("/assistants", json={"graph_id": "echo", "name": "bob's"})
+    async with http_as(str(bob.base_url), ALICE_KEY) as alice:
+        path = f"/assistants/{mine.json()['assistant_id']}"
+        assert (await alice.get(path)).status_code == 404
+    assert (await bob.delete(path)).status_code == 204
+
+
+def codes_own_only(path: str) -> Probe:
+    """A workflow's own assistant is described to every key, alice's to nobody else."""
+
+    async def probe(bob: httpx.AsyncClient, a: Alice) -> None:
+        await open_to_every_key(path.format(assistant_id="echo"))(bob, a)
+        await not_found(path)(bob, a)
+
+    return probe
+
+
 def open_to_every_key(path: str, method: str = "GET", body: Any = None) -> Probe:
-    """Routes about no owned object (health, server info, assistants: workflows are code)."""
+    """Routes about no owned object (health, server info, the code's own assistants)."""
 
     async def probe(bob: httpx.AsyncClient, a: Alice) -> None:
         r = await bob.request(method, path, json=body)
@@ -216,20 +250,26 @@ def open_to_every_key(path: str, method: str = "GET", body: Any = None) -> Probe
 
 
 THREAD = "/threads/{thread_id}"
+ASSISTANT = "/assistants/{assistant_id}"
 THREAD_RUN = "/threads/{thread_id}/runs/{run_id}"
 ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/ok"): open_to_every_key("/ok"),
     ("GET", "/info"): open_to_every_key("/info"),
-    ("POST", "/assistants/search"): open_to_every_key("/assistants/search", "POST", {}),
+    ("POST", "/assistants/search"): sees_none_of_alices_assistants,
     ("POST", "/assistants/count"): open_to_every_key("/assistants/count", "POST", {}),
-    ("GET", "/assistants/{assistant_id}"): open_to_every_key("/assistants/echo"),
-    ("GET", "/assistants/{assistant_id}/graph"): open_to_every_key("/assistants/echo/graph"),
-    ("GET", "/assistants/{assistant_id}/schemas"):
-        open_to_every_key("/assistants/echo/schemas"),
-    ("GET", "/assistants/{assistant_id}/subgraphs"):
-        open_to_every_key("/assistants/echo/subgraphs"),
-    ("GET", "/assistants/{assistant_id}/subgraphs/{namespace}"):
-        open_to_every_key("/assistants/echo/subgraphs/inner"),
+    ("GET", ASSISTANT): not_found(ASSISTANT),
+    ("GET", ASSISTANT + "/graph"): codes_own_only(ASSISTANT + "/graph"),
+    ("GET", ASSISTANT + "/schemas"): codes_own_only(ASSISTANT + "/schemas"),
+    ("GET", ASSISTANT + "/subgraphs"): codes_own_only(ASSISTANT + "/subgraphs"),
+    ("GET", ASSISTANT + "/subgraphs/{namespace}"):
+        codes_own_only(ASSISTANT + "/subgraphs/inner"),
+    ("POST", "/assistants"): cannot_take_alices_assistant_id,
+    ("PATCH", ASSISTANT): not_found(ASSISTANT, method="PATCH", body={"name": "bob's"}),
+    ("DELETE", ASSISTANT): not_found(ASSISTANT, method="DELETE"),
+    ("POST", ASSISTANT + "/versions"): not_found(ASSISTANT + "/versions", method="POST",
+                                                 body={}),
+    ("POST", ASSISTANT + "/latest"): not_found(ASSISTANT + "/latest", method="POST",
+                                               body={"version": 1}),
     ("POST", "/threads"): cannot_take_alices_thread_id,
     ("POST", "/threads/search"): sees_nothing_of_alices_threads,
     ("POST", "/threads/count"): counts_only_its_own_threads,
@@ -304,6 +344,8 @@ async def test_no_owner_reads_or_changes_another_owners_threads_runs_or_streams(
         now = await alice.threads.get(thread_id)
         assert now["metadata"] == was["metadata"] == {"v": 1}
     assert [r["run_id"] for r in await alice.runs.list(a.done_thread)] == [a.done_run]
+    mine = await alice.assistants.get(a.assistant)
+    assert (mine["name"], mine["version"]) == ("alice's", 1)
     assert [r["run_id"] for r in await alice.runs.list(a.park_thread)] == [a.park_run]
     assert (await alice.runs.get(a.done_thread, a.done_run))["status"] == "success"
     assert (await alice.runs.get(a.park_thread, a.park_run))["status"] == "running"

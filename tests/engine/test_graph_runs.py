@@ -86,8 +86,8 @@ async def test_a_graph_run_is_a_run_of_the_graphs_default_assistant(make_app: Ap
 
 async def test_the_assistant_is_found_by_its_id_and_by_the_graph_id(make_app: AppFactory):
     async with _app(make_app, _counting({})) as app:
-        by_id = app.assistants.resolve(default_assistant_id("counter"))
-        assert by_id == app.assistants.resolve("counter")
+        by_id = app.registry.resolve(default_assistant_id("counter"))
+        assert by_id == app.registry.resolve("counter")
         assert (by_id.graph_id, by_id.name, by_id.description) == (
             "counter", "counter", "Adds one, then doubles.")
         thread = await app.threads.create()

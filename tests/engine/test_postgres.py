@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 
@@ -13,14 +14,16 @@ import asyncpg
 import pytest
 
 from runplane import Context, Runplane
-from runplane.errors import ThreadActive
+from runplane.errors import AssistantBusy, AssistantNotFound, ThreadActive
 from runplane.models import (
+    AssistantRecord,
     CancelRequest,
     CheckpointWrite,
     MultitaskStrategy,
     NewRun,
     RunStatus,
     StoredCheckpoint,
+    to_datetime,
 )
 from runplane.store.postgres import PostgresStore, postgres_dsn
 
@@ -336,3 +339,52 @@ async def test_a_state_edit_waiting_on_a_run_creation_is_refused_when_it_commits
             await asyncio.wait_for(editing, 10)
         assert await other.fetchval("SELECT count(*) FROM lg_checkpoints") == 0
         assert (await store.get_thread("t")).values is None
+
+
+def _assistant(assistant_id: str) -> AssistantRecord:
+    at = to_datetime(0.0)
+    return AssistantRecord(assistant_id, "wf", "a", None, {}, {}, {}, 1, at, at)
+
+
+async def test_an_assistant_deletion_waiting_on_a_run_creation_is_refused_when_it_commits(
+    pg_url: str
+):
+    """A run's creation holds its assistant (shared) until it commits: a deletion that waits
+    for it then sees the run, refuses, and deletes nothing."""
+    async with store_and_session(pg_url, "rp_adel") as (store, other, name):
+        await store.create_assistant(_assistant("a1"), 0.0)
+        tx = other.transaction()
+        await tx.start()  # a run creation: the assistant held, its run inserted, uncommitted
+        await other.execute("SELECT 1 FROM assistants WHERE assistant_id = 'a1' FOR SHARE")
+        await other.execute(
+            "INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, "
+            "multitask_strategy, created_at, updated_at, max_attempts, root_run_id, workflow) "
+            "VALUES ('r1', NULL, 'a1', 'pending', 'null', '{}', 'enqueue', 0, 0, 3, 'r1', "
+            "'wf')")
+        deleting = asyncio.create_task(store.delete_assistant("a1", None, delete_threads=False))
+        await eventually(lambda: _lock_waits(other, name))  # the deletion waits on the row
+        await tx.commit()
+        with pytest.raises(AssistantBusy, match="r1"):
+            await asyncio.wait_for(deleting, 10)
+        assert (await store.get_assistant("a1")) is not None
+
+
+async def test_a_run_creation_waiting_on_an_assistant_deletion_is_refused_when_it_commits(
+    pg_url: str
+):
+    """A deletion holds the assistant until it commits: a run's creation that waits for it
+    then finds no assistant and inserts nothing."""
+    async with store_and_session(pg_url, "rp_acre") as (store, other, name):
+        await store.create_assistant(_assistant("a1"), 0.0)
+        tx = other.transaction()
+        await tx.start()  # a deletion, uncommitted
+        await other.execute("SELECT 1 FROM assistants WHERE assistant_id = 'a1' FOR UPDATE")
+        await other.execute("DELETE FROM assistant_versions WHERE assistant_id = 'a1'")
+        await other.execute("DELETE FROM assistants WHERE assistant_id = 'a1'")
+        new = dataclasses.replace(_tree_run("r1", "r1"), assistant_id="a1", workflow="wf")
+        creating = asyncio.create_task(store.create_run(new, 1.0, on_active="enqueue"))
+        await eventually(lambda: _lock_waits(other, name))  # the creation waits on the row
+        await tx.commit()
+        with pytest.raises(AssistantNotFound):
+            await asyncio.wait_for(creating, 10)
+        assert await store.get_run("r1") is None

@@ -23,7 +23,7 @@ RUN = Run(
     lease_expires_at=None, step_index=0, cancel_requested_at=None, cancel_reason=None,
     cancel_action=None, cancel_requested_by=None, cancelled_generation=None,
     root_run_id="r1", parent_run_id=None,
-    kwargs={"config": {}}, seq=7)
+    kwargs={"config": {}, "stream_mode": ["values"]}, seq=7)
 WORKFLOW = dataclasses.replace(RUN, kwargs={})
 
 

@@ -102,7 +102,7 @@ def _not_found(request: Request, exc: NotFound) -> HTMLResponse:
 
 def _names(request: Request) -> dict[str, str]:
     """Assistant names by id: a graph's runs carry its assistant's uuid, pages name it."""
-    return {a.assistant_id: a.name for a in request.app.state.runplane.assistants.all()}
+    return {a.assistant_id: a.name for a in request.app.state.runplane.registry.all()}
 
 
 class RunFilters(BaseModel):
@@ -401,11 +401,17 @@ async def logout() -> JSONResponse:
 
 
 @router.get("/assistants", response_class=HTMLResponse)
-async def assistants_page(request: Request) -> HTMLResponse:
-    """Every assistant, a graph's drawn from its nodes and edges (``get_graph``)."""
-    rp = request.app.state.runplane
-    listed = [{"assistant": a, "drawing": draw(await graph_of(rp, a.assistant_id))}
-              for a in rp.assistants.all()]
+async def assistants_page(request: Request, service: Service, caller: Who) -> HTMLResponse:
+    """Every assistant the caller may see (the code's own, then those made through the
+    API), a graph's drawn from its nodes and edges (``get_graph``)."""
+    found = await service.search_assistants(limit=limits.MAX_LIMIT, sort_by="name",
+                                            sort_order="asc", caller=caller)
+    found.sort(key=lambda a: not a.builtin)  # stable: by name within each kind
+    listed = []
+    for a in found:
+        code = await service.assistant_code(a.assistant_id, caller=caller)
+        listed.append({"assistant": a, "kind": "graph" if code.graph else "workflow",
+                       "drawing": draw(await graph_of(service, caller, a.assistant_id))})
     return templates.TemplateResponse(request, "assistants.html", {"assistants": listed})
 
 

@@ -25,20 +25,22 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 from pydantic_core import CoreSchema, core_schema
 
-from runplane.assistants import Assistant
 from runplane.errors import InvalidInput
 from runplane.limits import (
     MAX_ATTEMPTS,
     MAX_ID_LENGTH,
     MAX_LIMIT,
     MAX_OFFSET,
+    MAX_SEQ,
     MAX_TEXT_LENGTH,
     MAX_TIMEOUT_SECONDS,
 )
 from runplane.models import (
+    ASSISTANT_SORT_KEYS,
     PRUNE_STRATEGIES,
     STREAM_MODES,
     THREAD_SORT_KEYS,
+    AssistantRecord,
     CancelAction,
     CancelOutcome,
     CancelResult,
@@ -86,6 +88,11 @@ BulkOutcomeName = Annotated[str, _OneOf(CancelOutcome)]
 ScopeName = Annotated[str, _OneOf(CANCEL_SCOPES)]
 BulkStatusName = Annotated[str, _OneOf(BULK_STATUSES)]
 SortKey = Annotated[str, _OneOf(THREAD_SORT_KEYS)]
+AssistantSortKey = Annotated[str, _OneOf(ASSISTANT_SORT_KEYS)]
+#: The fields of an assistant a search may select (``select``).
+ASSISTANT_FIELDS = ("assistant_id", "graph_id", "name", "description", "config", "context",
+                    "metadata", "version", "created_at", "updated_at")
+AssistantField = Annotated[str, _OneOf(ASSISTANT_FIELDS)]
 DurabilityName = Annotated[str, _OneOf(DURABILITY)]
 
 
@@ -108,11 +115,13 @@ class _Body(BaseModel):
 
 #: Bounds of the RunService (runplane.limits), repeated here so that OpenAPI shows them.
 Id = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
 LimitQuery = Annotated[int, Query(ge=0, le=MAX_LIMIT)]
 OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 ReasonQuery = Annotated[str | None, Query(max_length=MAX_TEXT_LENGTH)]
 ThreadId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
 RunId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
+AssistantId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
 Limit = Annotated[int, Field(ge=0, le=MAX_LIMIT)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
@@ -208,12 +217,43 @@ class StateAt(_Body):
         return found if isinstance(found, str) else None
 
 
-class AssistantSearch(_Body):
-    graph_id: str | None = None
-    name: str | None = None
+class AssistantCount(_Body):
+    graph_id: Id | None = None
+    name: Text | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class AssistantSearch(AssistantCount):
+    limit: Limit = 10
+    offset: Offset = 0
+    sort_by: AssistantSortKey = "created_at"
+    sort_order: Literal["asc", "desc"] = "desc"
+    select: list[AssistantField] | None = Field(None, max_length=len(ASSISTANT_FIELDS))
+
+
+class AssistantUpdate(_Body):
+    graph_id: Id | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    name: Text | None = None
+    description: Text | None = None
+
+
+class AssistantCreate(AssistantUpdate):
+    graph_id: Id
+    assistant_id: Id | None = None
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+
+
+class AssistantVersionsSearch(_Body):
     metadata: dict[str, Any] | None = None
     limit: Limit = 10
     offset: Offset = 0
+
+
+class AssistantLatest(_Body):
+    version: Annotated[int, Field(ge=1, le=MAX_SEQ)]
 
 
 class RunCommand(BaseModel):
@@ -445,19 +485,22 @@ def thread_state(thread: Thread) -> dict[str, Any]:
     }
 
 
-def assistant_body(assistant: Assistant, created_at: datetime) -> dict[str, Any]:
-    return {
+def assistant_body(assistant: AssistantRecord, *, version: bool = False) -> dict[str, Any]:
+    """An assistant (or with ``version``, one of its versions: no ``updated_at``)."""
+    body = {
         "assistant_id": assistant.assistant_id,
         "graph_id": assistant.graph_id,
         "name": assistant.name,
         "description": assistant.description,
-        "config": {},
-        "context": {},
-        "metadata": {"created_by": "system"},
-        "version": 1,
-        "created_at": _iso(created_at),
-        "updated_at": _iso(created_at),
+        "config": assistant.config,
+        "context": assistant.context,
+        "metadata": assistant.metadata,
+        "version": assistant.version,
+        "created_at": _iso(assistant.created_at),
     }
+    if not version:
+        body["updated_at"] = _iso(assistant.updated_at)
+    return body
 
 
 # --- answers, as /openapi.json describes them ------------------------------------------------
@@ -618,7 +661,7 @@ class StateUpdateAnswer(BaseModel):
     checkpoint: dict[str, Any]
 
 
-class AssistantAnswer(BaseModel):
+class AssistantVersionAnswer(BaseModel):
     assistant_id: str
     graph_id: str
     name: str
@@ -628,7 +671,16 @@ class AssistantAnswer(BaseModel):
     metadata: dict[str, Any]
     version: int
     created_at: datetime
+
+
+class AssistantAnswer(AssistantVersionAnswer):
     updated_at: datetime
+
+
+class SelectedAssistantAnswer(BaseModel):
+    """An assistant as a search with ``select`` answers it: the fields selected."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class GraphAnswer(BaseModel):

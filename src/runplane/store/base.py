@@ -13,12 +13,13 @@ a write that raised it may or may not have been stored.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from runplane.models import (
     ANY_RUN,
+    AssistantRecord,
     CancelOutcome,
     CancelRequest,
     CheckpointWrite,
@@ -145,6 +146,45 @@ class Store(Protocol):
         """A new thread ``target_thread_id`` (owned by ``owner``) with the source's
         metadata, values, pending interrupts and checkpoints, one snapshot of them; False
         if the source does not exist."""
+
+    # --- assistants made through the API ----------------------------------
+    async def create_assistant(self, new: AssistantRecord, now: float
+                               ) -> tuple[AssistantRecord, bool]:
+        """Store ``new`` as version 1 of a new assistant: it and True, or the assistant
+        that already has its id and False."""
+
+    async def get_assistant(self, assistant_id: str) -> AssistantRecord | None: ...
+
+    async def search_assistants(
+        self, *, owner: str | None, graph_id: str | None, name: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> list[AssistantRecord]:
+        """Every assistant matching (``name``: a part of it, any case; ``metadata``: equal
+        top-level keys), unsorted."""
+
+    async def update_assistant(
+        self, assistant_id: str, owner: str | None,
+        change: Callable[[AssistantRecord], AssistantRecord], now: float,
+    ) -> AssistantRecord:
+        """Store ``change(current)`` as a new version and make it current, in one
+        transaction holding the assistant; AssistantNotFound (also for another owner's)."""
+
+    async def set_latest_assistant_version(
+        self, assistant_id: str, owner: str | None, version: int, now: float
+    ) -> AssistantRecord:
+        """Make ``version`` current; AssistantNotFound if it or the assistant is not there."""
+
+    async def assistant_versions(
+        self, assistant_id: str, *, metadata: Mapping[str, Any] | None, limit: int,
+        offset: int,
+    ) -> list[AssistantRecord]:
+        """Its versions, newest first."""
+
+    async def delete_assistant(
+        self, assistant_id: str, owner: str | None, *, delete_threads: bool
+    ) -> list[str]:
+        """Delete it with its versions (and with ``delete_threads``, its threads: their ids),
+        unless it or one of those threads has an active run (AssistantBusy)."""
 
     # --- runs, service side -----------------------------------------------
     async def create_run(

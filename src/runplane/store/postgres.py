@@ -434,8 +434,9 @@ class PostgresStore(SQLStore):
         self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False,
         own_thread_only: bool = False,
     ) -> Created:
-        """Thread-less runs are inserted in batches (``create_threadless``)."""
-        if new.thread_id is not None:
+        """Thread-less runs are inserted in batches (``create_threadless``); a run of an
+        assistant made through the API is inserted alone, holding its assistant."""
+        if new.thread_id is not None or new.workflow is not None:
             return await super().create_run(new, now, on_active=on_active,
                                              create_thread=create_thread,
                                              own_thread_only=own_thread_only)

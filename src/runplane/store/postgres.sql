@@ -109,9 +109,9 @@ SELECT * FROM runs WHERE run_id = $1 FOR UPDATE
 -- name: insert_run
 INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
                   created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
-                  last_event_seq, owner, kwargs, not_before)
+                  last_event_seq, owner, kwargs, not_before, workflow)
 VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, $7, $7, $8, $9, $10, $11, 1, $12,
-        $13::jsonb, $14)
+        $13::jsonb, $14, $15)
 RETURNING *
 
 -- name: create_threadless
@@ -250,7 +250,7 @@ SELECT * FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq
 -- the runs another claim holds.
 SELECT r.run_id FROM runs r
  WHERE r.status = 'pending'
-   AND r.assistant_id = ANY($1::text[])
+   AND coalesce(r.workflow, r.assistant_id) = ANY($1::text[])
    AND r.run_id <> ALL($3::text[])
    AND (r.not_before IS NULL OR r.not_before <= $4)
    AND (r.thread_id IS NULL OR (
@@ -285,7 +285,7 @@ RETURNING *
 WITH c AS (
     SELECT r.run_id AS c_run, r.seq AS c_seq FROM runs r
      WHERE r.status = 'pending'
-       AND r.assistant_id = ANY($1::text[])
+       AND coalesce(r.workflow, r.assistant_id) = ANY($1::text[])
        AND r.run_id <> ALL($6::text[])
        AND (r.not_before IS NULL OR r.not_before <= $4)
        AND (r.thread_id IS NULL OR (
@@ -626,6 +626,89 @@ DELETE FROM lg_checkpoints x
 -- name: notify
 -- Delivered when the transaction commits (and not at all if it rolls back).
 SELECT pg_notify($1, $2)
+
+-- ===== assistants ===========================================================
+
+-- name: insert_assistant
+-- Answers true if inserted, nothing if an assistant of this id exists.
+INSERT INTO assistants (assistant_id, version, owner, created_at, updated_at)
+VALUES ($1, 1, $2, $3, $3)
+ON CONFLICT (assistant_id) DO NOTHING
+RETURNING true
+
+-- name: insert_assistant_version
+INSERT INTO assistant_versions (assistant_id, version, graph_id, name, description, config,
+                                context, metadata, created_at)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9)
+
+-- name: get_assistant
+-- An assistant with its current version's fields.
+SELECT a.assistant_id, a.version, a.owner, a.created_at, a.updated_at, v.graph_id, v.name,
+       v.description, v.config, v.context, v.metadata
+  FROM assistants a JOIN assistant_versions v
+    ON v.assistant_id = a.assistant_id AND v.version = a.version
+ WHERE a.assistant_id = $1
+
+-- name: get_assistant_for_update
+-- The assistant's row lock serialises its updates, set_latest, its deletion and (shared)
+-- the creation of its runs.
+SELECT a.assistant_id, a.version, a.owner, a.created_at, a.updated_at, v.graph_id, v.name,
+       v.description, v.config, v.context, v.metadata
+  FROM assistants a JOIN assistant_versions v
+    ON v.assistant_id = a.assistant_id AND v.version = a.version
+ WHERE a.assistant_id = $1
+   FOR UPDATE OF a
+
+-- name: share_assistant
+-- A run of the assistant is being created: it exists, and its deletion waits until the
+-- commit (then sees the run).
+SELECT 1 FROM assistants WHERE assistant_id = $1 FOR SHARE
+
+-- name: search_assistants
+-- $1 owner, $2 graph id, $3 a part of the name (any case), $4 metadata every top-level key
+-- of which must be equal; NULL matches every assistant.
+SELECT a.assistant_id, a.version, a.owner, a.created_at, a.updated_at, v.graph_id, v.name,
+       v.description, v.config, v.context, v.metadata
+  FROM assistants a JOIN assistant_versions v
+    ON v.assistant_id = a.assistant_id AND v.version = a.version
+ WHERE ($1::text IS NULL OR a.owner = $1) AND ($2::text IS NULL OR v.graph_id = $2)
+   AND ($3::text IS NULL OR strpos(lower(v.name), lower($3)) > 0)
+   AND NOT EXISTS (SELECT 1 FROM jsonb_each($4::jsonb) f
+                    WHERE v.metadata -> f.key IS DISTINCT FROM f.value)
+ ORDER BY a.created_at, a.assistant_id
+
+-- name: assistant_versions
+-- Newest first; $2: metadata as in search_assistants.
+SELECT v.*, v.created_at AS updated_at, NULL AS owner FROM assistant_versions v
+ WHERE v.assistant_id = $1
+   AND NOT EXISTS (SELECT 1 FROM jsonb_each($2::jsonb) f
+                    WHERE v.metadata -> f.key IS DISTINCT FROM f.value)
+ ORDER BY v.version DESC
+ LIMIT $3 OFFSET $4
+
+-- name: has_assistant_version
+SELECT true FROM assistant_versions WHERE assistant_id = $1 AND version = $2
+
+-- name: last_assistant_version
+SELECT max(version) FROM assistant_versions WHERE assistant_id = $1
+
+-- name: set_assistant_version
+UPDATE assistants SET version = $2, updated_at = $3 WHERE assistant_id = $1
+
+-- name: active_runs_of_assistant
+SELECT run_id FROM runs
+ WHERE assistant_id = $1 AND status IN ('pending', 'running') ORDER BY seq
+
+-- name: threads_of_assistant
+-- The threads that say they are the assistant's (metadata.assistant_id), $2: of this owner.
+SELECT thread_id FROM threads
+ WHERE metadata ->> 'assistant_id' = $1 AND ($2::text IS NULL OR owner = $2)
+
+-- name: delete_assistant_versions
+DELETE FROM assistant_versions WHERE assistant_id = $1
+
+-- name: delete_assistant
+DELETE FROM assistants WHERE assistant_id = $1
 
 -- ===== schema ===============================================================
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from runplane.models import (
+    AssistantRecord,
     CancelAction,
     CheckpointWrite,
     Event,
@@ -114,6 +115,25 @@ def _run_from_row(row: Row) -> Run:
         kwargs={} if row["kwargs"] == "{}" else loads(row["kwargs"]),  # a workflow's: none
         not_before=to_datetime(row["not_before"]),
         seq=row["seq"],
+        workflow=row["workflow"] or row["assistant_id"],
+    )
+
+
+def assistant_from_row(row: Row) -> AssistantRecord:
+    """An assistant (``get_assistant``: its current version) or one of its versions
+    (``assistant_versions``: no owner, updated when it was made)."""
+    return AssistantRecord(
+        assistant_id=row["assistant_id"],
+        graph_id=row["graph_id"],
+        name=row["name"],
+        description=row["description"],
+        config=loads(row["config"]),
+        context=loads(row["context"]),
+        metadata=loads(row["metadata"]),
+        version=row["version"],
+        created_at=to_datetime(row["created_at"]),
+        updated_at=to_datetime(row["updated_at"]),
+        owner=row["owner"],
     )
 
 

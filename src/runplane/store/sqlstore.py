@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from runplane.models import (
     ANY_RUN,
+    AssistantRecord,
     CancelRequest,
     CheckpointWrite,
     ClaimedRun,
@@ -78,6 +79,47 @@ class SQLStore(ABC):
     ) -> bool:
         return await self._write(lambda tx: txs.copy_thread(
             tx, source_thread_id, target_thread_id, now, owner))
+
+    # assistants made through the API
+    async def create_assistant(self, new: AssistantRecord, now: float
+                               ) -> tuple[AssistantRecord, bool]:
+        return await self._write(lambda tx: txs.create_assistant(tx, new, now))
+
+    async def get_assistant(self, assistant_id: str) -> AssistantRecord | None:
+        return await self._read(lambda tx: txs.get_assistant(tx, assistant_id))
+
+    async def search_assistants(
+        self, *, owner: str | None, graph_id: str | None, name: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> list[AssistantRecord]:
+        return await self._read(lambda tx: txs.search_assistants(
+            tx, owner, graph_id, name, metadata))
+
+    async def update_assistant(
+        self, assistant_id: str, owner: str | None,
+        change: Callable[[AssistantRecord], AssistantRecord], now: float,
+    ) -> AssistantRecord:
+        return await self._write(lambda tx: txs.update_assistant(
+            tx, assistant_id, owner, change, now))
+
+    async def set_latest_assistant_version(
+        self, assistant_id: str, owner: str | None, version: int, now: float
+    ) -> AssistantRecord:
+        return await self._write(lambda tx: txs.set_latest_assistant_version(
+            tx, assistant_id, owner, version, now))
+
+    async def assistant_versions(
+        self, assistant_id: str, *, metadata: Mapping[str, Any] | None, limit: int,
+        offset: int,
+    ) -> list[AssistantRecord]:
+        return await self._read(lambda tx: txs.assistant_versions(
+            tx, assistant_id, metadata, limit, offset))
+
+    async def delete_assistant(
+        self, assistant_id: str, owner: str | None, *, delete_threads: bool
+    ) -> list[str]:
+        return await self._write(lambda tx: txs.delete_assistant(
+            tx, assistant_id, owner, delete_threads))
 
     # runs, service side
     async def create_run(

@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from typing import Any, Protocol, TypeVar
 
 from runplane.errors import (
+    AssistantBusy,
+    AssistantNotFound,
     NothingToResume,
     PausedElsewhere,
     RunConflict,
@@ -50,6 +52,7 @@ from runplane.models import (
     ANSWER_STEP,
     ANY_RUN,
     FINISHED,
+    AssistantRecord,
     CancelAction,
     CancelOutcome,
     CancelRequest,
@@ -65,10 +68,12 @@ from runplane.models import (
     StoredCheckpoint,
     Thread,
     ThreadTTL,
+    to_datetime,
 )
 from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
 from runplane.store.rows import (
     Row,
+    assistant_from_row,
     checkpoint_from_row,
     checkpoint_write_from_row,
     dumps,
@@ -288,6 +293,110 @@ async def copy_thread(
 
 
 # --------------------------------------------------------------------------- #
+# assistants                                                                   #
+# --------------------------------------------------------------------------- #
+
+
+async def _insert_version(tx: Tx, a: AssistantRecord, now: float) -> None:
+    await tx.execute("insert_assistant_version", a.assistant_id, a.version, a.graph_id, a.name,
+                     a.description, dumps(a.config), dumps(a.context), dumps(a.metadata), now)
+
+
+async def get_assistant(tx: Tx, assistant_id: str, *, lock: bool = False
+                        ) -> AssistantRecord | None:
+    row = await tx.row("get_assistant_for_update" if lock else "get_assistant", assistant_id)
+    return None if row is None else assistant_from_row(row)
+
+
+async def search_assistants(
+    tx: Tx, owner: str | None, graph_id: str | None, name: str | None,
+    metadata: Mapping[str, Any] | None,
+) -> list[AssistantRecord]:
+    rows = await tx.rows("search_assistants", owner, graph_id, name,
+                         None if metadata is None else dumps(metadata))
+    return [assistant_from_row(r) for r in rows]
+
+
+async def assistant_versions(
+    tx: Tx, assistant_id: str, metadata: Mapping[str, Any] | None, limit: int, offset: int
+) -> list[AssistantRecord]:
+    rows = await tx.rows("assistant_versions", assistant_id,
+                         None if metadata is None else dumps(metadata), limit, offset)
+    return [assistant_from_row(r) for r in rows]
+
+
+async def create_assistant(tx: Tx, new: AssistantRecord, now: float
+                           ) -> tuple[AssistantRecord, bool]:
+    """``new`` as version 1, and True; or the assistant that has its id, and False."""
+    inserted = bool(await tx.value("insert_assistant", new.assistant_id, new.owner, now))
+    if inserted:
+        await _insert_version(tx, new.evolve(version=1), now)
+    existing = await get_assistant(tx, new.assistant_id)
+    assert existing is not None
+    return existing, inserted
+
+
+async def owned_assistant(tx: Tx, assistant_id: str, owner: str | None) -> AssistantRecord:
+    """The assistant, locked (AssistantNotFound if it is not there for this owner)."""
+    found = await get_assistant(tx, assistant_id, lock=True)
+    if found is None or (owner is not None and found.owner != owner):
+        raise AssistantNotFound(assistant_id)
+    return found
+
+
+async def update_assistant(
+    tx: Tx, assistant_id: str, owner: str | None,
+    change: Callable[[AssistantRecord], AssistantRecord], now: float,
+) -> AssistantRecord:
+    """A new version, ``change(current)``, made current: numbered after the last one
+    (which is not the current one after a ``set_latest`` back)."""
+    current = await owned_assistant(tx, assistant_id, owner)
+    last = await tx.value("last_assistant_version", assistant_id)
+    updated = change(current).evolve(version=last + 1, updated_at=to_datetime(now))
+    await _insert_version(tx, updated, now)
+    await tx.execute("set_assistant_version", assistant_id, updated.version, now)
+    return updated
+
+
+async def set_latest_assistant_version(
+    tx: Tx, assistant_id: str, owner: str | None, version: int, now: float
+) -> AssistantRecord:
+    await owned_assistant(tx, assistant_id, owner)
+    if not await tx.value("has_assistant_version", assistant_id, version):
+        raise AssistantNotFound(assistant_id, version)
+    await tx.execute("set_assistant_version", assistant_id, version, now)
+    found = await get_assistant(tx, assistant_id)
+    assert found is not None
+    return found
+
+
+async def delete_assistant(
+    tx: Tx, assistant_id: str, owner: str | None, delete_threads: bool
+) -> list[str]:
+    """The assistant with its versions (refused while it has an active run: its row lock
+    keeps a run from being created meanwhile), and with ``delete_threads`` the owner's
+    threads that say they are the assistant's (refused while one has an active run, of any
+    assistant): the ids of the threads deleted."""
+    await owned_assistant(tx, assistant_id, owner)
+    active = [r["run_id"] for r in await tx.rows("active_runs_of_assistant", assistant_id)]
+    if active:
+        raise AssistantBusy(assistant_id, active)
+    threads: list[str] = []
+    if delete_threads:
+        threads = [r["thread_id"] for r in
+                   await tx.rows("threads_of_assistant", assistant_id, owner)]
+        for thread_id in threads:
+            await tx.row("thread_owner_for_update", thread_id)
+            busy = [r["run_id"] for r in await tx.rows("active_runs_of_thread", thread_id)]
+            if busy:
+                raise AssistantBusy(assistant_id, busy)
+            await delete_thread(tx, thread_id)
+    await tx.execute("delete_assistant_versions", assistant_id)
+    await tx.execute("delete_assistant", assistant_id)
+    return threads
+
+
+# --------------------------------------------------------------------------- #
 # runs, service side                                                           #
 # --------------------------------------------------------------------------- #
 
@@ -306,7 +415,7 @@ async def insert_run(tx: Tx, new: NewRun, now: float) -> Run:
         "insert_run", new.run_id, new.thread_id, new.assistant_id, dumps(new.input),
         dumps(new.metadata), new.multitask_strategy.value, now, new.max_attempts, new.timeout,
         new.root_run_id, new.parent_run_id, new.owner, dumps(new.kwargs) if new.kwargs else "{}",
-        new.not_before,
+        new.not_before, new.workflow,
     )
     assert row is not None
     await append(tx, new.run_id, 1, EventName.RUN_CREATED,
@@ -321,6 +430,8 @@ async def create_run(
     """Insert a pending run, applying the thread's multitask rule first. The thread's row
     lock (PostgreSQL) serialises the decisions on one thread."""
     cancelled: list[Run] = []
+    if new.workflow is not None and not await tx.value("share_assistant", new.assistant_id):
+        raise AssistantNotFound(new.assistant_id)  # deleted since the service read it
     if new.thread_id is not None:
         thread_id = new.thread_id
         if create_thread:
