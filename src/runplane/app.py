@@ -96,6 +96,19 @@ class Assistants(Operations):
     })
 
 
+class Memory(Operations):
+    """``app.memory``: the long-term memory store (what a graph's ``get_store()`` and a
+    workflow's ``ctx.store`` read and write; see :mod:`runplane.memory`)."""
+
+    OPERATIONS = MappingProxyType({
+        "put": "put_item",
+        "get": "get_item",
+        "delete": "delete_item",
+        "search": "search_items",
+        "namespaces": "list_namespaces",
+    })
+
+
 class Runplane:
     """A runplane application: registered workflows, a store and (optionally) a worker.
 
@@ -139,6 +152,7 @@ class Runplane:
         self.graphs: dict[str, GraphSource] = {}
         self.registry = Registry(self.workflows, self.graphs)
         self.assistants = Assistants(lambda: self.service)
+        self.memory = Memory(lambda: self.service)
         self.threads = Threads(lambda: self.service)
         self.runs = Runs(lambda: self.service)
         self._store: Store | None = None

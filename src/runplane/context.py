@@ -20,10 +20,11 @@ from runplane.errors import (
 )
 from runplane.hooks import Hooks
 from runplane.lifecycle import RESERVED_PREFIXES, EventName
-from runplane.models import ANSWER_STEP, ClaimedRun, Lease, RunStatus, Step
+from runplane.models import ANSWER_STEP, Caller, ClaimedRun, Lease, RunStatus, Step
 from runplane.store.base import Store
 
 if TYPE_CHECKING:
+    from runplane.memory import OwnersStore
     from runplane.service import RunService
 
 log = logging.getLogger("runplane.worker")
@@ -134,6 +135,9 @@ class Context:
         #: True once this attempt spawned (or re-attached to) an attached child
         self.spawned_attached = False
         self.thread_id = run.thread_id
+        #: whose run this is: its store space (``store``), its children's owner
+        self.owner = run.owner
+        self._memory: OwnersStore | None = None
         self.assistant_id = run.assistant_id
         self.attempt = run.attempt
         self.metadata = run.metadata
@@ -326,6 +330,20 @@ class Context:
         self.spawned_attached |= not detached
         started = await self.step(f"spawn:{workflow}", start)
         return ChildHandle(started["run_id"], runs, self)
+
+    @property
+    def store(self) -> OwnersStore:
+        """The long-term memory store (LangGraph's ``BaseStore``) of the run's owner, as a
+        graph's nodes get it: ``await ctx.store.aput(("notes",), "k", {"text": "..."})``.
+        Its writes are not steps: a retried attempt writes again (an item's put replaces)."""
+        if self._memory is None:
+            if self._runs is None:
+                raise RuntimeError("this context has no store (no run service)")
+            from runplane.memory import OwnersStore
+
+            caller = None if self.owner is None else Caller(self.owner)
+            self._memory = OwnersStore(self._runs, caller, asyncio.get_running_loop())
+        return self._memory
 
     async def emit(self, mode: str, data: Any) -> None:
         """Append an event named ``mode`` to the run's log (``values`` also sets thread values).

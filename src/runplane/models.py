@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
 from runplane.limits import check_choice
@@ -414,3 +417,49 @@ class StoredCheckpoint:
     checkpoint: bytes
     metadata: str
     writes: tuple[CheckpointWrite, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item of the memory store (``runplane.memory``): a JSON object under a namespace
+    and a key, in its owner's space."""
+
+    namespace: tuple[str, ...]
+    key: str
+    value: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    #: An item with a time to live is deleted this long after it was written or last read.
+    ttl_minutes: float | None = None
+
+
+#: What a store search's ``filter`` may compare a value with, besides equality.
+COMPARISONS: Mapping[str, Callable[[Any, Any], bool]] = MappingProxyType({
+    "$eq": operator.eq, "$ne": operator.ne, "$gt": operator.gt, "$gte": operator.ge,
+    "$lt": operator.lt, "$lte": operator.le,
+})
+
+
+def is_comparison(condition: Any) -> bool:
+    """A filter's condition that compares (``{"$gt": 3}``) rather than equals."""
+    return isinstance(condition, dict) and bool(condition) and all(
+        isinstance(k, str) and k.startswith("$") for k in condition)
+
+
+def item_matches(value: Mapping[str, Any], conditions: Mapping[str, Any]) -> bool:
+    """Whether an item's value meets every condition of a search's ``filter``: equal to
+    a top-level key's value, or each comparison true (values that cannot be compared,
+    like a string and a number, do not match)."""
+    for key, condition in conditions.items():
+        have = value.get(key)
+        if not is_comparison(condition):
+            if have != condition:
+                return False
+            continue
+        for op, want in condition.items():
+            try:
+                if not COMPARISONS[op](have, want):
+                    return False
+            except TypeError:
+                return False
+    return True

@@ -21,7 +21,7 @@ import contextlib
 import math
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,7 @@ from runplane.errors import (
 from runplane.lifecycle import ENDING_EVENTS
 from runplane.models import (
     ASSISTANT_SORT_KEYS,
+    COMPARISONS,
     PRUNE_STRATEGIES,
     STREAM_MODES,
     SWEPT_OUTCOMES,
@@ -69,10 +70,12 @@ from runplane.models import (
     RunNode,
     RunStatus,
     Step,
+    StoredItem,
     Thread,
     ThreadQuery,
     ThreadStatus,
     ThreadTTL,
+    is_comparison,
     owner_filter,
     parse_enum,
     to_datetime,
@@ -560,6 +563,95 @@ class RunService:
             return [found][offset:offset + limit] if _has_metadata(found, metadata) else []
         return await self._store.assistant_versions(assistant_id, metadata=metadata or None,
                                                     limit=limit, offset=offset)
+
+    # --- long-term memory (the store of items: runplane.memory) ---------------------------
+    # Each owner has a space of its own ("" without API keys): an item is its writer's.
+
+    def _items_owner(self, caller: Caller | None) -> str:
+        return "" if caller is None or caller.owner is None else caller.owner
+
+    async def put_item(
+        self, namespace: Sequence[str], key: str, value: dict[str, Any], *,
+        ttl: float | None = None, index: Any = None, caller: Caller | None = None,
+    ) -> None:
+        """Store ``value`` under ``namespace`` and ``key`` (replacing what was there), for
+        ``ttl`` minutes if given. ``index`` is accepted and has no effect: there is no
+        embedding index (semantic search is not served)."""
+        path = _namespace("namespace", namespace)
+        if path[0] == "langgraph":
+            raise InvalidInput("namespace", "the root label 'langgraph' is reserved")
+        limits.check_id("key", key)
+        if not isinstance(value, dict):
+            raise InvalidInput("value", f"value must be an object, got {type(value).__name__}")
+        value = limits.check_json("value", value, limits.MAX_INPUT_BYTES)
+        if index not in (None, False) and not (
+                isinstance(index, list) and all(isinstance(f, str) for f in index)):
+            raise InvalidInput("index", "index is false or a list of field paths")
+        minutes = None if ttl is None else _minutes("ttl", ttl)
+        await self._store.put_item(self._items_owner(caller), path, key, value, minutes,
+                                   self._clock.now())
+
+    async def get_item(
+        self, namespace: Sequence[str], key: str, *, refresh_ttl: bool | None = None,
+        caller: Caller | None = None,
+    ) -> StoredItem | None:
+        """The item, or None (also once it expired); a read gives an item with a time to
+        live its whole time again unless ``refresh_ttl`` is False."""
+        path = _namespace("namespace", namespace)
+        limits.check_id("key", key)
+        return await self._store.get_item(self._items_owner(caller), path, key,
+                                          self._clock.now(), refresh=refresh_ttl is not False)
+
+    async def delete_item(self, namespace: Sequence[str], key: str, *,
+                          caller: Caller | None = None) -> None:
+        """Delete the item (nothing to delete is no error)."""
+        path = _namespace("namespace", namespace)
+        limits.check_id("key", key)
+        await self._store.delete_item(self._items_owner(caller), path, key)
+
+    async def search_items(
+        self, namespace_prefix: Sequence[str] = (), *, filter: dict[str, Any] | None = None,
+        limit: int = 10, offset: int = 0, query: str | None = None,
+        refresh_ttl: bool | None = None, caller: Caller | None = None,
+    ) -> list[StoredItem]:
+        """The items under ``namespace_prefix`` whose value matches ``filter`` (a value for
+        equality, or ``{"$eq"|"$ne"|"$gt"|"$gte"|"$lt"|"$lte": value}`` per key), most
+        recently updated first. A natural-language ``query`` is refused: there is no
+        embedding index."""
+        _page(limit, offset)
+        prefix = _namespace("namespace_prefix", namespace_prefix, empty=True)
+        if query is not None:
+            raise InvalidInput("query", "semantic search is not served: runplane keeps no "
+                               "embedding index (search by namespace_prefix and filter)")
+        conditions = _item_filter(filter)
+        return await self._store.search_items(
+            self._items_owner(caller), prefix, conditions, limit, offset, self._clock.now(),
+            refresh=refresh_ttl is not False)
+
+    async def list_namespaces(
+        self, *, prefix: Sequence[str] | None = None, suffix: Sequence[str] | None = None,
+        max_depth: int | None = None, limit: int = 100, offset: int = 0,
+        caller: Caller | None = None,
+    ) -> list[tuple[str, ...]]:
+        """The namespaces that hold items, sorted, those starting with ``prefix`` and
+        ending with ``suffix`` (``"*"`` matches any one label), cut to ``max_depth``
+        labels (and then counted once)."""
+        _page(limit, offset)
+        start = None if prefix is None else _namespace("prefix", prefix, wildcards=True)
+        end = None if suffix is None else _namespace("suffix", suffix, wildcards=True)
+        if max_depth is not None:
+            limits.check_int("max_depth", max_depth, 1, limits.MAX_JSON_DEPTH)
+        found: set[tuple[str, ...]] = set()
+        for path in await self._store.item_namespaces(self._items_owner(caller),
+                                                      self._clock.now()):
+            if (start is None or _path_matches(path, start)) and (
+                    end is None or _path_matches(path[::-1], end[::-1])):
+                found.add(path if max_depth is None else path[:max_depth])
+        return sorted(found)[offset:offset + limit]
+
+    async def expire_items(self) -> int:
+        """Delete the items past their time to live (the reaper's); how many."""
+        return await self._store.expire_items(self._clock.now())
 
     # --- runs --------------------------------------------------------------
     async def create_run(
@@ -1232,6 +1324,58 @@ def _under(base: dict[str, Any], given: Any) -> Any:
     return merged
 
 
+def _namespace(field: str, value: Any, *, empty: bool = False,
+               wildcards: bool = False) -> tuple[str, ...]:
+    """A namespace of the memory store: a list of labels (non-empty text without '.', the
+    separator they are stored with); ``empty`` allows none (every namespace), ``wildcards``
+    a ``"*"`` label matching any one."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise InvalidInput(field, f"{field} must be a list of labels")
+    if not value and not empty:
+        raise InvalidInput(field, f"{field} must have at least one label")
+    if len(value) > limits.MAX_JSON_DEPTH:
+        raise InvalidInput(field, f"{field} has more than {limits.MAX_JSON_DEPTH} labels")
+    for label in value:
+        if not isinstance(label, str) or not label:
+            raise InvalidInput(field, f"{field}: a label is a non-empty string")
+        limits.check_id(field, label)
+        if "." in label:
+            raise InvalidInput(field, f"{field}: a label cannot hold '.' ({label!r})")
+        if label == "*" and not wildcards:
+            raise InvalidInput(field, f"{field}: '*' is a wildcard, not a label")
+    return tuple(value)
+
+
+def _path_matches(path: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    """``path`` starts with ``pattern`` (whose ``"*"`` matches any one label)."""
+    return len(path) >= len(pattern) and all(
+        want in ("*", have) for have, want in zip(path, pattern, strict=False))
+
+
+def _item_filter(conditions: Any) -> dict[str, Any]:
+    """A store search's ``filter``: per top-level key, a value or comparisons."""
+    if conditions is None:
+        return {}
+    if not isinstance(conditions, dict):
+        raise InvalidInput("filter", "filter must be an object")
+    conditions = limits.check_json("filter", conditions, limits.MAX_METADATA_BYTES)
+    for key, condition in conditions.items():
+        if is_comparison(condition) and (unknown := set(condition) - set(COMPARISONS)):
+            raise InvalidInput("filter", f"filter.{key}: unknown comparison "
+                               f"{', '.join(sorted(unknown))} (known: "
+                               f"{', '.join(COMPARISONS)})")
+    return conditions
+
+
+def _minutes(field: str, minutes: Any) -> float:
+    """A time to live in minutes: positive, at most MAX_TIMEOUT_SECONDS."""
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or \
+            not math.isfinite(minutes) or not 0 < minutes <= limits.MAX_TIMEOUT_SECONDS / 60:
+        raise InvalidInput(field, f"{field} must be a positive number of minutes, at most "
+                           f"{limits.MAX_TIMEOUT_SECONDS // 60}, got {minutes!r}")
+    return float(minutes)
+
+
 def _thread_ttl(ttl: Any) -> ThreadTTL | None:
     """A thread's ``ttl`` as the SDK sends it: minutes, or ``{"ttl": minutes, "strategy"}``
     (strategy ``delete`` by default)."""
@@ -1241,14 +1385,10 @@ def _thread_ttl(ttl: Any) -> ThreadTTL | None:
     if unknown := set(spec) - {"ttl", "strategy"}:
         raise InvalidInput("ttl", f"ttl takes 'ttl' (minutes) and 'strategy', not "
                            f"{', '.join(map(repr, sorted(unknown)))}")
-    minutes = spec.get("ttl")
-    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or \
-            not math.isfinite(minutes) or not 0 < minutes <= limits.MAX_TIMEOUT_SECONDS / 60:
-        raise InvalidInput("ttl", f"ttl must be a positive number of minutes, at most "
-                           f"{limits.MAX_TIMEOUT_SECONDS // 60}, got {minutes!r}")
+    minutes = _minutes("ttl", spec.get("ttl"))
     strategy = limits.check_choice("ttl.strategy", spec.get("strategy", "delete"),
                                    PRUNE_STRATEGIES)
-    return ThreadTTL(strategy, float(minutes))
+    return ThreadTTL(strategy, minutes)
 
 
 def _answer_kwargs(assistant_id: str, input: Any, command: Any, interrupt_before: Any,

@@ -271,6 +271,8 @@ class Worker:
             await self._runs.end_orphans()
             for thread_id in await self._runs.expire_threads():
                 log.info("thread %s: swept, past its time to live", thread_id)
+            if expired := await self._runs.expire_items():
+                log.info("memory store: %d item(s) deleted, past their time to live", expired)
 
     # --- running one run ---------------------------------------------------
     async def _supervise(self, claimed: ClaimedRun, handle: _Held) -> None:

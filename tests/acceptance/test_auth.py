@@ -118,6 +118,7 @@ async def alice_objects(alice: LangGraphClient, tmp_path: Path) -> Alice:
     await eventually(lambda: "parked" in marks(marker) and "parked" in marks(child_marker))
     tree = await alice.http.get(f"/runs/{root['run_id']}/tree")
     assistant = await alice.assistants.create("echo", name="alice's", metadata={"v": 1})
+    await alice.store.put_item(ALICES_ITEM, "k", {"v": 1})
     return Alice(done_thread, done["run_id"], park_thread, park["run_id"], root["run_id"],
                  tree["children"][0]["run_id"], assistant["assistant_id"])
 
@@ -229,6 +230,37 @@ async def cannot_take_alices_assistant_id(bob: httpx.AsyncClient, a: Alice) -> N
     assert (await bob.delete(path)).status_code == 204
 
 
+#: The namespace of alice's item in the memory store (each owner has a space of its own).
+ALICES_ITEM = ["alice-notes"]
+
+
+async def reads_none_of_alices_items(bob: httpx.AsyncClient, a: Alice) -> None:
+    r = await bob.get("/store/items", params={"namespace": ALICES_ITEM[0], "key": "k"})
+    assert (r.status_code, r.json()) == (200, None)
+
+
+async def searches_none_of_alices_items(bob: httpx.AsyncClient, a: Alice) -> None:
+    r = await bob.post("/store/items/search", json={"namespace_prefix": ALICES_ITEM})
+    assert r.json() == {"items": []}
+
+
+async def lists_none_of_alices_namespaces(bob: httpx.AsyncClient, a: Alice) -> None:
+    r = await bob.post("/store/namespaces", json={})
+    assert ALICES_ITEM not in r.json()["namespaces"]
+
+
+async def writes_its_own_items_only(bob: httpx.AsyncClient, a: Alice) -> None:
+    r = await bob.put("/store/items", json={"namespace": ALICES_ITEM, "key": "k",
+                                            "value": {"v": "bob's"}})
+    assert r.status_code == 204, r.text  # into bob's space: alice's is checked after
+
+
+async def deletes_its_own_items_only(bob: httpx.AsyncClient, a: Alice) -> None:
+    r = await bob.request("DELETE", "/store/items", json={"namespace": ALICES_ITEM,
+                                                          "key": "k"})
+    assert r.status_code == 204, r.text
+
+
 def codes_own_only(path: str) -> Probe:
     """A workflow's own assistant is described to every key, alice's to nobody else."""
 
@@ -264,6 +296,11 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", ASSISTANT + "/subgraphs/{namespace}"):
         codes_own_only(ASSISTANT + "/subgraphs/inner"),
     ("POST", "/assistants"): cannot_take_alices_assistant_id,
+    ("GET", "/store/items"): reads_none_of_alices_items,
+    ("PUT", "/store/items"): writes_its_own_items_only,
+    ("DELETE", "/store/items"): deletes_its_own_items_only,
+    ("POST", "/store/items/search"): searches_none_of_alices_items,
+    ("POST", "/store/namespaces"): lists_none_of_alices_namespaces,
     ("PATCH", ASSISTANT): not_found(ASSISTANT, method="PATCH", body={"name": "bob's"}),
     ("DELETE", ASSISTANT): not_found(ASSISTANT, method="DELETE"),
     ("POST", ASSISTANT + "/versions"): not_found(ASSISTANT + "/versions", method="POST",
@@ -346,6 +383,7 @@ async def test_no_owner_reads_or_changes_another_owners_threads_runs_or_streams(
     assert [r["run_id"] for r in await alice.runs.list(a.done_thread)] == [a.done_run]
     mine = await alice.assistants.get(a.assistant)
     assert (mine["name"], mine["version"]) == ("alice's", 1)
+    assert (await alice.store.get_item(ALICES_ITEM, "k"))["value"] == {"v": 1}
     assert [r["run_id"] for r in await alice.runs.list(a.park_thread)] == [a.park_run]
     assert (await alice.runs.get(a.done_thread, a.done_run))["status"] == "success"
     assert (await alice.runs.get(a.park_thread, a.park_run))["status"] == "running"

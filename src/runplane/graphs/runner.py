@@ -109,7 +109,8 @@ def graph_workflow(source: GraphSource, store: Callable[[], Store]) -> Workflow:
         command = ctx.kwargs.get("command")
         async with source.build(config) as built:
             saver = RunplaneSaver.for_run(store(), ctx)
-            graph = built.copy(update={"checkpointer": saver})
+            # the run's owner's memory store, over one the graph may have been given
+            graph = built.copy(update={"checkpointer": saver, "store": ctx.store})
             asked: list[dict[str, Any]] = []  # the values chunks that carry interrupts
             try:
                 async for namespace, mode, chunk in _chunks(

@@ -37,7 +37,7 @@ from runplane.errors import (
     ThreadBusy,
     UnknownWorkflow,
 )
-from runplane.server import assistants, protocol, runs, threads
+from runplane.server import assistants, protocol, runs, store, threads
 from runplane.server.auth import (
     OPEN_PATHS,
     Authenticate,
@@ -101,6 +101,7 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None, *,
 
     app.include_router(assistants.router)
     app.include_router(threads.router)
+    app.include_router(store.router)
     app.include_router(protocol.router)
     mount_docs(app)
     mount_console(app)

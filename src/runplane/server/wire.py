@@ -29,6 +29,7 @@ from runplane.errors import InvalidInput
 from runplane.limits import (
     MAX_ATTEMPTS,
     MAX_ID_LENGTH,
+    MAX_JSON_DEPTH,
     MAX_LIMIT,
     MAX_OFFSET,
     MAX_SEQ,
@@ -48,6 +49,7 @@ from runplane.models import (
     Run,
     RunNode,
     RunStatus,
+    StoredItem,
     Thread,
     ThreadStatus,
 )
@@ -254,6 +256,38 @@ class AssistantVersionsSearch(_Body):
 
 class AssistantLatest(_Body):
     version: Annotated[int, Field(ge=1, le=MAX_SEQ)]
+
+
+Label = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
+Namespace = Annotated[list[Label], Field(max_length=MAX_JSON_DEPTH)]
+
+
+class ItemKey(_Body):
+    namespace: Namespace
+    key: Id
+
+
+class ItemPut(ItemKey):
+    value: dict[str, Any]
+    index: Literal[False] | list[str] | None = None
+    ttl: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_SECONDS / 60)] | None = None
+
+
+class ItemSearch(_Body):
+    namespace_prefix: Namespace | None = None
+    filter: dict[str, Any] | None = None
+    limit: Limit = 10
+    offset: Offset = 0
+    query: Text | None = None
+    refresh_ttl: bool | None = None
+
+
+class NamespaceSearch(_Body):
+    prefix: Namespace | None = None
+    suffix: Namespace | None = None
+    max_depth: Annotated[int, Field(ge=1, le=MAX_JSON_DEPTH)] | None = None
+    limit: Limit = 100
+    offset: Offset = 0
 
 
 class RunCommand(BaseModel):
@@ -485,6 +519,11 @@ def thread_state(thread: Thread) -> dict[str, Any]:
     }
 
 
+def item_body(item: StoredItem) -> dict[str, Any]:
+    return {"namespace": list(item.namespace), "key": item.key, "value": item.value,
+            "created_at": _iso(item.created_at), "updated_at": _iso(item.updated_at)}
+
+
 def assistant_body(assistant: AssistantRecord, *, version: bool = False) -> dict[str, Any]:
     """An assistant (or with ``version``, one of its versions: no ``updated_at``)."""
     body = {
@@ -681,6 +720,22 @@ class SelectedAssistantAnswer(BaseModel):
     """An assistant as a search with ``select`` answers it: the fields selected."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class ItemAnswer(BaseModel):
+    namespace: list[str]
+    key: str
+    value: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ItemsAnswer(BaseModel):
+    items: list[ItemAnswer]
+
+
+class NamespacesAnswer(BaseModel):
+    namespaces: list[list[str]]
 
 
 class GraphAnswer(BaseModel):

@@ -32,6 +32,7 @@ from runplane.models import (
     RunStatus,
     Step,
     StoredCheckpoint,
+    StoredItem,
     Thread,
     ThreadQuery,
     ThreadTTL,
@@ -185,6 +186,30 @@ class Store(Protocol):
     ) -> list[str]:
         """Delete it with its versions (and with ``delete_threads``, its threads: their ids),
         unless it or one of those threads has an active run (AssistantBusy)."""
+
+    # --- the memory store (items; see runplane.memory) ---------------------
+    async def put_item(self, owner: str, namespace: Sequence[str], key: str,
+                       value: dict[str, Any], ttl_minutes: float | None, now: float) -> None:
+        """Store (or replace) the item of ``owner``'s space."""
+
+    async def get_item(self, owner: str, namespace: Sequence[str], key: str, now: float, *,
+                       refresh: bool) -> StoredItem | None:
+        """The item unless it expired; with ``refresh``, its time to live starts again."""
+
+    async def delete_item(self, owner: str, namespace: Sequence[str], key: str) -> None: ...
+
+    async def search_items(
+        self, owner: str, prefix: Sequence[str], conditions: Mapping[str, Any], limit: int,
+        offset: int, now: float, *, refresh: bool,
+    ) -> list[StoredItem]:
+        """Unexpired items under ``prefix`` matching ``conditions`` (``item_matches``), the
+        most recently updated first; with ``refresh``, their times to live start again."""
+
+    async def item_namespaces(self, owner: str, now: float) -> list[tuple[str, ...]]:
+        """Every namespace holding an unexpired item of ``owner``."""
+
+    async def expire_items(self, now: float) -> int:
+        """Delete the items past their time to live; how many."""
 
     # --- runs, service side -----------------------------------------------
     async def create_run(

@@ -20,6 +20,7 @@ from runplane.models import (
     RunStatus,
     Step,
     StoredCheckpoint,
+    StoredItem,
     Thread,
     ThreadStatus,
     ThreadTTL,
@@ -201,3 +202,14 @@ def checkpoint_from_row(row: Row, writes: tuple[CheckpointWrite, ...]) -> Stored
         checkpoint_id=row["checkpoint_id"], parent_checkpoint_id=row["parent_checkpoint_id"],
         run_id=row["run_id"], type=row["type"], checkpoint=bytes(row["checkpoint"]),
         metadata=row["metadata"], writes=writes)
+
+
+def item_from_row(row: Row) -> StoredItem:
+    return StoredItem(
+        namespace=tuple(row["namespace"].split(".")),
+        key=row["key"],
+        value=loads(row["value"]),
+        created_at=to_datetime(row["created_at"]),
+        updated_at=to_datetime(row["updated_at"]),
+        ttl_minutes=row["ttl_minutes"],
+    )

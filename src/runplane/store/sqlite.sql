@@ -527,6 +527,49 @@ DELETE FROM assistant_versions WHERE assistant_id = ?1
 -- name: delete_assistant
 DELETE FROM assistants WHERE assistant_id = ?1
 
+-- ===== the memory store (items) =============================================
+
+-- name: put_item
+INSERT INTO store_items (owner, namespace, key, value, created_at, updated_at, ttl_minutes,
+                         expires_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?5 + ?6 * 60)
+ON CONFLICT (owner, namespace, key) DO UPDATE
+   SET value = excluded.value, updated_at = excluded.updated_at,
+       ttl_minutes = excluded.ttl_minutes, expires_at = excluded.expires_at
+
+-- name: get_item
+SELECT * FROM store_items
+ WHERE owner = ?1 AND namespace = ?2 AND key = ?3 AND (expires_at IS NULL OR expires_at > ?4)
+
+-- name: refresh_item
+-- A read gives an item with a time to live its whole time again.
+UPDATE store_items SET expires_at = ?4 + ttl_minutes * 60
+ WHERE owner = ?1 AND namespace = ?2 AND key = ?3 AND ttl_minutes IS NOT NULL
+
+-- name: delete_item
+DELETE FROM store_items WHERE owner = ?1 AND namespace = ?2 AND key = ?3
+
+-- name: search_items
+-- ?2: the namespace prefix ('' for every namespace); ?4: an object every top-level key of
+-- which the value must equal; the most recently updated first, ?5 of them (-1: all) from ?6.
+SELECT * FROM store_items i
+ WHERE i.owner = ?1
+   AND (?2 = '' OR i.namespace = ?2 OR substr(i.namespace, 1, length(?2) + 1) = ?2 || '.')
+   AND (i.expires_at IS NULL OR i.expires_at > ?3)
+   AND NOT EXISTS (
+       SELECT 1 FROM json_each(json(?4)) f
+        WHERE json_type(i.value, '$."' || f.key || '"') IS NOT f.type
+           OR json_extract(i.value, '$."' || f.key || '"') IS NOT f.value)
+ ORDER BY i.updated_at DESC, i.namespace, i.key
+ LIMIT coalesce(?5, -1) OFFSET ?6
+
+-- name: item_namespaces
+SELECT DISTINCT namespace FROM store_items
+ WHERE owner = ?1 AND (expires_at IS NULL OR expires_at > ?2)
+
+-- name: expire_items
+DELETE FROM store_items WHERE expires_at <= ?1 RETURNING 1
+
 -- ===== schema ===============================================================
 
 -- name: lock_migrations

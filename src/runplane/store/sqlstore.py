@@ -28,6 +28,7 @@ from runplane.models import (
     RunStatus,
     Step,
     StoredCheckpoint,
+    StoredItem,
     Thread,
     ThreadTTL,
 )
@@ -120,6 +121,34 @@ class SQLStore(ABC):
     ) -> list[str]:
         return await self._write(lambda tx: txs.delete_assistant(
             tx, assistant_id, owner, delete_threads))
+
+    # the memory store (items)
+    async def put_item(self, owner: str, namespace: Sequence[str], key: str,
+                       value: dict[str, Any], ttl_minutes: float | None, now: float) -> None:
+        await self._write(lambda tx: txs.put_item(tx, owner, namespace, key, value,
+                                                  ttl_minutes, now))
+
+    async def get_item(self, owner: str, namespace: Sequence[str], key: str, now: float, *,
+                       refresh: bool) -> StoredItem | None:
+        run = self._write if refresh else self._read
+        return await run(lambda tx: txs.get_item(tx, owner, namespace, key, now, refresh))
+
+    async def delete_item(self, owner: str, namespace: Sequence[str], key: str) -> None:
+        await self._write(lambda tx: txs.delete_item(tx, owner, namespace, key))
+
+    async def search_items(
+        self, owner: str, prefix: Sequence[str], conditions: Mapping[str, Any], limit: int,
+        offset: int, now: float, *, refresh: bool,
+    ) -> list[StoredItem]:
+        run = self._write if refresh else self._read
+        return await run(lambda tx: txs.search_items(tx, owner, prefix, conditions, limit,
+                                                     offset, now, refresh))
+
+    async def item_namespaces(self, owner: str, now: float) -> list[tuple[str, ...]]:
+        return await self._read(lambda tx: txs.item_namespaces(tx, owner, now))
+
+    async def expire_items(self, now: float) -> int:
+        return await self._write(lambda tx: txs.expire_items(tx, now))
 
     # runs, service side
     async def create_run(

@@ -66,8 +66,11 @@ from runplane.models import (
     RunStatus,
     Step,
     StoredCheckpoint,
+    StoredItem,
     Thread,
     ThreadTTL,
+    is_comparison,
+    item_matches,
     to_datetime,
 )
 from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
@@ -78,6 +81,7 @@ from runplane.store.rows import (
     checkpoint_write_from_row,
     dumps,
     event_from_row,
+    item_from_row,
     loads,
     run_from_row,
     step_from_row,
@@ -839,6 +843,65 @@ async def prune_checkpoints(tx: Tx, thread_ids: list[str], keep_latest: bool) ->
     checkpoints."""
     await tx.execute("prune_writes", thread_ids, keep_latest)
     await tx.execute("prune_checkpoints", thread_ids, keep_latest)
+
+
+# --------------------------------------------------------------------------- #
+# the memory store (items)                                                     #
+# --------------------------------------------------------------------------- #
+
+
+def _joined(namespace: Sequence[str]) -> str:
+    return ".".join(namespace)  # a label cannot hold "." (RunService checks)
+
+
+async def put_item(tx: Tx, owner: str, namespace: Sequence[str], key: str,
+                   value: dict[str, Any], ttl_minutes: float | None, now: float) -> None:
+    await tx.execute("put_item", owner, _joined(namespace), key, dumps(value), now, ttl_minutes)
+
+
+async def get_item(tx: Tx, owner: str, namespace: Sequence[str], key: str, now: float,
+                   refresh: bool) -> StoredItem | None:
+    row = await tx.row("get_item", owner, _joined(namespace), key, now)
+    if row is None:
+        return None
+    if refresh and row["ttl_minutes"] is not None:
+        await tx.execute("refresh_item", owner, row["namespace"], key, now)
+    return item_from_row(row)
+
+
+async def delete_item(tx: Tx, owner: str, namespace: Sequence[str], key: str) -> None:
+    await tx.execute("delete_item", owner, _joined(namespace), key)
+
+
+async def search_items(
+    tx: Tx, owner: str, prefix: Sequence[str], conditions: Mapping[str, Any], limit: int,
+    offset: int, now: float, refresh: bool,
+) -> list[StoredItem]:
+    """The items under ``prefix`` matching ``conditions`` (``item_matches``): equality on
+    top-level keys is the statement's, comparisons are applied here, before the page is
+    cut."""
+    equal = {k: v for k, v in conditions.items() if not is_comparison(v)}
+    compared = {k: v for k, v in conditions.items() if is_comparison(v)}
+    rows = await tx.rows("search_items", owner, _joined(prefix), now,
+                         dumps(equal) if equal else None,
+                         None if compared else limit, 0 if compared else offset)
+    items = [item_from_row(r) for r in rows]
+    if compared:
+        items = [i for i in items if item_matches(i.value, compared)][offset:offset + limit]
+    if refresh:
+        for item in items:
+            if item.ttl_minutes is not None:
+                await tx.execute("refresh_item", owner, _joined(item.namespace), item.key, now)
+    return items
+
+
+async def item_namespaces(tx: Tx, owner: str, now: float) -> list[tuple[str, ...]]:
+    return [tuple(r["namespace"].split(".")) for r in
+            await tx.rows("item_namespaces", owner, now)]
+
+
+async def expire_items(tx: Tx, now: float) -> int:
+    return len(await tx.rows("expire_items", now))
 
 
 # --------------------------------------------------------------------------- #
