@@ -109,6 +109,18 @@ class Memory(Operations):
     })
 
 
+class Crons(Operations):
+    """``app.crons``: runs created on a schedule (see ``RunService.create_cron``)."""
+
+    OPERATIONS = MappingProxyType({
+        "create": "create_cron",
+        "update": "update_cron",
+        "delete": "delete_cron",
+        "search": "search_crons",
+        "count": "count_crons",
+    })
+
+
 class Runplane:
     """A runplane application: registered workflows, a store and (optionally) a worker.
 
@@ -127,6 +139,7 @@ class Runplane:
         lease_ttl: float | None = None,
         heartbeat_interval: float | None = None,
         reap_interval: float | None = None,
+        cron_interval: float | None = None,
         max_attempts: int | None = None,
         worker_id: str | None = None,
         shutdown_grace: float | None = None,
@@ -141,6 +154,7 @@ class Runplane:
             lease_ttl=lease_ttl,
             heartbeat_interval=heartbeat_interval,
             reap_interval=reap_interval,
+            cron_interval=cron_interval,
             max_attempts=max_attempts,
             shutdown_grace=shutdown_grace,
             worker_id=worker_id,
@@ -153,6 +167,7 @@ class Runplane:
         self.registry = Registry(self.workflows, self.graphs)
         self.assistants = Assistants(lambda: self.service)
         self.memory = Memory(lambda: self.service)
+        self.crons = Crons(lambda: self.service)
         self.threads = Threads(lambda: self.service)
         self.runs = Runs(lambda: self.service)
         self._store: Store | None = None

@@ -121,6 +121,8 @@ class Settings:
     heartbeat_interval: float = 10.0
     #: How often the worker looks for runs whose lease expired.
     reap_interval: float = 5.0
+    #: How often a worker fires the crons that are due (their runs start this late at most).
+    cron_interval: float = 1.0
     #: Claims (first start plus crash recoveries) before a run ends ``error``.
     max_attempts: int = 3
     #: Seconds running runs get to finish when the app closes; then they go back to the
@@ -143,7 +145,7 @@ class Settings:
             yield ("max_attempts",), (f"max_attempts must be between 1 and {MAX_ATTEMPTS}, "
                                       f"got {self.max_attempts}")
         yield from _positive(self, "poll_interval", "lease_ttl", "heartbeat_interval",
-                             "reap_interval")
+                             "reap_interval", "cron_interval")
         if self.shutdown_grace < 0:
             yield ("shutdown_grace",), f"shutdown_grace must be >= 0, got {self.shutdown_grace}"
         if self.heartbeat_interval >= self.lease_ttl:

@@ -66,6 +66,12 @@ class AssistantNotFound(NotFound):
         self.version = version
 
 
+class CronNotFound(NotFound):
+    def __init__(self, cron_id: str) -> None:
+        super().__init__(f"cron {cron_id!r} not found")
+        self.cron_id = cron_id
+
+
 class Conflict(RunplaneError):
     """The request is valid but the current state forbids it (HTTP 409)."""
 

@@ -163,6 +163,9 @@ class ThreadQuery:
 THREAD_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at")
 #: What assistants may be sorted by (the LangGraph server's ``sort_by`` choices).
 ASSISTANT_SORT_KEYS = ("assistant_id", "graph_id", "name", "created_at", "updated_at")
+#: What crons may be sorted by (the LangGraph server's ``sort_by`` choices).
+CRON_SORT_KEYS = ("cron_id", "assistant_id", "thread_id", "next_run_date", "end_time",
+                  "created_at", "updated_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,3 +466,27 @@ def item_matches(value: Mapping[str, Any], conditions: Mapping[str, Any]) -> boo
             except TypeError:
                 return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class Cron:
+    """A schedule of runs: at each of its times a run of ``assistant_id`` with ``payload``
+    (the run's input, config, ...), on ``thread_id`` or on a thread of its own."""
+
+    cron_id: str
+    assistant_id: str
+    thread_id: str | None
+    schedule: str
+    timezone: str | None
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    end_time: datetime | None
+    enabled: bool
+    #: The next time it fires (None once past its end time).
+    next_run_at: datetime | None
+    owner: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def evolve(self, **changes: Any) -> Cron:
+        return dataclasses.replace(self, **changes)

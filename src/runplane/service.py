@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from runplane import limits, metrics
 from runplane.assistants import Assistant, GraphSource, Registry
@@ -36,12 +37,14 @@ from runplane.errors import (
     BuiltinAssistant,
     ChildCancelled,
     ChildFailed,
+    CronNotFound,
     InvalidInput,
     NothingToResume,
     RunCancelled,
     RunConflict,
     RunFailed,
     RunNotFound,
+    RunplaneError,
     StoreUnavailable,
     ThreadExists,
     ThreadNotFound,
@@ -51,6 +54,7 @@ from runplane.lifecycle import ENDING_EVENTS
 from runplane.models import (
     ASSISTANT_SORT_KEYS,
     COMPARISONS,
+    CRON_SORT_KEYS,
     PRUNE_STRATEGIES,
     STREAM_MODES,
     SWEPT_OUTCOMES,
@@ -61,6 +65,7 @@ from runplane.models import (
     CancelOutcome,
     CancelRequest,
     CancelResult,
+    Cron,
     Event,
     Lease,
     MultitaskStrategy,
@@ -81,7 +86,8 @@ from runplane.models import (
     to_datetime,
 )
 from runplane.notifier import LocalNotifier, backoff, wait_event
-from runplane.store.base import OnActive, Store
+from runplane.schedules import check_schedule, check_timezone, next_fire
+from runplane.store.base import Created, OnActive, Store
 
 if TYPE_CHECKING:
     from langgraph.types import StateSnapshot
@@ -89,6 +95,15 @@ if TYPE_CHECKING:
 CANCEL_SCOPES = ("run", "tree")
 #: What a bulk cancel may select by status.
 BULK_STATUSES = ("pending", "running", "all")
+
+
+log = logging.getLogger("runplane.service")
+T = TypeVar("T")
+
+#: The namespace of the ids of crons' runs (uuid5 of the cron's id and the time).
+CRON_RUNS = uuid.UUID("0f6d3a52-8c1e-4a53-9b7e-6a2f1d9c4e21")
+#: ``update_cron``'s ``end_time`` when it is not given (None clears the end).
+KEEP: Any = object()
 
 
 def _new_id() -> str:
@@ -513,10 +528,9 @@ class RunService:
         _page(limit, offset)
         limits.check_choice("sort_by", sort_by, ASSISTANT_SORT_KEYS)
         limits.check_choice("sort_order", sort_order, ("asc", "desc"))
+        # ties keep the code's own first, in order, then the oldest
         found = await self._matching_assistants(graph_id, name, metadata, caller)
-        # stable, also reversed: ties keep the code's own first, in order, then the oldest
-        found.sort(key=lambda a: getattr(a, sort_by), reverse=sort_order == "desc")
-        return found[offset:offset + limit]
+        return _page_of(found, sort_by, sort_order, limit, offset)
 
     async def count_assistants(
         self,
@@ -652,6 +666,194 @@ class RunService:
     async def expire_items(self) -> int:
         """Delete the items past their time to live (the reaper's); how many."""
         return await self._store.expire_items(self._clock.now())
+
+    # --- crons ---------------------------------------------------------------
+    # A cron creates a run of its assistant at each time of its schedule. Every worker's
+    # ``fire_crons`` fires what is due; the run's id is made of the cron's id and the
+    # time, and firing moves the cron on in the run's transaction, so each time makes one
+    # run whichever process fires it. A time missed while no worker ran is fired once,
+    # late; the times in between are skipped.
+
+    async def create_cron(
+        self,
+        assistant_id: str,
+        *,
+        schedule: str,
+        thread_id: str | None = None,
+        input: Any = None,
+        metadata: dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        interrupt_before: list[str] | str | None = None,
+        interrupt_after: list[str] | str | None = None,
+        multitask_strategy: str | None = None,
+        stream_mode: list[str] | None = None,
+        stream_subgraphs: bool | None = None,
+        durability: str | None = None,
+        end_time: datetime | str | None = None,
+        enabled: bool = True,
+        timezone: str | None = None,
+        webhook: str | None = None,
+        on_run_completed: str | None = None,
+        caller: Caller | None = None,
+    ) -> Cron:
+        """A cron of ``assistant_id`` on ``thread_id`` (or a thread of its own per run, for
+        a graph): its runs get the input and settings given, checked now as a run's are."""
+        schedule = check_schedule(schedule)
+        timezone = check_timezone(timezone)
+        _no_webhook(webhook, on_run_completed)
+        payload: dict[str, Any] = {k: v for k, v in (
+            ("input", input), ("config", config), ("context", context),
+            ("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after),
+            ("multitask_strategy", multitask_strategy), ("stream_mode", stream_mode),
+            ("stream_subgraphs", stream_subgraphs), ("durability", durability),
+        ) if v is not None}
+        metadata = self._metadata(metadata)
+        if thread_id is not None:
+            await self.get_thread(thread_id, caller=caller)
+        await self._prepare_run(thread_id, assistant_id, metadata=metadata, caller=caller,
+                                **payload)  # what a run of it would refuse, refused now
+        now = self._clock.now()
+        end = _end_time(end_time)
+        at = to_datetime(now)
+        cron = Cron(_new_id(), assistant_id, thread_id, schedule, timezone, payload, metadata,
+                    to_datetime(end), bool(enabled), None, None if caller is None
+                    else caller.owner, at, at)
+        return await self._store.create_cron(cron.evolve(next_run_at=_next_run(cron, now)))
+
+    async def update_cron(
+        self,
+        cron_id: str,
+        *,
+        schedule: str | None = None,
+        end_time: Any = KEEP,
+        input: Any = None,
+        metadata: dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        interrupt_before: list[str] | str | None = None,
+        interrupt_after: list[str] | str | None = None,
+        stream_mode: list[str] | None = None,
+        stream_subgraphs: bool | None = None,
+        durability: str | None = None,
+        enabled: bool | None = None,
+        timezone: str | None = None,
+        webhook: str | None = None,
+        on_run_completed: str | None = None,
+        caller: Caller | None = None,
+    ) -> Cron:
+        """What is given replaces the cron's (``end_time=None`` clears its end); its next
+        time is worked out again from now."""
+        limits.check_id("cron_id", cron_id)
+        _no_webhook(webhook, on_run_completed)
+        changes: dict[str, Any] = {}
+        if schedule is not None:
+            changes["schedule"] = check_schedule(schedule)
+        if timezone is not None:
+            changes["timezone"] = check_timezone(timezone)
+        if enabled is not None:
+            changes["enabled"] = bool(enabled)
+        if end_time is not KEEP:
+            changes["end_time"] = to_datetime(_end_time(end_time))
+        given: dict[str, Any] = {k: v for k, v in (
+            ("input", input), ("config", config), ("context", context),
+            ("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after),
+            ("stream_mode", stream_mode), ("stream_subgraphs", stream_subgraphs),
+            ("durability", durability)) if v is not None}
+        metadata = None if metadata is None else self._metadata(metadata)
+        current = await self._store.get_cron(cron_id)
+        owner = owner_filter(caller)
+        if current is None or owner not in (None, current.owner):
+            raise CronNotFound(cron_id)
+        payload = {**current.payload, **given}
+        await self._prepare_run(current.thread_id, current.assistant_id, caller=caller,
+                                metadata=metadata or current.metadata, **payload)
+        now = self._clock.now()
+
+        def change(cron: Cron) -> Cron:
+            changed = cron.evolve(payload={**cron.payload, **given},
+                                  metadata=cron.metadata if metadata is None else metadata,
+                                  updated_at=to_datetime(now), **changes)
+            return changed.evolve(next_run_at=_next_run(changed, now))
+
+        updated = await self._store.update_cron(cron_id, owner, change)
+        if updated is None:
+            raise CronNotFound(cron_id)
+        return updated
+
+    async def delete_cron(self, cron_id: str, *, caller: Caller | None = None) -> None:
+        """Delete the cron (its runs are kept)."""
+        limits.check_id("cron_id", cron_id)
+        if not await self._store.delete_cron(cron_id, owner_filter(caller)):
+            raise CronNotFound(cron_id)
+
+    async def search_crons(
+        self,
+        *,
+        assistant_id: str | None = None,
+        thread_id: str | None = None,
+        enabled: bool | None = None,
+        metadata: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
+        caller: Caller | None = None,
+    ) -> list[Cron]:
+        _page(limit, offset)
+        limits.check_choice("sort_by", sort_by, CRON_SORT_KEYS)
+        limits.check_choice("sort_order", sort_order, ("asc", "desc"))
+        found = await self._matching_crons(assistant_id, thread_id, enabled, metadata, caller)
+        attribute = "next_run_at" if sort_by == "next_run_date" else sort_by
+        return _page_of(found, attribute, sort_order, limit, offset)
+
+    async def count_crons(
+        self,
+        *,
+        assistant_id: str | None = None,
+        thread_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        caller: Caller | None = None,
+    ) -> int:
+        return len(await self._matching_crons(assistant_id, thread_id, None, metadata, caller))
+
+    async def _matching_crons(
+        self, assistant_id: str | None, thread_id: str | None, enabled: bool | None,
+        metadata: dict[str, Any] | None, caller: Caller | None,
+    ) -> list[Cron]:
+        for field, value in (("assistant_id", assistant_id), ("thread_id", thread_id)):
+            if value is not None:
+                limits.check_id(field, value)
+        return await self._store.search_crons(
+            owner=owner_filter(caller), assistant_id=assistant_id, thread_id=thread_id,
+            enabled=enabled, metadata=None if metadata is None else self._metadata(metadata))
+
+    async def fire_crons(self, limit: int = 100) -> list[Run]:
+        """Fire the crons that are due (the workers' duty): a run each, unless another
+        process fired that time first; the runs created."""
+        now = self._clock.now()
+        fired: list[Run] = []
+        for cron in await self._store.due_crons(now, limit):
+            assert cron.next_run_at is not None
+            scheduled = cron.next_run_at.timestamp()
+            later = _next_run(cron, max(now, scheduled))
+            prepared: _PreparedRun | None = None
+            try:
+                prepared = await self._prepare_run(
+                    cron.thread_id, cron.assistant_id, caller=_owner_caller(cron.owner),
+                    run_id=str(uuid.uuid5(CRON_RUNS, f"{cron.cron_id}@{scheduled!r}")),
+                    metadata={**cron.metadata, "cron_id": cron.cron_id}, **cron.payload)
+            except RunplaneError as exc:  # its assistant or thread went away since
+                log.warning("cron %s: no run at %s: %s", cron.cron_id, cron.next_run_at, exc)
+            created = await self._store.fire_cron(
+                cron.cron_id, scheduled, _epoch(later), None if prepared is None
+                else prepared.new, now, on_active=prepared.on_active if prepared else "enqueue",
+                create_thread=prepared.create_thread if prepared else False,
+                own_thread_only=prepared.own_thread_only if prepared else False)
+            if created is not None and prepared is not None:
+                await self._created(prepared, created)
+                fired.append(created.run)
+        return fired
 
     # --- runs --------------------------------------------------------------
     async def create_run(
@@ -806,6 +1008,11 @@ class RunService:
         created = await self._store.create_run(
             p.new, p.now, on_active=p.on_active, create_thread=p.create_thread,
             own_thread_only=p.own_thread_only)
+        await self._created(p, created)
+        return created.run
+
+    async def _created(self, p: _PreparedRun, created: Created) -> None:
+        """What follows a run's creation: the signals, and a graph thread's tags."""
         for cancelled in created.cancelled:
             metrics.count_cancel(CancelOutcome.CANCELLED)
             self._notifier.run_cancelled(cancelled.run_id, cancelled.cancelled_generation)
@@ -813,7 +1020,6 @@ class RunService:
         if p.assistant.graph is not None and p.new.thread_id is not None:
             await self._tag_thread(p.new.thread_id, p.assistant.graph_id, p.new.assistant_id,
                                    p.now)
-        return created.run
 
     async def _fork_point(self, thread_id: str | None, checkpoint: dict[str, Any] | None,
                           checkpoint_id: str | None) -> str | None:
@@ -1374,6 +1580,53 @@ def _minutes(field: str, minutes: Any) -> float:
         raise InvalidInput(field, f"{field} must be a positive number of minutes, at most "
                            f"{limits.MAX_TIMEOUT_SECONDS // 60}, got {minutes!r}")
     return float(minutes)
+
+
+def _no_webhook(webhook: Any, on_run_completed: Any) -> None:
+    if webhook is not None:
+        raise InvalidInput("webhook", "webhooks are not served yet: leave webhook out")
+    limits.check_choice("on_run_completed", on_run_completed or "keep", ("keep",))
+
+
+def _end_time(end_time: Any) -> float | None:
+    """A cron's end: a datetime, or its ISO 8601 text (with a time zone)."""
+    if end_time is None:
+        return None
+    if isinstance(end_time, str):
+        try:
+            end_time = datetime.fromisoformat(end_time)
+        except ValueError:
+            raise InvalidInput("end_time", f"end_time must be an ISO 8601 date and time, got "
+                               f"{end_time!r}") from None
+    if not isinstance(end_time, datetime) or end_time.tzinfo is None:
+        raise InvalidInput("end_time", "end_time must be a date and time with its time zone")
+    return end_time.timestamp()
+
+
+def _next_run(cron: Cron, after: float) -> datetime | None:
+    """The cron's first time after ``after``; None past its end."""
+    at = next_fire(cron.schedule, cron.timezone, after)
+    if cron.end_time is not None and at > cron.end_time.timestamp():
+        return None
+    return to_datetime(at)
+
+
+def _epoch(at: datetime | None) -> float | None:
+    return None if at is None else at.timestamp()
+
+
+def _owner_caller(owner: str | None) -> Caller | None:
+    """Who a cron's runs are created as: its owner (None: no keys, nobody)."""
+    return None if owner is None else Caller(owner)
+
+
+def _page_of(found: list[T], attribute: str, sort_order: str, limit: int, offset: int
+             ) -> list[T]:
+    """One page of ``found`` sorted by ``attribute`` (None after any value, ascending):
+    stable, also when reversed, so ties keep the order they came in."""
+    found.sort(key=lambda x: (getattr(x, attribute) is None, getattr(x, attribute)),
+               reverse=sort_order == "desc")
+    return found[offset:offset + limit]
 
 
 def _thread_ttl(ttl: Any) -> ThreadTTL | None:

@@ -216,14 +216,15 @@ class Worker:
         ]
 
     async def _watch_loop(self) -> None:
-        """Three periodic duties: notice runs no longer ours (cancel written by another
+        """Four periodic duties: notice runs no longer ours (cancel written by another
         process: at once when the store says another process committed), renew leases,
-        and reap runs of dead workers."""
+        reap runs of dead workers, and fire the crons that are due."""
         s = self._settings
         duties = [
             (s.poll_interval, self._poll_lost),
             (s.heartbeat_interval, self._heartbeat),
             (s.reap_interval, self.reap),
+            (s.cron_interval, self.fire_crons),
         ]
         due = [time.monotonic() + interval for interval, _ in duties]
         while True:
@@ -273,6 +274,13 @@ class Worker:
                 log.info("thread %s: swept, past its time to live", thread_id)
             if expired := await self._runs.expire_items():
                 log.info("memory store: %d item(s) deleted, past their time to live", expired)
+
+    async def fire_crons(self) -> None:
+        """Create the runs of the crons that are due (every worker does: each time of a
+        cron makes one run, whichever fires it)."""
+        if self._runs is not None:
+            for run in await self._runs.fire_crons():
+                log.info("cron %s: run %s created", run.metadata.get("cron_id"), run.run_id)
 
     # --- running one run ---------------------------------------------------
     async def _supervise(self, claimed: ClaimedRun, handle: _Held) -> None:

@@ -100,6 +100,7 @@ class Alice:
     tree_root: str
     tree_child: str
     assistant: str
+    cron: str
 
     @property
     def run_ids(self) -> set[str]:
@@ -119,8 +120,9 @@ async def alice_objects(alice: LangGraphClient, tmp_path: Path) -> Alice:
     tree = await alice.http.get(f"/runs/{root['run_id']}/tree")
     assistant = await alice.assistants.create("echo", name="alice's", metadata={"v": 1})
     await alice.store.put_item(ALICES_ITEM, "k", {"v": 1})
+    cron = await alice.crons.create("echo", schedule="0 0 1 1 *", metadata={"v": 1})
     return Alice(done_thread, done["run_id"], park_thread, park["run_id"], root["run_id"],
-                 tree["children"][0]["run_id"], assistant["assistant_id"])
+                 tree["children"][0]["run_id"], assistant["assistant_id"], cron["cron_id"])
 
 
 RUN_BODY = {"assistant_id": "echo", "input": {"from": "bob"}}
@@ -134,7 +136,8 @@ def not_found(path: str, *, method: str = "GET", done: bool = False,
 
     async def probe(bob: httpx.AsyncClient, a: Alice) -> None:
         ids = {"thread_id": a.done_thread if done else a.park_thread,
-               "run_id": a.done_run if done else a.park_run, "assistant_id": a.assistant}
+               "run_id": a.done_run if done else a.park_run, "assistant_id": a.assistant,
+               "cron_id": a.cron}
         r = await bob.request(method, path.format(**ids), params=params,
                               json=body)
         assert r.status_code == 404, (method, path, r.status_code, r.text)
@@ -261,6 +264,21 @@ async def deletes_its_own_items_only(bob: httpx.AsyncClient, a: Alice) -> None:
     assert r.status_code == 204, r.text
 
 
+async def sees_none_of_alices_crons(bob: httpx.AsyncClient, a: Alice) -> None:
+    found = (await bob.post("/runs/crons/search", json={"limit": 1000})).json()
+    assert a.cron not in {c["cron_id"] for c in found}
+    assert (await bob.post("/runs/crons/count", json={"metadata": {"v": 1}})).json() == 0
+
+
+async def makes_its_own_crons(bob: httpx.AsyncClient, a: Alice) -> None:
+    r = await bob.post("/runs/crons", json={"assistant_id": "echo", "schedule": "0 0 1 1 *"})
+    assert r.status_code == 200, r.text
+    cron_id = r.json()["cron_id"]
+    async with http_as(str(bob.base_url), ALICE_KEY) as alice:
+        assert (await alice.delete(f"/runs/crons/{cron_id}")).status_code == 404
+    assert (await bob.delete(f"/runs/crons/{cron_id}")).status_code == 204
+
+
 def codes_own_only(path: str) -> Probe:
     """A workflow's own assistant is described to every key, alice's to nobody else."""
 
@@ -297,6 +315,15 @@ ROUTES: dict[tuple[str, str], Probe] = {
         codes_own_only(ASSISTANT + "/subgraphs/inner"),
     ("POST", "/assistants"): cannot_take_alices_assistant_id,
     ("GET", "/store/items"): reads_none_of_alices_items,
+    ("POST", "/runs/crons"): makes_its_own_crons,
+    ("POST", THREAD + "/runs/crons"): not_found(THREAD + "/runs/crons", method="POST",
+                                                body={"assistant_id": "echo",
+                                                      "schedule": "0 0 1 1 *"}),
+    ("PATCH", "/runs/crons/{cron_id}"): not_found("/runs/crons/{cron_id}", method="PATCH",
+                                                  body={"enabled": False}),
+    ("DELETE", "/runs/crons/{cron_id}"): not_found("/runs/crons/{cron_id}", method="DELETE"),
+    ("POST", "/runs/crons/search"): sees_none_of_alices_crons,
+    ("POST", "/runs/crons/count"): open_to_every_key("/runs/crons/count", "POST", {}),
     ("PUT", "/store/items"): writes_its_own_items_only,
     ("DELETE", "/store/items"): deletes_its_own_items_only,
     ("POST", "/store/items/search"): searches_none_of_alices_items,
@@ -384,6 +411,8 @@ async def test_no_owner_reads_or_changes_another_owners_threads_runs_or_streams(
     mine = await alice.assistants.get(a.assistant)
     assert (mine["name"], mine["version"]) == ("alice's", 1)
     assert (await alice.store.get_item(ALICES_ITEM, "k"))["value"] == {"v": 1}
+    [cron] = await alice.crons.search(metadata={"v": 1})
+    assert (cron["cron_id"], cron["enabled"]) == (a.cron, True)
     assert [r["run_id"] for r in await alice.runs.list(a.park_thread)] == [a.park_run]
     assert (await alice.runs.get(a.done_thread, a.done_run))["status"] == "success"
     assert (await alice.runs.get(a.park_thread, a.park_run))["status"] == "running"

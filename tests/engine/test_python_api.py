@@ -1,5 +1,6 @@
-"""The Python API is the service's API: ``app.runs``, ``app.threads``, ``app.assistants``
-and ``app.memory`` offer every operation HTTP offers, with the service's own signatures."""
+"""The Python API is the service's API: ``app.runs``, ``app.threads``, ``app.assistants``,
+``app.memory`` and ``app.crons`` offer every operation HTTP offers, with the service's own
+signatures."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import inspect
 import pytest
 
 from runplane import RunNotFound, Runplane
-from runplane.app import Assistants, Memory, Runs, Threads
+from runplane.app import Assistants, Crons, Memory, Operations, Runs, Threads
 from runplane.models import CancelOutcome, RunStatus
 from runplane.service import RunService
 
@@ -80,13 +81,16 @@ async def test_join_and_settled_take_the_thread_the_run_must_be_on(make_app: App
         assert settled.status is RunStatus.SUCCESS
 
 
-@pytest.mark.parametrize("facade", [Runs, Threads, Assistants, Memory])
+FACADES = (Runs, Threads, Assistants, Memory, Crons)
+
+
+@pytest.mark.parametrize("facade", FACADES)
 async def test_each_operation_is_the_service_method_itself(
-    make_app: AppFactory, facade: type[Runs | Threads | Assistants | Memory],
+    make_app: AppFactory, facade: type[Operations],
 ):
     async with client(make_app) as app:
         operations = {Runs: app.runs, Threads: app.threads, Assistants: app.assistants,
-                      Memory: app.memory}[facade]
+                      Memory: app.memory, Crons: app.crons}[facade]
         assert dir(operations) == sorted(facade.OPERATIONS)
         for name, method in facade.OPERATIONS.items():
             bound = getattr(operations, name)
@@ -100,12 +104,11 @@ async def test_each_operation_is_the_service_method_itself(
 async def test_the_facades_cover_the_services_public_operations():
     """A new public service operation must be named here, or in the facades."""
     internal = {"spawn", "end_children", "end_orphans", "child_result", "wait",
-                "expire_threads", "expire_items",  # the reaper's
+                "expire_threads", "expire_items", "fire_crons",  # the workers' duties
                 "next_thread_run"}  # the HTTP thread stream's step
     public = {name for name, _ in inspect.getmembers(RunService, inspect.isfunction)
               if not name.startswith("_")}
-    offered = {method for facade in (Runs, Threads, Assistants, Memory)
-               for method in facade.OPERATIONS.values()}
+    offered = {method for facade in FACADES for method in facade.OPERATIONS.values()}
     assert public - internal == offered
 
 

@@ -37,7 +37,7 @@ from runplane.errors import (
     ThreadBusy,
     UnknownWorkflow,
 )
-from runplane.server import assistants, protocol, runs, store, threads
+from runplane.server import assistants, crons, protocol, runs, store, threads
 from runplane.server.auth import (
     OPEN_PATHS,
     Authenticate,
@@ -97,7 +97,7 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None, *,
 
     @app.get("/info", tags=["system"])
     async def info() -> dict[str, Any]:
-        return {"version": __version__, "flags": {"assistants": True, "crons": False}}
+        return {"version": __version__, "flags": {"assistants": True, "crons": True}}
 
     app.include_router(assistants.router)
     app.include_router(threads.router)
@@ -105,6 +105,7 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None, *,
     app.include_router(protocol.router)
     mount_docs(app)
     mount_console(app)
+    app.include_router(crons.router)  # before /runs/{run_id}
     app.include_router(runs.router)
     app.mount("/metrics", make_asgi_app())
     _document_guards(app)

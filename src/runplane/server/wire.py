@@ -38,6 +38,7 @@ from runplane.limits import (
 )
 from runplane.models import (
     ASSISTANT_SORT_KEYS,
+    CRON_SORT_KEYS,
     PRUNE_STRATEGIES,
     STREAM_MODES,
     THREAD_SORT_KEYS,
@@ -45,6 +46,7 @@ from runplane.models import (
     CancelAction,
     CancelOutcome,
     CancelResult,
+    Cron,
     MultitaskStrategy,
     Run,
     RunNode,
@@ -95,6 +97,11 @@ AssistantSortKey = Annotated[str, _OneOf(ASSISTANT_SORT_KEYS)]
 ASSISTANT_FIELDS = ("assistant_id", "graph_id", "name", "description", "config", "context",
                     "metadata", "version", "created_at", "updated_at")
 AssistantField = Annotated[str, _OneOf(ASSISTANT_FIELDS)]
+CronSortKey = Annotated[str, _OneOf(CRON_SORT_KEYS)]
+CRON_FIELDS = ("cron_id", "assistant_id", "thread_id", "on_run_completed", "end_time",
+               "schedule", "timezone", "created_at", "updated_at", "payload", "user_id",
+               "next_run_date", "metadata", "enabled")
+CronField = Annotated[str, _OneOf(CRON_FIELDS)]
 DurabilityName = Annotated[str, _OneOf(DURABILITY)]
 
 
@@ -124,6 +131,7 @@ ReasonQuery = Annotated[str | None, Query(max_length=MAX_TEXT_LENGTH)]
 ThreadId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
 RunId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
 AssistantId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
+CronId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
 Limit = Annotated[int, Field(ge=0, le=MAX_LIMIT)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
@@ -260,6 +268,62 @@ class AssistantLatest(_Body):
 
 Label = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
 Namespace = Annotated[list[Label], Field(max_length=MAX_JSON_DEPTH)]
+
+
+class CronBody(_Body):
+    """What a cron's runs are created with, and its schedule (``update``: what changes)."""
+
+    schedule: Text | None = None
+    input: Any = None
+    metadata: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    interrupt_before: Literal["*"] | list[Id] | None = None
+    interrupt_after: Literal["*"] | list[Id] | None = None
+    stream_mode: StreamModeField = None
+    stream_subgraphs: bool | None = None
+    stream_resumable: bool | None = None  # accepted, no effect: every stream resumes
+    durability: DurabilityName | None = None
+    checkpoint_during: bool | None = None  # LangGraph's older durability: no effect
+    enabled: bool | None = None
+    timezone: Text | None = None
+    # ISO 8601 text on the wire (strict models take no text for a datetime otherwise)
+    end_time: Annotated[datetime | None, Field(strict=False)] = None
+    webhook: Text | None = None
+    on_run_completed: Literal["keep", "delete"] | None = None
+
+    def runs(self) -> dict[str, Any]:
+        return {"input": self.input, "metadata": self.metadata, "config": self.config,
+                "context": self.context, "interrupt_before": self.interrupt_before,
+                "interrupt_after": self.interrupt_after,
+                "stream_mode": stream_modes(self.stream_mode) if self.stream_mode else None,
+                "stream_subgraphs": self.stream_subgraphs, "durability": self.durability,
+                "timezone": self.timezone, "webhook": self.webhook,
+                "on_run_completed": self.on_run_completed}
+
+
+class CronCreate(CronBody):
+    assistant_id: Id
+    schedule: Text
+    multitask_strategy: StrategyName | None = None
+
+
+class CronSearch(_Body):
+    assistant_id: Id | None = None
+    thread_id: Id | None = None
+    enabled: bool | None = None
+    metadata: dict[str, Any] | None = None
+    limit: Limit = 10
+    offset: Offset = 0
+    sort_by: CronSortKey = "created_at"
+    sort_order: Literal["asc", "desc"] = "desc"
+    select: list[CronField] | None = Field(None, max_length=len(CRON_FIELDS))
+
+
+class CronCount(_Body):
+    assistant_id: Id | None = None
+    thread_id: Id | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class ItemKey(_Body):
@@ -519,6 +583,18 @@ def thread_state(thread: Thread) -> dict[str, Any]:
     }
 
 
+def cron_body(cron: Cron) -> dict[str, Any]:
+    return {
+        "cron_id": cron.cron_id, "assistant_id": cron.assistant_id,
+        "thread_id": cron.thread_id, "on_run_completed": None if cron.thread_id else "keep",
+        "end_time": _iso(cron.end_time), "schedule": cron.schedule,
+        "timezone": cron.timezone, "created_at": _iso(cron.created_at),
+        "updated_at": _iso(cron.updated_at), "payload": cron.payload,
+        "user_id": cron.owner, "next_run_date": _iso(cron.next_run_at),
+        "metadata": cron.metadata, "enabled": cron.enabled,
+    }
+
+
 def item_body(item: StoredItem) -> dict[str, Any]:
     return {"namespace": list(item.namespace), "key": item.key, "value": item.value,
             "created_at": _iso(item.created_at), "updated_at": _iso(item.updated_at)}
@@ -718,6 +794,29 @@ class AssistantAnswer(AssistantVersionAnswer):
 
 class SelectedAssistantAnswer(BaseModel):
     """An assistant as a search with ``select`` answers it: the fields selected."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class CronAnswer(BaseModel):
+    cron_id: str
+    assistant_id: str
+    thread_id: str | None
+    on_run_completed: str | None
+    end_time: datetime | None
+    schedule: str
+    timezone: str | None
+    created_at: datetime
+    updated_at: datetime
+    payload: dict[str, Any]
+    user_id: str | None
+    next_run_date: datetime | None
+    metadata: dict[str, Any]
+    enabled: bool
+
+
+class SelectedCronAnswer(BaseModel):
+    """A cron as a search with ``select`` answers it: the fields selected."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -24,6 +24,7 @@ from runplane.models import (
     CancelRequest,
     CheckpointWrite,
     ClaimedRun,
+    Cron,
     Event,
     Lease,
     NewRun,
@@ -210,6 +211,35 @@ class Store(Protocol):
 
     async def expire_items(self, now: float) -> int:
         """Delete the items past their time to live; how many."""
+
+    # --- crons --------------------------------------------------------------
+    async def create_cron(self, cron: Cron) -> Cron: ...
+
+    async def get_cron(self, cron_id: str) -> Cron | None: ...
+
+    async def update_cron(self, cron_id: str, owner: str | None,
+                          change: Callable[[Cron], Cron]) -> Cron | None:
+        """Store ``change(current)`` holding the cron; None if not there for ``owner``."""
+
+    async def delete_cron(self, cron_id: str, owner: str | None) -> bool: ...
+
+    async def search_crons(
+        self, *, owner: str | None, assistant_id: str | None, thread_id: str | None,
+        enabled: bool | None, metadata: Mapping[str, Any] | None,
+    ) -> list[Cron]:
+        """Every matching cron, oldest first."""
+
+    async def due_crons(self, now: float, limit: int) -> list[Cron]:
+        """Enabled crons whose next time is not after ``now``, the most overdue first."""
+
+    async def fire_cron(
+        self, cron_id: str, scheduled: float, next_at: float | None, new: NewRun | None,
+        now: float, *, on_active: OnActive, create_thread: bool = False,
+        own_thread_only: bool = False,
+    ) -> Created | None:
+        """Move the cron from ``scheduled`` on to ``next_at`` and create its run, in one
+        transaction; None if another process fired that time first or the run was refused
+        (see ``transactions.fire_cron``)."""
 
     # --- runs, service side -----------------------------------------------
     async def create_run(

@@ -753,6 +753,51 @@ SELECT DISTINCT namespace FROM store_items
 -- name: expire_items
 DELETE FROM store_items WHERE expires_at <= $1 RETURNING true
 
+-- ===== crons ================================================================
+
+-- name: insert_cron
+INSERT INTO crons (cron_id, assistant_id, thread_id, schedule, timezone, payload, metadata,
+                   end_time, enabled, next_run_at, owner, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12, $12)
+RETURNING *
+
+-- name: get_cron
+SELECT * FROM crons WHERE cron_id = $1
+
+-- name: get_cron_for_update
+-- The cron's row lock serialises its updates, its deletion and its firing.
+SELECT * FROM crons WHERE cron_id = $1 FOR UPDATE
+
+-- name: update_cron
+UPDATE crons SET schedule = $2, timezone = $3, payload = $4::jsonb, metadata = $5::jsonb,
+                 end_time = $6, enabled = $7, next_run_at = $8, updated_at = $9
+ WHERE cron_id = $1
+RETURNING *
+
+-- name: delete_cron
+DELETE FROM crons WHERE cron_id = $1
+
+-- name: search_crons
+-- $1 owner, $2 assistant, $3 thread, $4 enabled, $5 metadata every top-level key of which
+-- must be equal; NULL matches every cron.
+SELECT * FROM crons c
+ WHERE ($1::text IS NULL OR c.owner = $1) AND ($2::text IS NULL OR c.assistant_id = $2)
+   AND ($3::text IS NULL OR c.thread_id = $3) AND ($4::boolean IS NULL OR c.enabled = $4)
+   AND NOT EXISTS (SELECT 1 FROM jsonb_each($5::jsonb) f
+                    WHERE c.metadata -> f.key IS DISTINCT FROM f.value)
+ ORDER BY c.created_at, c.cron_id
+
+-- name: due_crons
+SELECT * FROM crons
+ WHERE enabled AND next_run_at IS NOT NULL AND next_run_at <= $1
+ ORDER BY next_run_at
+ LIMIT $2
+
+-- name: advance_cron
+-- Fired at $2: on to $3, unless another process fired that time first.
+UPDATE crons SET next_run_at = $3 WHERE cron_id = $1 AND next_run_at = $2 AND enabled
+RETURNING true
+
 -- ===== schema ===============================================================
 
 -- name: lock_migrations

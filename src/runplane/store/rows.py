@@ -14,6 +14,7 @@ from runplane.models import (
     AssistantRecord,
     CancelAction,
     CheckpointWrite,
+    Cron,
     Event,
     MultitaskStrategy,
     Run,
@@ -212,4 +213,22 @@ def item_from_row(row: Row) -> StoredItem:
         created_at=to_datetime(row["created_at"]),
         updated_at=to_datetime(row["updated_at"]),
         ttl_minutes=row["ttl_minutes"],
+    )
+
+
+def cron_from_row(row: Row) -> Cron:
+    return Cron(
+        cron_id=row["cron_id"],
+        assistant_id=row["assistant_id"],
+        thread_id=row["thread_id"],
+        schedule=row["schedule"],
+        timezone=row["timezone"],
+        payload=loads(row["payload"]),
+        metadata=loads(row["metadata"]),
+        end_time=to_datetime(row["end_time"]),
+        enabled=bool(row["enabled"]),
+        next_run_at=to_datetime(row["next_run_at"]),
+        owner=row["owner"],
+        created_at=to_datetime(row["created_at"]),
+        updated_at=to_datetime(row["updated_at"]),
     )

@@ -20,6 +20,7 @@ from runplane.models import (
     CancelRequest,
     CheckpointWrite,
     ClaimedRun,
+    Cron,
     Event,
     Lease,
     NewRun,
@@ -149,6 +150,39 @@ class SQLStore(ABC):
 
     async def expire_items(self, now: float) -> int:
         return await self._write(lambda tx: txs.expire_items(tx, now))
+
+    # crons
+    async def create_cron(self, cron: Cron) -> Cron:
+        return await self._write(lambda tx: txs.insert_cron(tx, cron))
+
+    async def get_cron(self, cron_id: str) -> Cron | None:
+        return await self._read(lambda tx: txs.get_cron(tx, cron_id))
+
+    async def update_cron(self, cron_id: str, owner: str | None,
+                          change: Callable[[Cron], Cron]) -> Cron | None:
+        return await self._write(lambda tx: txs.update_cron(tx, cron_id, owner, change))
+
+    async def delete_cron(self, cron_id: str, owner: str | None) -> bool:
+        return await self._write(lambda tx: txs.delete_cron(tx, cron_id, owner))
+
+    async def search_crons(
+        self, *, owner: str | None, assistant_id: str | None, thread_id: str | None,
+        enabled: bool | None, metadata: Mapping[str, Any] | None,
+    ) -> list[Cron]:
+        return await self._read(lambda tx: txs.search_crons(
+            tx, owner, assistant_id, thread_id, enabled, metadata))
+
+    async def due_crons(self, now: float, limit: int) -> list[Cron]:
+        return await self._read(lambda tx: txs.due_crons(tx, now, limit))
+
+    async def fire_cron(
+        self, cron_id: str, scheduled: float, next_at: float | None, new: NewRun | None,
+        now: float, *, on_active: OnActive, create_thread: bool = False,
+        own_thread_only: bool = False,
+    ) -> Created | None:
+        return await self._write(lambda tx: txs.fire_cron(
+            tx, cron_id, scheduled, next_at, new, now, on_active, create_thread,
+            own_thread_only))
 
     # runs, service side
     async def create_run(

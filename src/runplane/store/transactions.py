@@ -31,12 +31,15 @@ import dataclasses
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from importlib import resources
 from typing import Any, Protocol, TypeVar
 
 from runplane.errors import (
     AssistantBusy,
     AssistantNotFound,
+    Conflict,
+    NotFound,
     NothingToResume,
     PausedElsewhere,
     RunConflict,
@@ -58,6 +61,7 @@ from runplane.models import (
     CancelRequest,
     CheckpointWrite,
     ClaimedRun,
+    Cron,
     Event,
     Lease,
     NewRun,
@@ -79,6 +83,7 @@ from runplane.store.rows import (
     assistant_from_row,
     checkpoint_from_row,
     checkpoint_write_from_row,
+    cron_from_row,
     dumps,
     event_from_row,
     item_from_row,
@@ -902,6 +907,84 @@ async def item_namespaces(tx: Tx, owner: str, now: float) -> list[tuple[str, ...
 
 async def expire_items(tx: Tx, now: float) -> int:
     return len(await tx.rows("expire_items", now))
+
+
+# --------------------------------------------------------------------------- #
+# crons                                                                        #
+# --------------------------------------------------------------------------- #
+
+
+def _epoch(at: datetime | None) -> float | None:
+    return None if at is None else at.timestamp()
+
+
+async def insert_cron(tx: Tx, cron: Cron) -> Cron:
+    row = await tx.row("insert_cron", cron.cron_id, cron.assistant_id, cron.thread_id,
+                       cron.schedule, cron.timezone, dumps(cron.payload), dumps(cron.metadata),
+                       _epoch(cron.end_time), cron.enabled, _epoch(cron.next_run_at),
+                       cron.owner, cron.created_at.timestamp())
+    assert row is not None
+    return cron_from_row(row)
+
+
+async def get_cron(tx: Tx, cron_id: str, *, lock: bool = False) -> Cron | None:
+    row = await tx.row("get_cron_for_update" if lock else "get_cron", cron_id)
+    return None if row is None else cron_from_row(row)
+
+
+async def update_cron(tx: Tx, cron_id: str, owner: str | None,
+                      change: Callable[[Cron], Cron]) -> Cron | None:
+    """``change(current)`` stored, holding the cron; None if it is not there for ``owner``."""
+    current = await get_cron(tx, cron_id, lock=True)
+    if current is None or (owner is not None and current.owner != owner):
+        return None
+    c = change(current)
+    row = await tx.row("update_cron", cron_id, c.schedule, c.timezone, dumps(c.payload),
+                       dumps(c.metadata), _epoch(c.end_time), c.enabled,
+                       _epoch(c.next_run_at), c.updated_at.timestamp())
+    assert row is not None
+    return cron_from_row(row)
+
+
+async def delete_cron(tx: Tx, cron_id: str, owner: str | None) -> bool:
+    current = await get_cron(tx, cron_id, lock=True)
+    if current is None or (owner is not None and current.owner != owner):
+        return False
+    await tx.execute("delete_cron", cron_id)
+    return True
+
+
+async def search_crons(
+    tx: Tx, owner: str | None, assistant_id: str | None, thread_id: str | None,
+    enabled: bool | None, metadata: Mapping[str, Any] | None,
+) -> list[Cron]:
+    rows = await tx.rows("search_crons", owner, assistant_id, thread_id, enabled,
+                         None if metadata is None else dumps(metadata))
+    return [cron_from_row(r) for r in rows]
+
+
+async def due_crons(tx: Tx, now: float, limit: int) -> list[Cron]:
+    return [cron_from_row(r) for r in await tx.rows("due_crons", now, limit)]
+
+
+async def fire_cron(
+    tx: Tx, cron_id: str, scheduled: float, next_at: float | None, new: NewRun | None,
+    now: float, on_active: OnActive, create_thread: bool, own_thread_only: bool,
+) -> Created | None:
+    """Fire the cron's time ``scheduled``: move it on to ``next_at`` and create its run
+    ``new``, in one transaction. None if another process fired that time first (its
+    ``next_run_at`` is no longer ``scheduled``), or if the run was refused (its thread
+    busy under ``reject``, or gone): the time is spent all the same."""
+    if not await tx.value("advance_cron", cron_id, scheduled, next_at):
+        return None
+    if new is None:
+        return None
+    try:
+        async with tx.savepoint():
+            return await create_run(tx, new, now, on_active, create_thread, own_thread_only)
+    except (Conflict, NotFound) as exc:
+        log.warning("cron %s: no run at %s: %s", cron_id, to_datetime(scheduled), exc)
+        return None
 
 
 # --------------------------------------------------------------------------- #
