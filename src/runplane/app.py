@@ -76,6 +76,7 @@ class Runs(Operations):
         "events": "events",
         "tree": "tree",
         "stream": "stream",
+        "webhooks": "run_webhooks",
     })
 
 
@@ -140,6 +141,10 @@ class Runplane:
         heartbeat_interval: float | None = None,
         reap_interval: float | None = None,
         cron_interval: float | None = None,
+        webhook_interval: float | None = None,
+        webhook_timeout: float | None = None,
+        webhook_attempts: int | None = None,
+        webhook_hosts: tuple[str, ...] | None = None,
         max_attempts: int | None = None,
         worker_id: str | None = None,
         shutdown_grace: float | None = None,
@@ -155,6 +160,10 @@ class Runplane:
             heartbeat_interval=heartbeat_interval,
             reap_interval=reap_interval,
             cron_interval=cron_interval,
+            webhook_interval=webhook_interval,
+            webhook_timeout=webhook_timeout,
+            webhook_attempts=webhook_attempts,
+            webhook_hosts=webhook_hosts,
             max_attempts=max_attempts,
             shutdown_grace=shutdown_grace,
             worker_id=worker_id,

@@ -123,6 +123,14 @@ class Settings:
     reap_interval: float = 5.0
     #: How often a worker fires the crons that are due (their runs start this late at most).
     cron_interval: float = 1.0
+    #: How often a worker delivers the webhooks that are due.
+    webhook_interval: float = 1.0
+    #: Seconds a webhook's receiver gets to answer one attempt.
+    webhook_timeout: float = 10.0
+    #: Attempts at a webhook before its delivery is ``failed``.
+    webhook_attempts: int = 5
+    #: The hosts a run's webhook may name (none: any host).
+    webhook_hosts: tuple[str, ...] = ()
     #: Claims (first start plus crash recoveries) before a run ends ``error``.
     max_attempts: int = 3
     #: Seconds running runs get to finish when the app closes; then they go back to the
@@ -145,7 +153,11 @@ class Settings:
             yield ("max_attempts",), (f"max_attempts must be between 1 and {MAX_ATTEMPTS}, "
                                       f"got {self.max_attempts}")
         yield from _positive(self, "poll_interval", "lease_ttl", "heartbeat_interval",
-                             "reap_interval", "cron_interval")
+                             "reap_interval", "cron_interval", "webhook_interval",
+                             "webhook_timeout")
+        if not 1 <= self.webhook_attempts <= MAX_ATTEMPTS:
+            yield ("webhook_attempts",), (f"webhook_attempts must be between 1 and "
+                                          f"{MAX_ATTEMPTS}, got {self.webhook_attempts}")
         if self.shutdown_grace < 0:
             yield ("shutdown_grace",), f"shutdown_grace must be >= 0, got {self.shutdown_grace}"
         if self.heartbeat_interval >= self.lease_ttl:

@@ -51,6 +51,8 @@ MAX_OFFSET = 2**31 - 1
 
 #: Largest event sequence number a reader may resume after (a 64-bit integer).
 MAX_SEQ = 2**63 - 1
+#: An assistant's version number (a 32-bit column).
+MAX_VERSION = 2**31 - 1
 
 #: What no stored string may hold: NUL (PostgreSQL text and jsonb refuse it) and lone
 #: surrogates (they have no UTF-8 encoding, so no response could carry them).

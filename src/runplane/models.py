@@ -490,3 +490,21 @@ class Cron:
 
     def evolve(self, **changes: Any) -> Cron:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """A run's end POSTed to its ``webhook``: ``pending`` (due at ``next_attempt_at``),
+    ``delivered``, or ``failed`` once its attempts ran out (``last_error`` says why)."""
+
+    delivery_id: int
+    run_id: str
+    url: str
+    #: the status the run ended with (a resumed run ends again: a delivery each end)
+    run_status: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None

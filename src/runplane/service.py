@@ -18,33 +18,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
 
 from runplane import limits, metrics
 from runplane.assistants import Assistant, GraphSource, Registry
 from runplane.clock import Clock
 from runplane.config import Settings
 from runplane.errors import (
+    STORE_FAULTS,
     AssistantExists,
     AssistantNotFound,
     BuiltinAssistant,
     ChildCancelled,
     ChildFailed,
+    Conflict,
     CronNotFound,
     InvalidInput,
+    NotFound,
     NothingToResume,
     RunCancelled,
     RunConflict,
     RunFailed,
     RunNotFound,
-    RunplaneError,
     StoreUnavailable,
     ThreadExists,
     ThreadNotFound,
@@ -80,6 +86,7 @@ from runplane.models import (
     ThreadQuery,
     ThreadStatus,
     ThreadTTL,
+    WebhookDelivery,
     is_comparison,
     owner_filter,
     parse_enum,
@@ -490,7 +497,7 @@ class RunService:
         """Make an earlier (or later) version current again: runs created from now on use
         it."""
         self._changeable(assistant_id, "given another version")
-        limits.check_int("version", version, 1, limits.MAX_SEQ)
+        limits.check_int("version", version, 1, limits.MAX_VERSION)
         return await self._store.set_latest_assistant_version(
             assistant_id, owner_filter(caller), version, self._clock.now())
 
@@ -667,6 +674,63 @@ class RunService:
         """Delete the items past their time to live (the reaper's); how many."""
         return await self._store.expire_items(self._clock.now())
 
+    # --- webhooks --------------------------------------------------------------
+    # A run created with a webhook has its end POSTed there: the outbox row is written by
+    # the statement that ends the run (a trigger of each store: every path, one
+    # transaction), and every worker delivers what is due, with retries and backoff.
+
+    def _webhook(self, url: Any) -> str:
+        """An http(s) URL whose host the settings allow (``webhook_hosts``; none: any)."""
+        text = limits.check_text("webhook", url, 2048) or ""
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidInput("webhook", f"a webhook is an http:// or https:// URL, got "
+                               f"{text!r}")
+        allowed = {h.lower() for h in self._settings.webhook_hosts}
+        if allowed and parts.hostname.lower() not in allowed:
+            raise InvalidInput("webhook", f"webhooks may not go to {parts.hostname!r} (the "
+                               "hosts allowed: RUNPLANE_WEBHOOK_HOSTS)")
+        return text
+
+    async def run_webhooks(self, run_id: str, *, thread_id: str | None = None,
+                           caller: Caller | None = None) -> list[WebhookDelivery]:
+        """The deliveries of the run's ends to its webhook: pending, delivered or failed,
+        with their attempts and last error."""
+        await self.get_run(run_id, thread_id=thread_id, caller=caller)
+        return await self._store.run_webhooks(run_id)
+
+    async def deliver_webhooks(self, limit: int = 20) -> int:
+        """POST the due ends of runs to their webhooks (the workers' duty): the run as the
+        API shows it when delivered, with the ``status`` it ended with and its ``values``
+        (its output). A 2xx answer delivers it; else it
+        is tried again after 1, 2, 4, ... s (at most 5 min) until ``webhook_attempts``
+        were made, then it is ``failed`` with its last error. At least once: a worker that
+        dies after the POST and before recording it leaves it to be sent again. How many
+        were attempted."""
+        s = self._settings
+        now = self._clock.now()
+        claimed = await self._store.claim_webhooks(now, now + 2 * s.webhook_timeout + 5, limit)
+        if not claimed:
+            return 0
+        from runplane.server.wire import run_body  # the run as the API shows it
+
+        async def attempt(http: httpx.AsyncClient, delivery: WebhookDelivery) -> None:
+            run = await self._store.get_run(delivery.run_id)
+            error = await _post(http, delivery.url, None if run is None else {
+                **run_body(run), "status": delivery.run_status, "values": run.output})
+            at = self._clock.now()
+            await self._store.webhook_attempted(
+                delivery, error, at, at + min(2.0 ** (delivery.attempts - 1), 300.0),
+                s.webhook_attempts if run is not None else 0)
+            if error is not None:
+                log.warning("webhook of run %s (attempt %d) to %s: %s", delivery.run_id,
+                            delivery.attempts, delivery.url, error)
+
+        # at once: every attempt of the batch ends within its lease (one timeout)
+        async with httpx.AsyncClient(timeout=s.webhook_timeout) as http:
+            await asyncio.gather(*(attempt(http, d) for d in claimed))
+        return len(claimed)
+
     # --- crons ---------------------------------------------------------------
     # A cron creates a run of its assistant at each time of its schedule. Every worker's
     # ``fire_crons`` fires what is due; the run's id is made of the cron's id and the
@@ -699,11 +763,11 @@ class RunService:
     ) -> Cron:
         """A cron of ``assistant_id`` on ``thread_id`` (or a thread of its own per run, for
         a graph): its runs get the input and settings given, checked now as a run's are."""
-        schedule = check_schedule(schedule)
+        schedule = check_schedule(schedule, self._clock.now())
         timezone = check_timezone(timezone)
-        _no_webhook(webhook, on_run_completed)
+        _on_run_completed(on_run_completed)
         payload: dict[str, Any] = {k: v for k, v in (
-            ("input", input), ("config", config), ("context", context),
+            ("input", input), ("config", config), ("context", context), ("webhook", webhook),
             ("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after),
             ("multitask_strategy", multitask_strategy), ("stream_mode", stream_mode),
             ("stream_subgraphs", stream_subgraphs), ("durability", durability),
@@ -745,10 +809,10 @@ class RunService:
         """What is given replaces the cron's (``end_time=None`` clears its end); its next
         time is worked out again from now."""
         limits.check_id("cron_id", cron_id)
-        _no_webhook(webhook, on_run_completed)
+        _on_run_completed(on_run_completed)
         changes: dict[str, Any] = {}
         if schedule is not None:
-            changes["schedule"] = check_schedule(schedule)
+            changes["schedule"] = check_schedule(schedule, self._clock.now())
         if timezone is not None:
             changes["timezone"] = check_timezone(timezone)
         if enabled is not None:
@@ -756,7 +820,7 @@ class RunService:
         if end_time is not KEEP:
             changes["end_time"] = to_datetime(_end_time(end_time))
         given: dict[str, Any] = {k: v for k, v in (
-            ("input", input), ("config", config), ("context", context),
+            ("input", input), ("config", config), ("context", context), ("webhook", webhook),
             ("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after),
             ("stream_mode", stream_mode), ("stream_subgraphs", stream_subgraphs),
             ("durability", durability)) if v is not None}
@@ -774,6 +838,8 @@ class RunService:
             changed = cron.evolve(payload={**cron.payload, **given},
                                   metadata=cron.metadata if metadata is None else metadata,
                                   updated_at=to_datetime(now), **changes)
+            if not changes:  # its times stand: a due one is still fired
+                return changed
             return changed.evolve(next_run_at=_next_run(changed, now))
 
         updated = await self._store.update_cron(cron_id, owner, change)
@@ -830,30 +896,52 @@ class RunService:
 
     async def fire_crons(self, limit: int = 100) -> list[Run]:
         """Fire the crons that are due (the workers' duty): a run each, unless another
-        process fired that time first; the runs created."""
+        process fired that time first; the runs created. One cron's trouble does not
+        keep the others from firing."""
         now = self._clock.now()
         fired: list[Run] = []
         for cron in await self._store.due_crons(now, limit):
-            assert cron.next_run_at is not None
-            scheduled = cron.next_run_at.timestamp()
-            later = _next_run(cron, max(now, scheduled))
-            prepared: _PreparedRun | None = None
             try:
-                prepared = await self._prepare_run(
-                    cron.thread_id, cron.assistant_id, caller=_owner_caller(cron.owner),
-                    run_id=str(uuid.uuid5(CRON_RUNS, f"{cron.cron_id}@{scheduled!r}")),
-                    metadata={**cron.metadata, "cron_id": cron.cron_id}, **cron.payload)
-            except RunplaneError as exc:  # its assistant or thread went away since
-                log.warning("cron %s: no run at %s: %s", cron.cron_id, cron.next_run_at, exc)
-            created = await self._store.fire_cron(
-                cron.cron_id, scheduled, _epoch(later), None if prepared is None
-                else prepared.new, now, on_active=prepared.on_active if prepared else "enqueue",
-                create_thread=prepared.create_thread if prepared else False,
-                own_thread_only=prepared.own_thread_only if prepared else False)
-            if created is not None and prepared is not None:
-                await self._created(prepared, created)
-                fired.append(created.run)
+                run = await self._fire(cron, now)
+            except STORE_FAULTS:
+                raise  # the duty is tried again at its next turn
+            except Exception:
+                log.exception("cron %s: firing failed; tried again at the next turn",
+                              cron.cron_id)
+                continue
+            if run is not None:
+                fired.append(run)
         return fired
+
+    async def _fire(self, cron: Cron, now: float) -> Run | None:
+        """Fire the cron's due time: its run, created as its owner's (checked as the
+        admin: its owner was checked when it was made). An assistant this worker does not
+        serve leaves the time to a worker that does; a thread or assistant gone spends
+        it without a run."""
+        assert cron.next_run_at is not None
+        scheduled = cron.next_run_at.timestamp()
+        later = _epoch(_next_run(cron, max(now, scheduled)))
+        try:
+            prepared = await self._prepare_run(
+                cron.thread_id, cron.assistant_id, caller=None,
+                run_id=str(uuid.uuid5(CRON_RUNS, f"{cron.cron_id}@{scheduled!r}")),
+                metadata={**cron.metadata, "cron_id": cron.cron_id}, **cron.payload)
+        except UnknownWorkflow:
+            return None  # another worker's, or gone: not this worker's to spend
+        except (InvalidInput, NotFound, Conflict) as exc:
+            log.warning("cron %s: no run at %s: %s", cron.cron_id, cron.next_run_at, exc)
+            await self._store.fire_cron(cron.cron_id, scheduled, later, None, now,
+                                        on_active="enqueue")
+            return None
+        prepared = dataclasses.replace(
+            prepared, new=dataclasses.replace(prepared.new, owner=cron.owner))
+        created = await self._store.fire_cron(
+            cron.cron_id, scheduled, later, prepared.new, now, on_active=prepared.on_active,
+            create_thread=prepared.create_thread, own_thread_only=False)
+        if created is None:
+            return None
+        await self._created(prepared, created)
+        return created.run
 
     # --- runs --------------------------------------------------------------
     async def create_run(
@@ -879,6 +967,7 @@ class RunService:
         interrupt_before: list[str] | str | None = None,
         interrupt_after: list[str] | str | None = None,
         after_seconds: float | None = None,
+        webhook: str | None = None,
         caller: Caller | None = None,
     ) -> Run:
         """Validate everything, then insert the run and apply the multitask rule atomically.
@@ -904,7 +993,7 @@ class RunService:
             stream_mode=stream_mode, stream_subgraphs=stream_subgraphs, durability=durability,
             checkpoint=checkpoint, checkpoint_id=checkpoint_id, command=command,
             interrupt_before=interrupt_before, interrupt_after=interrupt_after,
-            after_seconds=after_seconds, caller=caller)
+            after_seconds=after_seconds, webhook=webhook, caller=caller)
         return await self._insert_run(prepared)
 
     async def create_runs(self, payloads: list[dict[str, Any]], *,
@@ -931,7 +1020,7 @@ class RunService:
         checkpoint_id: str | None = None, command: dict[str, Any] | None = None,
         interrupt_before: list[str] | str | None = None,
         interrupt_after: list[str] | str | None = None, after_seconds: float | None = None,
-        caller: Caller | None = None,
+        webhook: str | None = None, caller: Caller | None = None,
     ) -> _PreparedRun:
         """Everything ``create_run`` checks, and the run it would insert (no write)."""
         assistant, stored = await self._resolve(assistant_id, caller)
@@ -939,6 +1028,8 @@ class RunService:
             config, context = _under(stored.config, config), _under(stored.context, context)
         kwargs = _graph_kwargs(assistant, config, context, stream_mode, stream_subgraphs,
                                durability)
+        if webhook is not None:  # its end is POSTed there (see deliver_webhooks)
+            kwargs["webhook"] = self._webhook(webhook)
         if assistant.graph is not None:
             kwargs.update(_hitl_kwargs(command, interrupt_before, interrupt_after))
             if "resume" in kwargs.get("command", {}):
@@ -1582,9 +1673,19 @@ def _minutes(field: str, minutes: Any) -> float:
     return float(minutes)
 
 
-def _no_webhook(webhook: Any, on_run_completed: Any) -> None:
-    if webhook is not None:
-        raise InvalidInput("webhook", "webhooks are not served yet: leave webhook out")
+async def _post(http: httpx.AsyncClient, url: str, payload: Any) -> str | None:
+    """POST ``payload`` (None: the run is gone); None if answered 2xx, else why not."""
+    if payload is None:
+        return "the run was deleted"
+    try:
+        answer = await http.post(url, json=payload)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"[:2000]
+    return None if answer.is_success else f"answered HTTP {answer.status_code}"
+
+
+def _on_run_completed(on_run_completed: Any) -> None:
+    """What becomes of a thread-less cron run's thread: kept (deleting it is not served)."""
     limits.check_choice("on_run_completed", on_run_completed or "keep", ("keep",))
 
 
@@ -1598,26 +1699,26 @@ def _end_time(end_time: Any) -> float | None:
         except ValueError:
             raise InvalidInput("end_time", f"end_time must be an ISO 8601 date and time, got "
                                f"{end_time!r}") from None
-    if not isinstance(end_time, datetime) or end_time.tzinfo is None:
-        raise InvalidInput("end_time", "end_time must be a date and time with its time zone")
-    return end_time.timestamp()
+    if not isinstance(end_time, datetime):
+        raise InvalidInput("end_time", "end_time must be a date and time")
+    if end_time.tzinfo is None:  # as LangGraph's server reads it
+        end_time = end_time.replace(tzinfo=UTC)
+    try:
+        return to_datetime(end_time.timestamp()).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise InvalidInput("end_time", f"end_time is out of range: {end_time}") from None
 
 
 def _next_run(cron: Cron, after: float) -> datetime | None:
-    """The cron's first time after ``after``; None past its end."""
+    """The cron's first time after ``after``; None past its end (or its schedule's)."""
     at = next_fire(cron.schedule, cron.timezone, after)
-    if cron.end_time is not None and at > cron.end_time.timestamp():
+    if at is None or (cron.end_time is not None and at > cron.end_time.timestamp()):
         return None
     return to_datetime(at)
 
 
 def _epoch(at: datetime | None) -> float | None:
     return None if at is None else at.timestamp()
-
-
-def _owner_caller(owner: str | None) -> Caller | None:
-    """Who a cron's runs are created as: its owner (None: no keys, nobody)."""
-    return None if owner is None else Caller(owner)
 
 
 def _page_of(found: list[T], attribute: str, sort_order: str, limit: int, offset: int

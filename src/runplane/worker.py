@@ -92,6 +92,9 @@ class Worker:
         self._claim_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._watch_task: asyncio.Task[None] | None = None
+        #: the webhook deliveries under way: a task of their own, so that a slow receiver
+        #: holds up neither heartbeats nor cancels
+        self._delivering: asyncio.Task[None] | None = None
 
     #: The worker stopped claiming and asked its runs to drain (it is shutting down).
     draining = False
@@ -127,9 +130,11 @@ class Worker:
         if self._supervisors:
             await asyncio.wait(set(self._supervisors))
         assert self._watch_task is not None
-        self._watch_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._watch_task
+        for task in (self._watch_task, self._delivering):
+            if task is not None:  # a delivery cut short is attempted again (at least once)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._claim_task = None
 
     # --- claiming ----------------------------------------------------------
@@ -216,15 +221,16 @@ class Worker:
         ]
 
     async def _watch_loop(self) -> None:
-        """Four periodic duties: notice runs no longer ours (cancel written by another
-        process: at once when the store says another process committed), renew leases,
-        reap runs of dead workers, and fire the crons that are due."""
+        """Periodic duties: notice runs no longer ours (cancel written by another process:
+        at once when the store says another process committed), renew leases, reap runs of
+        dead workers, fire the crons and deliver the webhooks that are due."""
         s = self._settings
         duties = [
             (s.poll_interval, self._poll_lost),
             (s.heartbeat_interval, self._heartbeat),
             (s.reap_interval, self.reap),
             (s.cron_interval, self.fire_crons),
+            (s.webhook_interval, self.deliver_webhooks),
         ]
         due = [time.monotonic() + interval for interval, _ in duties]
         while True:
@@ -281,6 +287,24 @@ class Worker:
         if self._runs is not None:
             for run in await self._runs.fire_crons():
                 log.info("cron %s: run %s created", run.metadata.get("cron_id"), run.run_id)
+
+    async def deliver_webhooks(self) -> None:
+        """POST the ends of runs to their webhooks (every worker does; each delivery is
+        taken by one for each attempt), in a task of their own: one batch at a time."""
+        if self._runs is None or (self._delivering and not self._delivering.done()):
+            return
+        self._delivering = asyncio.create_task(self._deliver(self._runs),
+                                               name="runplane-webhooks")
+
+    @staticmethod
+    async def _deliver(runs: RunService) -> None:
+        try:
+            await runs.deliver_webhooks()
+        except STORE_FAULTS as exc:
+            log.warning("webhook deliveries failed, the store did not answer (%s); "
+                        "retrying", exc)
+        except Exception:
+            log.exception("webhook deliveries failed; retrying")
 
     # --- running one run ---------------------------------------------------
     async def _supervise(self, claimed: ClaimedRun, handle: _Held) -> None:

@@ -376,6 +376,7 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/runs/{run_id}/join"): not_found("/runs/{run_id}/join", done=True),
     ("GET", "/runs/{run_id}/stream"): not_found("/runs/{run_id}/stream", done=True),
     ("GET", "/runs/{run_id}/tree"): not_found("/runs/{run_id}/tree"),
+    ("GET", "/runs/{run_id}/webhooks"): not_found("/runs/{run_id}/webhooks", done=True),
     ("POST", "/runs/{run_id}/resume"):
         not_found("/runs/{run_id}/resume", method="POST", done=True),
     ("POST", "/runs/{run_id}/cancel"):

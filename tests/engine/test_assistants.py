@@ -102,6 +102,8 @@ async def test_a_run_uses_its_assistants_current_version_under_its_own_config(
             == [2]
         with pytest.raises(AssistantNotFound, match="version 9"):
             await app.assistants.set_latest(aid, 9)
+        with pytest.raises(InvalidInput, match="version"):  # beyond the column's range
+            await app.assistants.set_latest(aid, 3_000_000_000)
         assert (await app.assistants.get(aid)).version == 3
 
 

@@ -184,11 +184,14 @@ async def test_bad_crons_are_refused_and_nothing_is_stored(make_app: AppFactory)
     async with _app(make_app, clock) as app:
         for kwargs, field in (
             ({"schedule": "every day"}, "schedule"),
+            ({"schedule": "0 0 30 2 *"}, "schedule"),  # no February 30th: never comes
+            ({"schedule": "* * * * *", "timezone": "America"}, "timezone"),  # a folder
+            ({"schedule": "* * * * *", "end_time": "0001-01-01T00:00:00+05:00"}, "end_time"),
+            ({"schedule": "* * * * *", "end_time": "9999-12-31T23:59:59-05:00"}, "end_time"),
             ({"schedule": "* * * * *", "timezone": "Mars/Olympus"}, "timezone"),
-            ({"schedule": "* * * * *", "webhook": "https://example.com"}, "webhook"),
+            ({"schedule": "* * * * *", "webhook": "ftp://example.com"}, "webhook"),
             ({"schedule": "* * * * *", "on_run_completed": "delete"}, "on_run_completed"),
             ({"schedule": "* * * * *", "end_time": "tomorrow"}, "end_time"),
-            ({"schedule": "* * * * *", "end_time": datetime(2027, 1, 1)}, "end_time"),
             ({"schedule": "* * * * *", "config": {"recursion_limit": "x"}}, "config"),
             ({"schedule": "* * * * *", "multitask_strategy": "sometimes"},
              "multitask_strategy"),
@@ -237,3 +240,64 @@ async def test_cron_runs_are_ordinary_runs(make_app: AppFactory):
         assert (await app.runs.get(run.run_id)).run_id == run.run_id
         assert sum((await app.runs.count()).values()) == 1
         assert await app.runs.join(run.run_id) == {"a": 1}
+
+
+async def test_a_cron_whose_schedule_ends_does_not_stop_the_others(make_app: AppFactory):
+    """A schedule whose last time passed has no next one: it is done, and the crons due
+    after it in the same turn still fire."""
+    clock = ManualClock(START_AT)
+    async with _app(make_app, clock) as app:
+        last = await app.crons.create("echo", schedule="1 8 15 1 * 0 2027")  # only once
+        other = await app.crons.create("echo", schedule="2 8 * * *")
+        assert last.next_run_at == _at(60)
+        clock.advance(180)
+        fired = {r.metadata["cron_id"] for r in await app.service.fire_crons()}
+        assert fired == {last.cron_id, other.cron_id}
+        [done] = [c for c in await app.crons.search() if c.cron_id == last.cron_id]
+        assert done.next_run_at is None
+
+
+async def test_a_worker_without_the_crons_assistant_leaves_its_time_to_one_with_it(
+    make_app: AppFactory
+):
+    clock = ManualClock(START_AT)
+    async with _app(make_app, clock) as app:
+        other = make_app(clock=clock, cron_interval=3600.0)
+
+        @other.workflow("unrelated")
+        async def unrelated(ctx: Context, input: Any) -> Any:
+            return input
+
+        async with other:
+            await app.crons.create("echo", schedule="* * * * *")
+            clock.advance(60)
+            assert await other.service.fire_crons() == []  # not its own: left due
+            [run] = await app.service.fire_crons()
+            assert run.assistant_id == "echo"
+
+
+async def test_a_change_that_keeps_the_times_keeps_a_due_time(make_app: AppFactory):
+    clock = ManualClock(START_AT)
+    async with _app(make_app, clock) as app:
+        cron = await app.crons.create("echo", schedule="* * * * *", input={"v": 1})
+        clock.advance(60)
+        await app.crons.update(cron.cron_id, input={"v": 2})  # the due time stands
+        [run] = await app.service.fire_crons()
+        assert run.input == {"v": 2}
+        await app.crons.update(cron.cron_id, schedule="*/5 * * * *")  # new times from now
+        [moved] = await app.crons.search()
+        assert moved.next_run_at == _at(300)
+
+
+async def test_an_admins_cron_on_an_owners_thread_fires(make_app: AppFactory):
+    clock = ManualClock(START_AT)
+    admin = Caller("ops", admin=True)
+    async with _app(make_app, clock) as app:
+        thread = await app.threads.create(caller=ADA)
+        cron = await app.crons.create("echo", schedule="* * * * *", input={},
+                                      thread_id=thread.thread_id, caller=admin)
+        clock.advance(60)
+        [run] = await app.service.fire_crons()
+        assert run.thread_id == thread.thread_id and run.owner == "ada"  # the thread's
+        assert cron.owner == "ops"
+

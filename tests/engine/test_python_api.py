@@ -104,7 +104,7 @@ async def test_each_operation_is_the_service_method_itself(
 async def test_the_facades_cover_the_services_public_operations():
     """A new public service operation must be named here, or in the facades."""
     internal = {"spawn", "end_children", "end_orphans", "child_result", "wait",
-                "expire_threads", "expire_items", "fire_crons",  # the workers' duties
+                "expire_threads", "expire_items", "fire_crons", "deliver_webhooks",  # duties
                 "next_thread_run"}  # the HTTP thread stream's step
     public = {name for name, _ in inspect.getmembers(RunService, inspect.isfunction)
               if not name.startswith("_")}

@@ -37,6 +37,7 @@ from runplane.console.views import (
     tree_rows,
 )
 from runplane.errors import (
+    AssistantNotFound,
     Conflict,
     InvalidInput,
     NotFound,
@@ -409,7 +410,10 @@ async def assistants_page(request: Request, service: Service, caller: Who) -> HT
     found.sort(key=lambda a: not a.builtin)  # stable: by name within each kind
     listed = []
     for a in found:
-        code = await service.assistant_code(a.assistant_id, caller=caller)
+        try:
+            code = await service.assistant_code(a.assistant_id, caller=caller)
+        except AssistantNotFound:  # its graph is not served here (any more)
+            continue
         listed.append({"assistant": a, "kind": "graph" if code.graph else "workflow",
                        "drawing": draw(await graph_of(service, caller, a.assistant_id))})
     return templates.TemplateResponse(request, "assistants.html", {"assistants": listed})

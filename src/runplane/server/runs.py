@@ -39,12 +39,14 @@ from runplane.server.wire import (
     StreamModesQuery,
     ThreadId,
     TreeAnswer,
+    WebhookAnswer,
     answers,
     cancel_body,
     run_body,
     run_result,
     stream_modes,
     tree_body,
+    webhook_body,
 )
 from runplane.service import RunService
 
@@ -77,7 +79,8 @@ def _headers(run: Run, location: str | None = None) -> dict[str, str]:
 #: service's default.
 _CREATE_OPTIONS = {"multitask_strategy", "metadata", "timeout", "max_attempts", "if_not_exists",
                    "config", "context", "stream_subgraphs", "durability", "checkpoint",
-                   "checkpoint_id", "interrupt_before", "interrupt_after", "after_seconds"}
+                   "checkpoint_id", "interrupt_before", "interrupt_after", "after_seconds",
+                   "webhook"}
 
 
 def _options(body: RunCreate) -> dict[str, Any]:
@@ -338,6 +341,13 @@ async def _cancel(service: RunService, caller: Caller | None, run_id: str, *,
                                   requested_by="api",
                                   thread_id=thread_id, scope=scope, caller=caller)
     return JSONResponse(cancel_body(result), status_code=200 if wait else 202)
+
+
+@router.get("/runs/{run_id}/webhooks", **answers(list[WebhookAnswer], 404))
+async def webhooks(service: Service, caller: Who, run_id: RunId) -> list[dict[str, Any]]:
+    """A runplane extension: the deliveries of the run's ends to its webhook (pending,
+    delivered, or failed with the last error)."""
+    return [webhook_body(d) for d in await service.run_webhooks(run_id, caller=caller)]
 
 
 @router.get("/runs/{run_id}/tree", **answers(TreeAnswer, 404))

@@ -32,9 +32,9 @@ from runplane.limits import (
     MAX_JSON_DEPTH,
     MAX_LIMIT,
     MAX_OFFSET,
-    MAX_SEQ,
     MAX_TEXT_LENGTH,
     MAX_TIMEOUT_SECONDS,
+    MAX_VERSION,
 )
 from runplane.models import (
     ASSISTANT_SORT_KEYS,
@@ -54,6 +54,7 @@ from runplane.models import (
     StoredItem,
     Thread,
     ThreadStatus,
+    WebhookDelivery,
 )
 from runplane.server.protocol_events import CHANNELS
 from runplane.service import BULK_STATUSES, CANCEL_SCOPES, DURABILITY
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
     from langgraph.types import StateSnapshot
 
 #: Run-creation fields runplane does not implement; sending one is an error, not a no-op.
-UNSUPPORTED_RUN_FIELDS = ("webhook",)
+UNSUPPORTED_RUN_FIELDS: tuple[str, ...] = ()
 
 
 class _OneOf:
@@ -263,7 +264,7 @@ class AssistantVersionsSearch(_Body):
 
 
 class AssistantLatest(_Body):
-    version: Annotated[int, Field(ge=1, le=MAX_SEQ)]
+    version: Annotated[int, Field(ge=1, le=MAX_VERSION)]
 
 
 Label = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
@@ -289,7 +290,7 @@ class CronBody(_Body):
     timezone: Text | None = None
     # ISO 8601 text on the wire (strict models take no text for a datetime otherwise)
     end_time: Annotated[datetime | None, Field(strict=False)] = None
-    webhook: Text | None = None
+    webhook: Annotated[str, Field(max_length=2048)] | None = None
     on_run_completed: Literal["keep", "delete"] | None = None
 
     def runs(self) -> dict[str, Any]:
@@ -392,8 +393,8 @@ class RunCreate(_Body):
     #: breakpoints: node names, or "*" for every node
     interrupt_before: list[str] | Literal["*"] | None = None
     interrupt_after: list[str] | Literal["*"] | None = None
-    # refused when given (see UNSUPPORTED_RUN_FIELDS), so left out of the OpenAPI document
-    webhook: SkipJsonSchema[Any] = None
+    #: an http(s) URL the run's end is POSTed to (see RunService.deliver_webhooks)
+    webhook: Annotated[str, Field(max_length=2048)] | None = None
     #: a delayed run: pending until then, claimed by no worker before its time
     after_seconds: float | None = Field(None, ge=0, le=MAX_TIMEOUT_SECONDS, allow_inf_nan=False)
 
@@ -581,6 +582,15 @@ def thread_state(thread: Thread) -> dict[str, Any]:
         "parent_checkpoint": None,
         "interrupts": [],
     }
+
+
+def webhook_body(delivery: WebhookDelivery) -> dict[str, Any]:
+    return {"delivery_id": delivery.delivery_id, "run_id": delivery.run_id,
+            "url": delivery.url, "run_status": delivery.run_status,
+            "status": delivery.status, "attempts": delivery.attempts,
+            "next_attempt_at": _iso(delivery.next_attempt_at),
+            "last_error": delivery.last_error, "created_at": _iso(delivery.created_at),
+            "delivered_at": _iso(delivery.delivered_at)}
 
 
 def cron_body(cron: Cron) -> dict[str, Any]:
@@ -796,6 +806,19 @@ class SelectedAssistantAnswer(BaseModel):
     """An assistant as a search with ``select`` answers it: the fields selected."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class WebhookAnswer(BaseModel):
+    delivery_id: int
+    run_id: str
+    url: str
+    run_status: RunStatusName
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
 
 
 class CronAnswer(BaseModel):

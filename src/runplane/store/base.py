@@ -37,6 +37,7 @@ from runplane.models import (
     Thread,
     ThreadQuery,
     ThreadTTL,
+    WebhookDelivery,
 )
 
 #: How ``create_run`` treats a thread that already has an active run.
@@ -240,6 +241,20 @@ class Store(Protocol):
         """Move the cron from ``scheduled`` on to ``next_at`` and create its run, in one
         transaction; None if another process fired that time first or the run was refused
         (see ``transactions.fire_cron``)."""
+
+    # --- webhooks (their outbox rows are written by the run's ending) --------
+    async def claim_webhooks(self, now: float, until: float, limit: int
+                             ) -> list[WebhookDelivery]:
+        """Due deliveries, each taken for one attempt until ``until``."""
+
+    async def webhook_attempted(
+        self, delivery: WebhookDelivery, error: str | None, now: float, retry_at: float,
+        max_attempts: int,
+    ) -> None:
+        """Record the attempt's outcome (``error`` None: delivered)."""
+
+    async def run_webhooks(self, run_id: str) -> list[WebhookDelivery]:
+        """The run's deliveries, oldest first."""
 
     # --- runs, service side -----------------------------------------------
     async def create_run(

@@ -798,6 +798,34 @@ SELECT * FROM crons
 UPDATE crons SET next_run_at = $3 WHERE cron_id = $1 AND next_run_at = $2 AND enabled
 RETURNING true
 
+-- ===== webhooks =============================================================
+
+-- name: claim_webhooks
+-- Due deliveries, each taken for an attempt: its next_attempt_at pushed to $2 (past the
+-- attempt's timeout: another worker takes it then if this one died), its attempts counted;
+-- rows another worker is taking are skipped.
+UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $2
+ WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries
+                        WHERE status = 'pending' AND next_attempt_at <= $1
+                        ORDER BY next_attempt_at LIMIT $3
+                          FOR UPDATE SKIP LOCKED)
+RETURNING *
+
+-- name: webhook_delivered
+-- $3: the attempt this worker took (a later attempt's outcome is not overwritten).
+UPDATE webhook_deliveries SET status = 'delivered', delivered_at = $2, last_error = NULL
+ WHERE delivery_id = $1 AND attempts = $3 AND status = 'pending'
+
+-- name: webhook_attempt_failed
+-- Try again at $3, or give up ('failed') once $4 attempts were made.
+UPDATE webhook_deliveries
+   SET last_error = $2, next_attempt_at = $3,
+       status = CASE WHEN attempts >= $4 THEN 'failed' ELSE 'pending' END
+ WHERE delivery_id = $1 AND attempts = $5 AND status = 'pending'
+
+-- name: run_webhooks
+SELECT * FROM webhook_deliveries WHERE run_id = $1 ORDER BY delivery_id
+
 -- ===== schema ===============================================================
 
 -- name: lock_migrations

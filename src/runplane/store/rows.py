@@ -25,6 +25,7 @@ from runplane.models import (
     Thread,
     ThreadStatus,
     ThreadTTL,
+    WebhookDelivery,
     to_datetime,
 )
 
@@ -231,4 +232,19 @@ def cron_from_row(row: Row) -> Cron:
         owner=row["owner"],
         created_at=to_datetime(row["created_at"]),
         updated_at=to_datetime(row["updated_at"]),
+    )
+
+
+def webhook_from_row(row: Row) -> WebhookDelivery:
+    return WebhookDelivery(
+        delivery_id=row["delivery_id"],
+        run_id=row["run_id"],
+        url=row["url"],
+        run_status=row["run_status"],
+        status=row["status"],
+        attempts=row["attempts"],
+        next_attempt_at=to_datetime(row["next_attempt_at"]),
+        last_error=row["last_error"],
+        created_at=to_datetime(row["created_at"]),
+        delivered_at=to_datetime(row["delivered_at"]),
     )

@@ -32,6 +32,7 @@ from runplane.models import (
     StoredItem,
     Thread,
     ThreadTTL,
+    WebhookDelivery,
 )
 from runplane.store import transactions as txs
 from runplane.store.base import Created, OnActive, Reaped, Swept
@@ -183,6 +184,21 @@ class SQLStore(ABC):
         return await self._write(lambda tx: txs.fire_cron(
             tx, cron_id, scheduled, next_at, new, now, on_active, create_thread,
             own_thread_only))
+
+    # webhooks
+    async def claim_webhooks(self, now: float, until: float, limit: int
+                             ) -> list[WebhookDelivery]:
+        return await self._write(lambda tx: txs.claim_webhooks(tx, now, until, limit))
+
+    async def webhook_attempted(
+        self, delivery: WebhookDelivery, error: str | None, now: float, retry_at: float,
+        max_attempts: int,
+    ) -> None:
+        await self._write(lambda tx: txs.webhook_attempted(tx, delivery, error, now,
+                                                           retry_at, max_attempts))
+
+    async def run_webhooks(self, run_id: str) -> list[WebhookDelivery]:
+        return await self._read(lambda tx: txs.run_webhooks(tx, run_id))
 
     # runs, service side
     async def create_run(

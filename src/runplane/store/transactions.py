@@ -73,6 +73,7 @@ from runplane.models import (
     StoredItem,
     Thread,
     ThreadTTL,
+    WebhookDelivery,
     is_comparison,
     item_matches,
     to_datetime,
@@ -91,6 +92,7 @@ from runplane.store.rows import (
     run_from_row,
     step_from_row,
     thread_from_row,
+    webhook_from_row,
 )
 
 log = logging.getLogger("runplane.store")
@@ -985,6 +987,33 @@ async def fire_cron(
     except (Conflict, NotFound) as exc:
         log.warning("cron %s: no run at %s: %s", cron_id, to_datetime(scheduled), exc)
         return None
+
+
+# --------------------------------------------------------------------------- #
+# webhooks                                                                     #
+# --------------------------------------------------------------------------- #
+
+
+async def claim_webhooks(tx: Tx, now: float, until: float, limit: int
+                         ) -> list[WebhookDelivery]:
+    return [webhook_from_row(r) for r in await tx.rows("claim_webhooks", now, until, limit)]
+
+
+async def webhook_attempted(
+    tx: Tx, delivery: WebhookDelivery, error: str | None, now: float, retry_at: float,
+    max_attempts: int,
+) -> None:
+    """The outcome of the attempt ``delivery`` was claimed for: delivered (``error`` None),
+    or tried again at ``retry_at`` unless it made ``max_attempts``."""
+    if error is None:
+        await tx.execute("webhook_delivered", delivery.delivery_id, now, delivery.attempts)
+    else:
+        await tx.execute("webhook_attempt_failed", delivery.delivery_id, error, retry_at,
+                         max_attempts, delivery.attempts)
+
+
+async def run_webhooks(tx: Tx, run_id: str) -> list[WebhookDelivery]:
+    return [webhook_from_row(r) for r in await tx.rows("run_webhooks", run_id)]
 
 
 # --------------------------------------------------------------------------- #

@@ -77,7 +77,7 @@ async def test_bad_crons_are_refused(client: LangGraphClient, http: httpx.AsyncC
     for body in ({"assistant_id": "counter", "schedule": "every minute"},
                  {"assistant_id": "counter", "schedule": "* * * * *", "timezone": "Nowhere"},
                  {"assistant_id": "counter", "schedule": "* * * * *",
-                  "webhook": "https://example.com/hook"},
+                  "webhook": "ftp://example.com/hook"},
                  {"assistant_id": "counter", "schedule": "* * * * *",
                   "stream_mode": ["nonsense"]}):
         answer = await http.post("/runs/crons", json=body)

@@ -222,7 +222,7 @@ async def test_a_per_run_timeout_ends_the_run_timeout(
 async def test_run_options_runplane_cannot_honour_are_refused_not_ignored(
         client: LangGraphClient, http: httpx.AsyncClient) -> None:
     thread_id = await new_thread(client)
-    for field_name, value in [("webhook", "http://example.invalid/hook"),
+    for field_name, value in [("webhook", "ftp://example.invalid/hook"),
                               ("interrupt_before", ["node"]), ("command", {"goto": "node"})]:
         answer = await http.post(f"/threads/{thread_id}/runs",
                                  json={"assistant_id": "echo", field_name: value})
