@@ -12,7 +12,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from acceptance.http.helpers import Server, serve_http_app
+from acceptance.http.helpers import Server, serve_graph_project, serve_http_app
 
 from support.databases import STORES
 
@@ -21,6 +21,14 @@ from support.databases import STORES
 def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from serve_http_app(request, tmp_path_factory)
+
+
+@pytest.fixture(scope="package", params=STORES)
+def graph_server(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The graph project served once per store for the modules that share it (each keeps
+    to what it made: its own tags, namespaces and ids)."""
+    yield from serve_graph_project(request, tmp_path_factory, "graph_shared")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ sees of them, and what the API refuses."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,15 +12,13 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError
 
-from acceptance.http.helpers import Server, serve_graph_project
-
-from support.databases import STORES
+from acceptance.http.helpers import Server
 
 
-@pytest.fixture(scope="module", params=STORES)
-def server(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve_graph_project(request, tmp_path_factory, "assistants")
+@pytest.fixture(scope="module")
+def server(graph_server: Server) -> Server:
+    """The graph project, shared with the other modules that serve it as it is."""
+    return graph_server
 
 
 def _tag() -> dict[str, Any]:

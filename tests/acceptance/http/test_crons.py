@@ -5,7 +5,6 @@ thread of its own; search, count, update, delete; and what the API refuses."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,16 +13,15 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
 
-from acceptance.http.helpers import Server, serve_graph_project
+from acceptance.http.helpers import Server
 
 from support import eventually
-from support.databases import STORES
 
 
-@pytest.fixture(scope="module", params=STORES)
-def server(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve_graph_project(request, tmp_path_factory, "crons")
+@pytest.fixture(scope="module")
+def server(graph_server: Server) -> Server:
+    """The graph project, shared with the other modules that serve it as it is."""
+    return graph_server
 
 
 async def _runs_of(client: LangGraphClient, cron_id: str) -> list[dict[str, Any]]:

@@ -5,21 +5,18 @@ through the same store."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from acceptance.http.helpers import Server, serve_graph_project
-
-from support.databases import STORES
+from acceptance.http.helpers import Server
 
 
-@pytest.fixture(scope="module", params=STORES)
-def server(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve_graph_project(request, tmp_path_factory, "store")
+@pytest.fixture(scope="module")
+def server(graph_server: Server) -> Server:
+    """The graph project, shared with the other modules that serve it as it is."""
+    return graph_server
 
 
 async def test_items_through_the_sdk(client: LangGraphClient):
