@@ -94,6 +94,11 @@ def to_datetime(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
+def to_epoch(at: datetime | None) -> float | None:
+    """``to_datetime``'s inverse: what the stores keep."""
+    return None if at is None else at.timestamp()
+
+
 #: The stream modes a client may ask for: LangGraph's (``langgraph_sdk.schema.StreamMode``).
 STREAM_MODES = ("values", "updates", "custom", "debug", "messages", "messages-tuple", "events",
                 "tasks", "checkpoints", "tools", "lifecycle")

@@ -91,6 +91,7 @@ from runplane.models import (
     owner_filter,
     parse_enum,
     to_datetime,
+    to_epoch,
 )
 from runplane.notifier import LocalNotifier, backoff, wait_event
 from runplane.schedules import check_schedule, check_timezone, next_fire
@@ -920,7 +921,7 @@ class RunService:
         it without a run."""
         assert cron.next_run_at is not None
         scheduled = cron.next_run_at.timestamp()
-        later = _epoch(_next_run(cron, max(now, scheduled)))
+        later = to_epoch(_next_run(cron, max(now, scheduled)))
         try:
             prepared = await self._prepare_run(
                 cron.thread_id, cron.assistant_id, caller=None,
@@ -1715,10 +1716,6 @@ def _next_run(cron: Cron, after: float) -> datetime | None:
     if at is None or (cron.end_time is not None and at > cron.end_time.timestamp()):
         return None
     return to_datetime(at)
-
-
-def _epoch(at: datetime | None) -> float | None:
-    return None if at is None else at.timestamp()
 
 
 def _page_of(found: list[T], attribute: str, sort_order: str, limit: int, offset: int

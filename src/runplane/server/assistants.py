@@ -24,6 +24,7 @@ from runplane.server.wire import (
     SelectedAssistantAnswer,
     answers,
     assistant_body,
+    selected,
 )
 
 if TYPE_CHECKING:
@@ -61,10 +62,7 @@ async def search(service: Service, caller: Who, query: AssistantSearch,
             graph_id=query.graph_id, name=query.name, metadata=query.metadata,
             caller=caller) > after:
         response.headers[NEXT_PAGE] = str(after)
-    bodies = [assistant_body(a) for a in found]
-    if query.select:
-        bodies = [{k: b[k] for k in query.select} for b in bodies]
-    return bodies
+    return selected([assistant_body(a) for a in found], query.select)
 
 
 @router.post("/count", **answers(int, 400, 413))

@@ -18,6 +18,7 @@ from runplane.server.wire import (
     ThreadId,
     answers,
     cron_body,
+    selected,
 )
 from runplane.service import RunService
 
@@ -72,10 +73,7 @@ async def search(service: Service, caller: Who, query: CronSearch) -> list[dict[
         assistant_id=query.assistant_id, thread_id=query.thread_id, enabled=query.enabled,
         metadata=query.metadata, limit=query.limit, offset=query.offset,
         sort_by=query.sort_by, sort_order=query.sort_order, caller=caller)
-    bodies = [cron_body(c) for c in found]
-    if query.select:
-        bodies = [{k: b[k] for k in query.select} for b in bodies]
-    return bodies
+    return selected([cron_body(c) for c in found], query.select)
 
 
 @router.post("/runs/crons/count", **answers(int, 400, 413))

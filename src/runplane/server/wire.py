@@ -593,6 +593,11 @@ def webhook_body(delivery: WebhookDelivery) -> dict[str, Any]:
             "delivered_at": _iso(delivery.delivered_at)}
 
 
+def selected(bodies: list[dict[str, Any]], fields: list[str] | None) -> list[dict[str, Any]]:
+    """A search's answer with ``select``: only the fields asked for (all without it)."""
+    return bodies if not fields else [{k: b[k] for k in fields} for b in bodies]
+
+
 def cron_body(cron: Cron) -> dict[str, Any]:
     return {
         "cron_id": cron.cron_id, "assistant_id": cron.assistant_id,

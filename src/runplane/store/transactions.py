@@ -31,7 +31,6 @@ import dataclasses
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
 from importlib import resources
 from typing import Any, Protocol, TypeVar
 
@@ -77,6 +76,7 @@ from runplane.models import (
     is_comparison,
     item_matches,
     to_datetime,
+    to_epoch,
 )
 from runplane.store.base import Cancelled, Created, OnActive, Reaped, Swept
 from runplane.store.rows import (
@@ -916,14 +916,10 @@ async def expire_items(tx: Tx, now: float) -> int:
 # --------------------------------------------------------------------------- #
 
 
-def _epoch(at: datetime | None) -> float | None:
-    return None if at is None else at.timestamp()
-
-
 async def insert_cron(tx: Tx, cron: Cron) -> Cron:
     row = await tx.row("insert_cron", cron.cron_id, cron.assistant_id, cron.thread_id,
                        cron.schedule, cron.timezone, dumps(cron.payload), dumps(cron.metadata),
-                       _epoch(cron.end_time), cron.enabled, _epoch(cron.next_run_at),
+                       to_epoch(cron.end_time), cron.enabled, to_epoch(cron.next_run_at),
                        cron.owner, cron.created_at.timestamp())
     assert row is not None
     return cron_from_row(row)
@@ -942,8 +938,8 @@ async def update_cron(tx: Tx, cron_id: str, owner: str | None,
         return None
     c = change(current)
     row = await tx.row("update_cron", cron_id, c.schedule, c.timezone, dumps(c.payload),
-                       dumps(c.metadata), _epoch(c.end_time), c.enabled,
-                       _epoch(c.next_run_at), c.updated_at.timestamp())
+                       dumps(c.metadata), to_epoch(c.end_time), c.enabled,
+                       to_epoch(c.next_run_at), c.updated_at.timestamp())
     assert row is not None
     return cron_from_row(row)
 
