@@ -199,11 +199,18 @@ async def test_update_state_is_refused_while_a_run_is_active_and_changes_nothing
     gate = tmp_path / "gate"
     run = await client.runs.create(thread, "gated", input={"gate": str(gate)})
 
-    async def running() -> bool:
-        return (await client.runs.get(thread, run["run_id"]))["status"] == "running"
+    async def parked() -> list[Any]:
+        """The history once the run waits in its node and everything before it is stored:
+        the step that scheduled the node, and its input's writes (on PostgreSQL stored a
+        moment after that checkpoint): nothing changes until the gate opens."""
+        history = await client.threads.get_history(thread, limit=100)
+        stored = history and history[0]["next"] == ["wait"] and all(
+            task["result"] is not None for state in history for task in state["tasks"]
+            if task["name"] == "__start__")
+        return history if stored else []
 
-    await eventually(running)
-    before = await client.threads.get_history(thread, limit=100)
+    before = await eventually(parked)
+    assert (await client.runs.get(thread, run["run_id"]))["status"] == "running"
     with pytest.raises(APIStatusError) as refused:
         await client.threads.update_state(thread, {"done": True})
     assert refused.value.response.status_code == 409
