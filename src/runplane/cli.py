@@ -497,9 +497,11 @@ def serve(
     except ValueError as exc:
         raise _fail(str(exc)) from None
     host, keys = server.host, server.api_keys
-    if keys is None and not _is_loopback(host) and not insecure:
+    handlers = None if project is None else project.auth
+    if keys is None and handlers is None and not _is_loopback(host) and not insecure:
         raise _fail(f"refusing to serve {host} without API keys (anyone who can reach it could "
-                    "read and cancel every run): give --api-keys FILE, or --insecure")
+                    "read and cancel every run): give --api-keys FILE, serve a project with "
+                    "auth.path, or give --insecure")
     given = {"database_url": database, "concurrency": concurrency,
              "poll_interval": poll_interval, "shutdown_grace": grace,
              "worker": False if no_worker else None}
@@ -516,7 +518,10 @@ def serve(
     from runplane.server.serve import run_server
 
     url = rp.settings.database_url
-    if keys is not None:
+    if handlers is not None:
+        access = "the project's auth handlers" + (
+            "" if keys is None else f", and API keys of {len(keys.owners)} owner(s)")
+    elif keys is not None:
         access = f"API keys of {len(keys.owners)} owner(s): {', '.join(keys.owners)}"
     elif _is_loopback(host):
         access = "no API keys: loopback only"
@@ -529,7 +534,7 @@ def serve(
                f"database {redact_url(url)}; {access})")
     try:
         run_server(rp, server, log_level=process.log_level,
-                   custom=project.http_app if project is not None else None)
+                   custom=project.http_app if project is not None else None, handlers=handlers)
     except ValueError as exc:
         raise _fail(_scrub(str(exc), url)) from None
     except Exception as exc:  # the database went away since

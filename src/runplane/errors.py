@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -106,6 +107,17 @@ class ThreadActive(Conflict):
             "can be edited once no run is pending or running on it")
         self.thread_id = thread_id
         self.active_run_ids = active_run_ids
+
+
+class AccessDenied(RunplaneError, PermissionError):
+    """A project's auth handler refused the request (HTTP ``status``: 403 unless the
+    handler raised an ``HTTPException`` with another)."""
+
+    def __init__(self, detail: str, status: int = 403,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.headers = dict(headers or {})
 
 
 class NothingToResume(Conflict):

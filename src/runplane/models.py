@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -104,17 +105,55 @@ STREAM_MODES = ("values", "updates", "custom", "debug", "messages", "messages-tu
                 "tasks", "checkpoints", "tools", "lifecycle")
 
 
+#: What a resource's metadata must contain for a request, as an auth handler decided: one
+#: of these documents (an empty tuple: nothing matches; None: no condition).
+Where = tuple[dict[str, Any], ...] | None
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who asks the service. An owner sees and changes only the threads and runs it owns;
-    an admin sees and changes everyone's. Callers that pass None (the Python API, the CLI
-    on the box, the worker) act as admins that own nothing."""
+    """Who asks the service. An owner sees and changes only the threads, runs, assistants,
+    crons and store items it owns; an admin sees and changes everyone's. Callers that pass
+    None (the Python API, the CLI on the box, the worker) act as admins that own nothing.
+
+    A caller a project's auth handlers authenticated (:mod:`runplane.auth_handlers`) carries
+    them, with its user and permissions, and ``filters``: per resource, what the handler
+    said that resource's metadata must match during this request."""
 
     owner: str
     admin: bool = False
+    handlers: Any = field(default=None, compare=False, repr=False)
+    user: Any = field(default=None, compare=False, repr=False)
+    permissions: tuple[str, ...] = ()
+    filters: Mapping[str, Where] = field(default_factory=dict, compare=False)
 
-    def sees(self, owner: str | None) -> bool:
-        return self.admin or owner == self.owner
+    def sees(self, owner: str | None, resource: str | None = None,
+             metadata: Mapping[str, Any] | None = None) -> bool:
+        """The one isolation rule: the owner's (or an admin), and, for ``resource``, its
+        ``metadata`` matching the handler's filter."""
+        if not (self.admin or owner == self.owner):
+            return False
+        where = None if resource is None else self.filters.get(resource)
+        return where is None or contains_any(metadata or {}, where)
+
+
+def contains(whole: Any, part: Any) -> bool:
+    """``whole @> part`` as PostgreSQL's jsonb says it: objects hold part's keys with
+    contained values, arrays hold a contained item for each of part's, scalars equal (a
+    bool is not a number)."""
+    if isinstance(part, Mapping):
+        return isinstance(whole, Mapping) and all(
+            key in whole and contains(whole[key], value) for key, value in part.items())
+    if isinstance(part, list):
+        return isinstance(whole, list) and all(
+            any(contains(w, p) for w in whole) for p in part)
+    if isinstance(whole, bool) or isinstance(part, bool):
+        return whole is part
+    return not isinstance(whole, (Mapping, list)) and whole == part
+
+
+def contains_any(whole: Any, documents: tuple[dict[str, Any], ...]) -> bool:
+    return any(contains(whole, doc) for doc in documents)
 
 
 def owner_filter(caller: Caller | None) -> str | None:
@@ -163,6 +202,8 @@ class ThreadQuery:
     offset: int = 0
     sort_by: str = "created_at"  # thread_id | status | created_at | updated_at
     descending: bool = True
+    #: metadata containing one of these (an auth handler's filter; None: any)
+    matching: Where = None
 
 
 THREAD_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at")
@@ -183,9 +224,13 @@ class RunFilter:
     id_prefix: str | None = None
     created_after: float | None = None
     created_before: float | None = None
+    #: an auth handler's filter: the run's thread's metadata (a thread-less run's own)
+    #: containing one of these documents (None: any)
+    matching: Where = None
 
-    def params(self) -> tuple[str | None, str | None, float | None, float | None]:
-        return self.assistant_id, self.id_prefix, self.created_after, self.created_before
+    def params(self) -> tuple[str | None, str | None, float | None, float | None, str | None]:
+        return (self.assistant_id, self.id_prefix, self.created_after, self.created_before,
+                None if self.matching is None else json.dumps(list(self.matching)))
 
 
 #: No filter: every run.

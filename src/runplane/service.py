@@ -87,6 +87,7 @@ from runplane.models import (
     ThreadStatus,
     ThreadTTL,
     WebhookDelivery,
+    Where,
     is_comparison,
     owner_filter,
     parse_enum,
@@ -116,6 +117,19 @@ KEEP: Any = object()
 
 def _new_id() -> str:
     return str(uuid.uuid4())
+
+
+def _checking(caller: Caller | None) -> Caller | None:
+    """``caller`` checking what a cron's runs would be: no run is created now, so the
+    ``threads.create_run`` handler is not asked (the cron's own handler was)."""
+    if caller is None or "threads" in caller.filters:
+        return caller
+    return dataclasses.replace(caller, filters={**caller.filters, "threads": None})
+
+
+def _where(caller: Caller | None, resource: str) -> Where:
+    """What ``resource``'s metadata must match for ``caller`` (None: anything)."""
+    return None if caller is None else caller.filters.get(resource)
 
 
 def _page(limit: Any, offset: Any) -> None:
@@ -169,19 +183,37 @@ class RunService:
         if thread_id:  # none or empty: a new id
             limits.check_id("thread_id", thread_id)
         thread_id = thread_id or _new_id()
+        asked: dict[str, Any] = {
+            "thread_id": thread_id, "metadata": metadata, "if_exists": if_exists, "ttl": ttl}
+        caller = await self._authorize(caller, "threads", "create", asked)
+        metadata = self._metadata(asked["metadata"])
         thread = await self._store.create_thread(
             thread_id, metadata, self._clock.now(), if_exists=if_exists,
             owner=None if caller is None else caller.owner, ttl=_thread_ttl(ttl),
         )
-        if caller is not None and not caller.sees(thread.owner):
+        if caller is not None and not caller.sees(thread.owner, "threads", thread.metadata):
             raise ThreadExists(thread_id)
         return thread
 
     async def get_thread(self, thread_id: str, *, caller: Caller | None = None) -> Thread:
-        thread = await self._store.get_thread(limits.check_id("thread_id", thread_id))
-        if thread is None or (caller is not None and not caller.sees(thread.owner)):
+        limits.check_id("thread_id", thread_id)
+        caller = await self._authorize(caller, "threads", "read",
+                                       {"thread_id": thread_id, "run_id": None})
+        thread = await self._store.get_thread(thread_id)
+        if thread is None or (caller is not None
+                              and not caller.sees(thread.owner, "threads", thread.metadata)):
             raise ThreadNotFound(thread_id)
         return thread
+
+    async def _authorize(self, caller: Caller | None, resource: str, action: str,
+                         value: dict[str, Any]) -> Caller | None:
+        """``caller`` with what the project's auth handler for ``resource``/``action`` said
+        its metadata must match (see :mod:`runplane.auth_handlers`); the handler may change
+        ``value``. Once a request per resource: the calls a method makes inside reuse it."""
+        if caller is None or caller.handlers is None or resource in caller.filters:
+            return caller
+        where = await caller.handlers.authorize(caller, resource, action, value)
+        return dataclasses.replace(caller, filters={**caller.filters, resource: where})
 
     async def get_state(
         self, thread_id: str, *, checkpoint_id: str | None = None, subgraphs: bool = False,
@@ -233,6 +265,7 @@ class RunService:
         ``checkpoint``'s); the new checkpoint's ``configurable``. Refused (ThreadActive)
         while a run is pending or running on the thread, decided in the write's
         transaction: no run can start between the check and the write."""
+        caller = await self._authorize(caller, "threads", "update", {"thread_id": thread_id})
         thread = await self.get_thread(thread_id, caller=caller)
         limits.check_json("values", values, limits.MAX_INPUT_BYTES)
         if as_node is not None:
@@ -265,9 +298,7 @@ class RunService:
     async def list_threads(
         self, *, limit: int = 10, offset: int = 0, caller: Caller | None = None
     ) -> list[Thread]:
-        _page(limit, offset)
-        return await self._store.search_threads(
-            ThreadQuery(limit=limit, offset=offset, owner=owner_filter(caller)))
+        return await self.search_threads(limit=limit, offset=offset, caller=caller)
 
     async def search_threads(
         self,
@@ -281,14 +312,14 @@ class RunService:
         sort_order: str = "desc",
         caller: Caller | None = None,
     ) -> list[Thread]:
-        return await self._store.search_threads(self._thread_query(
+        return await self._store.search_threads(await self._thread_query(
             caller, metadata, status, ids, limit, offset, sort_by, sort_order))
 
     async def count_threads(
         self, *, metadata: dict[str, Any] | None = None, status: str | None = None,
         caller: Caller | None = None,
     ) -> int:
-        return await self._store.count_threads(self._thread_query(caller, metadata, status))
+        return await self._store.count_threads(await self._thread_query(caller, metadata, status))
 
     async def update_thread(
         self, thread_id: str, *, metadata: dict[str, Any] | None = None,
@@ -298,6 +329,9 @@ class RunService:
         replaces the thread's."""
         metadata = self._metadata(metadata)
         spec = _thread_ttl(ttl)
+        asked: dict[str, Any] = {"thread_id": thread_id, "metadata": metadata}
+        caller = await self._authorize(caller, "threads", "update", asked)
+        metadata = self._metadata(asked["metadata"])
         await self.get_thread(thread_id, caller=caller)
         thread = await self._store.update_thread(
             thread_id, metadata, self._clock.now(), ttl=spec)
@@ -314,6 +348,8 @@ class RunService:
     async def delete_thread(self, thread_id: str, *, caller: Caller | None = None) -> None:
         """Cancel the thread's active runs (their workers stop as for any cancel), then
         delete the thread with its runs, steps and events."""
+        caller = await self._authorize(caller, "threads", "delete",
+                                       {"thread_id": thread_id, "run_id": None})
         await self.get_thread(thread_id, caller=caller)
         await self.cancel_many(thread_id=thread_id, status="all", caller=caller,
                                reason="thread deleted", requested_by="thread_delete")
@@ -339,6 +375,9 @@ class RunService:
         checkpoints: its history goes on separately from here."""
         source = await self.get_thread(thread_id, caller=caller)
         target = _new_id()
+        if caller is not None:  # as LangGraph: read the source, create the copy
+            caller = await self._authorize(dataclasses.replace(caller, filters={}), "threads",
+                                           "create", {"thread_id": target})
         owner = source.owner if caller is None else caller.owner
         if not await self._store.copy_thread(thread_id, target, self._clock.now(), owner=owner):
             raise ThreadNotFound(thread_id)
@@ -351,6 +390,7 @@ class RunService:
         How many of the threads were pruned (unknown ones, or another owner's, are not)."""
         limits.check_choice("strategy", strategy, PRUNE_STRATEGIES)
         ids = limits.check_ids("thread_ids", thread_ids)
+        caller = await self._authorize(caller, "threads", "delete", {"thread_ids": ids})
         found = []
         for thread_id in dict.fromkeys(ids):
             with contextlib.suppress(ThreadNotFound):
@@ -381,9 +421,20 @@ class RunService:
                       ) -> AssistantRecord | None:
         """The assistant made through the API under this id, if the caller may see it."""
         limits.check_id("assistant_id", assistant_id)
+        caller = await self._authorize(caller, "assistants", "read",
+                                       {"assistant_id": assistant_id, "metadata": {}})
         stored = await self._store.get_assistant(assistant_id)
-        owner = owner_filter(caller)
-        return None if stored is None or owner not in (None, stored.owner) else stored
+        if stored is None or (caller is not None
+                              and not caller.sees(stored.owner, "assistants", stored.metadata)):
+            return None
+        return stored
+
+    async def _check_stored(self, assistant_id: str, caller: Caller | None) -> None:
+        """AssistantNotFound unless the caller's auth filter, if any, lets it see the
+        assistant (the store checks the owner itself, in the change's transaction)."""
+        if _where(caller, "assistants") is not None \
+                and await self._stored(assistant_id, caller) is None:
+            raise AssistantNotFound(assistant_id)
 
     async def _resolve(self, assistant_id: str, caller: Caller | None
                        ) -> tuple[Assistant, AssistantRecord | None]:
@@ -410,7 +461,11 @@ class RunService:
     async def get_assistant(self, assistant_id: str, *, caller: Caller | None = None
                             ) -> AssistantRecord:
         with contextlib.suppress(UnknownWorkflow):
-            return self._builtin(self._registry.resolve(assistant_id))
+            code = self._registry.resolve(assistant_id)
+            # the code's own assistants are everyone's: a handler may refuse, not filter
+            await self._authorize(caller, "assistants", "read",
+                                  {"assistant_id": code.assistant_id, "metadata": {}})
+            return self._builtin(code)
         stored = await self._stored(assistant_id, caller)
         if stored is None:
             raise AssistantNotFound(assistant_id)
@@ -436,6 +491,13 @@ class RunService:
         code = self._registry.resolve(limits.check_id("graph_id", graph_id))
         if assistant_id:
             limits.check_id("assistant_id", assistant_id)
+        asked: dict[str, Any] = {
+            "assistant_id": assistant_id, "graph_id": code.graph_id, "config": config,
+            "context": context, "metadata": self._metadata(metadata), "if_exists": if_exists,
+            "name": name}
+        caller = await self._authorize(caller, "assistants", "create", asked)
+        metadata = asked["metadata"]
+        if assistant_id:
             with contextlib.suppress(UnknownWorkflow):
                 builtin = self._builtin(self._registry.resolve(assistant_id))
                 if if_exists == "do_nothing":
@@ -450,8 +512,8 @@ class RunService:
             _assistant_context(context), self._metadata(metadata), 1, at, at,
             owner=None if caller is None else caller.owner)
         stored, created = await self._store.create_assistant(new, now)
-        owner = owner_filter(caller)
-        if not created and (if_exists == "raise" or owner not in (None, stored.owner)):
+        if not created and (if_exists == "raise" or (caller is not None and not caller.sees(
+                stored.owner, "assistants", stored.metadata))):
             raise AssistantExists(new.assistant_id)
         return stored
 
@@ -470,6 +532,11 @@ class RunService:
         """A new version: what is given replaces the current version's (``metadata``
         merges into it, key by key), the rest is kept; it becomes current."""
         self._changeable(assistant_id, "updated")
+        asked: dict[str, Any] = {
+            "assistant_id": assistant_id, "graph_id": graph_id, "config": config,
+            "context": context, "metadata": metadata, "name": name, "version": None}
+        caller = await self._authorize(caller, "assistants", "update", asked)
+        metadata = asked["metadata"]
         changes: dict[str, Any] = {}
         if graph_id is not None:
             changes["graph_id"] = self._registry.resolve(
@@ -485,6 +552,9 @@ class RunService:
         added = self._metadata(metadata)
 
         def change(current: AssistantRecord) -> AssistantRecord:
+            if caller is not None and not caller.sees(current.owner, "assistants",
+                                                      current.metadata):
+                raise AssistantNotFound(assistant_id)
             merged = limits.check_json("metadata", {**current.metadata, **added},
                                        limits.MAX_METADATA_BYTES)
             return current.evolve(metadata=merged, **changes)
@@ -499,6 +569,9 @@ class RunService:
         it."""
         self._changeable(assistant_id, "given another version")
         limits.check_int("version", version, 1, limits.MAX_VERSION)
+        caller = await self._authorize(caller, "assistants", "update",
+                                       {"assistant_id": assistant_id, "version": version})
+        await self._check_stored(assistant_id, caller)
         return await self._store.set_latest_assistant_version(
             assistant_id, owner_filter(caller), version, self._clock.now())
 
@@ -509,6 +582,9 @@ class RunService:
         runs is pending or running; ``delete_threads`` also deletes the caller's threads
         whose metadata names it (refused while one has an active run)."""
         self._changeable(assistant_id, "deleted")
+        caller = await self._authorize(caller, "assistants", "delete",
+                                       {"assistant_id": assistant_id})
+        await self._check_stored(assistant_id, caller)
         await self._store.delete_assistant(assistant_id, owner_filter(caller),
                                            delete_threads=bool(delete_threads))
 
@@ -537,7 +613,7 @@ class RunService:
         limits.check_choice("sort_by", sort_by, ASSISTANT_SORT_KEYS)
         limits.check_choice("sort_order", sort_order, ("asc", "desc"))
         # ties keep the code's own first, in order, then the oldest
-        found = await self._matching_assistants(graph_id, name, metadata, caller)
+        found = await self._matching_assistants(graph_id, name, metadata, caller, limit, offset)
         return _page_of(found, sort_by, sort_order, limit, offset)
 
     async def count_assistants(
@@ -552,12 +628,15 @@ class RunService:
 
     async def _matching_assistants(
         self, graph_id: str | None, name: str | None, metadata: dict[str, Any] | None,
-        caller: Caller | None,
+        caller: Caller | None, limit: int = 0, offset: int = 0,
     ) -> list[AssistantRecord]:
         if graph_id is not None:
             limits.check_id("graph_id", graph_id)
         name = limits.check_text("name", name)
         metadata = None if metadata is None else self._metadata(metadata)
+        caller = await self._authorize(caller, "assistants", "search", {
+            "graph_id": graph_id, "metadata": metadata or {}, "limit": limit,
+            "offset": offset})
         builtins = [
             a for a in map(self._builtin, self._registry.all())
             if graph_id in (None, a.graph_id) and (not name or name.lower() in a.name.lower())
@@ -566,7 +645,8 @@ class RunService:
         stored = await self._store.search_assistants(
             owner=owner_filter(caller), graph_id=graph_id, name=name or None,
             metadata=metadata or None)
-        return builtins + stored
+        return builtins + [a for a in stored
+                           if caller is None or caller.sees(a.owner, "assistants", a.metadata)]
 
     async def assistant_versions(
         self,
@@ -599,17 +679,13 @@ class RunService:
         """Store ``value`` under ``namespace`` and ``key`` (replacing what was there), for
         ``ttl`` minutes if given. ``index`` is accepted and has no effect: there is no
         embedding index (semantic search is not served)."""
-        path = _namespace("namespace", namespace)
-        if path[0] == "langgraph":
-            raise InvalidInput("namespace", "the root label 'langgraph' is reserved")
-        limits.check_id("key", key)
-        if not isinstance(value, dict):
-            raise InvalidInput("value", f"value must be an object, got {type(value).__name__}")
-        value = limits.check_json("value", value, limits.MAX_INPUT_BYTES)
-        if index not in (None, False) and not (
-                isinstance(index, list) and all(isinstance(f, str) for f in index)):
-            raise InvalidInput("index", "index is false or a list of field paths")
-        minutes = None if ttl is None else _minutes("ttl", ttl)
+        path, key, value, minutes = _item(namespace, key, value, index, ttl)
+        if caller is not None and caller.handlers is not None:
+            asked: dict[str, Any] = {
+                "namespace": path, "key": key, "value": value, "index": index, "ttl": ttl}
+            caller = await self._authorize(caller, "store", "put", asked)
+            path, key, value, minutes = _item(asked["namespace"], asked["key"], asked["value"],
+                                              asked["index"], asked["ttl"])
         await self._store.put_item(self._items_owner(caller), path, key, value, minutes,
                                    self._clock.now())
 
@@ -619,16 +695,15 @@ class RunService:
     ) -> StoredItem | None:
         """The item, or None (also once it expired); a read gives an item with a time to
         live its whole time again unless ``refresh_ttl`` is False."""
-        path = _namespace("namespace", namespace)
-        limits.check_id("key", key)
+        path, key = await self._item_address("get", namespace, key, caller,
+                                             refresh_ttl=refresh_ttl)
         return await self._store.get_item(self._items_owner(caller), path, key,
                                           self._clock.now(), refresh=refresh_ttl is not False)
 
     async def delete_item(self, namespace: Sequence[str], key: str, *,
                           caller: Caller | None = None) -> None:
         """Delete the item (nothing to delete is no error)."""
-        path = _namespace("namespace", namespace)
-        limits.check_id("key", key)
+        path, key = await self._item_address("delete", namespace, key, caller)
         await self._store.delete_item(self._items_owner(caller), path, key)
 
     async def search_items(
@@ -646,9 +721,29 @@ class RunService:
             raise InvalidInput("query", "semantic search is not served: runplane keeps no "
                                "embedding index (search by namespace_prefix and filter)")
         conditions = _item_filter(filter)
+        asked: dict[str, Any] = {
+            "namespace": prefix, "filter": filter, "limit": limit, "offset": offset,
+            "query": query, "refresh_ttl": refresh_ttl}
+        caller = await self._authorize(caller, "store", "search", asked)
+        if asked["namespace"] != prefix or asked["filter"] is not filter:  # a handler's
+            prefix = _namespace("namespace_prefix", asked["namespace"], empty=True)
+            conditions = _item_filter(asked["filter"])
         return await self._store.search_items(
             self._items_owner(caller), prefix, conditions, limit, offset, self._clock.now(),
-            refresh=refresh_ttl is not False)
+            refresh=refresh_ttl is not False, matching=_where(caller, "store"))
+
+    async def _item_address(self, action: str, namespace: Sequence[str], key: str,
+                            caller: Caller | None, **more: Any) -> tuple[tuple[str, ...], str]:
+        """An item's namespace and key, checked, as the store handler for ``action`` left
+        them (it may move them: into a space of the user's, say)."""
+        path = _namespace("namespace", namespace)
+        limits.check_id("key", key)
+        if caller is None or caller.handlers is None:
+            return path, key
+        asked: dict[str, Any] = {"namespace": path, "key": key, **more}
+        await self._authorize(caller, "store", action, asked)
+        path = _namespace("namespace", asked["namespace"])
+        return path, limits.check_id("key", asked["key"])
 
     async def list_namespaces(
         self, *, prefix: Sequence[str] | None = None, suffix: Sequence[str] | None = None,
@@ -663,6 +758,14 @@ class RunService:
         end = None if suffix is None else _namespace("suffix", suffix, wildcards=True)
         if max_depth is not None:
             limits.check_int("max_depth", max_depth, 1, limits.MAX_JSON_DEPTH)
+        if caller is not None and caller.handlers is not None:
+            asked: dict[str, Any] = {"namespace": start, "suffix": end, "max_depth": max_depth,
+                     "limit": limit, "offset": offset}
+            await self._authorize(caller, "store", "list_namespaces", asked)
+            if asked["namespace"] != start:
+                start = _namespace("prefix", asked["namespace"], wildcards=True)
+            if asked["suffix"] != end:
+                end = _namespace("suffix", asked["suffix"], wildcards=True)
         found: set[tuple[str, ...]] = set()
         for path in await self._store.item_namespaces(self._items_owner(caller),
                                                       self._clock.now()):
@@ -773,11 +876,19 @@ class RunService:
             ("multitask_strategy", multitask_strategy), ("stream_mode", stream_mode),
             ("stream_subgraphs", stream_subgraphs), ("durability", durability),
         ) if v is not None}
-        metadata = self._metadata(metadata)
+        asked: dict[str, Any] = {
+            "payload": {"assistant_id": assistant_id, **payload}, "schedule": schedule,
+            "cron_id": None, "thread_id": thread_id, "user_id": None, "end_time": end_time,
+            "metadata": self._metadata(metadata)}
+        caller = await self._authorize(caller, "crons", "create", asked)
+        metadata = self._metadata(asked["metadata"])
         if thread_id is not None:
+            caller = await self._authorize(caller, "threads", "read",
+                                           {"thread_id": thread_id, "run_id": None})
             await self.get_thread(thread_id, caller=caller)
-        await self._prepare_run(thread_id, assistant_id, metadata=metadata, caller=caller,
-                                **payload)  # what a run of it would refuse, refused now
+        await self._prepare_run(thread_id, assistant_id, metadata=metadata,
+                                caller=_checking(caller), **payload)  # what a run of it
+        # would refuse, refused now
         now = self._clock.now()
         end = _end_time(end_time)
         at = to_datetime(now)
@@ -826,16 +937,24 @@ class RunService:
             ("stream_mode", stream_mode), ("stream_subgraphs", stream_subgraphs),
             ("durability", durability)) if v is not None}
         metadata = None if metadata is None else self._metadata(metadata)
+        asked: dict[str, Any] = {"cron_id": cron_id, "payload": given, "schedule": schedule,
+                 "metadata": metadata}
+        caller = await self._authorize(caller, "crons", "update", asked)
+        metadata = None if asked["metadata"] is None else self._metadata(asked["metadata"])
         current = await self._store.get_cron(cron_id)
-        owner = owner_filter(caller)
-        if current is None or owner not in (None, current.owner):
+        if current is None or (caller is not None
+                               and not caller.sees(current.owner, "crons", current.metadata)):
             raise CronNotFound(cron_id)
+        owner = owner_filter(caller)
         payload = {**current.payload, **given}
-        await self._prepare_run(current.thread_id, current.assistant_id, caller=caller,
+        await self._prepare_run(current.thread_id, current.assistant_id,
+                                caller=_checking(caller),
                                 metadata=metadata or current.metadata, **payload)
         now = self._clock.now()
 
         def change(cron: Cron) -> Cron:
+            if caller is not None and not caller.sees(cron.owner, "crons", cron.metadata):
+                raise CronNotFound(cron_id)
             changed = cron.evolve(payload={**cron.payload, **given},
                                   metadata=cron.metadata if metadata is None else metadata,
                                   updated_at=to_datetime(now), **changes)
@@ -851,6 +970,11 @@ class RunService:
     async def delete_cron(self, cron_id: str, *, caller: Caller | None = None) -> None:
         """Delete the cron (its runs are kept)."""
         limits.check_id("cron_id", cron_id)
+        caller = await self._authorize(caller, "crons", "delete", {"cron_id": cron_id})
+        if caller is not None and caller.filters.get("crons") is not None:
+            current = await self._store.get_cron(cron_id)
+            if current is None or not caller.sees(current.owner, "crons", current.metadata):
+                raise CronNotFound(cron_id)
         if not await self._store.delete_cron(cron_id, owner_filter(caller)):
             raise CronNotFound(cron_id)
 
@@ -870,7 +994,8 @@ class RunService:
         _page(limit, offset)
         limits.check_choice("sort_by", sort_by, CRON_SORT_KEYS)
         limits.check_choice("sort_order", sort_order, ("asc", "desc"))
-        found = await self._matching_crons(assistant_id, thread_id, enabled, metadata, caller)
+        found = await self._matching_crons(assistant_id, thread_id, enabled, metadata, caller,
+                                           limit, offset)
         attribute = "next_run_at" if sort_by == "next_run_date" else sort_by
         return _page_of(found, attribute, sort_order, limit, offset)
 
@@ -886,14 +1011,21 @@ class RunService:
 
     async def _matching_crons(
         self, assistant_id: str | None, thread_id: str | None, enabled: bool | None,
-        metadata: dict[str, Any] | None, caller: Caller | None,
+        metadata: dict[str, Any] | None, caller: Caller | None, limit: int = 0,
+        offset: int = 0,
     ) -> list[Cron]:
         for field, value in (("assistant_id", assistant_id), ("thread_id", thread_id)):
             if value is not None:
                 limits.check_id(field, value)
-        return await self._store.search_crons(
+        metadata = None if metadata is None else self._metadata(metadata)
+        caller = await self._authorize(caller, "crons", "search", {
+            "assistant_id": assistant_id, "thread_id": thread_id, "limit": limit,
+            "offset": offset, "metadata": metadata or {}})
+        found = await self._store.search_crons(
             owner=owner_filter(caller), assistant_id=assistant_id, thread_id=thread_id,
-            enabled=enabled, metadata=None if metadata is None else self._metadata(metadata))
+            enabled=enabled, metadata=metadata)
+        return [c for c in found
+                if caller is None or caller.sees(c.owner, "crons", c.metadata)]
 
     async def fire_crons(self, limit: int = 100) -> list[Run]:
         """Fire the crons that are due (the workers' duty): a run each, unless another
@@ -1024,6 +1156,21 @@ class RunService:
         webhook: str | None = None, caller: Caller | None = None,
     ) -> _PreparedRun:
         """Everything ``create_run`` checks, and the run it would insert (no write)."""
+        metadata = self._metadata(metadata)
+        asked: dict[str, Any] = {
+            "thread_id": thread_id, "assistant_id": assistant_id, "run_id": run_id,
+            "status": "pending", "metadata": metadata,
+            "prevent_insert_if_inflight": multitask_strategy == "reject",
+            "multitask_strategy": multitask_strategy, "if_not_exists": if_not_exists,
+            "after_seconds": after_seconds, "kwargs": { "input": input, "config": config,
+            "context": context, "command": command, "webhook": webhook}}
+        caller = await self._authorize(caller, "threads", "create_run", asked)
+        metadata = asked["metadata"]
+        if thread_id is not None and caller is not None \
+                and caller.filters.get("threads") is not None:
+            thread = await self._store.get_thread(limits.check_id("thread_id", thread_id))
+            if thread is not None and not caller.sees(thread.owner, "threads", thread.metadata):
+                raise ThreadNotFound(thread_id)
         assistant, stored = await self._resolve(assistant_id, caller)
         if stored is not None:
             config, context = _under(stored.config, config), _under(stored.context, context)
@@ -1147,11 +1294,25 @@ class RunService:
     ) -> Run:
         if thread_id is not None:
             limits.check_id("thread_id", thread_id)
-        run = await self._store.get_run(limits.check_id("run_id", run_id))
+        limits.check_id("run_id", run_id)
+        caller = await self._authorize(caller, "threads", "read",
+                                       {"thread_id": thread_id, "run_id": run_id})
+        run = await self._store.get_run(run_id)
         if run is None or (thread_id is not None and run.thread_id != thread_id) \
-                or (caller is not None and not caller.sees(run.owner)):
+                or (caller is not None and not caller.sees(run.owner)) \
+                or not await self._run_admitted(run, caller):
             raise RunNotFound(run_id)
         return run
+
+    async def _run_admitted(self, run: Run, caller: Caller | None) -> bool:
+        """Whether the caller's auth filter on threads, if any, lets it see the run: its
+        thread's metadata must match (a thread-less run's own)."""
+        if _where(caller, "threads") is None:
+            return True
+        assert caller is not None
+        thread = None if run.thread_id is None else await self._store.get_thread(run.thread_id)
+        return caller.sees(run.owner, "threads",
+                           run.metadata if thread is None else thread.metadata)
 
     async def list_runs(
         self,
@@ -1170,6 +1331,8 @@ class RunService:
         id; ``created_before`` excluded)."""
         wanted = None if status is None else parse_enum(RunStatus, status, "status")
         _page(limit, offset)
+        caller = await self._authorize(caller, "threads", "search",
+                                       {"thread_id": thread_id, "metadata": {}})
         where = await self._run_filter(thread_id, assistant_id, id_prefix, created_after,
                                        created_before, caller)
         return await self._store.list_runs(
@@ -1189,6 +1352,8 @@ class RunService:
     ) -> dict[str, int]:
         """How many runs of each status (every status named) ``list_runs`` finds with these
         filters."""
+        caller = await self._authorize(caller, "threads", "search",
+                                       {"thread_id": thread_id, "metadata": {}})
         where = await self._run_filter(thread_id, assistant_id, id_prefix, created_after,
                                        created_before, caller)
         counts = await self._store.count_runs(thread_id=thread_id, owner=owner_filter(caller),
@@ -1207,12 +1372,15 @@ class RunService:
                 limits.check_id(field, value)
         return RunFilter(assistant_id, id_prefix or None,
                          None if created_after is None else created_after.timestamp(),
-                         None if created_before is None else created_before.timestamp())
+                         None if created_before is None else created_before.timestamp(),
+                         _where(caller, "threads"))
 
     async def delete_run(
         self, run_id: str, *, thread_id: str | None = None, caller: Caller | None = None
     ) -> Run:
         """Only a run that is not active: a pending or running one must be cancelled first."""
+        caller = await self._authorize(caller, "threads", "delete",
+                                       {"thread_id": thread_id, "run_id": run_id})
         await self.get_run(run_id, thread_id=thread_id, caller=caller)
         return await self._store.delete_run(run_id)
 
@@ -1254,6 +1422,8 @@ class RunService:
         )
         limits.check_id("run_id", run_id)
         limits.check_choice("scope", scope, CANCEL_SCOPES)
+        caller = await self._authorize(caller, "threads", "update", {
+            "thread_id": thread_id, "run_id": run_id, "action": request.action.value})
         if thread_id is not None or caller is not None:
             try:
                 await self.get_run(run_id, thread_id=thread_id, caller=caller)
@@ -1322,6 +1492,8 @@ class RunService:
             raise InvalidInput("run_ids", "name the runs to cancel: run_ids, thread_id or status")
         if status is not None:
             limits.check_choice("status", status, BULK_STATUSES)
+        caller = await self._authorize(caller, "threads", "update",
+                                       {"thread_id": thread_id, "action": action})
         if thread_id is not None:
             await self.get_thread(thread_id, caller=caller)
         if run_ids is None:
@@ -1430,6 +1602,8 @@ class RunService:
     async def resume(self, run_id: str, *, caller: Caller | None = None) -> Run:
         limits.check_id("run_id", run_id)
         if caller is not None:
+            caller = await self._authorize(caller, "threads", "update",
+                                           {"thread_id": None, "run_id": run_id})
             await self.get_run(run_id, caller=caller)
         run = await self._store.resume_run(run_id, self._clock.now())
         self._notifier.runs_pending()
@@ -1527,8 +1701,8 @@ class RunService:
                     max(0.0, run.lease_expires_at.timestamp() - now) + self._settings.poll_interval
                 await wait_event(changed, expiry)
 
-    @staticmethod
-    def _thread_query(
+    async def _thread_query(
+        self,
         caller: Caller | None,
         metadata: dict[str, Any] | None,
         status: str | None,
@@ -1541,12 +1715,16 @@ class RunService:
         limits.check_choice("sort_by", sort_by, THREAD_SORT_KEYS)
         limits.check_choice("sort_order", sort_order, ("asc", "desc"))
         _page(limit, offset)
+        metadata = self._metadata(metadata)
+        caller = await self._authorize(caller, "threads", "search", {
+            "metadata": metadata, "values": {}, "status": status, "limit": limit,
+            "offset": offset, "ids": ids, "thread_id": None})
         return ThreadQuery(
-            metadata=RunService._metadata(metadata),
+            metadata=metadata,
             status=None if status is None else parse_enum(ThreadStatus, status, "status"),
             ids=None if ids is None else limits.check_ids("ids", ids), limit=limit,
             offset=offset, sort_by=sort_by, descending=sort_order == "desc",
-            owner=owner_filter(caller),
+            owner=owner_filter(caller), matching=_where(caller, "threads"),
         )
 
     @staticmethod
@@ -1620,6 +1798,22 @@ def _under(base: dict[str, Any], given: Any) -> Any:
     if isinstance(base.get("configurable"), dict) and isinstance(given.get("configurable"), dict):
         merged["configurable"] = {**base["configurable"], **given["configurable"]}
     return merged
+
+
+def _item(namespace: Any, key: Any, value: Any, index: Any, ttl: Any
+          ) -> tuple[tuple[str, ...], str, dict[str, Any], float | None]:
+    """A put item's namespace, key, value and minutes to live, checked."""
+    path = _namespace("namespace", namespace)
+    if path[0] == "langgraph":
+        raise InvalidInput("namespace", "the root label 'langgraph' is reserved")
+    limits.check_id("key", key)
+    if not isinstance(value, dict):
+        raise InvalidInput("value", f"value must be an object, got {type(value).__name__}")
+    value = limits.check_json("value", value, limits.MAX_INPUT_BYTES)
+    if index not in (None, False) and not (
+            isinstance(index, list) and all(isinstance(f, str) for f in index)):
+        raise InvalidInput("index", "index is false or a list of field paths")
+    return path, key, value, None if ttl is None else _minutes("ttl", ttl)
 
 
 def _namespace(field: str, value: Any, *, empty: bool = False,

@@ -392,10 +392,10 @@ async def test_the_route_table_names_every_route_of_the_app(server: str):
     assert served == set(ROUTES)
 
 
-async def test_no_owner_reads_or_changes_another_owners_threads_runs_or_streams(
-    server: str, clients: dict[str, LangGraphClient], tmp_path: Path,
-):
-    alice = clients["alice"]
+async def bob_tries_every_route(server: str, alice: LangGraphClient, tmp_path: Path
+                                ) -> tuple[Alice, dict[str, Any]]:
+    """Alice's objects, after bob (``BOB_KEY``) tried every route of ROUTES on them; with
+    alice's threads as they were before."""
     a = await alice_objects(alice, tmp_path)
     before = {t: await alice.threads.get(t) for t in (a.done_thread, a.park_thread)}
     async with http_as(server, BOB_KEY) as bob:
@@ -404,7 +404,14 @@ async def test_no_owner_reads_or_changes_another_owners_threads_runs_or_streams(
         # the tree's child too: a cancel of any run of the tree, by id, with scope=tree
         r = await bob.post(f"/runs/{a.tree_child}/cancel", params={"scope": "tree"})
         assert r.status_code == 404
+    return a, before
 
+
+async def test_no_owner_reads_or_changes_another_owners_threads_runs_or_streams(
+    server: str, clients: dict[str, LangGraphClient], tmp_path: Path,
+):
+    alice = clients["alice"]
+    a, before = await bob_tries_every_route(server, alice, tmp_path)
     for thread_id, was in before.items():  # nothing of alice's changed
         now = await alice.threads.get(thread_id)
         assert now["metadata"] == was["metadata"] == {"v": 1}

@@ -73,7 +73,7 @@ async def _serve(processes: Processes, cwd: Path, *args: str) -> Server:
 async def test_serve_config_runs_the_graphs_and_the_projects_routes_beside_an_app(
     processes: Processes, tmp_path: Path
 ):
-    config = write_project(tmp_path / "proj", auth={"path": "./auth.py:auth"},
+    config = write_project(tmp_path / "proj", store={"index": {"dims": 8}},
                            python_version="3.12")
     served = await _serve(processes, tmp_path, "http_app:app", "--config", str(config),
                           "--database", f"sqlite:///{tmp_path}/rp.db")
@@ -90,7 +90,7 @@ async def test_serve_config_runs_the_graphs_and_the_projects_routes_beside_an_ap
     assert info.json() == {"mine": True}
     assert ok.json() == {"ok": True}
     warnings = [line for line in served.process.output().splitlines() if "Warning" in line]
-    assert warnings == [f"Warning: {config}: not honoured by runplane yet, ignored: auth"]
+    assert warnings == [f"Warning: {config}: not honoured by runplane yet, ignored: store"]
 
 
 async def test_serve_without_an_app_serves_the_langgraph_json_it_finds(

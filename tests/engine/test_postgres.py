@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 import asyncpg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runplane import Context, Runplane
 from runplane.errors import AssistantBusy, AssistantNotFound, ThreadActive
@@ -23,6 +27,7 @@ from runplane.models import (
     NewRun,
     RunStatus,
     StoredCheckpoint,
+    contains,
     to_datetime,
 )
 from runplane.store.postgres import PostgresStore, postgres_dsn
@@ -388,3 +393,32 @@ async def test_a_run_creation_waiting_on_an_assistant_deletion_is_refused_when_i
         with pytest.raises(AssistantNotFound):
             await asyncio.wait_for(creating, 10)
         assert await store.get_run("r1") is None
+
+
+#: Small JSON values, from a small vocabulary so that one often contains another.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.sampled_from([0, 1, 2, 1.0, 2.5, -1]) | st.sampled_from(
+        ["", "a", "b", "é"]),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3),
+    max_leaves=8)
+_DOCUMENTS = st.dictionaries(st.sampled_from(["a", "b", "c"]), _JSON, max_size=3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(pairs=st.lists(st.tuples(_DOCUMENTS, _DOCUMENTS), min_size=40, max_size=40))
+def test_containment_in_python_is_postgresqls(postgres_server: str, pairs: list[Any]):
+    """``models.contains`` (an auth filter's test of one object, and SQLite's
+    ``json_contains_any``) answers as PostgreSQL's jsonb ``@>`` (its searches)."""
+    async def postgres() -> list[bool]:
+        conn = await asyncpg.connect(postgres_server)
+        try:
+            rows = await conn.fetch(
+                "SELECT w::jsonb @> p::jsonb AS held FROM unnest($1::text[], $2::text[]) "
+                "WITH ORDINALITY AS x(w, p, n) ORDER BY n",
+                [json.dumps(w) for w, _ in pairs], [json.dumps(p) for _, p in pairs])
+        finally:
+            await conn.close()
+        return [r["held"] for r in rows]
+
+    assert [contains(w, p) for w, p in pairs] == asyncio.run(postgres())

@@ -276,6 +276,23 @@ def test_http_app_is_the_users_starlette_app(tmp_path: Path):
     assert Project.load(project(tmp_path, {"graphs": {}})).http_app is None
 
 
+AUTH = """
+from langgraph_sdk import Auth
+
+auth = Auth()
+
+
+@auth.authenticate
+async def authenticate(authorization: str | None) -> str:
+    return "someone"
+
+
+@auth.on
+async def everything(ctx, value):
+    return None
+"""
+
+
 def test_keys_runplane_does_not_honour_are_named_build_only_ones_ignored(tmp_path: Path):
     path = project(tmp_path, {
         "$schema": "https://langgra.ph/schema.json", "python_version": "3.12",
@@ -283,19 +300,39 @@ def test_keys_runplane_does_not_honour_are_named_build_only_ones_ignored(tmp_pat
         "pip_config_file": "pip.conf", "pip_installer": "uv", "source": {"kind": "uv"},
         "dockerfile_lines": [], "keep_pkg_tools": True,
         "graphs": {"agent": {"path": "./agent.py:builder", "schedule": "daily"}},
-        "auth": {"path": "./auth.py:auth"}, "store": {"index": {}},
+        "auth": {"path": "./auth.py:auth", "cache": {}}, "store": {"index": {}},
         "checkpointer": {"path": "./cp.py:make"}, "webhooks": {}, "ui": {}, "encryption": {},
         "http": {"app": "./web.py:app", "cors": {}, "disable_meta": True},
         "grahps": {},
     }, **{"agent.py": GRAPH, "web.py": "from starlette.applications import Starlette\n"
-                                        "app = Starlette()\n"})
+                                        "app = Starlette()\n", "auth.py": AUTH})
     assert Project.load(path).unhonoured == [
-        "auth", "store", "checkpointer", "webhooks", "ui", "encryption", "grahps",
-        "graphs.agent.schedule", "http.cors", "http.disable_meta",
+        "store", "checkpointer", "webhooks", "ui", "encryption", "grahps",
+        "graphs.agent.schedule", "http.cors", "http.disable_meta", "auth.cache",
     ]
 
 
+def test_auth_path_is_the_projects_auth_handlers(tmp_path: Path):
+    loaded = Project.load(project(tmp_path, {"graphs": {}, "auth": {"path": "./auth.py:auth"}},
+                                  **{"auth.py": AUTH}))
+    assert loaded.auth is not None and loaded.auth.handler("threads", "read") is not None
+    assert Project.load(project(tmp_path, {"graphs": {}})).auth is None
+
+
 @pytest.mark.parametrize(("config", "files", "message"), [
+    ({"graphs": {}, "auth": "./auth.py:auth"}, {},
+     "langgraph.json: auth: expected an object, got a string"),
+    ({"graphs": {}, "auth": {"path": "./auth.py:auth"}}, {"auth.py": "auth = 1\n"},
+     "langgraph.json: auth.path: ./auth.py:auth is an int, not a langgraph_sdk.Auth"),
+    ({"graphs": {}, "auth": {"path": "./auth.py:auth"}},
+     {"auth.py": "from langgraph_sdk import Auth\nauth = Auth()\n"},
+     "langgraph.json: auth.path: ./auth.py:auth: the Auth object has no @auth.authenticate "
+     "handler"),
+    ({"graphs": {}, "auth": {"path": "./auth.py:auth"}},
+     {"auth.py": AUTH.replace("(authorization: str | None)", "(token)")},
+     "langgraph.json: auth.path: ./auth.py:auth: the authenticate handler asks for token; "
+     "it may ask for authorization, headers, method, path, path_params, query_params, "
+     "request, scope, scopes, user"),
     ({"graphs": {"agent": "./agent.py:graph"}}, {"agent.py": "x = 1\n"},
      'langgraph.json: graph "agent": ./agent.py has no attribute \'graph\''),
     ({"graphs": {"agent": "./missing.py:graph"}}, {},

@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from runplane import limits
+from runplane.auth_handlers import Unauthenticated
 from runplane.console.views import (
     by_worker,
     draw,
@@ -47,7 +48,7 @@ from runplane.errors import (
 )
 from runplane.models import Caller, CancelOutcome, Event, RunStatus, Thread
 from runplane.server.assistants import graph as graph_of
-from runplane.server.auth import KEY_COOKIE
+from runplane.server.auth import KEY_COOKIE, identify
 from runplane.server.deps import Service, Settings, Who
 from runplane.server.streams import HEARTBEAT, sse
 from runplane.server.wire import state_body
@@ -370,24 +371,31 @@ async def _go_on(service: RunService, caller: Caller | None, thread_id: str,
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "login.html", {
-        "keys": request.app.state.settings.api_keys is not None})
+    return templates.TemplateResponse(request, "login.html", {"keys": _signs_in(request)})
+
+
+def _signs_in(request: Request) -> bool:
+    """Whether callers must say who they are: API keys or a project's auth handlers."""
+    return request.app.state.settings.api_keys is not None \
+        or request.app.state.auth_handlers is not None
 
 
 class SignIn(BaseModel):
-    key: Annotated[str, Field(min_length=1, max_length=1000)]
+    key: Annotated[str, Field(min_length=1, max_length=4000)]
 
 
 @router.post("/login")
 async def login(request: Request, body: SignIn) -> JSONResponse:
-    """Check the key and keep it in the browser's HttpOnly, SameSite=Strict cookie (never
-    in a URL): the console's requests then carry it, and no script can read it."""
-    keys = request.app.state.settings.api_keys
-    if keys is None:
+    """Check the key (or, with a project's auth handlers, the token they take) and keep it
+    in the browser's HttpOnly, SameSite=Strict cookie (never in a URL): the console's
+    requests then carry it, and no script can read it."""
+    if not _signs_in(request):
         return _said(True, "this server has no API keys: nothing to sign in to")
-    caller = keys.caller(body.key)
-    if caller is None:
-        return JSONResponse({"ok": False, "message": "invalid API key"}, 401)
+    try:
+        caller = await identify(request.app.state.settings.api_keys,
+                                request.app.state.auth_handlers, request.scope, None, body.key)
+    except Unauthenticated as refused:
+        return JSONResponse({"ok": False, "message": refused.detail}, 401)
     answer = _said(True, f"signed in as {caller.owner}" + (" (admin)" if caller.admin else ""))
     answer.set_cookie(KEY_COOKIE, body.key, max_age=SIGNED_IN, path="/", httponly=True,
                       samesite="strict", secure=request.url.scheme == "https")

@@ -16,12 +16,14 @@ What runplane honours:
   ``os.environ`` before anything is imported. As in ``langgraph dev`` its values win over
   variables already set (they are the project's settings; command-line options still win
   over both);
-- ``http.app``: the user's Starlette or FastAPI app, its routes served beside runplane's.
+- ``http.app``: the user's Starlette or FastAPI app, its routes served beside runplane's;
+- ``auth.path``: a ``langgraph_sdk.Auth`` (same path forms as a graph), its handlers
+  deciding who calls and what each caller may see and do (:mod:`runplane.auth_handlers`).
 
 Build-only keys (``python_version``, ``base_image``, ``dockerfile_lines``, ...) are about
-images, not serving, and are ignored; every other key present (``auth``, ``store``,
-``checkpointer``, ``http.cors``, a typo) is named in :attr:`Project.unhonoured`, for one
-warning at start-up.
+images, not serving, and are ignored; every other key present (``store``,
+``checkpointer``, ``http.cors``, ``auth.cache``, a typo) is named in
+:attr:`Project.unhonoured`, for one warning at start-up.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from runplane.errors import ConfigError
 from runplane.graphs.sources import GraphSource, with_article
@@ -45,13 +47,17 @@ from runplane.graphs.sources import GraphSource, with_article
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from runplane.auth_handlers import Handlers
+
+T = TypeVar("T")
+
 #: Keys about building an image, meaningless to a server: ignored without a word.
 BUILD_ONLY = frozenset({
     "$schema", "python_version", "node_version", "base_image", "image_distro",
     "pip_config_file", "pip_installer", "source", "dockerfile_lines", "keep_pkg_tools",
 })
 #: Keys runplane serves.
-HONOURED = frozenset({"graphs", "dependencies", "env", "http"})
+HONOURED = frozenset({"graphs", "dependencies", "env", "http", "auth"})
 #: The prefix of the names the project's files are imported under.
 _MODULES = "_runplane_project"
 #: A quoted ``.env`` value, maybe followed by a comment.
@@ -71,7 +77,9 @@ class Project:
     #: The directories the project put on ``sys.path``.
     dependencies: list[Path]
     http_app: Starlette | None
-    #: Keys present that runplane does not honour yet (``auth``, ``http.cors``, ...).
+    #: The project's auth handlers (``auth.path``), if any.
+    auth: Handlers | None
+    #: Keys present that runplane does not honour yet (``store``, ``http.cors``, ...).
     unhonoured: list[str]
 
     @classmethod
@@ -89,9 +97,14 @@ class Project:
         if not isinstance(http, Mapping):
             raise loader.error("http", f"expected an object, got {_kind(http)}")
         app = loader.http_app(http["app"]) if "app" in http else None
+        auth = {} if config.get("auth") is None else config["auth"]
+        if not isinstance(auth, Mapping):
+            raise loader.error("auth", f"expected an object, got {_kind(auth)}")
+        handlers = loader.auth(auth["path"]) if "path" in auth else None
         unhonoured = [key for key in config if key not in HONOURED | BUILD_ONLY]
-        unhonoured += [*loader.unhonoured, *(f"http.{key}" for key in http if key != "app")]
-        return cls(path, graphs, env, dependencies, app, unhonoured)
+        unhonoured += [*loader.unhonoured, *(f"http.{key}" for key in http if key != "app"),
+                       *(f"auth.{key}" for key in auth if key != "path")]
+        return cls(path, graphs, env, dependencies, app, handlers, unhonoured)
 
 
 class _Loader:
@@ -180,15 +193,30 @@ class _Loader:
     def http_app(self, spec: object) -> Starlette:
         from starlette.applications import Starlette
 
-        where = f"{self.path}: http.app: "
+        return self.instance("http.app", spec, Starlette, "a Starlette or FastAPI app")
+
+    def auth(self, spec: object) -> Handlers:
+        from langgraph_sdk import Auth
+
+        from runplane.auth_handlers import Handlers
+
+        found = self.instance("auth.path", spec, Auth, "a langgraph_sdk.Auth")
+        try:
+            return Handlers(found, f"{self.path}: auth.path: {spec}")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def instance(self, key: str, spec: object, kind: type[T], what: str) -> T:
+        """The ``kind`` object ``spec`` (a path string at ``key``) names."""
+        where = f"{self.path}: {key}: "
         if not isinstance(spec, str):
             raise ConfigError(f"{where}expected \"./file.py:attr\" or \"package.module:attr\", "
                               f"got {_kind(spec)}")
-        app = self.target(spec, where)
-        if not isinstance(app, Starlette):
-            kind = with_article(type(app).__name__)
-            raise ConfigError(f"{where}{spec} is {kind}, not a Starlette or FastAPI app")
-        return app
+        found = self.target(spec, where)
+        if not isinstance(found, kind):
+            raise ConfigError(f"{where}{spec} is {with_article(type(found).__name__)}, "
+                              f"not {what}")
+        return found
 
     def target(self, spec: str, where: str) -> object:
         """The attribute ``spec`` (``./file.py:attr`` or ``package.module:attr``) names."""

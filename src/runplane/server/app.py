@@ -25,8 +25,10 @@ from starlette.routing import Match
 
 from runplane import __version__
 from runplane.app import Runplane
+from runplane.auth_handlers import Handlers
 from runplane.console.routes import mount_console
 from runplane.errors import (
+    AccessDenied,
     Conflict,
     InvalidInput,
     NotFound,
@@ -52,10 +54,11 @@ from runplane.server.settings import ServerSettings
 
 
 def create_app(rp: Runplane, settings: ServerSettings | None = None, *,
-               custom: Starlette | None = None) -> FastAPI:
+               custom: Starlette | None = None, handlers: Handlers | None = None) -> FastAPI:
     """An ASGI app serving ``rp``; it opens ``rp`` on start-up and closes it on shutdown.
     ``custom`` is a project's own app, its routes served beside runplane's (see
-    :mod:`runplane.server.custom_routes`), its lifespan run inside runplane's."""
+    :mod:`runplane.server.custom_routes`), its lifespan run inside runplane's;
+    ``handlers``, a project's auth (:mod:`runplane.auth_handlers`)."""
     settings = settings or ServerSettings.load()
 
     @asynccontextmanager
@@ -80,12 +83,13 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None, *,
     app.state.started_at = datetime.now(UTC)
     app.state.background = set()
     app.state.shutting_down = False
+    app.state.auth_handlers = handlers
     if custom is not None:  # the innermost: behind every guard
         app.add_middleware(CustomRoutes, custom=custom)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # the last added runs first: Host, then CORS (preflights carry no key), then the rest
     origins = Origins(settings.cors_origins)
-    app.add_middleware(Authenticate, keys=settings.api_keys)
+    app.add_middleware(Authenticate, keys=settings.api_keys, handlers=handlers)
     app.add_middleware(BrowserGuard, origins=origins)
     app.add_middleware(CORSMiddleware, **origins.cors_options())
     app.add_middleware(HostCheck, allowed=allowed_hosts(settings.allowed_hosts))
@@ -97,7 +101,10 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None, *,
 
     @app.get("/info", tags=["system"])
     async def info() -> dict[str, Any]:
-        return {"version": __version__, "flags": {"assistants": True, "crons": True}}
+        return {"version": __version__, "flags": {
+            "assistants": True, "crons": True, "store": True,
+            "auth": settings.api_keys is not None or handlers is not None,
+            "auth_handlers": handlers is not None}}
 
     app.include_router(assistants.router)
     app.include_router(threads.router)
@@ -121,8 +128,10 @@ def _document_guards(app: FastAPI) -> None:
         "$ref": "#/components/schemas/ErrorAnswer"}}}}
     guards = {
         "400": "The Host is not allowed (--allowed-host), or the body is not valid JSON.",
-        "401": "API keys are configured and the request has none, or an unknown one.",
-        "403": "The request comes from an origin that is not allowed (--cors-origin).",
+        "401": "API keys (or a project's auth handlers) are configured and the request has "
+               "none, or an unknown one.",
+        "403": "The request comes from an origin that is not allowed (--cors-origin), or a "
+               "project's auth handler refused it.",
         "415": "A form content type: send JSON.",
     }
 
@@ -171,6 +180,8 @@ def _error_handlers(app: FastAPI) -> None:
         body: dict[str, Any] = {"detail": _detail(exc)}
         if isinstance(exc, InvalidInput):
             return JSONResponse({**body, "field": exc.field}, 422)
+        if isinstance(exc, AccessDenied):
+            return JSONResponse(body, exc.status, exc.headers)
         if isinstance(exc, UnknownWorkflow):
             return JSONResponse(body, 404)
         if isinstance(exc, NotFound):

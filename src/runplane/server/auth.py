@@ -1,4 +1,6 @@
-"""Who is calling, and from where: API keys mapped to owners, and the browser rules.
+"""Who is calling, and from where: API keys mapped to owners (or, for a LangGraph
+project with ``auth.path``, its authenticate handler: :mod:`runplane.auth_handlers`), and
+the browser rules.
 
 With API keys configured every request but ``/ok`` (and public assets) must carry one
 (``Authorization: Bearer KEY`` or ``x-api-key: KEY``, what ``langgraph_sdk``
@@ -38,6 +40,7 @@ from typing import Any
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.datastructures import Headers
 
+from runplane.auth_handlers import Handlers, Unauthenticated
 from runplane.models import Caller
 
 #: Paths anyone may read: a load balancer's health check carries no key.
@@ -194,34 +197,58 @@ def _hostname(host: str) -> str:
 
 
 class Authenticate:
-    """Put the key's caller in ``scope["state"]["caller"]`` (None without keys); refuse a
-    missing or unknown key with 401."""
+    """Put the request's caller in ``scope["state"]["caller"]`` (None with neither keys nor
+    a project's auth handlers): a configured key's, else, with handlers, whom the
+    authenticate handler says (its refusal answered with its status); a missing or unknown
+    key is 401."""
 
-    def __init__(self, app: ASGIApp, keys: ApiKeys | None) -> None:
+    def __init__(self, app: ASGIApp, keys: ApiKeys | None,
+                 handlers: Handlers | None = None) -> None:
         self.app = app
         self.keys = keys
+        self.handlers = handlers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.keys is None or scope["path"] in OPEN_PATHS \
-                or scope["path"].startswith(OPEN_PREFIXES):
+        if scope["type"] != "http" or (self.keys is None and self.handlers is None) \
+                or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
         key = _presented_key(headers)
+        cookie = None
         if key is None and _same_origin(scope, headers):
-            key = _cookie_key(headers)  # the console's, sent by the browser itself
-        caller = None if key is None else self.keys.caller(key)
-        if caller is None and _console_page(scope):  # a person: to the sign-in page
-            await RedirectResponse("/ui/login", status_code=303)(scope, receive, send)
-            return
-        if caller is None:
-            detail = ("missing API key: send it as 'Authorization: Bearer KEY' or "
-                      "'x-api-key: KEY'") if key is None else "invalid API key"
-            challenge = {"WWW-Authenticate": 'Bearer realm="runplane"'}
-            await _refuse(401, detail, challenge)(scope, receive, send)
+            cookie = _cookie_key(headers)  # the console's, sent by the browser itself
+        try:
+            caller = await identify(self.keys, self.handlers, scope, key, cookie)
+        except Unauthenticated as refused:
+            if _console_page(scope):
+                await RedirectResponse("/ui/login", status_code=303)(scope, receive, send)
+            else:
+                await _refuse(refused.status, refused.detail, refused.headers)(
+                    scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)
+
+
+async def identify(keys: ApiKeys | None, handlers: Handlers | None, scope: Scope,
+                   key: str | None, cookie: str | None = None) -> Caller:
+    """Who presents ``key`` (a header's) or ``cookie`` (the console's): a configured key's
+    caller, else the authenticate handler's (the cookie shown to it as an ``Authorization:
+    Bearer`` header); Unauthenticated if neither takes it."""
+    token = key or cookie
+    found = None if keys is None or token is None else keys.caller(token)
+    if found is not None:
+        return found
+    if handlers is not None:
+        if key is None and cookie is not None:
+            scope = {**scope, "headers": [
+                *(h for h in scope.get("headers", []) if h[0] != b"authorization"),
+                (b"authorization", f"Bearer {cookie}".encode())]}
+        return await handlers.authenticate(scope)
+    raise Unauthenticated(401, "missing API key: send it as 'Authorization: Bearer KEY' or "
+                          "'x-api-key: KEY'" if token is None else "invalid API key",
+                          {"WWW-Authenticate": 'Bearer realm="runplane"'})
 
 
 def _cookie_key(headers: Headers) -> str | None:

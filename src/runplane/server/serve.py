@@ -17,20 +17,24 @@ import uvicorn
 from starlette.applications import Starlette
 
 from runplane.app import Runplane
+from runplane.auth_handlers import Handlers
 from runplane.server.app import create_app
 from runplane.server.auth import allowed_hosts
 from runplane.server.settings import ServerSettings
 
 
 def run_server(rp: Runplane, settings: ServerSettings | None = None, *,
-               log_level: str = "info", custom: Starlette | None = None) -> None:
+               log_level: str = "info", custom: Starlette | None = None,
+               handlers: Handlers | None = None) -> None:
     """Open ``rp``, then serve it on ``settings.host`` and ``settings.port`` until
-    SIGTERM/SIGINT, with ``custom``'s routes beside its own (see :func:`create_app`). A
+    SIGTERM/SIGINT, with ``custom``'s routes beside its own and ``handlers`` (a project's
+    auth) deciding who calls (see :func:`create_app`). A
     database that cannot be opened raises here, before uvicorn starts (its lifespan would
     log the error as a traceback)."""
     settings = settings or ServerSettings.load()
     hosts = tuple(allowed_hosts(settings.allowed_hosts, settings.host))
-    api = create_app(rp, dataclasses.replace(settings, allowed_hosts=hosts), custom=custom)
+    api = create_app(rp, dataclasses.replace(settings, allowed_hosts=hosts), custom=custom,
+                     handlers=handlers)
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:

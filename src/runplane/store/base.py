@@ -38,6 +38,7 @@ from runplane.models import (
     ThreadQuery,
     ThreadTTL,
     WebhookDelivery,
+    Where,
 )
 
 #: How ``create_run`` treats a thread that already has an active run.
@@ -202,10 +203,11 @@ class Store(Protocol):
 
     async def search_items(
         self, owner: str, prefix: Sequence[str], conditions: Mapping[str, Any], limit: int,
-        offset: int, now: float, *, refresh: bool,
+        offset: int, now: float, *, refresh: bool, matching: Where = None,
     ) -> list[StoredItem]:
-        """Unexpired items under ``prefix`` matching ``conditions`` (``item_matches``), the
-        most recently updated first; with ``refresh``, their times to live start again."""
+        """Unexpired items under ``prefix`` matching ``conditions`` (``item_matches``) and
+        whose value contains one of ``matching``'s documents (if given), the most recently
+        updated first; with ``refresh``, their times to live start again."""
 
     async def item_namespaces(self, owner: str, now: float) -> list[tuple[str, ...]]:
         """Every namespace holding an unexpired item of ``owner``."""

@@ -176,6 +176,10 @@ def _thread_filter(query: ThreadQuery) -> tuple[str, list[Any]]:
         clauses.append(f"thread_id = ANY({param(query.ids)}::text[])")
     if query.owner is not None:
         clauses.append(f"owner = {param(query.owner)}")
+    if query.matching is not None:
+        clauses.append("EXISTS (SELECT 1 FROM jsonb_array_elements("
+                       f"{param(dumps(list(query.matching)))}::jsonb) AS a(doc) "
+                       "WHERE metadata @> a.doc)")
     return " AND ".join(clauses), params
 
 

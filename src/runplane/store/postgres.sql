@@ -190,22 +190,32 @@ DELETE FROM runs WHERE run_id = $1
 
 -- name: list_runs
 -- Newest first; a NULL filter matches every run ($7: a prefix of the run id; $8, $9:
--- created at or after, and before).
+-- created at or after, and before; $10: documents one of which the run's thread's metadata,
+-- a thread-less run's own, contains).
 SELECT * FROM runs
  WHERE ($2::text IS NULL OR status = $2) AND ($1::text IS NULL OR thread_id = $1)
    AND ($5::text IS NULL OR owner = $5) AND ($6::text IS NULL OR assistant_id = $6)
    AND ($7::text IS NULL OR left(run_id, length($7)) = $7)
    AND ($8::float8 IS NULL OR created_at >= $8) AND ($9::float8 IS NULL OR created_at < $9)
+   AND ($10::jsonb IS NULL OR EXISTS (
+        SELECT 1 FROM jsonb_array_elements($10::jsonb) AS a(doc)
+         WHERE coalesce((SELECT t.metadata FROM threads t WHERE t.thread_id = runs.thread_id),
+                        runs.metadata) @> a.doc))
  ORDER BY seq DESC LIMIT $3 OFFSET $4
 
 -- name: count_runs
 -- How many runs of each status match list_runs' other filters, numbered in their order
--- ($1 thread, $2 owner, $3 assistant, $4 id prefix, $5 and $6 creation times).
+-- ($1 thread, $2 owner, $3 assistant, $4 id prefix, $5 and $6 creation times, $7
+-- metadata documents).
 SELECT status, count(*) AS n FROM runs
  WHERE ($1::text IS NULL OR thread_id = $1)
    AND ($2::text IS NULL OR owner = $2) AND ($3::text IS NULL OR assistant_id = $3)
    AND ($4::text IS NULL OR left(run_id, length($4)) = $4)
    AND ($5::float8 IS NULL OR created_at >= $5) AND ($6::float8 IS NULL OR created_at < $6)
+   AND ($7::jsonb IS NULL OR EXISTS (
+        SELECT 1 FROM jsonb_array_elements($7::jsonb) AS a(doc)
+         WHERE coalesce((SELECT t.metadata FROM threads t WHERE t.thread_id = runs.thread_id),
+                        runs.metadata) @> a.doc))
  GROUP BY status
 
 -- name: orphaned_runs

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import queue
 import re
 import sqlite3
@@ -39,7 +40,7 @@ from typing import Any, TypeVar
 
 from runplane.errors import StoreClosed, StoreUnavailable
 from runplane.lifecycle import FINISH_EVENTS, EventName
-from runplane.models import Lease, RunStatus, Thread, ThreadQuery
+from runplane.models import Lease, RunStatus, Thread, ThreadQuery, contains_any
 from runplane.store import queries
 from runplane.store.base import Signals
 from runplane.store.rows import BAD_ROW_ERRORS, dumps, thread_from_row, thread_values
@@ -159,6 +160,7 @@ class _ConnectionThread:
             self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
         conn.row_factory = sqlite3.Row
+        conn.create_function("json_contains_any", 2, _json_contains_any, deterministic=True)
         if self._path != ":memory:":
             self._enable_wal(conn)
         conn.execute(_QUERIES["synchronous_normal"])
@@ -427,6 +429,13 @@ def _finish(
     return True
 
 
+def _json_contains_any(document: str | None, alternatives: str) -> bool:
+    """SQL ``json_contains_any(doc, alternatives)``: ``doc`` contains one of the JSON array
+    ``alternatives``' documents, as PostgreSQL's jsonb ``@>`` says (an auth filter)."""
+    return document is not None and contains_any(json.loads(document),
+                                                 tuple(json.loads(alternatives)))
+
+
 def _thread_filter(query: ThreadQuery) -> tuple[str, list[Any]]:
     """A WHERE clause over ``threads_with_status`` and its parameters for ``query``."""
     clauses, params = ["1"], []
@@ -442,6 +451,9 @@ def _thread_filter(query: ThreadQuery) -> tuple[str, list[Any]]:
     if query.owner is not None:
         clauses.append("owner = ?")
         params.append(query.owner)
+    if query.matching is not None:
+        clauses.append("json_contains_any(metadata, ?)")
+        params.append(dumps(list(query.matching)))
     return " AND ".join(clauses), params
 
 

@@ -172,22 +172,30 @@ DELETE FROM runs WHERE run_id = ?1
 
 -- name: list_runs
 -- Newest first; a NULL filter matches every run (?7: a prefix of the run id; ?8, ?9:
--- created at or after, and before).
+-- created at or after, and before; ?10: documents one of which the run's thread's metadata,
+-- a thread-less run's own, contains: json_contains_any is runplane's, see sqlite.py).
 SELECT * FROM runs
  WHERE (?2 IS NULL OR status = ?2) AND (?1 IS NULL OR thread_id = ?1)
    AND (?5 IS NULL OR owner = ?5) AND (?6 IS NULL OR assistant_id = ?6)
    AND (?7 IS NULL OR substr(run_id, 1, length(?7)) = ?7)
    AND (?8 IS NULL OR created_at >= ?8) AND (?9 IS NULL OR created_at < ?9)
+   AND (?10 IS NULL OR json_contains_any(
+        coalesce((SELECT t.metadata FROM threads t WHERE t.thread_id = runs.thread_id),
+                 runs.metadata), ?10))
  ORDER BY seq DESC LIMIT ?3 OFFSET ?4
 
 -- name: count_runs
 -- How many runs of each status match list_runs' other filters, numbered in their order
--- (?1 thread, ?2 owner, ?3 assistant, ?4 id prefix, ?5 and ?6 creation times).
+-- (?1 thread, ?2 owner, ?3 assistant, ?4 id prefix, ?5 and ?6 creation times, ?7
+-- metadata documents).
 SELECT status, count(*) AS n FROM runs
  WHERE (?1 IS NULL OR thread_id = ?1)
    AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR assistant_id = ?3)
    AND (?4 IS NULL OR substr(run_id, 1, length(?4)) = ?4)
    AND (?5 IS NULL OR created_at >= ?5) AND (?6 IS NULL OR created_at < ?6)
+   AND (?7 IS NULL OR json_contains_any(
+        coalesce((SELECT t.metadata FROM threads t WHERE t.thread_id = runs.thread_id),
+                 runs.metadata), ?7))
  GROUP BY status
 
 -- name: orphaned_runs

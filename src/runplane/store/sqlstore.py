@@ -33,6 +33,7 @@ from runplane.models import (
     Thread,
     ThreadTTL,
     WebhookDelivery,
+    Where,
 )
 from runplane.store import transactions as txs
 from runplane.store.base import Created, OnActive, Reaped, Swept
@@ -140,11 +141,11 @@ class SQLStore(ABC):
 
     async def search_items(
         self, owner: str, prefix: Sequence[str], conditions: Mapping[str, Any], limit: int,
-        offset: int, now: float, *, refresh: bool,
+        offset: int, now: float, *, refresh: bool, matching: Where = None,
     ) -> list[StoredItem]:
         run = self._write if refresh else self._read
         return await run(lambda tx: txs.search_items(tx, owner, prefix, conditions, limit,
-                                                     offset, now, refresh))
+                                                     offset, now, refresh, matching))
 
     async def item_namespaces(self, owner: str, now: float) -> list[tuple[str, ...]]:
         return await self._read(lambda tx: txs.item_namespaces(tx, owner, now))

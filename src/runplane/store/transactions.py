@@ -73,6 +73,8 @@ from runplane.models import (
     Thread,
     ThreadTTL,
     WebhookDelivery,
+    Where,
+    contains_any,
     is_comparison,
     item_matches,
     to_datetime,
@@ -446,7 +448,9 @@ async def create_run(
     if new.thread_id is not None:
         thread_id = new.thread_id
         if create_thread:
-            await tx.value("insert_thread", thread_id, now, dumps({}), new.owner, None, None)
+            # a thread the run makes has the run's metadata, as on the LangGraph server
+            await tx.value("insert_thread", thread_id, now, dumps(new.metadata), new.owner,
+                           None, None)
         locked = await tx.row("thread_owner_for_update", thread_id)
         if locked is None:
             raise ThreadNotFound(thread_id)
@@ -882,19 +886,21 @@ async def delete_item(tx: Tx, owner: str, namespace: Sequence[str], key: str) ->
 
 async def search_items(
     tx: Tx, owner: str, prefix: Sequence[str], conditions: Mapping[str, Any], limit: int,
-    offset: int, now: float, refresh: bool,
+    offset: int, now: float, refresh: bool, matching: Where = None,
 ) -> list[StoredItem]:
-    """The items under ``prefix`` matching ``conditions`` (``item_matches``): equality on
-    top-level keys is the statement's, comparisons are applied here, before the page is
-    cut."""
+    """The items under ``prefix`` matching ``conditions`` (``item_matches``) and, if given,
+    an auth handler's ``matching``: equality on top-level keys is the statement's, the
+    rest is applied here, before the page is cut."""
     equal = {k: v for k, v in conditions.items() if not is_comparison(v)}
     compared = {k: v for k, v in conditions.items() if is_comparison(v)}
+    here = bool(compared) or matching is not None
     rows = await tx.rows("search_items", owner, _joined(prefix), now,
                          dumps(equal) if equal else None,
-                         None if compared else limit, 0 if compared else offset)
+                         None if here else limit, 0 if here else offset)
     items = [item_from_row(r) for r in rows]
-    if compared:
-        items = [i for i in items if item_matches(i.value, compared)][offset:offset + limit]
+    if here:
+        items = [i for i in items if item_matches(i.value, compared) and (
+            matching is None or contains_any(i.value, matching))][offset:offset + limit]
     if refresh:
         for item in items:
             if item.ttl_minutes is not None:
