@@ -22,7 +22,10 @@ stores and Python answer alike.
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextlib
 import inspect
+import json
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -40,6 +43,9 @@ AUTHENTICATE_PARAMETERS = frozenset({
     "path_params", "scopes", "user"})
 #: How deep ``$or``/``$and`` may nest in a filter (LangGraph's limit).
 MAX_NESTING = 2
+#: The ``configurable`` keys a graph run reads its user from, as on the LangGraph server:
+#: set from the run's caller, never from what a client sends.
+USER_KEYS = ("langgraph_auth_user", "langgraph_auth_user_id", "langgraph_auth_permissions")
 
 
 class Unauthenticated(Exception):
@@ -79,11 +85,21 @@ class User(Mapping[str, Any]):
     def dict(self) -> dict[str, Any]:
         return dict(self._fields)
 
+    def stored(self) -> builtins.dict[str, Any]:
+        """The fields JSON can hold: what a run keeps of its user for its graph."""
+        kept = {}
+        for key, value in self._fields.items():
+            with contextlib.suppress(TypeError, ValueError):
+                json.dumps(value, allow_nan=False)
+                kept[key] = value
+        return kept
+
 
 class Handlers:
     """A project's ``Auth`` object, ready to authenticate requests and authorize actions."""
 
-    def __init__(self, auth: Auth, where: str = "auth.path") -> None:
+    def __init__(self, auth: Auth, where: str = "auth.path", *,
+                 custom_routes: bool = False) -> None:
         authenticate = auth._authenticate_handler
         if authenticate is None:
             raise ValueError(f"{where}: the Auth object has no @auth.authenticate handler")
@@ -94,6 +110,9 @@ class Handlers:
             raise ValueError(f"{where}: the authenticate handler asks for {', '.join(unknown)}; "
                              f"it may ask for {', '.join(sorted(AUTHENTICATE_PARAMETERS))}")
         self.auth = auth
+        #: Whether the project's own routes (``http.app``) need authenticating too
+        #: (``http.enable_custom_route_auth``; LangGraph leaves them open by default).
+        self.custom_routes = custom_routes
         self._authenticate = authenticate
         self._wanted = [name for name in wanted if name in AUTHENTICATE_PARAMETERS]
 
@@ -133,6 +152,13 @@ class Handlers:
         """Run the handler for ``resource``/``action`` on ``value`` (which it may change);
         what the resource's metadata must then match (None: anything); AccessDenied if it
         refuses."""
+        found = await self.decide(caller, resource, action, value)
+        return None if found is None else alternatives(found)
+
+    async def decide(self, caller: Caller, resource: str, action: str,
+                     value: dict[str, Any]) -> Mapping[str, Any] | None:
+        """The filter the handler for ``resource``/``action`` returns on ``value``, as it
+        is (None: no condition); AccessDenied if it refuses."""
         handler = self.handler(resource, action)
         if handler is None:
             return None
@@ -151,7 +177,7 @@ class Handlers:
         if not isinstance(result, Mapping):
             raise TypeError(f"the auth handler for {resource}.{action} returned "
                             f"{type(result).__name__}: expected a filter dict, None or a bool")
-        return alternatives(result)
+        return result
 
 
 async def _call(fn: Callable[..., Any], **kwargs: Any) -> Any:

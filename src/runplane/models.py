@@ -126,6 +126,10 @@ class Caller:
     user: Any = field(default=None, compare=False, repr=False)
     permissions: tuple[str, ...] = ()
     filters: Mapping[str, Where] = field(default_factory=dict, compare=False)
+    #: What the handlers answered to reads and searches during this request (a stream
+    #: polling asks them once): (resource, action, value) -> filter.
+    decided: dict[tuple[str, str, str], Where] = field(default_factory=dict, compare=False,
+                                                       repr=False)
 
     def sees(self, owner: str | None, resource: str | None = None,
              metadata: Mapping[str, Any] | None = None) -> bool:

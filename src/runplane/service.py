@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -209,10 +210,18 @@ class RunService:
                          value: dict[str, Any]) -> Caller | None:
         """``caller`` with what the project's auth handler for ``resource``/``action`` said
         its metadata must match (see :mod:`runplane.auth_handlers`); the handler may change
-        ``value``. Once a request per resource: the calls a method makes inside reuse it."""
+        ``value``. Once a method per resource: the calls it makes inside reuse the answer;
+        a read or search asked again with the same value in one request (a stream's polls)
+        reuses it too."""
         if caller is None or caller.handlers is None or resource in caller.filters:
             return caller
-        where = await caller.handlers.authorize(caller, resource, action, value)
+        key = (resource, action, json.dumps(value, sort_keys=True, default=str))
+        if action in ("read", "search") and key in caller.decided:  # asked before: polls
+            where = caller.decided[key]
+        else:
+            where = await caller.handlers.authorize(caller, resource, action, value)
+            if action in ("read", "search"):
+                caller.decided[key] = where
         return dataclasses.replace(caller, filters={**caller.filters, resource: where})
 
     async def get_state(
@@ -534,7 +543,7 @@ class RunService:
         self._changeable(assistant_id, "updated")
         asked: dict[str, Any] = {
             "assistant_id": assistant_id, "graph_id": graph_id, "config": config,
-            "context": context, "metadata": metadata, "name": name, "version": None}
+            "context": context, "metadata": metadata or {}, "name": name, "version": None}
         caller = await self._authorize(caller, "assistants", "update", asked)
         metadata = asked["metadata"]
         changes: dict[str, Any] = {}
@@ -585,8 +594,12 @@ class RunService:
         caller = await self._authorize(caller, "assistants", "delete",
                                        {"assistant_id": assistant_id})
         await self._check_stored(assistant_id, caller)
+        if delete_threads:  # the threads handler decides which of them go, as for one
+            caller = await self._authorize(caller, "threads", "delete", {
+                "thread_id": None, "run_id": None, "assistant_id": assistant_id})
         await self._store.delete_assistant(assistant_id, owner_filter(caller),
-                                           delete_threads=bool(delete_threads))
+                                           delete_threads=bool(delete_threads),
+                                           threads_matching=_where(caller, "threads"))
 
     def _changeable(self, assistant_id: str, doing: str) -> None:
         """Refuse a workflow's or graph's own assistant (the code's) and a bad id."""
@@ -660,11 +673,15 @@ class RunService:
         """Its versions, newest first (a workflow's or graph's own assistant has one)."""
         _page(limit, offset)
         metadata = None if metadata is None else self._metadata(metadata)
+        caller = await self._authorize(caller, "assistants", "read",
+                                       {"assistant_id": assistant_id, "metadata": {}})
         found = await self.get_assistant(assistant_id, caller=caller)
         if found.builtin:
             return [found][offset:offset + limit] if _has_metadata(found, metadata) else []
-        return await self._store.assistant_versions(assistant_id, metadata=metadata or None,
-                                                    limit=limit, offset=offset)
+        versions = await self._store.assistant_versions(
+            assistant_id, metadata=metadata or None, limit=limit, offset=offset)
+        return [v for v in versions  # as LangGraph: each version by the filter
+                if caller is None or caller.sees(v.owner, "assistants", v.metadata)]
 
     # --- long-term memory (the store of items: runplane.memory) ---------------------------
     # Each owner has a space of its own ("" without API keys): an item is its writer's.
@@ -680,10 +697,9 @@ class RunService:
         ``ttl`` minutes if given. ``index`` is accepted and has no effect: there is no
         embedding index (semantic search is not served)."""
         path, key, value, minutes = _item(namespace, key, value, index, ttl)
-        if caller is not None and caller.handlers is not None:
-            asked: dict[str, Any] = {
-                "namespace": path, "key": key, "value": value, "index": index, "ttl": ttl}
-            caller = await self._authorize(caller, "store", "put", asked)
+        asked: dict[str, Any] = {
+            "namespace": path, "key": key, "value": value, "index": index, "ttl": ttl}
+        if await self._ask_store(caller, "put", asked):
             path, key, value, minutes = _item(asked["namespace"], asked["key"], asked["value"],
                                               asked["index"], asked["ttl"])
         await self._store.put_item(self._items_owner(caller), path, key, value, minutes,
@@ -695,16 +711,21 @@ class RunService:
     ) -> StoredItem | None:
         """The item, or None (also once it expired); a read gives an item with a time to
         live its whole time again unless ``refresh_ttl`` is False."""
-        path, key = await self._item_address("get", namespace, key, caller,
-                                             refresh_ttl=refresh_ttl)
-        return await self._store.get_item(self._items_owner(caller), path, key,
-                                          self._clock.now(), refresh=refresh_ttl is not False)
+        asked = _item_address(namespace, key, refresh_ttl=refresh_ttl)
+        if await self._ask_store(caller, "get", asked):
+            asked.update(_item_address(asked["namespace"], asked["key"]))
+        return await self._store.get_item(
+            self._items_owner(caller), asked["namespace"], asked["key"], self._clock.now(),
+            refresh=asked["refresh_ttl"] is not False)
 
     async def delete_item(self, namespace: Sequence[str], key: str, *,
                           caller: Caller | None = None) -> None:
         """Delete the item (nothing to delete is no error)."""
-        path, key = await self._item_address("delete", namespace, key, caller)
-        await self._store.delete_item(self._items_owner(caller), path, key)
+        asked = _item_address(namespace, key)
+        if await self._ask_store(caller, "delete", asked):
+            asked = _item_address(asked["namespace"], asked["key"])
+        await self._store.delete_item(self._items_owner(caller), asked["namespace"],
+                                      asked["key"])
 
     async def search_items(
         self, namespace_prefix: Sequence[str] = (), *, filter: dict[str, Any] | None = None,
@@ -715,35 +736,33 @@ class RunService:
         equality, or ``{"$eq"|"$ne"|"$gt"|"$gte"|"$lt"|"$lte": value}`` per key), most
         recently updated first. A natural-language ``query`` is refused: there is no
         embedding index."""
-        _page(limit, offset)
-        prefix = _namespace("namespace_prefix", namespace_prefix, empty=True)
-        if query is not None:
-            raise InvalidInput("query", "semantic search is not served: runplane keeps no "
-                               "embedding index (search by namespace_prefix and filter)")
-        conditions = _item_filter(filter)
         asked: dict[str, Any] = {
-            "namespace": prefix, "filter": filter, "limit": limit, "offset": offset,
+            "namespace": namespace_prefix, "filter": filter, "limit": limit, "offset": offset,
             "query": query, "refresh_ttl": refresh_ttl}
-        caller = await self._authorize(caller, "store", "search", asked)
-        if asked["namespace"] != prefix or asked["filter"] is not filter:  # a handler's
-            prefix = _namespace("namespace_prefix", asked["namespace"], empty=True)
-            conditions = _item_filter(asked["filter"])
+        prefix, conditions = _item_search(asked)
+        required: dict[str, Any] = {}
+        if await self._ask_store(caller, "search", asked, required):
+            prefix, conditions = _item_search(asked)
         return await self._store.search_items(
-            self._items_owner(caller), prefix, conditions, limit, offset, self._clock.now(),
-            refresh=refresh_ttl is not False, matching=_where(caller, "store"))
+            self._items_owner(caller), prefix, conditions, asked["limit"], asked["offset"],
+            self._clock.now(), refresh=asked["refresh_ttl"] is not False, required=required)
 
-    async def _item_address(self, action: str, namespace: Sequence[str], key: str,
-                            caller: Caller | None, **more: Any) -> tuple[tuple[str, ...], str]:
-        """An item's namespace and key, checked, as the store handler for ``action`` left
-        them (it may move them: into a space of the user's, say)."""
-        path = _namespace("namespace", namespace)
-        limits.check_id("key", key)
+    async def _ask_store(self, caller: Caller | None, action: str, asked: dict[str, Any],
+                         required: dict[str, Any] | None = None) -> bool:
+        """Run the project's store handler for ``action`` on ``asked`` (which it may change:
+        move an item into a space of the user's, say); True if there is one, so what it
+        left is checked again. A search's ``required`` gets the filter it returned, which
+        every item must then meet too (as a search's ``filter``)."""
         if caller is None or caller.handlers is None:
-            return path, key
-        asked: dict[str, Any] = {"namespace": path, "key": key, **more}
-        await self._authorize(caller, "store", action, asked)
-        path = _namespace("namespace", asked["namespace"])
-        return path, limits.check_id("key", asked["key"])
+            return False
+        found = await caller.handlers.decide(caller, "store", action, asked)
+        if required is not None and found:
+            try:
+                required.update(_item_filter(dict(found)))
+            except InvalidInput as exc:
+                raise TypeError(f"the auth handler for store.search returned a filter the "
+                                f"store cannot apply: {exc}") from None
+        return True
 
     async def list_namespaces(
         self, *, prefix: Sequence[str] | None = None, suffix: Sequence[str] | None = None,
@@ -753,19 +772,12 @@ class RunService:
         """The namespaces that hold items, sorted, those starting with ``prefix`` and
         ending with ``suffix`` (``"*"`` matches any one label), cut to ``max_depth``
         labels (and then counted once)."""
-        _page(limit, offset)
-        start = None if prefix is None else _namespace("prefix", prefix, wildcards=True)
-        end = None if suffix is None else _namespace("suffix", suffix, wildcards=True)
-        if max_depth is not None:
-            limits.check_int("max_depth", max_depth, 1, limits.MAX_JSON_DEPTH)
-        if caller is not None and caller.handlers is not None:
-            asked: dict[str, Any] = {"namespace": start, "suffix": end, "max_depth": max_depth,
-                     "limit": limit, "offset": offset}
-            await self._authorize(caller, "store", "list_namespaces", asked)
-            if asked["namespace"] != start:
-                start = _namespace("prefix", asked["namespace"], wildcards=True)
-            if asked["suffix"] != end:
-                end = _namespace("suffix", asked["suffix"], wildcards=True)
+        asked: dict[str, Any] = {"namespace": prefix, "suffix": suffix,
+                                 "max_depth": max_depth, "limit": limit, "offset": offset}
+        start, end = _namespaces_asked(asked)
+        if await self._ask_store(caller, "list_namespaces", asked):
+            start, end = _namespaces_asked(asked)
+        max_depth, limit, offset = asked["max_depth"], asked["limit"], asked["offset"]
         found: set[tuple[str, ...]] = set()
         for path in await self._store.item_namespaces(self._items_owner(caller),
                                                       self._clock.now()):
@@ -937,10 +949,11 @@ class RunService:
             ("stream_mode", stream_mode), ("stream_subgraphs", stream_subgraphs),
             ("durability", durability)) if v is not None}
         metadata = None if metadata is None else self._metadata(metadata)
-        asked: dict[str, Any] = {"cron_id": cron_id, "payload": given, "schedule": schedule,
-                 "metadata": metadata}
+        asked: dict[str, Any] = {"cron_id": cron_id, "payload": given, "schedule": schedule}
+        if metadata is not None:  # as LangGraph sends it: only when given
+            asked["metadata"] = metadata
         caller = await self._authorize(caller, "crons", "update", asked)
-        metadata = None if asked["metadata"] is None else self._metadata(asked["metadata"])
+        metadata = None if asked.get("metadata") is None else self._metadata(asked["metadata"])
         current = await self._store.get_cron(cron_id)
         if current is None or (caller is not None
                                and not caller.sees(current.owner, "crons", current.metadata)):
@@ -1178,6 +1191,9 @@ class RunService:
                                durability)
         if webhook is not None:  # its end is POSTed there (see deliver_webhooks)
             kwargs["webhook"] = self._webhook(webhook)
+        if caller is not None and caller.handlers is not None:  # its graph reads its user
+            kwargs["auth"] = {"user": caller.user.stored(),
+                              "permissions": list(caller.permissions)}
         if assistant.graph is not None:
             kwargs.update(_hitl_kwargs(command, interrupt_before, interrupt_after))
             if "resume" in kwargs.get("command", {}):
@@ -1814,6 +1830,33 @@ def _item(namespace: Any, key: Any, value: Any, index: Any, ttl: Any
             isinstance(index, list) and all(isinstance(f, str) for f in index)):
         raise InvalidInput("index", "index is false or a list of field paths")
     return path, key, value, None if ttl is None else _minutes("ttl", ttl)
+
+
+def _item_address(namespace: Any, key: Any, **more: Any) -> dict[str, Any]:
+    """An item's namespace and key, checked, with ``more`` of a request's fields."""
+    return {"namespace": _namespace("namespace", namespace),
+            "key": limits.check_id("key", key), **more}
+
+
+def _item_search(asked: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """A search's namespace prefix and conditions, checked (its page too)."""
+    _page(asked["limit"], asked["offset"])
+    if asked["query"] is not None:
+        raise InvalidInput("query", "semantic search is not served: runplane keeps no "
+                           "embedding index (search by namespace_prefix and filter)")
+    return (_namespace("namespace_prefix", asked["namespace"], empty=True),
+            _item_filter(asked["filter"]))
+
+
+def _namespaces_asked(asked: Mapping[str, Any]
+                      ) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """A namespace listing's prefix and suffix, checked (its depth and page too)."""
+    _page(asked["limit"], asked["offset"])
+    if asked["max_depth"] is not None:
+        limits.check_int("max_depth", asked["max_depth"], 1, limits.MAX_JSON_DEPTH)
+    prefix, suffix = asked["namespace"], asked["suffix"]
+    return (None if prefix is None else _namespace("prefix", prefix, wildcards=True),
+            None if suffix is None else _namespace("suffix", suffix, wildcards=True))
 
 
 def _namespace(field: str, value: Any, *, empty: bool = False,

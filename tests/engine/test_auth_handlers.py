@@ -9,7 +9,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from langgraph.graph import END, START, StateGraph
 from langgraph_sdk import Auth
+from typing_extensions import TypedDict
 
 from runplane import Context, Runplane
 from runplane.auth_handlers import Handlers, Unauthenticated
@@ -32,18 +34,19 @@ USERS = {
 }
 
 
+async def authenticate_tokens(authorization: str | None) -> Auth.types.MinimalUserDict:
+    user = USERS.get((authorization or "").removeprefix("Bearer "))
+    if user is None:
+        raise Auth.exceptions.HTTPException(401, "unknown token")
+    return user  # type: ignore[return-value]
+
+
 def project_auth() -> Auth:
     """An auth module as a LangGraph project writes one: threads, runs, assistants and
     crons carry their team, stamped on creation and required on every other action; store
     items live under the user's own namespace; deleting a thread needs ``write``."""
     auth = Auth()
-
-    @auth.authenticate
-    async def authenticate(authorization: str | None) -> Auth.types.MinimalUserDict:
-        user = USERS.get((authorization or "").removeprefix("Bearer "))
-        if user is None:
-            raise Auth.exceptions.HTTPException(401, "unknown token")
-        return user  # type: ignore[return-value]
+    auth.authenticate(authenticate_tokens)
 
     @auth.on
     async def same_team(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType:
@@ -74,6 +77,20 @@ async def caller(handlers: Handlers, token: str) -> Caller:
     return await handlers.authenticate({
         "type": "http", "method": "GET", "path": "/threads", "query_string": b"",
         "headers": [(b"authorization", f"Bearer {token}".encode())]})
+
+
+class _State(TypedDict, total=False):
+    n: int
+    who: Any
+
+
+def one_node(node: Any) -> Any:
+    """A compiled graph of one node."""
+    builder = StateGraph(_State)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    builder.add_edge("node", END)
+    return builder.compile()
 
 
 def auth_app(make_app: AppFactory) -> Runplane:
@@ -150,18 +167,8 @@ async def test_what_a_handler_adds_is_stored_and_its_filter_narrows_threads_and_
 async def test_a_graphs_thread_made_by_a_run_carries_the_runs_metadata(make_app: AppFactory):
     """A thread-less run's new thread gets the run's metadata (as on the LangGraph server),
     so the thread a handler-stamped run made is its caller's to read."""
-    from langgraph.graph import END, START, StateGraph
-    from typing_extensions import TypedDict
-
-    class State(TypedDict):
-        n: int
-
-    builder = StateGraph(State)
-    builder.add_node("one", lambda state: {"n": state["n"] + 1})
-    builder.add_edge(START, "one")
-    builder.add_edge("one", END)
     app = make_app()
-    app.add_graph("counter", builder.compile())
+    app.add_graph("counter", one_node(lambda state: {"n": state["n"] + 1}))
     async with app:
         s = app.service
         alice = await caller(Handlers(project_auth()), "alice-token")
@@ -308,3 +315,132 @@ async def test_assistant_and_cron_filters_hide_what_does_not_match(make_app: App
             with pytest.raises(CronNotFound):
                 await call
         assert len(await s.search_crons(caller=plain)) == 2
+
+
+def docs_auth(calls: list[str] | None = None) -> Auth:
+    """The handler LangGraph's documentation writes: stamp the owner on whatever has
+    metadata (``setdefault``, so every value must be a dict), filter by it."""
+    auth = Auth()
+    auth.authenticate(authenticate_tokens)
+
+    @auth.on
+    async def add_owner(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> Any:
+        if calls is not None:
+            calls.append(f"{ctx.resource}.{ctx.action}")
+        filters = {"owner": ctx.user.identity}
+        value.setdefault("metadata", {}).update(filters)
+        return filters
+
+    return auth
+
+
+async def test_the_documented_handler_works_on_every_change(make_app: AppFactory):
+    app = auth_app(make_app)
+    async with app:
+        s = app.service
+        alice = await caller(Handlers(docs_auth()), "alice-token")
+        assistant = await s.create_assistant("echo", caller=alice)
+        updated = await s.update_assistant(assistant.assistant_id, name="renamed", caller=alice)
+        assert (updated.name, updated.metadata) == ("renamed", {"owner": "alice"})
+        cron = await s.create_cron("echo", schedule="0 0 1 1 *", caller=alice)
+        changed = await s.update_cron(cron.cron_id, enabled=False, caller=alice)
+        assert (changed.enabled, changed.metadata) == (False, {"owner": "alice"})
+        thread = await s.create_thread(caller=alice)
+        run = await s.create_run(thread.thread_id, "echo", 1, caller=alice)
+        assert run.metadata == {"owner": "alice"}
+
+
+async def test_a_stream_polling_asks_the_read_handler_once(make_app: AppFactory):
+    app = auth_app(make_app)
+    async with app:
+        s = app.service
+        calls: list[str] = []
+        alice = await caller(Handlers(docs_auth(calls)), "alice-token")
+        thread = await s.create_thread(caller=alice)
+        calls.clear()
+        for _ in range(5):  # what a thread's stream does every poll, in one request
+            assert await s.next_thread_run(thread.thread_id, None, caller=alice) is None
+        assert calls == ["threads.search"]
+
+
+async def test_deleting_an_assistants_threads_asks_the_threads_handler(make_app: AppFactory):
+    auth = Auth()
+    auth.authenticate(authenticate_tokens)
+
+    @auth.on.threads.delete
+    async def only_red(ctx: Auth.types.AuthContext, value: Any) -> Any:
+        return {"team": "red"}
+
+    app = auth_app(make_app)
+    async with app:
+        s = app.service
+        alice = await caller(Handlers(auth), "alice-token")
+        plain = Caller("alice")
+        assistant = await s.create_assistant("echo", caller=alice)
+        tag = {"assistant_id": assistant.assistant_id}
+        red = await s.create_thread(metadata={**tag, "team": "red"}, caller=plain)
+        blue = await s.create_thread(metadata={**tag, "team": "blue"}, caller=plain)
+        await s.delete_assistant(assistant.assistant_id, delete_threads=True, caller=alice)
+        with pytest.raises(ThreadNotFound):
+            await s.get_thread(red.thread_id)
+        assert (await s.get_thread(blue.thread_id)).thread_id == blue.thread_id  # hidden: kept
+
+        refusing = Auth()
+        refusing.authenticate(authenticate_anyone)
+
+        @refusing.on.threads.delete
+        async def never(ctx: Auth.types.AuthContext, value: Any) -> bool:
+            return False
+
+        kept = await s.create_assistant("echo", caller=plain)
+        await s.create_thread(metadata={"assistant_id": kept.assistant_id}, caller=plain)
+        with pytest.raises(AccessDenied):
+            await s.delete_assistant(kept.assistant_id, delete_threads=True,
+                                     caller=await caller(Handlers(refusing), "alice"))
+        assert (await s.get_assistant(kept.assistant_id)).assistant_id == kept.assistant_id
+
+
+async def authenticate_anyone(authorization: str | None) -> str:
+    return (authorization or "").removeprefix("Bearer ")
+
+
+async def test_a_graph_reads_its_user_from_the_handler_never_from_the_client(
+    make_app: AppFactory,
+):
+    from langchain_core.runnables import RunnableConfig
+    def whoami(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        c = config["configurable"]
+        user = c.get("langgraph_auth_user")
+        return {"who": [c.get("langgraph_auth_user_id"), c.get("langgraph_auth_permissions"),
+                        None if user is None else (user.identity, user["team"])]}
+
+    app = make_app()
+    app.add_graph("whoami", one_node(whoami))
+    async with app:
+        s = app.service
+        alice = await caller(Handlers(project_auth()), "alice-token")
+        forged = {"configurable": {"langgraph_auth_user_id": "bob",
+                                   "langgraph_auth_permissions": ["admin"]}}
+        mine = await s.create_run(None, "whoami", {}, config=forged, caller=alice)
+        theirs = await s.create_run(None, "whoami", {}, config=forged)  # no handlers
+        assert (await s.join(mine.run_id))["who"] == ["alice", ["write"], ["alice", "red"]]
+        assert (await s.join(theirs.run_id))["who"] == [None, None, None]
+
+
+async def test_what_a_store_handler_changes_in_a_search_is_what_runs(make_app: AppFactory):
+    auth = Auth()
+    auth.authenticate(authenticate_anyone)
+
+    @auth.on.store.search
+    async def at_most_one(ctx: Auth.types.AuthContext, value: Any) -> Any:
+        value["limit"] = 1
+        return {"n": {"$gt": 1}}
+
+    app = auth_app(make_app)
+    async with app:
+        s = app.service
+        alice = await caller(Handlers(auth), "alice")
+        for n in (1, 2, 3):
+            await s.put_item(("docs",), f"k{n}", {"n": n}, caller=alice)
+        found = await s.search_items(("docs",), limit=10, caller=alice)
+        assert len(found) == 1 and found[0].value["n"] > 1

@@ -302,7 +302,8 @@ def test_keys_runplane_does_not_honour_are_named_build_only_ones_ignored(tmp_pat
         "graphs": {"agent": {"path": "./agent.py:builder", "schedule": "daily"}},
         "auth": {"path": "./auth.py:auth", "cache": {}}, "store": {"index": {}},
         "checkpointer": {"path": "./cp.py:make"}, "webhooks": {}, "ui": {}, "encryption": {},
-        "http": {"app": "./web.py:app", "cors": {}, "disable_meta": True},
+        "http": {"app": "./web.py:app", "cors": {}, "disable_meta": True,
+                 "enable_custom_route_auth": True},
         "grahps": {},
     }, **{"agent.py": GRAPH, "web.py": "from starlette.applications import Starlette\n"
                                         "app = Starlette()\n", "auth.py": AUTH})
@@ -316,12 +317,19 @@ def test_auth_path_is_the_projects_auth_handlers(tmp_path: Path):
     loaded = Project.load(project(tmp_path, {"graphs": {}, "auth": {"path": "./auth.py:auth"}},
                                   **{"auth.py": AUTH}))
     assert loaded.auth is not None and loaded.auth.handler("threads", "read") is not None
+    assert not loaded.auth.custom_routes  # the project's own routes: open, as in LangGraph
+    guarded = Project.load(project(tmp_path, {
+        "graphs": {}, "auth": {"path": "./auth.py:auth"},
+        "http": {"enable_custom_route_auth": True}}, **{"auth.py": AUTH}))
+    assert guarded.auth is not None and guarded.auth.custom_routes
     assert Project.load(project(tmp_path, {"graphs": {}})).auth is None
 
 
 @pytest.mark.parametrize(("config", "files", "message"), [
     ({"graphs": {}, "auth": "./auth.py:auth"}, {},
      "langgraph.json: auth: expected an object, got a string"),
+    ({"graphs": {}, "http": {"enable_custom_route_auth": "yes"}}, {},
+     "langgraph.json: http.enable_custom_route_auth: expected true or false, got a string"),
     ({"graphs": {}, "auth": {"path": "./auth.py:auth"}}, {"auth.py": "auth = 1\n"},
      "langgraph.json: auth.path: ./auth.py:auth is an int, not a langgraph_sdk.Auth"),
     ({"graphs": {}, "auth": {"path": "./auth.py:auth"}},

@@ -18,7 +18,8 @@ What runplane honours:
   over both);
 - ``http.app``: the user's Starlette or FastAPI app, its routes served beside runplane's;
 - ``auth.path``: a ``langgraph_sdk.Auth`` (same path forms as a graph), its handlers
-  deciding who calls and what each caller may see and do (:mod:`runplane.auth_handlers`).
+  deciding who calls and what each caller may see and do (:mod:`runplane.auth_handlers`);
+  ``http.enable_custom_route_auth`` makes them guard ``http.app``'s routes too.
 
 Build-only keys (``python_version``, ``base_image``, ``dockerfile_lines``, ...) are about
 images, not serving, and are ignored; every other key present (``store``,
@@ -100,9 +101,15 @@ class Project:
         auth = {} if config.get("auth") is None else config["auth"]
         if not isinstance(auth, Mapping):
             raise loader.error("auth", f"expected an object, got {_kind(auth)}")
-        handlers = loader.auth(auth["path"]) if "path" in auth else None
+        guarded = http.get("enable_custom_route_auth", False)
+        if not isinstance(guarded, bool):
+            raise loader.error("http.enable_custom_route_auth", f"expected true or false, "
+                               f"got {_kind(guarded)}")
+        handlers = loader.auth(auth["path"], guarded) if "path" in auth else None
         unhonoured = [key for key in config if key not in HONOURED | BUILD_ONLY]
-        unhonoured += [*loader.unhonoured, *(f"http.{key}" for key in http if key != "app"),
+        unhonoured += [*loader.unhonoured,
+                       *(f"http.{key}" for key in http
+                         if key not in ("app", "enable_custom_route_auth")),
                        *(f"auth.{key}" for key in auth if key != "path")]
         return cls(path, graphs, env, dependencies, app, handlers, unhonoured)
 
@@ -195,14 +202,15 @@ class _Loader:
 
         return self.instance("http.app", spec, Starlette, "a Starlette or FastAPI app")
 
-    def auth(self, spec: object) -> Handlers:
+    def auth(self, spec: object, custom_routes: bool) -> Handlers:
         from langgraph_sdk import Auth
 
         from runplane.auth_handlers import Handlers
 
         found = self.instance("auth.path", spec, Auth, "a langgraph_sdk.Auth")
         try:
-            return Handlers(found, f"{self.path}: auth.path: {spec}")
+            return Handlers(found, f"{self.path}: auth.path: {spec}",
+                            custom_routes=custom_routes)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 

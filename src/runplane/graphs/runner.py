@@ -49,6 +49,7 @@ from langgraph.runtime import RunControl
 from langgraph.types import Command, Send, StateSnapshot, StreamMode
 from pydantic import BaseModel, TypeAdapter
 
+from runplane.auth_handlers import USER_KEYS, User
 from runplane.graphs.checkpointer import RunplaneSaver
 
 if TYPE_CHECKING:
@@ -76,7 +77,13 @@ def run_config(ctx: Context, graph_id: str, kwargs: Mapping[str, Any]) -> Runnab
     given: dict[str, Any] = dict(kwargs.get("config") or {})
     identity = {"thread_id": ctx.thread_id, "checkpoint_ns": "", "run_id": ctx.run_id,
                 "assistant_id": ctx.assistant_id, "graph_id": graph_id}
-    configurable = {**(given.get("configurable") or {}), **identity}
+    configurable = {k: v for k, v in (given.get("configurable") or {}).items()
+                    if k not in USER_KEYS}  # a client cannot say who the user is
+    if (auth := kwargs.get("auth")) is not None:  # a project's auth handlers said it
+        configurable.update(langgraph_auth_user=User(auth["user"]),
+                            langgraph_auth_user_id=auth["user"]["identity"],
+                            langgraph_auth_permissions=list(auth["permissions"]))
+    configurable.update(identity)
     metadata = {**(given.get("metadata") or {}), **identity, "run_attempt": ctx.attempt}
     del metadata["checkpoint_ns"]
     config = {**given, "configurable": configurable, "metadata": metadata}

@@ -89,7 +89,7 @@ def create_app(rp: Runplane, settings: ServerSettings | None = None, *,
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # the last added runs first: Host, then CORS (preflights carry no key), then the rest
     origins = Origins(settings.cors_origins)
-    app.add_middleware(Authenticate, keys=settings.api_keys, handlers=handlers)
+    app.add_middleware(Authenticate, keys=settings.api_keys, handlers=handlers, custom=custom)
     app.add_middleware(BrowserGuard, origins=origins)
     app.add_middleware(CORSMiddleware, **origins.cors_options())
     app.add_middleware(HostCheck, allowed=allowed_hosts(settings.allowed_hosts))

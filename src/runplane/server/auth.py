@@ -38,10 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.applications import Starlette
 from starlette.datastructures import Headers
 
 from runplane.auth_handlers import Handlers, Unauthenticated
 from runplane.models import Caller
+from runplane.server.custom_routes import custom_route
 
 #: Paths anyone may read: a load balancer's health check carries no key.
 OPEN_PATHS = frozenset({"/ok", "/ui/login"})
@@ -202,15 +204,19 @@ class Authenticate:
     authenticate handler says (its refusal answered with its status); a missing or unknown
     key is 401."""
 
-    def __init__(self, app: ASGIApp, keys: ApiKeys | None,
-                 handlers: Handlers | None = None) -> None:
+    def __init__(self, app: ASGIApp, keys: ApiKeys | None, handlers: Handlers | None = None,
+                 custom: Starlette | None = None) -> None:
         self.app = app
         self.keys = keys
         self.handlers = handlers
+        #: the project's routes, open when its handlers do not guard them
+        self.open_custom = custom if handlers is not None and not handlers.custom_routes \
+            else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (self.keys is None and self.handlers is None) \
-                or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES):
+                or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES) \
+                or (self.open_custom is not None and custom_route(self.open_custom, scope)):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

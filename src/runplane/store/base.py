@@ -185,10 +185,12 @@ class Store(Protocol):
         """Its versions, newest first."""
 
     async def delete_assistant(
-        self, assistant_id: str, owner: str | None, *, delete_threads: bool
+        self, assistant_id: str, owner: str | None, *, delete_threads: bool,
+        threads_matching: Where = None,
     ) -> list[str]:
-        """Delete it with its versions (and with ``delete_threads``, its threads: their ids),
-        unless it or one of those threads has an active run (AssistantBusy)."""
+        """Delete it with its versions (and with ``delete_threads``, its threads whose
+        metadata holds one of ``threads_matching``'s documents if given: their ids), unless
+        it or one of those threads has an active run (AssistantBusy)."""
 
     # --- the memory store (items; see runplane.memory) ---------------------
     async def put_item(self, owner: str, namespace: Sequence[str], key: str,
@@ -203,11 +205,11 @@ class Store(Protocol):
 
     async def search_items(
         self, owner: str, prefix: Sequence[str], conditions: Mapping[str, Any], limit: int,
-        offset: int, now: float, *, refresh: bool, matching: Where = None,
+        offset: int, now: float, *, refresh: bool, required: Mapping[str, Any] | None = None,
     ) -> list[StoredItem]:
-        """Unexpired items under ``prefix`` matching ``conditions`` (``item_matches``) and
-        whose value contains one of ``matching``'s documents (if given), the most recently
-        updated first; with ``refresh``, their times to live start again."""
+        """Unexpired items under ``prefix`` matching ``conditions`` and ``required`` (both
+        as ``item_matches`` takes them), the most recently updated first; with
+        ``refresh``, their times to live start again."""
 
     async def item_namespaces(self, owner: str, now: float) -> list[tuple[str, ...]]:
         """Every namespace holding an unexpired item of ``owner``."""

@@ -526,7 +526,7 @@ SELECT run_id FROM runs
 
 -- name: threads_of_assistant
 -- The threads that say they are the assistant's (metadata.assistant_id), ?2: of this owner.
-SELECT thread_id FROM threads
+SELECT thread_id, metadata FROM threads
  WHERE json_extract(metadata, '$.assistant_id') = ?1 AND (?2 IS NULL OR owner = ?2)
 
 -- name: delete_assistant_versions

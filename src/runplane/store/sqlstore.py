@@ -120,10 +120,11 @@ class SQLStore(ABC):
             tx, assistant_id, metadata, limit, offset))
 
     async def delete_assistant(
-        self, assistant_id: str, owner: str | None, *, delete_threads: bool
+        self, assistant_id: str, owner: str | None, *, delete_threads: bool,
+        threads_matching: Where = None,
     ) -> list[str]:
         return await self._write(lambda tx: txs.delete_assistant(
-            tx, assistant_id, owner, delete_threads))
+            tx, assistant_id, owner, delete_threads, threads_matching))
 
     # the memory store (items)
     async def put_item(self, owner: str, namespace: Sequence[str], key: str,
@@ -141,11 +142,11 @@ class SQLStore(ABC):
 
     async def search_items(
         self, owner: str, prefix: Sequence[str], conditions: Mapping[str, Any], limit: int,
-        offset: int, now: float, *, refresh: bool, matching: Where = None,
+        offset: int, now: float, *, refresh: bool, required: Mapping[str, Any] | None = None,
     ) -> list[StoredItem]:
         run = self._write if refresh else self._read
         return await run(lambda tx: txs.search_items(tx, owner, prefix, conditions, limit,
-                                                     offset, now, refresh, matching))
+                                                     offset, now, refresh, required))
 
     async def item_namespaces(self, owner: str, now: float) -> list[tuple[str, ...]]:
         return await self._read(lambda tx: txs.item_namespaces(tx, owner, now))

@@ -384,12 +384,14 @@ async def set_latest_assistant_version(
 
 
 async def delete_assistant(
-    tx: Tx, assistant_id: str, owner: str | None, delete_threads: bool
+    tx: Tx, assistant_id: str, owner: str | None, delete_threads: bool,
+    threads_matching: Where = None,
 ) -> list[str]:
     """The assistant with its versions (refused while it has an active run: its row lock
     keeps a run from being created meanwhile), and with ``delete_threads`` the owner's
-    threads that say they are the assistant's (refused while one has an active run, of any
-    assistant): the ids of the threads deleted."""
+    threads that say they are the assistant's and whose metadata holds one of
+    ``threads_matching``'s documents (an auth handler's filter; None: any), refused while
+    one has an active run, of any assistant: the ids of the threads deleted."""
     await owned_assistant(tx, assistant_id, owner)
     active = [r["run_id"] for r in await tx.rows("active_runs_of_assistant", assistant_id)]
     if active:
@@ -397,7 +399,9 @@ async def delete_assistant(
     threads: list[str] = []
     if delete_threads:
         threads = [r["thread_id"] for r in
-                   await tx.rows("threads_of_assistant", assistant_id, owner)]
+                   await tx.rows("threads_of_assistant", assistant_id, owner)
+                   if threads_matching is None
+                   or contains_any(loads(r["metadata"]), threads_matching)]
         for thread_id in threads:
             await tx.row("thread_owner_for_update", thread_id)
             busy = [r["run_id"] for r in await tx.rows("active_runs_of_thread", thread_id)]
@@ -886,21 +890,21 @@ async def delete_item(tx: Tx, owner: str, namespace: Sequence[str], key: str) ->
 
 async def search_items(
     tx: Tx, owner: str, prefix: Sequence[str], conditions: Mapping[str, Any], limit: int,
-    offset: int, now: float, refresh: bool, matching: Where = None,
+    offset: int, now: float, refresh: bool, required: Mapping[str, Any] | None = None,
 ) -> list[StoredItem]:
-    """The items under ``prefix`` matching ``conditions`` (``item_matches``) and, if given,
-    an auth handler's ``matching``: equality on top-level keys is the statement's, the
-    rest is applied here, before the page is cut."""
+    """The items under ``prefix`` matching ``conditions`` and ``required`` (an auth
+    handler's, both as ``item_matches`` takes them): equality on top-level keys of
+    ``conditions`` is the statement's, the rest is applied here, before the page is cut."""
     equal = {k: v for k, v in conditions.items() if not is_comparison(v)}
     compared = {k: v for k, v in conditions.items() if is_comparison(v)}
-    here = bool(compared) or matching is not None
+    here = bool(compared or required)
     rows = await tx.rows("search_items", owner, _joined(prefix), now,
                          dumps(equal) if equal else None,
                          None if here else limit, 0 if here else offset)
     items = [item_from_row(r) for r in rows]
     if here:
-        items = [i for i in items if item_matches(i.value, compared) and (
-            matching is None or contains_any(i.value, matching))][offset:offset + limit]
+        items = [i for i in items if item_matches(i.value, compared)
+                 and item_matches(i.value, required or {})][offset:offset + limit]
     if refresh:
         for item in items:
             if item.ttl_minutes is not None:
