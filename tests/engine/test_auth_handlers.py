@@ -100,6 +100,10 @@ def auth_app(make_app: AppFactory) -> Runplane:
     async def echo(ctx: Context, input: Any) -> Any:
         return await ctx.step("echo", asyncio.sleep, 0, input)
 
+    @app.workflow("family")
+    async def family(ctx: Context, input: Any) -> Any:
+        return await (await ctx.spawn("echo", input))
+
     return app
 
 
@@ -292,8 +296,8 @@ async def test_assistant_and_cron_filters_hide_what_does_not_match(make_app: App
         assert mine.metadata == {"team": "red"}
         other = await s.create_assistant("echo", name="blue", caller=plain)
         found = await s.search_assistants(limit=100, caller=alice)
-        assert {a.assistant_id for a in found} == {"echo", mine.assistant_id}  # code's: all
-        assert await s.count_assistants(caller=alice) == 2
+        assert {a.assistant_id for a in found} == {"echo", "family", mine.assistant_id}
+        assert await s.count_assistants(caller=alice) == 3  # the code's are everyone's
         for call in (s.get_assistant(other.assistant_id, caller=alice),
                      s.update_assistant(other.assistant_id, name="taken", caller=alice),
                      s.set_latest_assistant_version(other.assistant_id, 1, caller=alice),
@@ -444,3 +448,18 @@ async def test_what_a_store_handler_changes_in_a_search_is_what_runs(make_app: A
             await s.put_item(("docs",), f"k{n}", {"n": n}, caller=alice)
         found = await s.search_items(("docs",), limit=10, caller=alice)
         assert len(found) == 1 and found[0].value["n"] > 1
+
+
+async def test_a_child_run_takes_its_parents_metadata_and_stays_visible(make_app: AppFactory):
+    app = auth_app(make_app)
+    async with app:
+        s = app.service
+        alice = await caller(Handlers(project_auth()), "alice-token")
+        parent = await s.create_run(None, "family", {"x": 1}, caller=alice)
+        assert await s.join(parent.run_id, caller=alice) == {"x": 1}
+        tree = await s.tree(parent.run_id, caller=alice)
+        [child] = tree.children
+        found = await s.get_run(child.run.run_id, caller=alice)
+        assert found.metadata == {"team": "red"}
+        assert {r.run_id for r in await s.list_runs(caller=alice)} == \
+            {parent.run_id, child.run.run_id}

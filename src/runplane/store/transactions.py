@@ -567,7 +567,9 @@ async def spawn(tx: Tx, parent: Lease, new: NewRun, now: float) -> Run | None:
     existing = await get_run(tx, new.run_id)
     if existing is not None or holder is None:
         return existing  # a replayed spawn re-attaches
-    child = dataclasses.replace(new, owner=holder.owner)  # a tree has one owner
+    # a tree has one owner, and a child its parent's metadata (what an auth filter reads)
+    child = dataclasses.replace(new, owner=holder.owner,
+                                metadata={**holder.metadata, **new.metadata})
     if holder.status is RunStatus.RUNNING and holder.lease_generation == parent.generation:
         run = await insert_run(tx, child, now)
         await tx.signal_pending()
