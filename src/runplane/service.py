@@ -120,6 +120,14 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
+def _run_user(caller: Caller | None) -> dict[str, Any] | None:
+    """What a run keeps of the user a project's auth handlers authenticated (its graph
+    reads it from ``configurable``: see ``graphs.runner.run_config``)."""
+    if caller is None or caller.handlers is None:
+        return None
+    return {"user": caller.user.stored(), "permissions": list(caller.permissions)}
+
+
 def _checking(caller: Caller | None) -> Caller | None:
     """``caller`` checking what a cron's runs would be: no run is created now, so the
     ``threads.create_run`` handler is not asked (the cron's own handler was)."""
@@ -904,6 +912,8 @@ class RunService:
         now = self._clock.now()
         end = _end_time(end_time)
         at = to_datetime(now)
+        if (user := _run_user(caller)) is not None:  # its runs' graphs read their user
+            payload["auth"] = user
         cron = Cron(_new_id(), assistant_id, thread_id, schedule, timezone, payload, metadata,
                     to_datetime(end), bool(enabled), None, None if caller is None
                     else caller.owner, at, at)
@@ -959,7 +969,7 @@ class RunService:
                                and not caller.sees(current.owner, "crons", current.metadata)):
             raise CronNotFound(cron_id)
         owner = owner_filter(caller)
-        payload = {**current.payload, **given}
+        payload = {k: v for k, v in current.payload.items() if k != "auth"} | given
         await self._prepare_run(current.thread_id, current.assistant_id,
                                 caller=_checking(caller),
                                 metadata=metadata or current.metadata, **payload)
@@ -1067,11 +1077,13 @@ class RunService:
         assert cron.next_run_at is not None
         scheduled = cron.next_run_at.timestamp()
         later = to_epoch(_next_run(cron, max(now, scheduled)))
+        payload = dict(cron.payload)
+        user = payload.pop("auth", None)  # the user the project's handlers said made it
         try:
             prepared = await self._prepare_run(
                 cron.thread_id, cron.assistant_id, caller=None,
                 run_id=str(uuid.uuid5(CRON_RUNS, f"{cron.cron_id}@{scheduled!r}")),
-                metadata={**cron.metadata, "cron_id": cron.cron_id}, **cron.payload)
+                metadata={**cron.metadata, "cron_id": cron.cron_id}, **payload)
         except UnknownWorkflow:
             return None  # another worker's, or gone: not this worker's to spend
         except (InvalidInput, NotFound, Conflict) as exc:
@@ -1079,8 +1091,9 @@ class RunService:
             await self._store.fire_cron(cron.cron_id, scheduled, later, None, now,
                                         on_active="enqueue")
             return None
+        kwargs = prepared.new.kwargs if user is None else {**prepared.new.kwargs, "auth": user}
         prepared = dataclasses.replace(
-            prepared, new=dataclasses.replace(prepared.new, owner=cron.owner))
+            prepared, new=dataclasses.replace(prepared.new, owner=cron.owner, kwargs=kwargs))
         created = await self._store.fire_cron(
             cron.cron_id, scheduled, later, prepared.new, now, on_active=prepared.on_active,
             create_thread=prepared.create_thread, own_thread_only=False)
@@ -1191,9 +1204,8 @@ class RunService:
                                durability)
         if webhook is not None:  # its end is POSTed there (see deliver_webhooks)
             kwargs["webhook"] = self._webhook(webhook)
-        if caller is not None and caller.handlers is not None:  # its graph reads its user
-            kwargs["auth"] = {"user": caller.user.stored(),
-                              "permissions": list(caller.permissions)}
+        if (user := _run_user(caller)) is not None:  # its graph reads its user
+            kwargs["auth"] = user
         if assistant.graph is not None:
             kwargs.update(_hitl_kwargs(command, interrupt_before, interrupt_after))
             if "resume" in kwargs.get("command", {}):

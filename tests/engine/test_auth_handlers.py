@@ -15,6 +15,7 @@ from typing_extensions import TypedDict
 
 from runplane import Context, Runplane
 from runplane.auth_handlers import Handlers, Unauthenticated
+from runplane.clock import ManualClock
 from runplane.errors import (
     AccessDenied,
     AssistantNotFound,
@@ -24,6 +25,7 @@ from runplane.errors import (
     UnknownWorkflow,
 )
 from runplane.models import Caller
+from runplane.server.wire import cron_body
 
 from support import AppFactory
 
@@ -418,7 +420,8 @@ async def test_a_graph_reads_its_user_from_the_handler_never_from_the_client(
         return {"who": [c.get("langgraph_auth_user_id"), c.get("langgraph_auth_permissions"),
                         None if user is None else (user.identity, user["team"])]}
 
-    app = make_app()
+    clock = ManualClock(1_800_000_000.0)
+    app = make_app(clock=clock, cron_interval=3600.0)
     app.add_graph("whoami", one_node(whoami))
     async with app:
         s = app.service
@@ -429,6 +432,13 @@ async def test_a_graph_reads_its_user_from_the_handler_never_from_the_client(
         theirs = await s.create_run(None, "whoami", {}, config=forged)  # no handlers
         assert (await s.join(mine.run_id))["who"] == ["alice", ["write"], ["alice", "red"]]
         assert (await s.join(theirs.run_id))["who"] == [None, None, None]
+
+        cron = await s.create_cron("whoami", schedule="* * * * *", input={}, config=forged,
+                                   caller=alice)
+        assert "auth" not in cron_body(cron)["payload"]
+        clock.advance(60)  # a cron's runs are its maker's: their graph reads alice too
+        [fired] = await s.fire_crons()
+        assert (await s.join(fired.run_id))["who"] == ["alice", ["write"], ["alice", "red"]]
 
 
 async def test_what_a_store_handler_changes_in_a_search_is_what_runs(make_app: AppFactory):

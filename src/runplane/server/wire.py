@@ -604,7 +604,8 @@ def cron_body(cron: Cron) -> dict[str, Any]:
         "thread_id": cron.thread_id, "on_run_completed": None if cron.thread_id else "keep",
         "end_time": _iso(cron.end_time), "schedule": cron.schedule,
         "timezone": cron.timezone, "created_at": _iso(cron.created_at),
-        "updated_at": _iso(cron.updated_at), "payload": cron.payload,
+        "updated_at": _iso(cron.updated_at),
+        "payload": {k: v for k, v in cron.payload.items() if k != "auth"},  # the user's
         "user_id": cron.owner, "next_run_date": _iso(cron.next_run_at),
         "metadata": cron.metadata, "enabled": cron.enabled,
     }
