@@ -120,6 +120,12 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
+def _handled(caller: Caller | None) -> bool:
+    """Whether a project's auth handlers act for ``caller`` (and may have changed what it
+    asked)."""
+    return caller is not None and caller.handlers is not None
+
+
 def _run_user(caller: Caller | None) -> dict[str, Any] | None:
     """What a run keeps of the user a project's auth handlers authenticated (its graph
     reads it from ``configurable``: see ``graphs.runner.run_config``)."""
@@ -195,7 +201,8 @@ class RunService:
         asked: dict[str, Any] = {
             "thread_id": thread_id, "metadata": metadata, "if_exists": if_exists, "ttl": ttl}
         caller = await self._authorize(caller, "threads", "create", asked)
-        metadata = self._metadata(asked["metadata"])
+        if _handled(caller):  # what the handler left, checked again
+            metadata = self._metadata(asked["metadata"])
         thread = await self._store.create_thread(
             thread_id, metadata, self._clock.now(), if_exists=if_exists,
             owner=None if caller is None else caller.owner, ttl=_thread_ttl(ttl),
@@ -348,7 +355,8 @@ class RunService:
         spec = _thread_ttl(ttl)
         asked: dict[str, Any] = {"thread_id": thread_id, "metadata": metadata}
         caller = await self._authorize(caller, "threads", "update", asked)
-        metadata = self._metadata(asked["metadata"])
+        if _handled(caller):  # what the handler left, checked again
+            metadata = self._metadata(asked["metadata"])
         await self.get_thread(thread_id, caller=caller)
         thread = await self._store.update_thread(
             thread_id, metadata, self._clock.now(), ttl=spec)
@@ -1191,7 +1199,8 @@ class RunService:
             "after_seconds": after_seconds, "kwargs": { "input": input, "config": config,
             "context": context, "command": command, "webhook": webhook}}
         caller = await self._authorize(caller, "threads", "create_run", asked)
-        metadata = asked["metadata"]
+        if _handled(caller):  # what the handler left, checked again
+            metadata = self._metadata(asked["metadata"])
         if thread_id is not None and caller is not None \
                 and caller.filters.get("threads") is not None:
             thread = await self._store.get_thread(limits.check_id("thread_id", thread_id))
@@ -1227,7 +1236,6 @@ class RunService:
         strategy = parse_enum(MultitaskStrategy, multitask_strategy, "multitask_strategy")
         limits.check_choice("if_not_exists", if_not_exists, ("reject", "create"))
         limits.check_json("input", input, limits.MAX_INPUT_BYTES)
-        metadata = self._metadata(metadata)
         timeout = limits.check_timeout("timeout", timeout)
         delay = limits.check_timeout("after_seconds", after_seconds or None)
         attempts = self._settings.max_attempts if max_attempts is None else max_attempts
