@@ -829,7 +829,7 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 SETTINGS = settings(
-    max_examples=100,
+    max_examples=60,  # of 60 steps each: a minute on PostgreSQL
     stateful_step_count=60,
     deadline=None,
     derandomize=True,

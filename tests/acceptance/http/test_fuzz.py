@@ -72,6 +72,7 @@ def _tail(text: str, limit: int = 15_000) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(max(300, 20 * EXAMPLES))  # a marker wins over --timeout (make fuzz)
 def test_fuzzing_the_openapi_finds_no_server_error_and_no_undocumented_answer(
     fuzzed: Server, tmp_path: Path
 ) -> None:
