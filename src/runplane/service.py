@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -120,7 +120,7 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _handled(caller: Caller | None) -> bool:
+def _handled(caller: Caller | None) -> TypeGuard[Caller]:
     """Whether a project's auth handlers act for ``caller`` (and may have changed what it
     asked)."""
     return caller is not None and caller.handlers is not None
@@ -129,7 +129,7 @@ def _handled(caller: Caller | None) -> bool:
 def _run_user(caller: Caller | None) -> dict[str, Any] | None:
     """What a run keeps of the user a project's auth handlers authenticated (its graph
     reads it from ``configurable``: see ``graphs.runner.run_config``)."""
-    if caller is None or caller.handlers is None:
+    if not _handled(caller):
         return None
     return {"user": caller.user.stored(), "permissions": list(caller.permissions)}
 
@@ -228,7 +228,7 @@ class RunService:
         ``value``. Once a method per resource: the calls it makes inside reuse the answer;
         a read or search asked again with the same value in one request (a stream's polls)
         reuses it too."""
-        if caller is None or caller.handlers is None or resource in caller.filters:
+        if not _handled(caller) or resource in caller.filters:
             return caller
         key = (resource, action, json.dumps(value, sort_keys=True, default=str))
         if action in ("read", "search") and key in caller.decided:  # asked before: polls
@@ -769,7 +769,7 @@ class RunService:
         move an item into a space of the user's, say); True if there is one, so what it
         left is checked again. A search's ``required`` gets the filter it returned, which
         every item must then meet too (as a search's ``filter``)."""
-        if caller is None or caller.handlers is None:
+        if not _handled(caller):
             return False
         found = await caller.handlers.decide(caller, "store", action, asked)
         if required is not None and found:
@@ -1196,8 +1196,9 @@ class RunService:
             "status": "pending", "metadata": metadata,
             "prevent_insert_if_inflight": multitask_strategy == "reject",
             "multitask_strategy": multitask_strategy, "if_not_exists": if_not_exists,
-            "after_seconds": after_seconds, "kwargs": { "input": input, "config": config,
-            "context": context, "command": command, "webhook": webhook}}
+            "after_seconds": after_seconds, "kwargs": {
+                "input": input, "config": config, "context": context, "command": command,
+                "webhook": webhook}}
         caller = await self._authorize(caller, "threads", "create_run", asked)
         if _handled(caller):  # what the handler left, checked again
             metadata = self._metadata(asked["metadata"])
