@@ -51,15 +51,18 @@ sha256:{hashlib.sha256(BOB_KEY.encode()).hexdigest()} bob   # bob's key, as its 
 # --------------------------------------------------------------------------- #
 
 
-@pytest.fixture(scope="module", params=STORES)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp(f"auth_{request.param}")
+@contextlib.contextmanager
+def keyed_server(request: pytest.FixtureRequest, folder: Path, key_file: str,
+                 *args: str) -> Iterator[str]:
+    """``runplane serve`` of SERVE and ``args`` with ``key_file`` as its API keys, on a
+    fresh database of the store ``request.param``; the admin key cancels what is left
+    running before it stops."""
     keys = folder / "keys.txt"
-    keys.write_text(KEY_FILE)
+    keys.write_text(key_file)
     with (database_for_processes(request, request.param, folder, "auth") as database,
           Processes(folder) as procs):
-        url = procs.serve("server", *SERVE, "--database", database, "--api-keys", str(keys)).url
+        url = procs.serve("server", *SERVE, *args, "--database", database,
+                          "--api-keys", str(keys)).url
         try:
             yield url
         finally:
@@ -68,13 +71,31 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                            headers={"x-api-key": ADMIN_KEY}, timeout=10)
 
 
+@contextlib.asynccontextmanager
+async def sdk_clients(server: str, keys: dict[str, str]
+                      ) -> AsyncIterator[dict[str, LangGraphClient]]:
+    """A ``langgraph_sdk`` client per name, each with its key."""
+    made = {who: get_client(url=server, api_key=key) for who, key in keys.items()}
+    try:
+        yield made
+    finally:
+        for client in made.values():
+            await client.aclose()
+
+
+@pytest.fixture(scope="module", params=STORES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[str]:
+    with keyed_server(request, tmp_path_factory.mktemp(f"auth_{request.param}"),
+                      KEY_FILE) as url:
+        yield url
+
+
 @pytest.fixture
 async def clients(server: str) -> AsyncIterator[dict[str, LangGraphClient]]:
-    made = {who: get_client(url=server, api_key=key)
-            for who, key in (("alice", ALICE_KEY), ("bob", BOB_KEY), ("admin", ADMIN_KEY))}
-    yield made
-    for client in made.values():
-        await client.aclose()
+    async with sdk_clients(server, {"alice": ALICE_KEY, "bob": BOB_KEY,
+                                    "admin": ADMIN_KEY}) as made:
+        yield made
 
 
 def http_as(server: str, key: str | None) -> httpx.AsyncClient:

@@ -10,7 +10,6 @@ only an admin key, which the server honours beside the handlers.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,13 +25,13 @@ from acceptance.test_auth import (
     ALICE_KEY,
     ALICES_ITEM,
     BOB_KEY,
-    SERVE,
     bob_tries_every_route,
     http_as,
+    keyed_server,
+    sdk_clients,
 )
 
-from support.databases import STORES, database_for_processes
-from support.processes import Processes
+from support.databases import STORES
 
 CAROL_KEY = "carol-token-" + "d" * 20
 AUTH_PY = f'''
@@ -84,26 +83,16 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     (folder / "auth.py").write_text(AUTH_PY)
     (folder / "langgraph.json").write_text(json.dumps(
         {"graphs": {}, "auth": {"path": "./auth.py:auth"}}))
-    (folder / "keys.txt").write_text(f"{ADMIN_KEY} ops admin\n")
-    with (database_for_processes(request, request.param, folder, "handlers") as database,
-          Processes(folder) as procs):
-        url = procs.serve("server", *SERVE, "--config", str(folder / "langgraph.json"),
-                          "--database", database, "--api-keys", str(folder / "keys.txt")).url
-        try:
-            yield url
-        finally:
-            with contextlib.suppress(httpx.HTTPError):  # leftover parked runs hold a shutdown
-                httpx.post(f"{url}/runs/cancel", json={"status": "all"},
-                           headers={"x-api-key": ADMIN_KEY}, timeout=10)
+    with keyed_server(request, folder, f"{ADMIN_KEY} ops admin\n",
+                      "--config", str(folder / "langgraph.json")) as url:
+        yield url  # only the admin's key: alice, bob and carol are the handler's
 
 
 @pytest.fixture
 async def clients(server: str) -> AsyncIterator[dict[str, LangGraphClient]]:
-    made = {who: get_client(url=server, api_key=key) for who, key in (
-        ("alice", ALICE_KEY), ("bob", BOB_KEY), ("carol", CAROL_KEY), ("admin", ADMIN_KEY))}
-    yield made
-    for client in made.values():
-        await client.aclose()
+    async with sdk_clients(server, {"alice": ALICE_KEY, "bob": BOB_KEY, "carol": CAROL_KEY,
+                                    "admin": ADMIN_KEY}) as made:
+        yield made
 
 
 async def test_no_identity_reads_or_changes_what_another_owns_on_any_route(
