@@ -83,6 +83,16 @@ async def sdk_clients(server: str, keys: dict[str, str]
             await client.aclose()
 
 
+async def sdk_without_a_key_is_refused(server: str) -> None:
+    """The SDK with no key at all gets its AuthenticationError (a 401)."""
+    nobody = get_client(url=server, api_key=None)
+    try:
+        with pytest.raises(AuthenticationError):
+            await nobody.threads.search()
+    finally:
+        await nobody.aclose()
+
+
 @pytest.fixture(scope="module", params=STORES)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[str]:
@@ -428,6 +438,15 @@ async def bob_tries_every_route(server: str, alice: LangGraphClient, tmp_path: P
     return a, before
 
 
+async def admin_stops_alices_runs(admin: LangGraphClient, alice: LangGraphClient,
+                                  a: Alice) -> None:
+    """The admin key sees alice's parked run and stops it and her tree."""
+    assert (await admin.runs.get(a.park_thread, a.park_run))["run_id"] == a.park_run
+    await admin.runs.cancel(a.park_thread, a.park_run)
+    await admin.http.post(f"/runs/{a.tree_root}/cancel", json=None, params={"scope": "tree"})
+    assert (await alice.runs.get(a.park_thread, a.park_run))["status"] == "interrupted"
+
+
 async def test_no_owner_reads_or_changes_another_owners_threads_runs_or_streams(
     server: str, clients: dict[str, LangGraphClient], tmp_path: Path,
 ):
@@ -448,11 +467,7 @@ async def test_no_owner_reads_or_changes_another_owners_threads_runs_or_streams(
     tree = await alice.http.get(f"/runs/{a.tree_root}/tree")
     assert [tree["status"], tree["children"][0]["status"]] == ["running", "running"]
 
-    admin = clients["admin"]  # admins see and change everyone's
-    assert (await admin.runs.get(a.park_thread, a.park_run))["run_id"] == a.park_run
-    await admin.runs.cancel(a.park_thread, a.park_run)
-    await admin.http.post(f"/runs/{a.tree_root}/cancel", json=None, params={"scope": "tree"})
-    assert (await alice.runs.get(a.park_thread, a.park_run))["status"] == "interrupted"
+    await admin_stops_alices_runs(clients["admin"], alice, a)  # admins: everyone's
 
 
 async def test_the_sdk_with_an_api_key_sees_its_own_only(
@@ -474,12 +489,7 @@ async def test_the_sdk_with_an_api_key_sees_its_own_only(
     assert await bob.threads.search(metadata={"sdk": True}) == []
     assert [t["thread_id"] for t in await alice.threads.search(metadata={"sdk": True})] == \
         [thread["thread_id"]]
-    nobody = get_client(url=server, api_key=None)
-    try:
-        with pytest.raises(AuthenticationError):
-            await nobody.threads.search()
-    finally:
-        await nobody.aclose()
+    await sdk_without_a_key_is_refused(server)
 
 
 async def test_keys_are_required_everywhere_but_ok(server: str):

@@ -16,19 +16,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
-from langgraph_sdk.errors import AuthenticationError
 
 from acceptance.test_auth import (
     ADMIN_KEY,
     ALICE_KEY,
     ALICES_ITEM,
     BOB_KEY,
+    admin_stops_alices_runs,
     bob_tries_every_route,
     http_as,
     keyed_server,
     sdk_clients,
+    sdk_without_a_key_is_refused,
 )
 
 from support.databases import STORES
@@ -115,11 +115,8 @@ async def test_no_identity_reads_or_changes_what_another_owns_on_any_route(
         (a.cron, True, {"v": 1, "owner": "alice"})
     assert (await alice.runs.get(a.park_thread, a.park_run))["status"] == "running"
 
-    admin = clients["admin"]  # the admin key: everyone's, beside the handlers
-    assert (await admin.runs.get(a.park_thread, a.park_run))["run_id"] == a.park_run
-    await admin.runs.cancel(a.park_thread, a.park_run)
-    await admin.http.post(f"/runs/{a.tree_root}/cancel", json=None, params={"scope": "tree"})
-    assert (await alice.runs.get(a.park_thread, a.park_run))["status"] == "interrupted"
+    # the admin key: everyone's, beside the handlers
+    await admin_stops_alices_runs(clients["admin"], alice, a)
 
 
 async def test_the_handlers_refusals_reach_the_client_with_their_status(
@@ -142,12 +139,7 @@ async def test_the_handlers_refusals_reach_the_client_with_their_status(
     assert (answer.status_code, answer.json()) == (403, {"detail": "carol may only read"})
     assert await carol.threads.search() == []
     assert (await clients["admin"].threads.count(metadata={"x": 1})) == 0
-    nobody = get_client(url=server, api_key=None)
-    try:
-        with pytest.raises(AuthenticationError):
-            await nobody.threads.search()
-    finally:
-        await nobody.aclose()
+    await sdk_without_a_key_is_refused(server)
 
 
 async def test_the_sdk_sees_what_the_handler_stamped_and_the_console_signs_in_a_token(
