@@ -350,6 +350,13 @@ class NewRun:
     #: The registered workflow that runs it, for a run of an assistant made through the
     #: API (None: ``assistant_id`` names it); its creation holds the assistant (it exists).
     workflow: str | None = None
+    #: A graph's run: its thread says which graph and assistant it is (``graph_id``,
+    #: ``assistant_id`` in its metadata, what agent-chat-ui searches threads by), set in
+    #: the run's transaction when the thread says none yet.
+    thread_tags: dict[str, str] | None = None
+    #: ``thread_id`` was made for this run (a graph's thread-less run): no thread has it,
+    #: so the run's creation makes it without asking (PostgreSQL batches such creations).
+    new_thread: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1107,7 +1107,7 @@ class RunService:
             create_thread=prepared.create_thread, own_thread_only=False)
         if created is None:
             return None
-        await self._created(prepared, created)
+        self._created(created)
         return created.run
 
     # --- runs --------------------------------------------------------------
@@ -1232,7 +1232,8 @@ class RunService:
             if assistant.graph is None:
                 raise InvalidInput("checkpoint_id", "only a graph's run starts from a checkpoint")
             kwargs["checkpoint_id"] = fork
-        if assistant.graph is not None and thread_id is None:
+        new_thread = assistant.graph is not None and thread_id is None
+        if new_thread:
             thread_id, if_not_exists = _new_id(), "create"
         strategy = parse_enum(MultitaskStrategy, multitask_strategy, "multitask_strategy")
         limits.check_choice("if_not_exists", if_not_exists, ("reject", "create"))
@@ -1274,6 +1275,10 @@ class RunService:
                 not_before=None if delay is None else now + delay,
                 takes_up_pause=assistant.graph is None and "command" in kwargs,
                 workflow=None if stored is None else assistant.assistant_id,
+                thread_tags=None if assistant.graph is None or thread_id is None else {
+                    "graph_id": assistant.graph_id, "assistant_id": (
+                        assistant.assistant_id if stored is None else stored.assistant_id)},
+                new_thread=new_thread,
             ),
             assistant, now, on_active, if_not_exists == "create",
             owner_filter(caller) is not None)
@@ -1284,18 +1289,15 @@ class RunService:
         created = await self._store.create_run(
             p.new, p.now, on_active=p.on_active, create_thread=p.create_thread,
             own_thread_only=p.own_thread_only)
-        await self._created(p, created)
+        self._created(created)
         return created.run
 
-    async def _created(self, p: _PreparedRun, created: Created) -> None:
-        """What follows a run's creation: the signals, and a graph thread's tags."""
+    def _created(self, created: Created) -> None:
+        """What follows a run's creation: the signals."""
         for cancelled in created.cancelled:
             metrics.count_cancel(CancelOutcome.CANCELLED)
             self._notifier.run_cancelled(cancelled.run_id, cancelled.cancelled_generation)
         self._notifier.runs_pending()
-        if p.assistant.graph is not None and p.new.thread_id is not None:
-            await self._tag_thread(p.new.thread_id, p.assistant.graph_id, p.new.assistant_id,
-                                   p.now)
 
     async def _fork_point(self, thread_id: str | None, checkpoint: dict[str, Any] | None,
                           checkpoint_id: str | None) -> str | None:
@@ -1316,15 +1318,6 @@ class RunService:
             raise InvalidInput(field, f"checkpoint {named!r} is not one of the thread's")
         head = await self._store.get_checkpoint(found.thread_id, "", None)
         return None if head is not None and head.checkpoint_id == named else named
-
-    async def _tag_thread(self, thread_id: str, graph_id: str, assistant_id: str,
-                          now: float) -> None:
-        """A graph thread says which graph and assistant it is (what agent-chat-ui searches
-        threads by, and what deleting an assistant with its threads finds)."""
-        thread = await self._store.get_thread(thread_id)
-        if thread is not None and "graph_id" not in thread.metadata:
-            await self._store.update_thread(thread_id, {
-                "graph_id": graph_id, "assistant_id": assistant_id}, now)
 
     async def get_run(
         self, run_id: str, *, thread_id: str | None = None, caller: Caller | None = None

@@ -438,9 +438,10 @@ class PostgresStore(SQLStore):
         self, new: NewRun, now: float, *, on_active: OnActive, create_thread: bool = False,
         own_thread_only: bool = False,
     ) -> Created:
-        """Thread-less runs are inserted in batches (``create_threadless``); a run of an
-        assistant made through the API is inserted alone, holding its assistant."""
-        if new.thread_id is not None or new.workflow is not None:
+        """Runs without a thread or on a thread made for them are inserted in batches
+        (``create_threadless``); a run of an assistant made through the API is inserted
+        alone, holding its assistant."""
+        if (new.thread_id is not None and not new.new_thread) or new.workflow is not None:
             return await super().create_run(new, now, on_active=on_active,
                                              create_thread=create_thread,
                                              own_thread_only=own_thread_only)
@@ -449,7 +450,8 @@ class PostgresStore(SQLStore):
             new.run_id, new.assistant_id, dumps(new.input), dumps(new.metadata),
             new.multitask_strategy.value, now, new.max_attempts, new.timeout,
             new.root_run_id, new.parent_run_id, created_event, new.owner, dumps(new.kwargs),
-            new.not_before))
+            new.not_before, new.thread_id,
+            None if new.thread_id is None else dumps(txs.new_thread_metadata(new))))
         return Created(run, [])
 
     async def claim_runs(

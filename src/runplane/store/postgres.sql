@@ -56,6 +56,11 @@ SELECT metadata FROM threads WHERE thread_id = $1 FOR UPDATE
 -- name: update_thread_metadata
 UPDATE threads SET metadata = $2::jsonb, updated_at = $3 WHERE thread_id = $1
 
+-- name: tag_thread
+-- A graph run's tags ($2: graph_id, assistant_id) onto a thread that says no graph yet.
+UPDATE threads SET metadata = metadata || $2::jsonb, updated_at = $3
+ WHERE thread_id = $1 AND NOT metadata ? 'graph_id'
+
 -- name: set_thread_ttl
 UPDATE threads SET ttl_strategy = $2, ttl_minutes = $3, updated_at = $4 WHERE thread_id = $1
 
@@ -115,21 +120,27 @@ VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, $7, $7, $8, $9, $10, $1
 RETURNING *
 
 -- name: create_threadless
--- Thread-less runs have no multitask rule to apply: a batch of them is inserted, logged
--- and signalled (one NOTIFY for all, $15 the channel) in one statement.
+-- Runs without a thread, or on a thread made for them ($15: its id, $16: its metadata),
+-- have no multitask rule to apply: a batch of them is inserted (their threads first),
+-- logged and signalled (one NOTIFY for all, $17 the channel) in one statement.
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::float8[], $7::int[], $8::float8[], $9::text[], $10::text[],
-                         $11::text[], $12::text[], $13::text[], $14::float8[])
+                         $11::text[], $12::text[], $13::text[], $14::float8[], $15::text[],
+                         $16::text[])
         WITH ORDINALITY AS i(w_run, w_assistant, w_input, w_metadata, w_strategy, w_now,
                              w_max_attempts, w_timeout, w_root, w_parent, w_created, w_owner,
-                             w_kwargs, w_not_before, w_order)
+                             w_kwargs, w_not_before, w_thread, w_thread_metadata, w_order)
+), t AS (
+    INSERT INTO threads (thread_id, created_at, updated_at, metadata, owner)
+    SELECT w_thread, w_now, w_now, w_thread_metadata::jsonb, w_owner
+      FROM i WHERE w_thread IS NOT NULL ORDER BY w_order
 ), r AS (
     INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata,
                       multitask_strategy, created_at, updated_at, max_attempts, timeout,
                       root_run_id, parent_run_id, last_event_seq, owner, kwargs, not_before)
-    SELECT w_run, NULL, w_assistant, 'pending', w_input::jsonb, w_metadata::jsonb, w_strategy,
-           w_now, w_now, w_max_attempts, w_timeout, w_root, w_parent, 1, w_owner,
+    SELECT w_run, w_thread, w_assistant, 'pending', w_input::jsonb, w_metadata::jsonb,
+           w_strategy, w_now, w_now, w_max_attempts, w_timeout, w_root, w_parent, 1, w_owner,
            w_kwargs::jsonb, w_not_before
       FROM i ORDER BY w_order
     RETURNING *
@@ -138,7 +149,7 @@ WITH i AS (
     SELECT r.run_id, 1, 'run:created', i.w_created::jsonb, i.w_now
       FROM r JOIN i ON i.w_run = r.run_id
 )
-SELECT r.* FROM r, (SELECT pg_notify($15, '')) AS signal
+SELECT r.* FROM r, (SELECT pg_notify($17, '')) AS signal
 
 -- name: insert_event
 INSERT INTO events (run_id, seq, event, data, created_at) VALUES ($1, $2, $3, $4::jsonb, $5)

@@ -70,6 +70,11 @@ SELECT metadata FROM threads WHERE thread_id = ?1
 -- name: update_thread_metadata
 UPDATE threads SET metadata = ?2, updated_at = ?3 WHERE thread_id = ?1
 
+-- name: tag_thread
+-- A graph run's tags (?2: graph_id, assistant_id) onto a thread that says no graph yet.
+UPDATE threads SET metadata = json_patch(metadata, ?2), updated_at = ?3
+ WHERE thread_id = ?1 AND json_type(metadata, '$.graph_id') IS NULL
+
 -- name: set_thread_ttl
 UPDATE threads SET ttl_strategy = ?2, ttl_minutes = ?3, updated_at = ?4 WHERE thread_id = ?1
 

@@ -205,6 +205,11 @@ def thread_run(new: NewRun, thread_owner: str | None, own_thread_only: bool) -> 
     return dataclasses.replace(new, owner=thread_owner)
 
 
+def new_thread_metadata(new: NewRun) -> dict[str, Any]:
+    """The metadata of a thread a run creates: the run's, with its thread tags."""
+    return {**new.metadata, **(new.thread_tags or {})}
+
+
 def merge_metadata(stored: str | None, changes: dict[str, Any]) -> dict[str, Any]:
     """A thread's metadata after an update: the given top-level keys replace the stored.
     Raises InvalidInput (in the update's transaction: nothing is written) if the merged
@@ -451,13 +456,15 @@ async def create_run(
         raise AssistantNotFound(new.assistant_id)  # deleted since the service read it
     if new.thread_id is not None:
         thread_id = new.thread_id
-        if create_thread:
+        made = create_thread and bool(await tx.value(
             # a thread the run makes has the run's metadata, as on the LangGraph server
-            await tx.value("insert_thread", thread_id, now, dumps(new.metadata), new.owner,
-                           None, None)
+            "insert_thread", thread_id, now, dumps(new_thread_metadata(new)), new.owner,
+            None, None))
         locked = await tx.row("thread_owner_for_update", thread_id)
         if locked is None:
             raise ThreadNotFound(thread_id)
+        if new.thread_tags and not made:
+            await tx.execute("tag_thread", thread_id, dumps(new.thread_tags), now)
         new = thread_run(new, locked["owner"], own_thread_only)
         active = [r["run_id"] for r in await tx.rows("active_runs_of_thread", thread_id)]
         if active and on_active == "reject":
