@@ -26,6 +26,7 @@ from runplane.models import (
     Lease,
     MultitaskStrategy,
     NewRun,
+    RunStatus,
     StoredCheckpoint,
 )
 from runplane.store import Store
@@ -113,6 +114,50 @@ async def test_a_run_s_checkpoint_writes_are_refused_once_its_lease_is_lost(
     assert await stored_ids(store) == [first]  # nothing of the refused writes
     tup = await saver.aget_tuple(config(first))
     assert tup is not None and tup.pending_writes == [("task-1", "a", 1)]
+
+
+async def test_writes_of_many_runs_at_once_are_each_fenced_by_their_own_run(store: Store):
+    """Runs writing at the same moment (on PostgreSQL: one group commit) are each judged by
+    their own fence: a cancelled, taken over or finished run's checkpoint and writes are
+    refused, its neighbours' kept."""
+    leases = []
+    for k in range(5):
+        new = NewRun(run_id=f"r{k}", thread_id=f"t{k}", assistant_id="graph", input=None,
+                     metadata={}, multitask_strategy=MultitaskStrategy.ENQUEUE,
+                     max_attempts=3, timeout=None, root_run_id=f"r{k}")
+        await store.create_run(new, T0, on_active="enqueue", create_thread=True)
+        [claimed] = await store.claim_runs("w1", ["graph"], 1, 10.0, T0)
+        leases.append(claimed.lease)
+    await lose_to_a_cancel(store, leases[1])
+    await lose_to_a_takeover_of(store, leases[2])
+    assert await store.finish_run(leases[4], RunStatus.SUCCESS, None, None, T0 + 1)
+
+    def row(k: int) -> StoredCheckpoint:
+        return StoredCheckpoint(thread_id=f"t{k}", checkpoint_ns="", checkpoint_id=f"c{k}",
+                                parent_checkpoint_id=None, run_id=f"r{k}", type="json",
+                                checkpoint=b"{}", metadata="{}")
+
+    kept = await asyncio.gather(*(store.put_checkpoint(row(k), T0 + 2, lease=lease)
+                                  for k, lease in enumerate(leases)))
+    assert kept == [True, False, False, True, False]
+    kept = await asyncio.gather(*(store.put_checkpoint_writes(
+        f"t{k}", "", f"c{k}", [CheckpointWrite("task", 0, "ch", "json", b"1")], T0 + 2,
+        run_id=f"r{k}", lease=lease) for k, lease in enumerate(leases)))
+    assert kept == [True, False, False, True, False]
+    stored = {c.thread_id: len(c.writes)
+              for k in range(5)
+              for c in await store.list_checkpoints(thread_id=f"t{k}", checkpoint_ns="")}
+    assert stored == {"t0": 1, "t3": 1}
+    [c3] = await store.list_checkpoints(thread_id="t3", checkpoint_ns="")
+    assert [(w.task_id, w.channel, w.value) for w in c3.writes] == [("task", "ch", b"1")]
+
+
+async def lose_to_a_takeover_of(store: Store, lease: Lease) -> None:
+    """``lease``'s run is handed back and claimed again (the others keep theirs)."""
+    assert await store.requeue_run(lease, "shutdown", T0 + 1)
+    [again] = await store.claim_runs("w2", ["graph"], 1, 10.0, T0 + 1)
+    assert again.lease.run_id == lease.run_id
+    assert again.lease.generation > lease.generation
 
 
 async def test_the_current_lease_writes_after_a_takeover(store: Store):

@@ -254,6 +254,10 @@ class PostgresStore(SQLStore):
         self._finishes = self._batcher("finishes", _QUERIES["finish_runs"], self.moved)
         self._creates = WriteBatcher("creates", self._create_threadless,
                                      key=lambda item: item[0], **_BATCH_ERRORS)
+        self._checkpoints = self._fenced_batcher("checkpoints",
+                                                 _QUERIES["put_checkpoints_batch"])
+        self._writes = self._fenced_batcher("checkpoint-writes",
+                                            _QUERIES["put_checkpoint_writes_batch"])
 
     def _batcher(self, name: str, sql: str, signal: str) -> WriteBatcher[tuple[Any, ...], bool]:
         """Group commit of one kind of workflow write: each item is one row of ``sql``'s
@@ -268,6 +272,23 @@ class PostgresStore(SQLStore):
             return [item[0] in accepted for item in items]
 
         # a deadlock aborts the whole statement, so sending it again is safe
+        return WriteBatcher(name, functools.partial(flush, self), key=lambda item: item[0],
+                            **_BATCH_ERRORS)
+
+    def _fenced_batcher(self, name: str, sql: str
+                        ) -> WriteBatcher[tuple[str, list[tuple[Any, ...]]], bool]:
+        """Group commit of a run's fenced checkpoint writes: each item is a run id and the
+        rows it writes, each row ending with that run's fence; the answer is whether the
+        fence let the run's rows through (``sql`` answers the runs it did)."""
+
+        @_faults
+        async def flush(self: PostgresStore, items: list[tuple[str, list[tuple[Any, ...]]]]
+                        ) -> list[bool]:
+            rows = [row for _, written in items for row in written]
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            kept = {r[0] for r in await self.pool.fetch(sql, *columns)}
+            return [run_id in kept for run_id, _ in items]
+
         return WriteBatcher(name, functools.partial(flush, self), key=lambda item: item[0],
                             **_BATCH_ERRORS)
 
@@ -336,7 +357,8 @@ class PostgresStore(SQLStore):
             raise
 
     async def close(self) -> None:
-        for batcher in (self._creates, self._events, self._steps, self._finishes):
+        for batcher in (self._creates, self._events, self._steps, self._finishes,
+                        self._checkpoints, self._writes):
             await batcher.close()
         if self._listener is not None:
             self._listener.cancel()
@@ -502,15 +524,18 @@ class PostgresStore(SQLStore):
             None if interrupts is None else dumps(interrupts)))
 
     # A checkpoint write is one statement behind its fence (PostgreSQL's own round trips:
-    # the store-neutral transaction would be BEGIN, the fence, the write, COMMIT).
+    # the store-neutral transaction would be BEGIN, the fence, the write, COMMIT); a run's
+    # fenced writes join their batcher's group commit with other runs' writes.
     async def put_checkpoint(
         self, checkpoint: StoredCheckpoint, now: float, *, lease: Lease | None
     ) -> bool:
         c = checkpoint
-        return bool(await self.pool.fetchval(
-            _QUERIES["put_checkpoint_fenced"], c.thread_id, c.checkpoint_ns, c.checkpoint_id,
-            c.parent_checkpoint_id, c.run_id, c.type, c.checkpoint, c.metadata, now,
-            *_fence(lease)))
+        row = (c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
+               c.run_id, c.type, c.checkpoint, c.metadata, now)
+        if lease is not None:
+            return await self._checkpoints.submit((lease.run_id, [(*row, *_fence(lease))]))
+        return bool(await self.pool.fetchval(_QUERIES["put_checkpoint_fenced"], *row,
+                                             *_fence(lease)))
 
     async def put_checkpoint_writes(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str,
@@ -524,6 +549,10 @@ class PostgresStore(SQLStore):
             if w.idx < 0 or (w.task_id, w.idx) not in rows:
                 rows[(w.task_id, w.idx)] = w
         kept = list(rows.values())
+        if lease is not None and kept:  # (no rows: the fence alone, below)
+            return await self._writes.submit((lease.run_id, [
+                (thread_id, checkpoint_ns, checkpoint_id, w.task_id, w.idx, w.task_path,
+                 w.channel, w.type, run_id, now, w.value, *_fence(lease)) for w in kept]))
         return bool(await self.pool.fetchval(
             _QUERIES["put_checkpoint_writes_fenced"], thread_id, checkpoint_ns, checkpoint_id,
             [w.task_id for w in kept], [w.idx for w in kept], [w.task_path for w in kept],

@@ -567,6 +567,63 @@ WITH fence AS (
 )
 SELECT $12::text IS NULL OR EXISTS (SELECT 1 FROM fence)
 
+-- name: put_checkpoints_batch
+-- Fenced checkpoints of several runs (group commit: put_checkpoint_fenced's columns as
+-- arrays, one checkpoint per run), each behind its own run's fence ($10, $11: the run and
+-- lease generation). Answers the runs whose checkpoint was kept.
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::bytea[], $8::text[], $9::float8[], $10::text[],
+                         $11::bigint[])
+        AS i(w_thread, w_ns, w_id, w_parent, w_run, w_type, w_checkpoint, w_metadata, w_now,
+             w_fence_run, w_fence_gen)
+), f AS (
+    SELECT runs.run_id AS f_run FROM runs JOIN i ON runs.run_id = i.w_fence_run
+     WHERE runs.status = 'running' AND runs.lease_generation = i.w_fence_gen
+     ORDER BY runs.seq FOR SHARE OF runs
+), kept AS (
+    INSERT INTO lg_checkpoints (thread_id, checkpoint_ns, checkpoint_id,
+                                parent_checkpoint_id, run_id, type, checkpoint, metadata,
+                                created_at)
+    SELECT w_thread, w_ns, w_id, w_parent, w_run, w_type, w_checkpoint, w_metadata::jsonb,
+           w_now
+      FROM i JOIN f ON f.f_run = i.w_fence_run
+    ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE
+       SET parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id,
+           type = excluded.type, checkpoint = excluded.checkpoint,
+           metadata = excluded.metadata, created_at = excluded.created_at
+)
+SELECT f_run FROM f
+
+-- name: put_checkpoint_writes_batch
+-- Fenced pending writes of several runs (group commit: one row per write, each with its
+-- run's fence, $12 and $13; one task's writes per run), as put_checkpoint_writes_fenced.
+-- Answers the runs whose writes were kept.
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
+                         $6::text[], $7::text[], $8::text[], $9::text[], $10::float8[],
+                         $11::bytea[], $12::text[], $13::bigint[])
+        AS i(w_thread, w_ns, w_id, w_task, w_idx, w_path, w_channel, w_type, w_run, w_now,
+             w_value, w_fence_run, w_fence_gen)
+), f AS (
+    SELECT runs.run_id AS f_run FROM runs
+      JOIN (SELECT DISTINCT w_fence_run, w_fence_gen FROM i) g
+        ON runs.run_id = g.w_fence_run AND runs.lease_generation = g.w_fence_gen
+     WHERE runs.status = 'running'
+     ORDER BY runs.seq FOR SHARE OF runs
+), kept AS (
+    INSERT INTO lg_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, task_path,
+                           channel, type, value, run_id, created_at)
+    SELECT w_thread, w_ns, w_id, w_task, w_idx, w_path, w_channel, w_type, w_value, w_run,
+           w_now
+      FROM i JOIN f ON f.f_run = i.w_fence_run
+    ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
+       SET task_path = excluded.task_path, channel = excluded.channel, type = excluded.type,
+           value = excluded.value, run_id = excluded.run_id, created_at = excluded.created_at
+     WHERE excluded.idx < 0
+)
+SELECT f_run FROM f
+
 -- name: get_checkpoint
 -- One checkpoint, or ($3 NULL) the newest of the thread's namespace.
 SELECT * FROM lg_checkpoints
