@@ -8,8 +8,10 @@ process's own); SQLite can tell only that another process committed, and calls
 leases and the queue. Behind both, one poller per process: while anyone waits
 on runs, it reads a cheap mark of each watched run (status, lease owner, last
 event seq) every poll interval and wakes the watchers of the runs whose mark
-moved: every watcher when the run moved, only event watchers (streams) when it
-just logged an event. The poll interval therefore bounds only what no signal
+moved: every watcher when the run moved out of ``pending``/``running`` (it
+ended, or released its lease after), only event watchers (streams) when it just
+logged an event or moved on while still active (a claim: what a waiter for the
+run's end need not re-read the run for). The poll interval therefore bounds only what no signal
 covers, and a lost or missing signal delays an effect but never breaks it.
 """
 
@@ -23,11 +25,15 @@ from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
 
 from runplane.errors import StoreClosed, StoreUnavailable
+from runplane.models import RunStatus
 
 log = logging.getLogger("runplane.notifier")
 
 #: Rest after reading marks, as a multiple of the time the read took.
 _PACE = 4.0
+
+#: The statuses of a run that has not ended (a mark's first field).
+_ACTIVE = frozenset(s.value for s in RunStatus if s.active)
 
 #: run id -> (status, lease owner, ..., last event seq): see Store.run_marks
 Marks = Callable[[list[str]], Awaitable[dict[str, tuple[Hashable, ...]]]]
@@ -89,7 +95,9 @@ class LocalNotifier:
     @contextmanager
     def watch(self, run_id: str, *, events: bool = False) -> Iterator[asyncio.Event]:
         """An event set whenever ``run_id`` changes (with ``events``, also whenever it logs
-        an event); enter it before reading the run."""
+        an event); enter it before reading the run. A change only the poller finds (another
+        process's, unsignalled) sets it once the run is no longer pending or running,
+        unless ``events``."""
         registry = self._event_watchers if events else self._run_watchers
         event = asyncio.Event()
         registry[run_id].add(event)
@@ -144,7 +152,7 @@ class LocalNotifier:
             away = False
             for run_id, mark in marks.items():
                 before = seen.get(run_id)
-                if before is None or before[:-1] != mark[:-1]:
+                if (before is None or before[:-1] != mark[:-1]) and mark[0] not in _ACTIVE:
                     self.run_changed(run_id)
                 elif before != mark:
                     self.run_logged(run_id)
