@@ -86,23 +86,25 @@ async def test_a_graph_run_is_a_run_of_the_graphs_default_assistant(make_app: Ap
 
 async def test_a_run_tags_its_thread_with_its_graph_as_it_is_created(make_app: AppFactory):
     """A graph run's thread says its graph and assistant from the run's creation on: a thread
-    the run makes has the run's metadata beside them, an untagged thread gets them, a thread
-    tagged before keeps its own."""
+    the run makes has the run's metadata beside them (the run's own if it names a graph), an
+    untagged thread gets them, a thread tagged before keeps its own."""
     tags = {"graph_id": "counter", "assistant_id": default_assistant_id("counter")}
     async with _app(make_app, _counting({})) as app:
         plain = await app.threads.create(metadata={"topic": "x"})
         tagged = await app.threads.create(metadata={"graph_id": "elsewhere"})
         runs = [await app.runs.create(None, "counter", {"x": 0, "seen": []},
-                                      metadata={"who": "ada"})]
+                                      metadata=metadata)
+                for metadata in ({"who": "ada"}, {"graph_id": "mine"})]
         for thread in (plain, tagged):
             runs.append(await app.runs.create(thread.thread_id, "counter",
                                               {"x": 0, "seen": []}))
-        made = runs[0].thread_id
-        assert made is not None
+        made, named = runs[0].thread_id, runs[1].thread_id
+        assert made is not None and named is not None
         # read before any run ran: the tags came with the run's creation
         assert [(await app.threads.get(t)).metadata
-                for t in (made, plain.thread_id, tagged.thread_id)] == [
-            {"who": "ada", **tags}, {"topic": "x", **tags}, {"graph_id": "elsewhere"}]
+                for t in (made, named, plain.thread_id, tagged.thread_id)] == [
+            {"who": "ada", **tags}, {"graph_id": "mine"}, {"topic": "x", **tags},
+            {"graph_id": "elsewhere"}]
         for run in runs:
             await app.runs.join(run.run_id)
         assert (await app.threads.get(tagged.thread_id)).metadata == {"graph_id": "elsewhere"}

@@ -206,8 +206,11 @@ def thread_run(new: NewRun, thread_owner: str | None, own_thread_only: bool) -> 
 
 
 def new_thread_metadata(new: NewRun) -> dict[str, Any]:
-    """The metadata of a thread a run creates: the run's, with its thread tags."""
-    return {**new.metadata, **(new.thread_tags or {})}
+    """The metadata of a thread a run creates: the run's, with its thread tags unless it
+    names a graph itself (as tagging a thread that does)."""
+    if not new.thread_tags or "graph_id" in new.metadata:
+        return new.metadata
+    return {**new.metadata, **new.thread_tags}
 
 
 def merge_metadata(stored: str | None, changes: dict[str, Any]) -> dict[str, Any]:
