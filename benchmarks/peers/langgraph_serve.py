@@ -388,7 +388,7 @@ async def _main(args: argparse.Namespace, langgraph: Path) -> None:
           f"{_version(LG_VENV / 'bin' / 'python', 'langgraph')}")
     print(f"{args.runs} x runs.wait(None, 'three_nodes'), {args.in_flight} in flight; "
           f"{args.cancels} cancels (wait=True) one at a time; {args.streams} chat streams; "
-          f"runplane/pg = API + {args.pg_workers} workers, runplane/sqlite-workers = API + "
+          f"runplane/pg = API + {args.pg_workers} worker(s), runplane/sqlite-workers = API + "
           f"{args.sqlite_workers} worker(s); concurrency "
           f"{args.concurrency or 'default'}; {args.rounds} round(s), servers in turn")
     order = [s for s in SERVERS if s in args.servers]
@@ -417,7 +417,9 @@ def main() -> None:
     parser.add_argument("--cancels", type=int, default=100)
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--pg-workers", type=int, default=2)
+    parser.add_argument("--pg-workers", type=int, default=1,
+                        help="runplane worker processes beside the API on PostgreSQL (default "
+                             "1: on two cores a second one adds no core, only contention)")
     parser.add_argument("--sqlite-workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=None,
                         help="runplane worker concurrency (default: runplane's)")
