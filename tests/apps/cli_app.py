@@ -25,10 +25,11 @@ def build(database: str | None = None, **kwargs: Any) -> Runplane:
 
     @rp.workflow("staged")
     async def staged(ctx: Context, input: dict) -> list[str]:
-        """Three steps logged to ``input["log"]``; step two waits for ``input["gate"]``."""
+        """Three steps logged to ``input["log"]``; step two waits for ``input["gate"]``
+        (and step one for ``input["first_gate"]``, if given)."""
         done = []
         for name in STAGES:
-            gate = input["gate"] if name == "two" else None
+            gate = {"one": input.get("first_gate"), "two": input["gate"]}.get(name)
             done.append(await ctx.step(name, _stage, input["log"], name, gate))
         return done
 

@@ -65,6 +65,37 @@ async def test_a_new_run_reaches_an_idle_worker_and_its_end_reaches_join_and_str
         assert events[0] == "run:created" and events[-1] == "run:complete"
 
 
+async def test_a_running_runs_events_reach_a_stream_while_it_runs(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A stream hears the events another process logs while the run goes on (its first
+    step done, its second waiting at a gate), not only when the run ends."""
+    log, first, gate = (str(tmp_path / name) for name in ("log", "first", "gate"))
+    async with slow_app(database_url, worker=False) as client, \
+            slow_app(database_url, worker=True):
+        run = await client.runs.create(None, "staged", input={
+            "log": log, "first_gate": first, "gate": gate})
+        following = asyncio.Event()
+
+        async def second_step_started() -> None:
+            async for event in client.runs.stream(run.run_id):
+                following.set()
+                if event is not None and event.event == "step:start" \
+                        and event.data.get("name") == "two":
+                    return
+
+        follow = asyncio.create_task(second_step_started())
+        await asyncio.wait_for(following.wait(), WITHIN)
+        # the run waits in its first step until now: what it logs next, only a signal
+        # brings to the stream before a minute
+        await eventually(lambda: cli_app.executions(log) != [], timeout=WITHIN)
+        cli_app.open_gate(first)
+        await asyncio.wait_for(follow, WITHIN)
+        cli_app.open_gate(gate)
+        assert await asyncio.wait_for(client.runs.join(run.run_id), WITHIN) == list(
+            cli_app.STAGES)
+
+
 async def test_a_cancel_waiting_for_another_process_worker_hears_it_let_go(
     database_url: str, tmp_path: Path
 ) -> None:
