@@ -141,6 +141,14 @@ class PausedElsewhere(Conflict):
         self.paused_by = paused_by
 
 
+class RunExists(Conflict):
+    """A run was asked for under an id another run has."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id!r} already exists")
+        self.run_id = run_id
+
+
 class ThreadExists(Conflict):
     def __init__(self, thread_id: str) -> None:
         super().__init__(f"thread {thread_id!r} already exists")

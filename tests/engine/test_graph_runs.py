@@ -14,7 +14,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 from typing_extensions import TypedDict
 
-from runplane import RunCancelled, RunFailed, Runplane
+from runplane import Context, RunCancelled, RunExists, RunFailed, Runplane
 from runplane.assistants import default_assistant_id
 from runplane.errors import ConfigError, InvalidInput, UnknownWorkflow
 from runplane.models import RunStatus
@@ -108,6 +108,31 @@ async def test_a_run_tags_its_thread_with_its_graph_as_it_is_created(make_app: A
         for run in runs:
             await app.runs.join(run.run_id)
         assert (await app.threads.get(tagged.thread_id)).metadata == {"graph_id": "elsewhere"}
+
+
+async def test_a_run_id_another_run_has_is_refused_and_changes_nothing(make_app: AppFactory):
+    """A run asked for under a taken id is RunExists, whichever way it would be created
+    (a workflow's thread-less run, a graph's with the thread it would make, a run on a
+    thread), and leaves no trace: no thread, no event, the first run as it was."""
+    app = _app(make_app, _counting({}))
+
+    @app.workflow("echo")
+    async def echo(ctx: Context, input: Any) -> Any:
+        return input
+
+    async with app:
+        thread = await app.threads.create()
+        first = await app.runs.create(None, "counter", {"x": 1, "seen": []}, run_id="taken")
+        await app.runs.join(first.run_id)
+        before = (await app.runs.get("taken"), await app.runs.events("taken"),
+                  await app.threads.search(limit=100))
+        for thread_id, assistant in ((None, "echo"), (None, "counter"),
+                                     (thread.thread_id, "counter")):
+            with pytest.raises(RunExists, match="taken"):
+                await app.runs.create(thread_id, assistant, {"x": 2, "seen": []},
+                                      run_id="taken")
+        assert (await app.runs.get("taken"), await app.runs.events("taken"),
+                await app.threads.search(limit=100)) == before
 
 
 async def test_the_assistant_is_found_by_its_id_and_by_the_graph_id(make_app: AppFactory):

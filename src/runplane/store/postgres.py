@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from runplane.errors import StoreClosed, StoreUnavailable
+from runplane.errors import RunExists, StoreClosed, StoreUnavailable
 from runplane.lifecycle import FINISH_EVENTS
 from runplane.models import (
     CheckpointWrite,
@@ -293,11 +293,12 @@ class PostgresStore(SQLStore):
                             **_BATCH_ERRORS)
 
     @_faults
-    async def _create_threadless(self, items: list[tuple[Any, ...]]) -> list[Run]:
+    async def _create_threadless(self, items: list[tuple[Any, ...]]) -> list[Run | None]:
+        """The runs created, None for a run whose id another run has."""
         columns = [list(column) for column in zip(*items, strict=True)]
         rows = await self.pool.fetch(_QUERIES["create_threadless"], *columns, self.pending_channel)
         runs = {row["run_id"]: run_from_row(row) for row in rows}
-        return [runs[item[0]] for item in items]
+        return [runs.get(item[0]) for item in items]
 
     async def _transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``work`` in a transaction, again if PostgreSQL broke a deadlock by aborting it.
@@ -474,6 +475,8 @@ class PostgresStore(SQLStore):
             new.root_run_id, new.parent_run_id, created_event, new.owner, dumps(new.kwargs),
             new.not_before, new.thread_id,
             None if new.thread_id is None else dumps(txs.new_thread_metadata(new))))
+        if run is None:
+            raise RunExists(new.run_id)
         return Created(run, [])
 
     async def claim_runs(

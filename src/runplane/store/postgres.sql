@@ -112,17 +112,20 @@ SELECT * FROM runs WHERE run_id = $1
 SELECT * FROM runs WHERE run_id = $1 FOR UPDATE
 
 -- name: insert_run
+-- Answers nothing if a run has the id already.
 INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
                   created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
                   last_event_seq, owner, kwargs, not_before, workflow)
 VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, $7, $7, $8, $9, $10, $11, 1, $12,
         $13::jsonb, $14, $15)
+ON CONFLICT (run_id) DO NOTHING
 RETURNING *
 
 -- name: create_threadless
 -- Runs without a thread, or on a thread made for them ($15: its id, $16: its metadata),
--- have no multitask rule to apply: a batch of them is inserted (their threads first),
--- logged and signalled (one NOTIFY for all, $17 the channel) in one statement.
+-- have no multitask rule to apply: a batch of them is inserted (with their threads),
+-- logged and signalled (one NOTIFY for all, $17 the channel) in one statement. A run whose
+-- id another run has is left out, with its thread: it is missing from the answer.
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::float8[], $7::int[], $8::float8[], $9::text[], $10::text[],
@@ -131,10 +134,6 @@ WITH i AS (
         WITH ORDINALITY AS i(w_run, w_assistant, w_input, w_metadata, w_strategy, w_now,
                              w_max_attempts, w_timeout, w_root, w_parent, w_created, w_owner,
                              w_kwargs, w_not_before, w_thread, w_thread_metadata, w_order)
-), t AS (
-    INSERT INTO threads (thread_id, created_at, updated_at, metadata, owner)
-    SELECT w_thread, w_now, w_now, w_thread_metadata::jsonb, w_owner
-      FROM i WHERE w_thread IS NOT NULL ORDER BY w_order
 ), r AS (
     INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata,
                       multitask_strategy, created_at, updated_at, max_attempts, timeout,
@@ -143,7 +142,13 @@ WITH i AS (
            w_strategy, w_now, w_now, w_max_attempts, w_timeout, w_root, w_parent, 1, w_owner,
            w_kwargs::jsonb, w_not_before
       FROM i ORDER BY w_order
+    ON CONFLICT (run_id) DO NOTHING
     RETURNING *
+), t AS (
+    -- (the runs' foreign key is checked at the end of the statement, with these rows in)
+    INSERT INTO threads (thread_id, created_at, updated_at, metadata, owner)
+    SELECT w_thread, w_now, w_now, w_thread_metadata::jsonb, w_owner
+      FROM i JOIN r ON r.run_id = i.w_run WHERE w_thread IS NOT NULL ORDER BY w_order
 ), e AS (
     INSERT INTO events (run_id, seq, event, data, created_at)
     SELECT r.run_id, 1, 'run:created', i.w_created::jsonb, i.w_now

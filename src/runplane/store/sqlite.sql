@@ -122,10 +122,12 @@ SELECT * FROM runs WHERE run_id = ?1
 SELECT * FROM runs WHERE run_id = ?1
 
 -- name: insert_run
+-- Answers nothing if a run has the id already.
 INSERT INTO runs (run_id, thread_id, assistant_id, status, input, metadata, multitask_strategy,
                   created_at, updated_at, max_attempts, timeout, root_run_id, parent_run_id,
                   last_event_seq, owner, kwargs, not_before, workflow)
 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?13, ?14, ?15)
+ON CONFLICT (run_id) DO NOTHING
 RETURNING *
 
 -- name: insert_event

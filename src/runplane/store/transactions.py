@@ -42,6 +42,7 @@ from runplane.errors import (
     NothingToResume,
     PausedElsewhere,
     RunConflict,
+    RunExists,
     RunNotFound,
     ThreadActive,
     ThreadBusy,
@@ -442,7 +443,8 @@ async def insert_run(tx: Tx, new: NewRun, now: float) -> Run:
         new.root_run_id, new.parent_run_id, new.owner, dumps(new.kwargs) if new.kwargs else "{}",
         new.not_before, new.workflow,
     )
-    assert row is not None
+    if row is None:
+        raise RunExists(new.run_id)
     await append(tx, new.run_id, 1, EventName.RUN_CREATED,
                  {"assistant_id": new.assistant_id, "thread_id": new.thread_id}, now)
     return run_from_row(row)
