@@ -82,6 +82,9 @@ async def test_a_refused_checkpoint_write_stops_the_graph_as_lease_lost(make_app
     async with app:
         run = await app.runs.create(None, "graph", input={"done": []})
         await gate.wait_reached()
+        # LangGraph does not wait for its input's writes: let them land (else the one the
+        # reap overtakes is refused, and the worker lets the run go before node one ends)
+        await eventually(lambda: _input_written(app, run.run_id))
         before = await app.store.list_checkpoints(thread_id=run.run_id, checkpoint_ns="")
         clock.advance(20_000)
         # (a reap skips a run whose row a checkpoint write still holds: it comes back)
@@ -103,6 +106,12 @@ async def test_a_refused_checkpoint_write_stops_the_graph_as_lease_lost(make_app
 def _writes(stored: StoredCheckpoint) -> list[tuple[str, str, Any]]:
     serde = JsonPlusSerializer()
     return [(w.task_id, w.channel, serde.loads_typed((w.type, w.value))) for w in stored.writes]
+
+
+async def _input_written(app: Runplane, run_id: str) -> bool:
+    """The run's first checkpoint holds the writes of its input."""
+    stored = await app.store.list_checkpoints(thread_id=run_id, checkpoint_ns="")
+    return bool(stored) and bool(stored[-1].writes)
 
 
 async def _reaped(app: Runplane, now: float) -> bool:
