@@ -11,8 +11,9 @@ event seq) every poll interval and wakes the watchers of the runs whose mark
 moved: every watcher when the run moved out of ``pending``/``running`` (it
 ended, or released its lease after), only event watchers (streams) when it just
 logged an event or moved on while still active (a claim: what a waiter for the
-run's end need not re-read the run for). The poll interval therefore bounds only what no signal
-covers, and a lost or missing signal delays an effect but never breaks it.
+run's end need not re-read the run for). The poll interval therefore bounds only
+what no signal covers, and a lost or missing signal delays an effect but never
+breaks it.
 """
 
 from __future__ import annotations

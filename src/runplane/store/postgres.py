@@ -526,45 +526,38 @@ class PostgresStore(SQLStore):
             None if values is output else dumps(values),
             None if interrupts is None else dumps(interrupts)))
 
-    # A checkpoint write is one statement behind its fence (PostgreSQL's own round trips:
-    # the store-neutral transaction would be BEGIN, the fence, the write, COMMIT); a run's
-    # fenced writes join their batcher's group commit with other runs' writes.
+    # A run's fenced checkpoint writes join their batcher's group commit with other runs'
+    # writes (one statement for many, each row behind its own run's fence); a write without
+    # a lease (a saver outside any run) takes the store-neutral transaction.
     async def put_checkpoint(
         self, checkpoint: StoredCheckpoint, now: float, *, lease: Lease | None
     ) -> bool:
+        if lease is None:
+            return await super().put_checkpoint(checkpoint, now, lease=lease)
         c = checkpoint
-        row = (c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
-               c.run_id, c.type, c.checkpoint, c.metadata, now)
-        if lease is not None:
-            return await self._checkpoints.submit((lease.run_id, [(*row, *_fence(lease))]))
-        return bool(await self.pool.fetchval(_QUERIES["put_checkpoint_fenced"], *row,
-                                             *_fence(lease)))
+        return await self._checkpoints.submit((lease.run_id, [(
+            c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.run_id,
+            c.type, c.checkpoint, c.metadata, now, lease.run_id, lease.generation)]))
 
     async def put_checkpoint_writes(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str,
         writes: Sequence[CheckpointWrite], now: float, *, run_id: str | None,
         lease: Lease | None,
     ) -> bool:
+        if lease is None or not writes:  # (no writes: the fence alone)
+            return await super().put_checkpoint_writes(
+                thread_id, checkpoint_ns, checkpoint_id, writes, now, run_id=run_id,
+                lease=lease)
         # one row per key, as the writes one by one would leave it: a task's first write
         # at a key stays, a special channel's (negative idx) last one replaces it
         rows: dict[tuple[str, int], CheckpointWrite] = {}
         for w in writes:
             if w.idx < 0 or (w.task_id, w.idx) not in rows:
                 rows[(w.task_id, w.idx)] = w
-        kept = list(rows.values())
-        if lease is not None and kept:  # (no rows: the fence alone, below)
-            return await self._writes.submit((lease.run_id, [
-                (thread_id, checkpoint_ns, checkpoint_id, w.task_id, w.idx, w.task_path,
-                 w.channel, w.type, run_id, now, w.value, *_fence(lease)) for w in kept]))
-        return bool(await self.pool.fetchval(
-            _QUERIES["put_checkpoint_writes_fenced"], thread_id, checkpoint_ns, checkpoint_id,
-            [w.task_id for w in kept], [w.idx for w in kept], [w.task_path for w in kept],
-            [w.channel for w in kept], [w.type for w in kept], run_id, now,
-            [w.value for w in kept], *_fence(lease)))
-
-
-def _fence(lease: Lease | None) -> tuple[str | None, int | None]:
-    return (None, None) if lease is None else (lease.run_id, lease.generation)
+        return await self._writes.submit((lease.run_id, [
+            (thread_id, checkpoint_ns, checkpoint_id, w.task_id, w.idx, w.task_path,
+             w.channel, w.type, run_id, now, w.value, lease.run_id, lease.generation)
+            for w in rows.values()]))
 
 
 # Every call of the Store protocol raises a database gone away as StoreUnavailable (the

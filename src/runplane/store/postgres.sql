@@ -533,49 +533,11 @@ ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
        value = excluded.value, run_id = excluded.run_id, created_at = excluded.created_at
  WHERE excluded.idx < 0
 
--- name: put_checkpoint_fenced
--- upsert_checkpoint behind its fence (share_held_run) in one statement, one round trip:
--- $10, $11 the run and lease generation ($10 NULL: unfenced). Answers whether it was kept.
-WITH fence AS (
-    SELECT 1 FROM runs WHERE run_id = $10 AND status = 'running' AND lease_generation = $11
-       FOR SHARE
-), kept AS (
-    INSERT INTO lg_checkpoints (thread_id, checkpoint_ns, checkpoint_id,
-                                parent_checkpoint_id, run_id, type, checkpoint, metadata,
-                                created_at)
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9
-     WHERE $10::text IS NULL OR EXISTS (SELECT 1 FROM fence)
-    ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE
-       SET parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id,
-           type = excluded.type, checkpoint = excluded.checkpoint,
-           metadata = excluded.metadata, created_at = excluded.created_at
-)
-SELECT $10::text IS NULL OR EXISTS (SELECT 1 FROM fence)
-
--- name: put_checkpoint_writes_fenced
--- upsert_checkpoint_write for a task's writes (arrays, one key each) behind the fence, as
--- put_checkpoint_fenced: $12, $13 the run and lease generation.
-WITH fence AS (
-    SELECT 1 FROM runs WHERE run_id = $12 AND status = 'running' AND lease_generation = $13
-       FOR SHARE
-), kept AS (
-    INSERT INTO lg_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, task_path,
-                           channel, type, value, run_id, created_at)
-    SELECT $1, $2, $3, w.task_id, w.idx, w.task_path, w.channel, w.type, w.value, $9, $10
-      FROM unnest($4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $11::bytea[])
-           AS w(task_id, idx, task_path, channel, type, value)
-     WHERE $12::text IS NULL OR EXISTS (SELECT 1 FROM fence)
-    ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
-       SET task_path = excluded.task_path, channel = excluded.channel, type = excluded.type,
-           value = excluded.value, run_id = excluded.run_id, created_at = excluded.created_at
-     WHERE excluded.idx < 0
-)
-SELECT $12::text IS NULL OR EXISTS (SELECT 1 FROM fence)
-
 -- name: put_checkpoints_batch
--- Fenced checkpoints of several runs (group commit: put_checkpoint_fenced's columns as
--- arrays, one checkpoint per run), each behind its own run's fence ($10, $11: the run and
--- lease generation). Answers the runs whose checkpoint was kept.
+-- Fenced checkpoints of several runs (group commit: upsert_checkpoint's columns as arrays,
+-- one checkpoint per run), each behind its own run's fence ($10, $11: the run and lease
+-- generation), which it holds (FOR SHARE) until the commit. Answers the runs whose
+-- checkpoint was kept.
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::bytea[], $8::text[], $9::float8[], $10::text[],
@@ -601,9 +563,9 @@ WITH i AS (
 SELECT f_run FROM f
 
 -- name: put_checkpoint_writes_batch
--- Fenced pending writes of several runs (group commit: one row per write, each with its
--- run's fence, $12 and $13; one task's writes per run), as put_checkpoint_writes_fenced.
--- Answers the runs whose writes were kept.
+-- Fenced pending writes of several runs (group commit: upsert_checkpoint_write's columns
+-- as arrays, one row per write, each with its run's fence, $12 and $13; one task's writes
+-- per run), as put_checkpoints_batch. Answers the runs whose writes were kept.
 WITH i AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
                          $6::text[], $7::text[], $8::text[], $9::text[], $10::float8[],
