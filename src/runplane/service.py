@@ -1259,11 +1259,13 @@ class RunService:
                 reason=f"superseded by run {run_id} (multitask_strategy={strategy.value})",
                 requested_by="multitask",
             )
+        # an assistant made through the API names the run; the workflow it runs is the code's
+        named = assistant.assistant_id if stored is None else stored.assistant_id
         return _PreparedRun(
             NewRun(
                 run_id=run_id,
                 thread_id=thread_id,
-                assistant_id=assistant.assistant_id if stored is None else stored.assistant_id,
+                assistant_id=named,
                 input=input,
                 metadata=metadata,
                 multitask_strategy=strategy,
@@ -1276,8 +1278,7 @@ class RunService:
                 takes_up_pause=assistant.graph is None and "command" in kwargs,
                 workflow=None if stored is None else assistant.assistant_id,
                 thread_tags=None if assistant.graph is None or thread_id is None else {
-                    "graph_id": assistant.graph_id, "assistant_id": (
-                        assistant.assistant_id if stored is None else stored.assistant_id)},
+                    "graph_id": assistant.graph_id, "assistant_id": named},
                 new_thread=new_thread,
             ),
             assistant, now, on_active, if_not_exists == "create",
